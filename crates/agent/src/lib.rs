@@ -1,0 +1,1 @@
+//! heapscape agent (work in progress).

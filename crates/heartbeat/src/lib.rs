@@ -1,0 +1,1 @@
+//! Heap heartbeat (work in progress).

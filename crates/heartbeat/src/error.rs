@@ -1,0 +1,58 @@
+//! The crate's one error type.
+
+use std::io;
+
+/// Everything that can go wrong while sampling or running the heartbeat.
+///
+/// Every message says what to do about it. A failed sample never stops a running heartbeat: the
+/// tick sets `heapscape_heartbeat_up` to 0, keeps the error for
+/// [`HeartbeatHandle::last_error`](crate::HeartbeatHandle::last_error) and tries again on the
+/// next tick.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeartbeatError {
+    /// A jemalloc `mallctl` call (name lookup, epoch advance or read) failed.
+    #[error(
+        "jemalloc mallctl `{name}` failed: {source}; is tikv-jemalloc-ctl built with its `stats` \
+         feature and on the same version as tikv-jemallocator?"
+    )]
+    Mallctl {
+        /// The mallctl name, e.g. `stats.allocated`.
+        name: &'static str,
+        /// The error jemalloc returned.
+        #[source]
+        source: tikv_jemalloc_ctl::Error,
+    },
+
+    /// jemalloc is linked into the program but allocations do not go through it, so its
+    /// statistics would describe an empty heap.
+    #[error(
+        "jemalloc is not the global allocator, so its statistics miss this program's heap; is \
+         jemalloc the global allocator? Add `#[global_allocator] static GLOBAL: \
+         tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;` to the binary (or use \
+         heapscape_heartbeat::CountingJemalloc with the `counting` feature)"
+    )]
+    NotGlobalAllocator,
+
+    /// Reading process statistics (`getrusage`, `/proc/self/statm`) failed.
+    #[error("reading process statistics from {what} failed: {source}; is /proc mounted?")]
+    Process {
+        /// Where the value was read from.
+        what: &'static str,
+        /// The underlying I/O error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The operating system refused to start the heartbeat's thread.
+    #[error(
+        "could not start the heartbeat thread: {0}; check the process's thread limit (ulimit -u)"
+    )]
+    SpawnThread(#[source] io::Error),
+}
+
+impl HeartbeatError {
+    pub(crate) fn mallctl(name: &'static str) -> impl FnOnce(tikv_jemalloc_ctl::Error) -> Self {
+        move |source| Self::Mallctl { name, source }
+    }
+}

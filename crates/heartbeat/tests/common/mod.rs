@@ -1,0 +1,33 @@
+//! Helpers shared by the runner tests.
+
+use std::time::{Duration, Instant};
+
+use heapscape_heartbeat::HeartbeatHandle;
+use heapscape_pool::Pool;
+
+pub const FAST: Duration = Duration::from_millis(10);
+pub const NEVER: Duration = Duration::from_secs(3600);
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `condition` until it holds; panics with `what` after [`DEADLINE`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn wait_for_ticks(handle: &HeartbeatHandle, ticks: u64) {
+    wait_until(&format!("{ticks} ticks ran"), || handle.ticks() >= ticks);
+}
+
+/// A pool holding one idle buffer that `trim` releases on the next tick.
+pub fn pool_with_idle_buffer(name: &str) -> Pool {
+    let pool = Pool::builder(name)
+        .idle_timeout(Duration::from_millis(1))
+        .build()
+        .expect("valid pool");
+    pool.donate(Vec::with_capacity(4096));
+    pool
+}

@@ -1,1 +1,114 @@
-//! Buffer pool (work in progress).
+//! A fast, bounded, observable pool of reusable byte buffers, tunable at run time.
+//!
+//! A service that buffers data of unknown length (a PCM stream before its WAV header can be
+//! written, a request body, a serialized response) allocates a fresh growable buffer per
+//! request: with many requests in flight that churn shows up as a "city scape" of heap usage
+//! and as page faults. A [`Pool`] hands out cleared buffers that come back on drop, keeps at
+//! most a configured number and size of them, and reports what ops need to choose those caps:
+//! hits, misses, discards by reason, and the distribution of returned sizes, from which it
+//! recommends a max buffer size and an initial capacity.
+//!
+//! ```
+//! use std::io::Write;
+//! use std::time::Duration;
+//! use heapscape_pool::Pool;
+//!
+//! let pool = Pool::builder("pcm")
+//!     .initial_capacity(256 << 10)
+//!     .max_buffer_size(4 << 20)
+//!     .max_idle_buffers(64)
+//!     .max_idle_bytes(128 << 20)
+//!     .idle_timeout(Duration::from_secs(60))
+//!     .build()?;
+//!
+//! {
+//!     let mut buf = pool.get();
+//!     buf.extend_from_slice(b"RIFF");
+//!     buf.write_all(&[0; 40])?;
+//!     assert_eq!(buf.len(), 44);
+//! } // the buffer goes back to the pool here, cleared
+//!
+//! let buf = pool.get();
+//! assert!(buf.is_empty());
+//! assert!(buf.capacity() >= 44);
+//! drop(buf);
+//!
+//! let stats = pool.stats();
+//! assert_eq!((stats.hits, stats.misses), (1, 1));
+//! assert_eq!(stats.recommended_max_buffer_size(), Some(64));
+//!
+//! pool.set_max_buffer_size(1 << 20)?; // live, from any thread
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Design
+//!
+//! - **Per-thread caches.** Each thread keeps one idle buffer per pool in a private slot that
+//!   only it touches. Taking a buffer and returning it on the same thread (the common case)
+//!   takes no lock and no atomic read-modify-write; the counters live in the same per-thread
+//!   shard and are summed when read. Other buffers go to a shared depot behind a mutex.
+//!   Buffers in private slots count in the idle gauges and against both idle caps (each thread
+//!   reserves its share under the depot lock when its buffer's capacity grows). A thread's
+//!   private buffer is re-checked against changed caps at that thread's next `get` or return,
+//!   and moves to the depot when the thread exits; everything in the depot obeys a change at
+//!   once.
+//! - **Return policy.** A returned buffer is cleared, its length and capacity are counted in
+//!   power-of-two histograms, then: over the max buffer size it is shrunk to the max
+//!   ([`OverMaxPolicy::Shrink`], the default) or dropped ([`OverMaxPolicy::Drop`]); kept if the
+//!   idle-buffer and idle-byte caps allow, else discarded (`idle_buffers_cap`,
+//!   `idle_bytes_cap`). [`Pool::trim`] releases depot buffers idle longer than the idle timeout
+//!   (`idle_timeout`): Rust has no garbage collector to empty a pool after a burst.
+//! - **Safety.** No `unsafe` code (`#![forbid(unsafe_code)]`) and no lock-free data structure:
+//!   the shared state is behind mutexes and the per-thread counters have a single writer, so
+//!   neither loom nor Miri has anything to check that the type system does not.
+//! - **Confidentiality.** A buffer from [`Pool::get`] is always empty (`len() == 0`): the bytes
+//!   of its previous user are never readable through safe code.
+//!
+//! # Metrics
+//!
+//! [`Pool::publish`] emits these through the [`metrics`] facade, each with label
+//! `pool="<name>"` (the heartbeat calls it every tick); [`describe_metrics`] registers their
+//! help and units. Counters and histograms are emitted by delta, so StatsD and Prometheus see
+//! the same totals.
+//!
+//! | name | type | unit | meaning |
+//! |---|---|---|---|
+//! | `heapscape_pool_hits_total` | counter | count | buffers handed out from idle buffers |
+//! | `heapscape_pool_misses_total` | counter | count | buffers newly allocated (no idle buffer) |
+//! | `heapscape_pool_returns_total` | counter | count | buffers returned (guards, `Bytes`, donations) |
+//! | `heapscape_pool_discards_total{reason}` | counter | count | buffers released: `over_max`, `idle_buffers_cap`, `idle_bytes_cap`, `idle_timeout` |
+//! | `heapscape_pool_shrinks_total` | counter | count | returned buffers shrunk to the max and kept |
+//! | `heapscape_pool_detaches_total` | counter | count | buffers taken out for good |
+//! | `heapscape_pool_idle_buffers` | gauge | count | idle buffers held |
+//! | `heapscape_pool_idle_bytes` | gauge | bytes | capacity of idle buffers held |
+//! | `heapscape_pool_max_buffer_size_bytes` | gauge | bytes | max buffer size in force |
+//! | `heapscape_pool_max_idle_bytes` | gauge | bytes | idle-bytes cap in force |
+//! | `heapscape_pool_recommended_max_buffer_size_bytes` | gauge | bytes | p95 (configurable) of returned lengths |
+//! | `heapscape_pool_recommended_initial_capacity_bytes` | gauge | bytes | median returned length |
+//! | `heapscape_pool_returned_length_bytes` | histogram | bytes | returned lengths, power-of-two buckets |
+//! | `heapscape_pool_returned_capacity_bytes` | histogram | bytes | returned capacities, power-of-two buckets |
+//!
+//! Histograms need explicit buckets in a Prometheus exporter ([`histogram_buckets`] for the
+//! names in [`HISTOGRAM_METRICS`]), or they render as summaries. The fraction of returns a
+//! candidate max would discard is then a PromQL query over the `_bucket` series, fleet-wide.
+//!
+//! # Features
+//!
+//! - `bytes` (default): [`PooledBuf::into_bytes`], a zero-copy hand-off as `bytes::Bytes`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod local;
+pub mod metrics;
+mod pool;
+mod shard;
+mod stats;
+
+pub use config::{OverMaxPolicy, PoolConfig};
+pub use error::PoolError;
+pub use metrics::{HISTOGRAM_METRICS, describe_metrics, histogram_buckets};
+pub use pool::{Pool, PoolBuilder, PooledBuf};
+pub use stats::{DiscardReason, PoolStats, SIZE_BUCKETS, SizeHistogram};

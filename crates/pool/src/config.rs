@@ -1,0 +1,108 @@
+//! Pool configuration: the caps ops tune, validated as a whole.
+
+use std::time::Duration;
+
+use crate::PoolError;
+
+/// What to do with a returned buffer whose capacity exceeds the max buffer size.
+///
+/// Measured on the stream-buffering workload (W2, max at the p90 of stream sizes; see the
+/// README's performance section): shrinking keeps the allocation (jemalloc shrinks large
+/// allocations in place) and the next large stream regrows from the max rather than from
+/// the initial capacity, which is why [`OverMaxPolicy::Shrink`] is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverMaxPolicy {
+    /// Shrink the buffer's capacity to the max buffer size and keep it (counted in
+    /// `heapscape_pool_shrinks_total`).
+    #[default]
+    Shrink,
+    /// Drop the buffer (counted as a discard with reason `over_max`).
+    Drop,
+}
+
+/// The settings of a [`Pool`](crate::Pool), all changeable at run time with
+/// [`Pool::reconfigure`](crate::Pool::reconfigure).
+///
+/// Construct with [`PoolConfig::default`] (or [`Pool::builder`](crate::Pool::builder)) and
+/// assign the fields you want to change; [`PoolConfig::validate`] says what is wrong with a
+/// combination.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// Capacity of a newly allocated buffer (on a miss), in bytes. Default 4 KiB.
+    pub initial_capacity: usize,
+    /// The largest capacity a returned buffer may have to be kept, in bytes; also the clamp
+    /// for capacity hints. Default 4 MiB.
+    pub max_buffer_size: usize,
+    /// The most idle buffers the pool keeps. Default 1024.
+    pub max_idle_buffers: usize,
+    /// The most bytes (summed capacities) idle buffers may hold. Default 256 MiB.
+    pub max_idle_bytes: usize,
+    /// Idle buffers older than this are released by [`Pool::trim`](crate::Pool::trim).
+    /// Default 60 s.
+    pub idle_timeout: Duration,
+    /// What happens to a returned buffer over the max buffer size. Default: shrink.
+    pub over_max: OverMaxPolicy,
+    /// The percentile of returned lengths (0 < p <= 1) that
+    /// [`PoolStats::recommended_max_buffer_size`](crate::PoolStats::recommended_max_buffer_size)
+    /// reports. Default 0.95.
+    pub recommend_percentile: f64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            initial_capacity: 4 << 10,
+            max_buffer_size: 4 << 20,
+            max_idle_buffers: 1024,
+            max_idle_bytes: 256 << 20,
+            idle_timeout: Duration::from_secs(60),
+            over_max: OverMaxPolicy::Shrink,
+            recommend_percentile: 0.95,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// Checks that the settings make sense together.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::Zero`] for a zero size, cap or timeout, [`PoolError::InitialAboveMax`] when
+    /// new buffers would be larger than the pool keeps, [`PoolError::MaxAboveIdleBytes`] when no
+    /// buffer of the max size could ever be kept, and [`PoolError::Percentile`] for a percentile
+    /// outside (0, 1].
+    pub fn validate(&self) -> Result<(), PoolError> {
+        for (field, value) in [
+            ("initial_capacity", self.initial_capacity),
+            ("max_buffer_size", self.max_buffer_size),
+            ("max_idle_buffers", self.max_idle_buffers),
+            ("max_idle_bytes", self.max_idle_bytes),
+        ] {
+            if value == 0 {
+                return Err(PoolError::Zero { field });
+            }
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(PoolError::Zero {
+                field: "idle_timeout",
+            });
+        }
+        if self.initial_capacity > self.max_buffer_size {
+            return Err(PoolError::InitialAboveMax {
+                initial_capacity: self.initial_capacity,
+                max_buffer_size: self.max_buffer_size,
+            });
+        }
+        if self.max_buffer_size > self.max_idle_bytes {
+            return Err(PoolError::MaxAboveIdleBytes {
+                max_buffer_size: self.max_buffer_size,
+                max_idle_bytes: self.max_idle_bytes,
+            });
+        }
+        if !(self.recommend_percentile > 0.0 && self.recommend_percentile <= 1.0) {
+            return Err(PoolError::Percentile(self.recommend_percentile));
+        }
+        Ok(())
+    }
+}

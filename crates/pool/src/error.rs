@@ -1,0 +1,46 @@
+//! The pool's one error type.
+
+/// Why a pool could not be built or reconfigured. Each message says what to change.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// The pool name is empty.
+    #[error(
+        "the pool name is empty: give the pool a short name, it becomes the `pool` metric label"
+    )]
+    EmptyName,
+    /// A size, cap or timeout is zero.
+    #[error("`{field}` is zero: set it to a positive value")]
+    Zero {
+        /// The offending setting.
+        field: &'static str,
+    },
+    /// New buffers would be larger than the largest buffer the pool keeps.
+    #[error(
+        "initial_capacity ({initial_capacity} bytes) is larger than max_buffer_size \
+         ({max_buffer_size} bytes): lower initial_capacity or raise max_buffer_size"
+    )]
+    InitialAboveMax {
+        /// The configured initial capacity.
+        initial_capacity: usize,
+        /// The configured max buffer size.
+        max_buffer_size: usize,
+    },
+    /// Not even one buffer of the max size fits under the idle-bytes cap.
+    #[error(
+        "max_buffer_size ({max_buffer_size} bytes) is larger than max_idle_bytes \
+         ({max_idle_bytes} bytes), so no buffer of the max size could be kept: \
+         raise max_idle_bytes or lower max_buffer_size"
+    )]
+    MaxAboveIdleBytes {
+        /// The configured max buffer size.
+        max_buffer_size: usize,
+        /// The configured idle-bytes cap.
+        max_idle_bytes: usize,
+    },
+    /// The recommendation percentile is outside (0, 1].
+    #[error(
+        "recommend_percentile is {0}: use a fraction in (0, 1], e.g. 0.95 for the 95th percentile"
+    )]
+    Percentile(f64),
+}

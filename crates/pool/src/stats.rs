@@ -1,0 +1,328 @@
+//! Plain-data snapshots of a pool: counters, gauges and the size histograms, with the
+//! recommendations ops tune the pool from.
+
+use crate::OverMaxPolicy;
+
+/// Number of power-of-two buckets of a [`SizeHistogram`]: bucket `i` counts sizes in
+/// `(2^(i-1), 2^i]`, bucket 0 counts 0 and 1.
+pub const SIZE_BUCKETS: usize = 65;
+
+/// Index of the power-of-two bucket holding `size`: the smallest `i` with `size <= 2^i`.
+#[inline]
+pub(crate) fn bucket_of(size: usize) -> usize {
+    if size <= 1 {
+        0
+    } else {
+        (usize::BITS - (size - 1).leading_zeros()) as usize
+    }
+}
+
+/// Upper bound (inclusive) of bucket `i`, saturating at `u64::MAX`.
+#[inline]
+pub(crate) fn bucket_bound(i: usize) -> u64 {
+    1u64.checked_shl(i as u32).unwrap_or(u64::MAX)
+}
+
+/// Counts of sizes (in bytes) in power-of-two buckets.
+///
+/// Bucket `i` holds the sizes `s` with `2^(i-1) < s <= 2^i` (bucket 0 holds 0 and 1), so a
+/// quantile read from it is the power of two at or above the true quantile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeHistogram {
+    counts: [u64; SIZE_BUCKETS],
+}
+
+impl Default for SizeHistogram {
+    fn default() -> Self {
+        Self {
+            counts: [0; SIZE_BUCKETS],
+        }
+    }
+}
+
+impl SizeHistogram {
+    /// Adds one observation of `size` bytes.
+    pub fn record(&mut self, size: usize) {
+        self.counts[bucket_of(size)] += 1;
+    }
+
+    pub(crate) fn add_bucket(&mut self, bucket: usize, count: u64) {
+        self.counts[bucket] += count;
+    }
+
+    /// The number of observations.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// `(upper bound in bytes, count)` for every bucket, smallest first.
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(i, &count)| (bucket_bound(i), count))
+    }
+
+    /// The size at or below which a fraction `q` (0..=1) of observations fall, rounded up to
+    /// the bucket's power of two; `None` without observations.
+    ///
+    /// ```
+    /// use heapscape_pool::SizeHistogram;
+    /// let mut h = SizeHistogram::default();
+    /// for size in [100, 200, 300, 5000] {
+    ///     h.record(size);
+    /// }
+    /// assert_eq!(h.quantile(0.5), Some(256));
+    /// assert_eq!(h.quantile(1.0), Some(8192));
+    /// assert_eq!(SizeHistogram::default().quantile(0.5), None);
+    /// ```
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (bound, count) in self.buckets() {
+            seen += count;
+            if seen >= rank {
+                return Some(bound);
+            }
+        }
+        Some(u64::MAX)
+    }
+
+    /// The fraction (0..=1) of observations larger than `size`. For a `size` between two
+    /// powers of two, the bucket that straddles it counts as larger (an upper estimate).
+    pub fn fraction_above(&self, size: usize) -> f64 {
+        let total = self.count();
+        if total == 0 {
+            return 0.0;
+        }
+        let above: u64 = self
+            .buckets()
+            .filter(|&(bound, _)| bound > size as u64)
+            .map(|(_, count)| count)
+            .sum();
+        above as f64 / total as f64
+    }
+
+    /// Bucket-wise difference `self - earlier`, for counts published by delta.
+    pub(crate) fn since(&self, earlier: &Self) -> Self {
+        let mut delta = Self::default();
+        for (i, d) in delta.counts.iter_mut().enumerate() {
+            *d = self.counts[i].saturating_sub(earlier.counts[i]);
+        }
+        delta
+    }
+}
+
+/// Why a returned or idle buffer left the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DiscardReason {
+    /// Its capacity was over the max buffer size (with [`OverMaxPolicy::Drop`]).
+    OverMax,
+    /// The pool already held `max_idle_buffers` idle buffers.
+    IdleBuffersCap,
+    /// Keeping it would have put idle bytes over `max_idle_bytes`.
+    IdleBytesCap,
+    /// It stayed idle longer than the idle timeout and [`Pool::trim`](crate::Pool::trim)
+    /// released it.
+    IdleTimeout,
+}
+
+impl DiscardReason {
+    /// Every reason, in the order of [`PoolStats::discards`].
+    pub const ALL: [DiscardReason; 4] = [
+        Self::OverMax,
+        Self::IdleBuffersCap,
+        Self::IdleBytesCap,
+        Self::IdleTimeout,
+    ];
+
+    /// The `reason` label value of `heapscape_pool_discards_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OverMax => "over_max",
+            Self::IdleBuffersCap => "idle_buffers_cap",
+            Self::IdleBytesCap => "idle_bytes_cap",
+            Self::IdleTimeout => "idle_timeout",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A snapshot of a pool's counters, gauges and size histograms, from
+/// [`Pool::stats`](crate::Pool::stats).
+///
+/// Counters are totals since the pool was built. The snapshot sums per-thread counters that
+/// keep changing while it is taken, so under load it is consistent per counter, not across
+/// counters.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolStats {
+    /// `get` calls served by an idle buffer.
+    pub hits: u64,
+    /// `get` calls that allocated a new buffer.
+    pub misses: u64,
+    /// Buffers returned to the pool (dropped guards and donations).
+    pub returns: u64,
+    /// Buffers taken out for good with `detach`.
+    pub detaches: u64,
+    /// Returned buffers shrunk to the max buffer size and kept.
+    pub shrinks: u64,
+    /// Buffers released, by [`DiscardReason`] (indexed in [`DiscardReason::ALL`] order).
+    pub discards: [u64; 4],
+    /// Idle buffers held now.
+    pub idle_buffers: u64,
+    /// Bytes (capacities) of the idle buffers held now.
+    pub idle_bytes: u64,
+    /// The max buffer size in force.
+    pub max_buffer_size: u64,
+    /// The idle-bytes cap in force.
+    pub max_idle_bytes: u64,
+    /// The over-max policy in force.
+    pub over_max: OverMaxPolicy,
+    /// The percentile used by [`PoolStats::recommended_max_buffer_size`].
+    pub recommend_percentile: f64,
+    /// Lengths of returned buffers (what users actually wrote).
+    pub lengths: SizeHistogram,
+    /// Capacities of returned buffers (what they cost), before any shrink.
+    pub capacities: SizeHistogram,
+}
+
+impl PoolStats {
+    /// Buffers released for `reason`.
+    pub fn discarded(&self, reason: DiscardReason) -> u64 {
+        self.discards[reason.index()]
+    }
+
+    /// All `get` calls: hits + misses.
+    pub fn gets(&self) -> u64 {
+        self.hits + self.misses
+    }
+
+    /// The share of `get` calls served from the pool.
+    ///
+    /// # Definition
+    /// `hits / (hits + misses)`, or 0 before the first `get`.
+    ///
+    /// # Interpretation
+    /// Close to 1 means the pool absorbs the allocation churn. A low ratio with discards by
+    /// `idle_*_cap` means the caps are too small for the concurrency; with `over_max`
+    /// discards, the max buffer size is below what requests need.
+    ///
+    /// ```
+    /// let mut stats = heapscape_pool::PoolStats::default();
+    /// stats.hits = 3;
+    /// stats.misses = 1;
+    /// assert_eq!(stats.hit_ratio(), 0.75);
+    /// ```
+    pub fn hit_ratio(&self) -> f64 {
+        match self.gets() {
+            0 => 0.0,
+            gets => self.hits as f64 / gets as f64,
+        }
+    }
+
+    /// The max buffer size the data recommends.
+    ///
+    /// # Definition
+    /// The `recommend_percentile` (default p95) of returned lengths, rounded up to a power of
+    /// two; `None` before the first return.
+    ///
+    /// # Interpretation
+    /// With it as the max, about `1 - recommend_percentile` of returns would need a buffer
+    /// over the cap: a cap below it makes large requests regrow their buffer often; one far
+    /// above it keeps memory idle for rare requests.
+    ///
+    /// ```
+    /// use heapscape_pool::{PoolStats, SizeHistogram};
+    /// let mut stats = PoolStats::default();
+    /// stats.recommend_percentile = 0.95;
+    /// for _ in 0..95 { stats.lengths.record(100_000); }
+    /// for _ in 0..5 { stats.lengths.record(3_000_000); }
+    /// assert_eq!(stats.recommended_max_buffer_size(), Some(131_072));
+    /// ```
+    pub fn recommended_max_buffer_size(&self) -> Option<u64> {
+        self.lengths.quantile(self.recommend_percentile)
+    }
+
+    /// The initial capacity the data recommends.
+    ///
+    /// # Definition
+    /// The median of returned lengths, rounded up to a power of two; `None` before the first
+    /// return.
+    ///
+    /// # Interpretation
+    /// New buffers of this capacity serve half of the requests without growing.
+    ///
+    /// ```
+    /// let mut stats = heapscape_pool::PoolStats::default();
+    /// for len in [1000, 3000, 5000] { stats.lengths.record(len); }
+    /// assert_eq!(stats.recommended_initial_capacity(), Some(4096));
+    /// ```
+    pub fn recommended_initial_capacity(&self) -> Option<u64> {
+        self.lengths.quantile(0.5)
+    }
+
+    /// What-if: the fraction of returns so far that a max buffer size of `max` would have
+    /// discarded (or shrunk).
+    ///
+    /// # Definition
+    /// The share of returned lengths above `max` (bucket-rounded, an upper estimate).
+    ///
+    /// # Interpretation
+    /// Each such return is a buffer that regrows on its next large use: pick the smallest
+    /// `max` whose fraction you can afford.
+    ///
+    /// ```
+    /// let mut stats = heapscape_pool::PoolStats::default();
+    /// for len in [1000, 2000, 900_000, 3_000_000] { stats.lengths.record(len); }
+    /// assert_eq!(stats.would_discard_fraction(1 << 20), 0.25);
+    /// ```
+    pub fn would_discard_fraction(&self, max: usize) -> f64 {
+        self.lengths.fraction_above(max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_inclusive_powers_of_two() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(1), 0);
+        assert_eq!(bucket_of(2), 1);
+        assert_eq!(bucket_of(3), 2);
+        assert_eq!(bucket_of(4), 2);
+        assert_eq!(bucket_of(5), 3);
+        assert_eq!(bucket_of(4096), 12);
+        assert_eq!(bucket_of(4097), 13);
+        assert_eq!(bucket_of(usize::MAX), 64);
+        assert_eq!(bucket_bound(64), u64::MAX);
+        for size in [1usize, 2, 3, 1000, 1 << 20, (1 << 20) + 1] {
+            let i = bucket_of(size);
+            assert!(size as u64 <= bucket_bound(i));
+            if i > 0 {
+                assert!(size as u64 > bucket_bound(i - 1));
+            }
+        }
+    }
+
+    #[test]
+    fn since_subtracts_bucketwise() {
+        let mut a = SizeHistogram::default();
+        a.record(10);
+        let mut b = a;
+        b.record(10);
+        b.record(1 << 20);
+        let d = b.since(&a);
+        assert_eq!(d.count(), 2);
+        assert_eq!(d.quantile(1.0), Some(1 << 20));
+    }
+}

@@ -1,0 +1,406 @@
+//! Config files, good and bad: every error names the file, line, column and what to fix.
+
+use std::time::Duration;
+
+use heapscape::{Config, ExporterConfig};
+
+/// Writes `text` to `<tempdir>/<name>` and loads it.
+fn load(name: &str, text: &str) -> (tempfile::TempDir, Result<Config, heapscape::ConfigError>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write config");
+    let result = Config::from_file(&path);
+    (dir, result)
+}
+
+#[test]
+fn full_example_file_parses() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/heapscape.yaml");
+    let config = Config::from_file(path).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(config.service.as_deref(), Some("tts-demo"));
+    assert_eq!(config.labels.get("pooling").map(String::as_str), Some("on"));
+    let pcm = &config.pools["pcm"];
+    assert_eq!(pcm.initial_capacity, 256 << 10);
+    assert_eq!(pcm.max_buffer_size, 4 << 20);
+    assert_eq!(pcm.max_idle_buffers, 64);
+    assert_eq!(pcm.max_idle_bytes, 128 << 20);
+    assert_eq!(pcm.idle_timeout, Duration::from_secs(60));
+    assert_eq!(config.heartbeat.interval, Duration::from_secs(10));
+    match &config.exporter {
+        ExporterConfig::Prometheus(prometheus) => {
+            assert_eq!(prometheus.listen, "127.0.0.1:9000".parse().unwrap());
+            assert_eq!(prometheus.allow, vec!["127.0.0.1/32".parse().unwrap()]);
+        }
+        other => panic!("expected prometheus, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_fill_omitted_keys() {
+    let (_dir, result) = load("min.yaml", "exporter: { prometheus: {} }\n");
+    let config = result.unwrap();
+    assert_eq!(config, Config::default());
+    match config.exporter {
+        ExporterConfig::Prometheus(prometheus) => {
+            // Loopback, not the exporter crate's 0.0.0.0.
+            assert_eq!(prometheus.listen, heapscape::DEFAULT_PROMETHEUS_LISTEN);
+            assert!(prometheus.listen.ip().is_loopback());
+        }
+        other => panic!("expected prometheus, got {other:?}"),
+    }
+
+    let (_dir, result) = load("statsd.yaml", "exporter:\n  statsd:\n");
+    match result.unwrap().exporter {
+        ExporterConfig::Statsd(statsd) => {
+            assert_eq!((statsd.host.as_str(), statsd.port), ("127.0.0.1", 8125));
+            assert_eq!(statsd.queue_size, 5000);
+        }
+        other => panic!("expected statsd, got {other:?}"),
+    }
+}
+
+#[test]
+fn sizes_take_plain_integers_and_units() {
+    let (_dir, result) = load(
+        "sizes.yaml",
+        "exporter: { statsd: { queue_size: 100, buffer_size: 1KiB } }\n\
+         heartbeat: { interval: 500ms }\n\
+         pools:\n  a: { initial_capacity: 4096, max_buffer_size: 1MB, max_idle_bytes: 1GiB, idle_timeout: 1m, over_max: drop, recommend_percentile: 0.9 }\n",
+    );
+    let config = result.unwrap_or_else(|error| panic!("{error}"));
+    let a = &config.pools["a"];
+    assert_eq!(
+        (a.initial_capacity, a.max_buffer_size, a.max_idle_bytes),
+        (4096, 1_000_000, 1 << 30)
+    );
+    assert_eq!(a.idle_timeout, Duration::from_secs(60));
+    assert_eq!(a.over_max, heapscape_pool::OverMaxPolicy::Drop);
+    assert_eq!(config.heartbeat.interval, Duration::from_millis(500));
+    match config.exporter {
+        ExporterConfig::Statsd(statsd) => {
+            assert_eq!((statsd.queue_size, statsd.buffer_size), (100, 1024))
+        }
+        other => panic!("expected statsd, got {other:?}"),
+    }
+}
+
+/// File text, line, column, key, and words of the message that say what is wrong and what to do.
+type BadFile = (
+    &'static str,
+    usize,
+    usize,
+    Option<&'static str>,
+    &'static [&'static str],
+);
+
+const BAD_FILES: &[BadFile] = &[
+    // Syntax.
+    (
+        "exporter: { prometheus: {} }\npools:\n  a: [1\n",
+        3,
+        6,
+        None,
+        &["expected a mapping", "type the config reference"],
+    ),
+    (
+        "exporter:\n\tprometheus: {}\n",
+        2,
+        2,
+        None,
+        &["tabs", "fix the YAML"],
+    ),
+    (
+        "exporter: { prometheus: {} }\nexporter: { statsd: {} }\n",
+        2,
+        1,
+        None,
+        &["duplicate", "keep only one"],
+    ),
+    ("", 1, 1, Some("exporter"), &["no exporter is configured"]),
+    (
+        "# only a comment\n",
+        1,
+        1,
+        Some("exporter"),
+        &["no exporter is configured"],
+    ),
+    ("[1, 2]\n", 1, 1, None, &["expected a mapping"]),
+    // Unknown keys, at every level.
+    (
+        "exporter: { prometheus: {} }\nservise: x\n",
+        2,
+        1,
+        None,
+        &[
+            "unknown field `servise`",
+            "remove the key or correct its spelling",
+        ],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    max_size: 4MiB\n",
+        4,
+        5,
+        None,
+        &[
+            "unknown field `max_size`",
+            "max_buffer_size",
+            "correct its spelling",
+        ],
+    ),
+    (
+        "exporter: { prometheus: { port: 9000 } }\n",
+        1,
+        27,
+        None,
+        &["unknown field `port`", "listen"],
+    ),
+    (
+        "exporter: { graphite: {} }\n",
+        1,
+        13,
+        None,
+        &["unknown field `graphite`", "prometheus", "statsd"],
+    ),
+    // Types and units.
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm: { max_buffer_size: 4Mb }\n",
+        3,
+        27,
+        None,
+        &["`4Mb` is not a size", "MiB"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm: { max_buffer_size: -1 }\n",
+        3,
+        27,
+        None,
+        &["negative", "write"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm: { max_buffer_size: 1.5 }\n",
+        3,
+        27,
+        None,
+        &["whole number", "write"],
+    ),
+    (
+        "exporter: { prometheus: {} }\nheartbeat: { interval: 10 }\n",
+        2,
+        24,
+        None,
+        &["no unit", "10s"],
+    ),
+    (
+        "exporter: { prometheus: {} }\nheartbeat: { interval: 10 sec }\n",
+        2,
+        24,
+        None,
+        &["not a duration", "500ms"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm: { over_max: keep }\n",
+        3,
+        20,
+        None,
+        &["unknown variant `keep`", "shrink", "drop"],
+    ),
+    (
+        "exporter: { statsd: { port: http } }\n",
+        1,
+        29,
+        None,
+        &["whole number from 0 to 65535", "type the config reference"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm: { max_idle_buffers: lots }\n",
+        3,
+        28,
+        None,
+        &["expected a whole number", "type the config reference"],
+    ),
+    // Validation, with the key path.
+    (
+        "exporter: { prometheus: {} }\nheartbeat:\n  interval: 0s\n",
+        3,
+        13,
+        Some("heartbeat.interval"),
+        &["zero", "positive duration"],
+    ),
+    (
+        "exporter:\n  prometheus: {}\n  statsd: {}\n",
+        3,
+        11,
+        Some("exporter"),
+        &["exactly one exporter"],
+    ),
+    (
+        "exporter: {}\n",
+        1,
+        11,
+        Some("exporter"),
+        &["no exporter", "prometheus: {}"],
+    ),
+    (
+        "service: x\n",
+        1,
+        1,
+        Some("exporter"),
+        &["no exporter is configured", "add `exporter:"],
+    ),
+    (
+        "exporter:\n  prometheus:\n    listen: localhost:9000\n",
+        3,
+        13,
+        Some("exporter.prometheus.listen"),
+        &["not an IP address with a port", "127.0.0.1:9000"],
+    ),
+    (
+        "exporter:\n  prometheus:\n    listen: 127.0.0.1\n",
+        3,
+        13,
+        Some("exporter.prometheus.listen"),
+        &["with a port"],
+    ),
+    (
+        "exporter:\n  prometheus:\n    allow: [127.0.0.1/8, 10.0.0.0/33]\n",
+        3,
+        26,
+        Some("exporter.prometheus.allow[1]"),
+        &["not a network", "CIDR"],
+    ),
+    (
+        "exporter: { statsd: { port: 0 } }\n",
+        1,
+        29,
+        Some("exporter.statsd.port"),
+        &["8125"],
+    ),
+    (
+        "exporter: { statsd: { queue_size: 0 } }\n",
+        1,
+        35,
+        Some("exporter.statsd.queue_size"),
+        &["positive size"],
+    ),
+    (
+        "exporter: { statsd: { tags: { env: \"a,b\" } } }\n",
+        1,
+        29,
+        Some("exporter.statsd.tags.env"),
+        &["StatsD tag value", "without `,`"],
+    ),
+    (
+        "exporter: { prometheus: {} }\nlabels: { 1abc: x }\n",
+        2,
+        9,
+        Some("labels.1abc"),
+        &["not a valid label name"],
+    ),
+    (
+        "exporter: { prometheus: {} }\nlabels: { service: x }\n",
+        2,
+        9,
+        Some("labels.service"),
+        &["heapscape sets itself"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    initial_capacity: 8MiB\n    max_buffer_size: 4MiB\n",
+        4,
+        23,
+        Some("pools.pcm.initial_capacity"),
+        &["lower initial_capacity or raise max_buffer_size"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    max_buffer_size: 1GiB\n",
+        4,
+        22,
+        Some("pools.pcm.max_buffer_size"),
+        &["raise max_idle_bytes"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    max_idle_buffers: 0\n",
+        4,
+        23,
+        Some("pools.pcm.max_idle_buffers"),
+        &["zero", "positive"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    recommend_percentile: 95\n",
+        4,
+        27,
+        Some("pools.pcm.recommend_percentile"),
+        &["0.95"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  \"p cm\": {}\n",
+        3,
+        11,
+        Some("pools.p cm"),
+        &["not a valid pool name"],
+    ),
+];
+
+#[test]
+fn bad_files_say_where_and_what_to_fix() {
+    let mut failures = Vec::new();
+    for (index, &(text, line, column, key, words)) in BAD_FILES.iter().enumerate() {
+        let name = format!("bad-{index}.yaml");
+        let (_dir, result) = load(&name, text);
+        let error = match result {
+            Ok(config) => {
+                failures.push(format!("#{index} {text:?}: accepted as {config:?}"));
+                continue;
+            }
+            Err(error) => error,
+        };
+        let shown = error.to_string();
+        let mut problems = Vec::new();
+        if !error.file().ends_with(&name) || !shown.contains(&name) {
+            problems.push("file name");
+        }
+        if (error.line(), error.column()) != (Some(line), Some(column))
+            || !shown.contains(&format!("{name}:{line}:{column}: "))
+        {
+            problems.push("line:column");
+        }
+        if error.key() != key || key.is_some_and(|key| !shown.contains(key)) {
+            problems.push("key");
+        }
+        if words.iter().any(|word| !shown.contains(word)) {
+            problems.push("message words");
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "#{index} {text:?}: wrong {problems:?}: {shown} (line {:?} column {:?} key {:?})",
+                error.line(),
+                error.column(),
+                error.key()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn unreadable_files_name_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let error = Config::from_file(&missing).unwrap_err();
+    let shown = error.to_string();
+    assert!(shown.starts_with(&missing.display().to_string()), "{shown}");
+    assert!(shown.contains("cannot read the config file"), "{shown}");
+    assert!(shown.contains("check the path"), "{shown}");
+    assert_eq!((error.line(), error.column()), (None, None));
+
+    let binary = dir.path().join("binary.yaml");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    let shown = Config::from_file(&binary).unwrap_err().to_string();
+    assert!(
+        shown.contains("binary.yaml") && shown.contains("UTF-8"),
+        "{shown}"
+    );
+
+    // A directory is not a file either.
+    let shown = Config::from_file(dir.path()).unwrap_err().to_string();
+    assert!(shown.contains("cannot read the config file"), "{shown}");
+}

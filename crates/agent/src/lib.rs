@@ -1,10 +1,86 @@
-//! heapscape agent (work in progress).
+//! Memory metrics for Rust services: buffer pools, a jemalloc heartbeat and an exporter,
+//! set up from one YAML file.
+//!
+//! A service links heapscape, points it at a config file, and gets:
+//!
+//! - the exporter its metrics pipeline uses: a Prometheus scrape listener (loopback by
+//!   default, optional allowlist, real histogram buckets) or StatsD with DogStatsD tags, with
+//!   the same metric names and labels on both;
+//! - a heartbeat that samples jemalloc heap statistics every 10 s off the async workers and
+//!   publishes them, together with every pool's counters, gauges and size histograms
+//!   (see [`heapscape_heartbeat`] and [`heapscape_pool`]);
+//! - named [`Pool`]s of reusable byte buffers, whose caps ops re-tune from the dashboards by
+//!   editing the file: on SIGHUP or a change of the file the agent applies new caps, a new
+//!   heartbeat interval and new pools without a restart.
+//!
+//! Every config error names the file, line, column and key, and says what to change
+//! ([`ConfigError`]); the crate README lists every key.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), heapscape::Error> {
+//! // heapscape.yaml:
+//! //   service: tts-demo
+//! //   exporter: { prometheus: { listen: 127.0.0.1:9000 } }
+//! //   pools:
+//! //     pcm: { initial_capacity: 256KiB, max_buffer_size: 4MiB }
+//! let agent = heapscape::Agent::start_from_file("heapscape.yaml")?;
+//! let pcm = agent.pool("pcm").expect("the config names this pool");
+//! {
+//!     let mut buf = pcm.get();
+//!     buf.extend_from_slice(b"RIFF");
+//! } // back to the pool
+//! println!("scrape http://{}/metrics", agent.metrics_addr().unwrap());
+//! agent.shutdown(); // final sample and publication, StatsD queue flushed
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Parsing alone needs no runtime and no network:
+//!
+//! ```
+//! let config = heapscape::Config::from_yaml_str(
+//!     "exporter: { statsd: { host: 127.0.0.1, port: 8125 } }\n\
+//!      pools: { pcm: { max_buffer_size: 4MiB } }\n",
+//!     "inline.yaml",
+//! )?;
+//! assert_eq!(config.pools["pcm"].max_buffer_size, 4 << 20);
+//!
+//! let error = heapscape::Config::from_yaml_str(
+//!     "exporter: { prometheus: {} }\npools: { pcm: { max_buffer_size: 4Mb } }\n",
+//!     "inline.yaml",
+//! )
+//! .unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     "inline.yaml:2:35: `4Mb` is not a size: write a whole number of bytes or a number \
+//!      with a unit, e.g. 4096, 256KiB or 4MiB (units: B, KB, MB, GB, KiB, MiB, GiB)"
+//! );
+//! # Ok::<(), heapscape::ConfigError>(())
+//! ```
+//!
+//! # Metrics
+//!
+//! Besides the pool and heartbeat metrics, the agent publishes
+//! `heapscape_config_reloads_total`, `heapscape_config_reload_failures_total` and
+//! `heapscape_config_last_reload_success_timestamp_seconds`.
 
+#![deny(missing_docs)]
+
+mod agent;
 mod config;
+mod error;
+mod exporter;
+mod metrics_table;
 mod units;
 
+pub use agent::{Agent, AgentStats};
 pub use config::{
     Config, ConfigError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROMETHEUS_LISTEN,
     DEFAULT_STATSD_BUFFER_SIZE, DEFAULT_STATSD_QUEUE_SIZE, ExporterConfig, HeartbeatConfig,
     PrometheusConfig, StatsdConfig,
 };
+pub use error::Error;
+pub use heapscape_heartbeat::HeapStats;
+pub use heapscape_pool::{OverMaxPolicy, Pool, PoolConfig, PoolStats, PooledBuf};

@@ -1,0 +1,423 @@
+//! The running agent: exporter, heartbeat, pool registry and live re-tuning.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use heapscape_heartbeat::{HeapStats, Heartbeat, HeartbeatHandle};
+use heapscape_pool::{Pool, PoolStats};
+
+use crate::exporter::Exporter;
+use crate::metrics_table::{LAST_RELOAD_SUCCESS, RELOAD_FAILURES, RELOADS};
+use crate::{Config, Error};
+
+/// How often the config file is checked for a change.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the watcher looks at the SIGHUP flag and the stop channel.
+const WATCH_STEP: Duration = Duration::from_millis(100);
+/// How long shutdown waits for the StatsD queue to drain.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The running agent: one exporter, the heap heartbeat and the named pools.
+///
+/// Create it with [`Agent::start`] or [`Agent::start_from_file`]; end it with
+/// [`Agent::shutdown`] (dropping it does the same).
+pub struct Agent {
+    shared: Arc<Shared>,
+    watcher: Option<Watcher>,
+    stopped: bool,
+}
+
+/// A snapshot of what the agent manages.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default)]
+pub struct AgentStats {
+    /// Each pool's counters and gauges, by name.
+    pub pools: BTreeMap<String, PoolStats>,
+    /// The heartbeat's last successful heap sample, if one ran.
+    pub heap: Option<HeapStats>,
+    /// Heartbeat ticks completed.
+    pub heartbeat_ticks: u64,
+    /// Config reloads attempted (SIGHUP or file change).
+    pub config_reloads: u64,
+    /// Config reloads rejected.
+    pub config_reload_failures: u64,
+}
+
+/// State shared with the reload watcher.
+struct Shared {
+    /// The config in force (the exporter, service and labels as started).
+    config: Mutex<Config>,
+    pools: RwLock<BTreeMap<String, Pool>>,
+    heartbeat: HeartbeatHandle,
+    exporter: Exporter,
+    reloads: AtomicU64,
+    reload_failures: AtomicU64,
+}
+
+struct Watcher {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+    sighup: signal_hook::SigId,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The data stays consistent across a panic elsewhere: every update is a single assignment.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Agent {
+    /// Installs the configured exporter as the global `metrics` recorder, builds the pools
+    /// and starts the heartbeat on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoRuntime`] outside a tokio runtime, [`Error::Pool`] for a pool the pool crate
+    /// refuses, [`Error::PortInUse`] / [`Error::Listen`] when the Prometheus address cannot be
+    /// bound, [`Error::Statsd`] when the StatsD host does not resolve, and
+    /// [`Error::RecorderAlreadyInstalled`] when something installed a recorder first. A StatsD
+    /// daemon that is down is not an error.
+    pub fn start(config: Config) -> Result<Self, Error> {
+        tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let pools = config
+            .pools
+            .iter()
+            .map(|(name, pool_config)| Ok((name.clone(), build_pool(name, pool_config)?)))
+            .collect::<Result<BTreeMap<_, _>, Error>>()?;
+
+        let exporter = Exporter::install(&config)?;
+        heapscape_pool::describe_metrics();
+        heapscape_heartbeat::describe_metrics();
+        crate::metrics_table::describe_and_initialize();
+
+        let heartbeat = pools
+            .values()
+            .fold(
+                Heartbeat::builder().interval(config.heartbeat.interval),
+                |builder, pool| builder.pool(pool.clone()),
+            )
+            .build()
+            .spawn();
+        tracing::info!(
+            exporter = ?config.exporter,
+            metrics_addr = ?exporter.metrics_addr(),
+            pools = ?pools.keys().collect::<Vec<_>>(),
+            interval = ?config.heartbeat.interval,
+            "heapscape agent started"
+        );
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config: Mutex::new(config),
+                pools: RwLock::new(pools),
+                heartbeat,
+                exporter,
+                reloads: AtomicU64::new(0),
+                reload_failures: AtomicU64::new(0),
+            }),
+            watcher: None,
+            stopped: false,
+        })
+    }
+
+    /// [`Agent::start`] with the config read from `path`, re-read on SIGHUP and whenever the
+    /// file changes (checked every second).
+    ///
+    /// A reload applies pool caps, the heartbeat interval and new pools at once. The exporter,
+    /// `service` and `labels` cannot change while the service runs: a change is logged and the
+    /// old values stay. An unreadable or invalid file is logged with its error and counted in
+    /// `heapscape_config_reload_failures_total`; the previous config stays in force.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unreadable or invalid file, [`Error::Watch`] if the SIGHUP
+    /// handler or the watcher thread cannot be set up, and the errors of [`Agent::start`].
+    pub fn start_from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let seen = Fingerprint::of(&path);
+        let config = Config::from_file(&path)?;
+        let mut agent = Self::start(config)?;
+        agent.watcher = Some(Watcher::spawn(Arc::clone(&agent.shared), path, seen)?);
+        Ok(agent)
+    }
+
+    /// A handle to the pool called `name` (cheap to clone), if the config has it.
+    #[must_use]
+    pub fn pool(&self, name: &str) -> Option<Pool> {
+        self.shared
+            .pools
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// The config in force: as started, with reloaded pools and heartbeat interval.
+    #[must_use]
+    pub fn config(&self) -> Config {
+        lock(&self.shared.config).clone()
+    }
+
+    /// The address the Prometheus listener is bound to (the actual port when the config says
+    /// port 0); `None` for StatsD.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.shared.exporter.metrics_addr()
+    }
+
+    /// Pool statistics, the last heap sample and reload counts.
+    #[must_use]
+    pub fn stats(&self) -> AgentStats {
+        let pools = self
+            .shared
+            .pools
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, pool)| (name.clone(), pool.stats()))
+            .collect();
+        AgentStats {
+            pools,
+            heap: self.shared.heartbeat.last_stats(),
+            heartbeat_ticks: self.shared.heartbeat.ticks(),
+            // Relaxed: plain event counts, read for display.
+            config_reloads: self.shared.reloads.load(Ordering::Relaxed),
+            config_reload_failures: self.shared.reload_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Applies a new config as a reload would (pool caps, heartbeat interval, new pools;
+    /// exporter, service and labels stay as started). For services that manage their config
+    /// themselves; [`Agent::start_from_file`] does this on its own.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Pool`] if a new pool cannot be built or a pool refuses its new caps; the other
+    /// changes are applied.
+    pub fn apply_config(&self, config: Config) -> Result<(), Error> {
+        self.shared.apply(config)
+    }
+
+    /// Stops watching the file, stops the heartbeat after a final sample and publication,
+    /// flushes the StatsD queue (up to 2 s) and stops the Prometheus listener.
+    ///
+    /// Blocks for the final heap sample; from async code call it in `spawn_blocking` if that
+    /// matters. The global recorder stays installed (the `metrics` crate cannot remove it).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        if let Some(watcher) = self.watcher.take() {
+            watcher.stop();
+        }
+        self.shared.heartbeat.stop();
+        self.shared.exporter.shutdown(FLUSH_TIMEOUT);
+        tracing::info!("heapscape agent stopped");
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("config", &*lock(&self.shared.config))
+            .field("metrics_addr", &self.metrics_addr())
+            .field("watching", &self.watcher.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn build_pool(name: &str, config: &heapscape_pool::PoolConfig) -> Result<Pool, Error> {
+    Pool::builder(name)
+        .config(config.clone())
+        .build()
+        .map_err(|source| Error::Pool {
+            name: name.to_owned(),
+            source,
+        })
+}
+
+impl Shared {
+    /// Re-reads the file; on success applies it, on failure keeps the config in force.
+    fn reload(&self, path: &Path, trigger: &str) {
+        // Relaxed: independent event counts.
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        RELOADS.increment(1);
+        let result = Config::from_file(path)
+            .map_err(Error::from)
+            .and_then(|config| self.apply(config));
+        match result {
+            Ok(()) => {
+                LAST_RELOAD_SUCCESS.set_now();
+                tracing::info!(file = %path.display(), trigger, "config reloaded");
+            }
+            Err(error) => {
+                self.reload_failures.fetch_add(1, Ordering::Relaxed);
+                RELOAD_FAILURES.increment(1);
+                tracing::error!(
+                    trigger,
+                    "config reload rejected, the previous config stays in force: {error}"
+                );
+            }
+        }
+    }
+
+    fn apply(&self, new: Config) -> Result<(), Error> {
+        let mut current = lock(&self.config);
+        if new.exporter != current.exporter
+            || new.service != current.service
+            || new.labels != current.labels
+        {
+            tracing::warn!(
+                "the exporter, service and labels cannot change while the service runs: \
+                 keeping the ones it started with; restart the service to apply the new ones"
+            );
+        }
+        if new.heartbeat.interval != current.heartbeat.interval {
+            let applied = self.heartbeat.set_interval(new.heartbeat.interval);
+            tracing::info!(interval = ?applied, "heartbeat interval changed");
+            current.heartbeat.interval = applied;
+        }
+
+        let mut first_error = None;
+        let mut pools = self.pools.write().unwrap_or_else(PoisonError::into_inner);
+        for (name, pool_config) in &new.pools {
+            let outcome = match pools.get(name) {
+                Some(pool) if pool.config() == *pool_config => Ok(()),
+                Some(pool) => pool
+                    .reconfigure(pool_config.clone())
+                    .map(|()| tracing::info!(pool = %name, config = ?pool_config, "pool reconfigured"))
+                    .map_err(|source| Error::Pool {
+                        name: name.clone(),
+                        source,
+                    }),
+                None => build_pool(name, pool_config).map(|pool| {
+                    self.heartbeat.add_pool(pool.clone());
+                    pools.insert(name.clone(), pool);
+                    tracing::info!(pool = %name, config = ?pool_config, "pool added");
+                }),
+            };
+            match outcome {
+                Ok(()) => {
+                    current.pools.insert(name.clone(), pool_config.clone());
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        for name in pools.keys().filter(|name| !new.pools.contains_key(*name)) {
+            tracing::warn!(
+                pool = %name,
+                "the pool is no longer in the config file; it keeps running with its settings \
+                 until the service restarts"
+            );
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// What the watcher last saw of the file: its content, or why it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fingerprint {
+    Content {
+        modified: Option<SystemTime>,
+        len: u64,
+        hash: u64,
+    },
+    Unreadable(String),
+}
+
+impl Fingerprint {
+    fn of(path: &Path) -> Self {
+        let read = std::fs::metadata(path).and_then(|metadata| {
+            let bytes = std::fs::read(path)?;
+            Ok((metadata, bytes))
+        });
+        match read {
+            Ok((metadata, bytes)) => {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                bytes.hash(&mut hasher);
+                Self::Content {
+                    modified: metadata.modified().ok(),
+                    len: metadata.len(),
+                    hash: hasher.finish(),
+                }
+            }
+            Err(error) => Self::Unreadable(error.kind().to_string()),
+        }
+    }
+}
+
+impl Watcher {
+    fn spawn(shared: Arc<Shared>, path: PathBuf, seen: Fingerprint) -> Result<Self, Error> {
+        let hangup = Arc::new(AtomicBool::new(false));
+        let sighup = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))
+            .map_err(Error::Watch)?;
+        let (stop, stopped) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("heapscape-config".into())
+            .spawn(move || watch(&shared, &path, seen, &hangup, &stopped));
+        match thread {
+            Ok(thread) => Ok(Self {
+                stop,
+                thread,
+                sighup,
+            }),
+            Err(error) => {
+                signal_hook::low_level::unregister(sighup);
+                Err(Error::Watch(error))
+            }
+        }
+    }
+
+    fn stop(self) {
+        signal_hook::low_level::unregister(self.sighup);
+        // The thread may have ended already (a panic in a reload); nothing is left to stop.
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// The watcher thread: reload on SIGHUP, and when the file's fingerprint changes.
+fn watch(
+    shared: &Shared,
+    path: &Path,
+    mut seen: Fingerprint,
+    hangup: &AtomicBool,
+    stopped: &mpsc::Receiver<()>,
+) {
+    let steps_per_poll = (POLL_INTERVAL.as_millis() / WATCH_STEP.as_millis()).max(1);
+    let mut step = 0;
+    // Ends when the agent sends a stop (or is gone).
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(WATCH_STEP) {
+        // Relaxed: the flag only says "a signal came"; it guards no other data.
+        if hangup.swap(false, Ordering::Relaxed) {
+            seen = Fingerprint::of(path);
+            shared.reload(path, "SIGHUP");
+            continue;
+        }
+        step += 1;
+        if step % steps_per_poll != 0 {
+            continue;
+        }
+        let now = Fingerprint::of(path);
+        if now != seen {
+            seen = now;
+            shared.reload(path, "file change");
+        }
+    }
+}

@@ -54,7 +54,7 @@
 //! .unwrap_err();
 //! assert_eq!(
 //!     error.to_string(),
-//!     "inline.yaml:2:35: `4Mb` is not a size: write a whole number of bytes or a number \
+//!     "inline.yaml:2:34: `4Mb` is not a size: write a whole number of bytes or a number \
 //!      with a unit, e.g. 4096, 256KiB or 4MiB (units: B, KB, MB, GB, KiB, MiB, GiB)"
 //! );
 //! # Ok::<(), heapscape::ConfigError>(())

@@ -1,0 +1,185 @@
+//! The Prometheus path against a real Prometheus: exposition passes `promtool check metrics`,
+//! and PromQL returns the heap gauges, pool counters and histogram buckets with their labels.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{ChildGuard, free_tcp_port, http_get, url_encode, wait_for};
+use heapscape::{Agent, Config};
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+const CONFIG: &str = "\
+service: it-prometheus
+labels: { pooling: \"on\" }
+exporter:
+  prometheus: { listen: 127.0.0.1:0, allow: [127.0.0.1/32] }
+heartbeat: { interval: 500ms }
+pools:
+  pcm: { initial_capacity: 4KiB, max_buffer_size: 1MiB, max_idle_buffers: 8, max_idle_bytes: 16MiB }
+";
+
+/// Runs `promtool check metrics` on an exposition; returns its combined output on failure.
+fn promtool_check(exposition: &str) -> Result<(), String> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot run promtool (Debian package `prometheus`): {error}"))?;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(exposition.as_bytes())
+        .map_err(|error| error.to_string())?;
+    let output = child
+        .wait_with_output()
+        .map_err(|error| error.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// Runs an instant PromQL query; returns the result vector as JSON values.
+fn query(prometheus: std::net::SocketAddr, promql: &str) -> Vec<serde_json::Value> {
+    let path = format!("/api/v1/query?query={}", url_encode(promql));
+    let Some((200, body)) = http_get(prometheus, &path) else {
+        return Vec::new();
+    };
+    let json: serde_json::Value = serde_json::from_str(&body).expect("Prometheus API JSON");
+    json["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn prometheus_scrapes_heap_pool_and_histogram_series() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _entered = runtime.enter();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_path = dir.path().join("heapscape.yaml");
+    std::fs::write(&config_path, CONFIG).expect("write config");
+    let agent = Agent::start(Config::from_file(&config_path).expect("config")).expect("start");
+    let metrics_addr = agent.metrics_addr().expect("prometheus listener");
+    assert!(metrics_addr.ip().is_loopback());
+    assert_ne!(metrics_addr.port(), 0);
+
+    // Traffic: misses, then hits, returns of several sizes, one over the max.
+    let pcm = agent.pool("pcm").expect("pool pcm");
+    for round in 0..50usize {
+        let mut buf = pcm.get();
+        buf.resize(1000 * (round % 7 + 1), 0);
+    }
+    pcm.get().resize(2 << 20, 0);
+
+    // The exposition has real buckets (not a summary) and passes promtool.
+    let exposition = wait_for("pool histogram and heap gauges on /metrics", || {
+        let (status, body) = http_get(metrics_addr, "/metrics")?;
+        (status == 200
+            && body.contains("heapscape_pool_returned_length_bytes_bucket{")
+            && body.contains("heapscape_jemalloc_allocated_bytes{")
+            && body.contains("heapscape_heartbeat_sample_duration_seconds_bucket{"))
+        .then_some(body)
+    });
+    assert!(
+        !exposition.contains("quantile="),
+        "histograms must not render as summaries:\n{exposition}"
+    );
+    assert!(exposition.contains("le=\"1048576\""), "{exposition}");
+    assert!(
+        exposition.contains("service=\"it-prometheus\""),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains("heapscape_config_reloads_total"),
+        "{exposition}"
+    );
+    if let Err(problems) = promtool_check(&exposition) {
+        panic!("promtool check metrics failed:\n{problems}\n---\n{exposition}");
+    }
+
+    // A real Prometheus scrapes the agent every second.
+    let prometheus_port = free_tcp_port();
+    let prometheus_addr = std::net::SocketAddr::from(([127, 0, 0, 1], prometheus_port));
+    let prometheus_yml = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prometheus_yml,
+        format!(
+            "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\n\
+             scrape_configs:\n  - job_name: heapscape\n    static_configs:\n      - targets: ['{metrics_addr}']\n"
+        ),
+    )
+    .expect("write prometheus.yml");
+    let _prometheus = ChildGuard::spawn(
+        "prometheus",
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", prometheus_yml.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={prometheus_addr}"))
+            .current_dir(dir.path()),
+    );
+    wait_for("Prometheus to be ready", || {
+        matches!(http_get(prometheus_addr, "/-/ready"), Some((200, _))).then_some(())
+    });
+
+    for (promql, label) in [
+        ("heapscape_jemalloc_allocated_bytes", "service"),
+        ("heapscape_jemalloc_resident_bytes", "pooling"),
+        ("heapscape_pool_hits_total{pool=\"pcm\"}", "pool"),
+        ("heapscape_pool_misses_total{pool=\"pcm\"}", "pool"),
+        ("heapscape_pool_returns_total{pool=\"pcm\"}", "pool"),
+        ("heapscape_pool_max_buffer_size_bytes{pool=\"pcm\"}", "pool"),
+        (
+            "heapscape_pool_returned_length_bytes_bucket{pool=\"pcm\"}",
+            "le",
+        ),
+        ("heapscape_heartbeat_sample_duration_seconds_bucket", "le"),
+        (
+            "heapscape_config_last_reload_success_timestamp_seconds",
+            "service",
+        ),
+    ] {
+        let result = wait_for(&format!("PromQL `{promql}` to return series"), || {
+            let result = query(prometheus_addr, promql);
+            (!result.is_empty()).then_some(result)
+        });
+        for series in &result {
+            let labels = &series["metric"];
+            assert_eq!(labels["service"], "it-prometheus", "{promql}: {series}");
+            assert_eq!(labels["pooling"], "on", "{promql}: {series}");
+            assert!(
+                labels.get(label).is_some(),
+                "{promql}: no `{label}` in {series}"
+            );
+        }
+    }
+    let hits = query(prometheus_addr, "heapscape_pool_hits_total{pool=\"pcm\"}");
+    let value: f64 = hits[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(value >= 1.0, "hits: {hits:?}");
+    // The buckets aggregate: a fleet-wide quantile is one query.
+    wait_for("histogram_quantile over the buckets", || {
+        let result = query(
+            prometheus_addr,
+            "histogram_quantile(0.95, sum by (le) (heapscape_pool_returned_length_bytes_bucket))",
+        );
+        let value: f64 = result.first()?["value"][1].as_str()?.parse().ok()?;
+        (value > 0.0).then_some(())
+    });
+
+    agent.shutdown();
+}

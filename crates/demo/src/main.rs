@@ -1,1 +1,68 @@
-fn main() {}
+//! `heapscape-demo`: the speech service of the story, its load generator and the before/after
+//! heap comparison.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use heapscape_demo::{load, server};
+
+// Counting jemalloc: the heartbeat reads jemalloc's heap statistics and publishes the
+// allocation rate (`heapscape_alloc_*_total`) that `compare` reports per request.
+#[global_allocator]
+static GLOBAL: heapscape_heartbeat::CountingJemalloc = heapscape_heartbeat::CountingJemalloc;
+
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the speech service: POST /v1/speech answers audio/wav.
+    Serve(server::ServeOptions),
+    /// Send a bounded, seeded load to a running service and report latency and errors.
+    Load(load::LoadOptions),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("heapscape-demo: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    match cli.command {
+        Command::Serve(options) => {
+            runtime.block_on(server::serve(&options))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load(options) => {
+            let report = runtime.block_on(load::run(&options))?;
+            print!("{report}");
+            Ok(if report.error_count() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The one error type of the demo's commands.
+
+use std::path::PathBuf;
+
+/// Why a command of `heapscape-demo` could not run. Failed requests under load are not errors
+/// of this kind: they are counted in the load report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The target URL is not a plain `http://host:port` URL.
+    #[error("cannot load {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The target is not on this machine.
+    #[error(
+        "refusing to load {host}: it is not a loopback address; pass --allow-remote if it is a \
+         server you run"
+    )]
+    RemoteTarget {
+        /// The host given.
+        host: String,
+    },
+    /// Options that cannot work together or name something unknown.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    /// The metrics agent would not start or its configuration is wrong.
+    #[error("metrics agent: {0}")]
+    Agent(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An I/O operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, e.g. "binding 127.0.0.1:8080".
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A child `serve` process failed or did not become ready.
+    #[error("the {mode} server: {reason}")]
+    Child {
+        /// `pooling off` or `pooling on`.
+        mode: String,
+        /// What happened.
+        reason: String,
+    },
+    /// Requests failed during a comparison run.
+    #[error("{count} requests failed: {kinds}")]
+    RequestsFailed {
+        /// Number of failed requests.
+        count: u64,
+        /// Kinds and counts, e.g. "3 x http 502".
+        kinds: String,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] with what was being done.
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}

@@ -1,0 +1,587 @@
+//! The speech service: `POST /v1/speech` answers `audio/wav`, `GET /healthz` answers `ok`.
+//!
+//! The handler does what the story's service does: it buffers the whole PCM stream of the
+//! speech engine to learn its length, writes the WAV header, and sends header + PCM back. The
+//! buffer is either taken from a [`Pool`] ([`Buffers::Pooled`]) or a fresh `Vec` per request
+//! ([`Buffers::Fresh`]), which is the difference the heap metrics show. A pooled buffer is handed
+//! to the HTTP body without copying ([`heapscape_pool::PooledBuf::into_bytes`]) and goes back to
+//! the pool when the body is dropped: after it was sent, when the client went away, or when the
+//! request failed or timed out.
+//!
+//! Every error is a JSON body `{"error": "<reason>"}` with a fitting status.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use heapscape_pool::{Pool, PoolConfig};
+use http_body::{Frame, SizeHint};
+use serde::Deserialize;
+use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
+
+use crate::Error;
+
+use crate::engine::{self, Engine, Voice};
+use crate::telemetry;
+use crate::wav::{self, PcmFormat, WavError};
+
+/// Where the handler buffers the PCM stream.
+#[derive(Debug, Clone)]
+pub enum Buffers {
+    /// A buffer from the pool, returned after the response body is dropped.
+    Pooled(Pool),
+    /// A fresh `Vec::new()` per request, grown by doubling and freed after the response.
+    Fresh,
+}
+
+impl Buffers {
+    /// `"on"` for pooled buffers, `"off"` for fresh ones (the `pooling` metric label).
+    pub fn pooling_label(&self) -> &'static str {
+        match self {
+            Buffers::Pooled(_) => "on",
+            Buffers::Fresh => "off",
+        }
+    }
+}
+
+/// Limits and switches of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Longest accepted text, in characters (longer: 413).
+    pub max_text_chars: usize,
+    /// Largest accepted request body, in bytes (larger: 413).
+    pub body_limit: usize,
+    /// Time allowed from the request to the response head (longer: 503).
+    pub request_timeout: Duration,
+    /// Syntheses buffered at once; more requests wait (within the timeout). Bounds memory.
+    pub max_in_flight: usize,
+    /// Texts containing [`engine::FAULT_MARKER`] make the engine fail mid-stream (502).
+    pub fault_injection: bool,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            max_text_chars: 3000,
+            body_limit: 64 << 10,
+            request_timeout: Duration::from_secs(30),
+            max_in_flight: 64,
+            fault_injection: false,
+        }
+    }
+}
+
+/// The sample rate used when a request names none.
+pub const DEFAULT_SAMPLE_RATE: u32 = 16_000;
+
+/// The voice used when a request names none.
+pub const DEFAULT_VOICE: &str = "alto";
+
+/// The body of `POST /v1/speech`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeechRequest {
+    /// What to say; 1 to `max_text_chars` characters.
+    pub text: String,
+    /// One of the engine's [`engine::VOICES`]; default [`DEFAULT_VOICE`].
+    #[serde(default = "default_voice")]
+    pub voice: String,
+    /// One of [`engine::SAMPLE_RATES`] in Hz; default [`DEFAULT_SAMPLE_RATE`].
+    #[serde(default = "default_sample_rate")]
+    pub sample_rate: u32,
+}
+
+fn default_voice() -> String {
+    DEFAULT_VOICE.to_owned()
+}
+
+fn default_sample_rate() -> u32 {
+    DEFAULT_SAMPLE_RATE
+}
+
+/// A request that failed: its status and the reason sent as `{"error": reason}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What went wrong and, where it helps, what to send instead.
+    pub reason: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.reason });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = match &rejection {
+            // axum answers 422 for well-formed JSON of the wrong shape; it is still a bad request.
+            JsonRejection::JsonDataError(_) => StatusCode::BAD_REQUEST,
+            other => other.status(),
+        };
+        ApiError::new(status, rejection.body_text())
+    }
+}
+
+impl From<WavError> for ApiError {
+    fn from(error: WavError) -> Self {
+        let status = match error {
+            WavError::DataTooLong { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+struct Service {
+    engine: Engine,
+    buffers: Buffers,
+    config: ServiceConfig,
+    in_flight: Semaphore,
+}
+
+/// Builds the service's router: `POST /v1/speech`, `GET /healthz`, JSON errors for everything
+/// else, the body limit and the request timeout.
+pub fn router(buffers: Buffers, config: ServiceConfig) -> Router {
+    let service = Arc::new(Service {
+        engine: Engine::new(config.fault_injection),
+        in_flight: Semaphore::new(config.max_in_flight.max(1)),
+        buffers,
+        config,
+    });
+    Router::new()
+        .route("/v1/speech", post(speech))
+        .route("/healthz", get(healthz))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "no such path; try POST /v1/speech")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this path",
+            )
+        })
+        .layer(middleware::from_fn_with_state(
+            service.clone(),
+            time_and_count,
+        ))
+        .layer(DefaultBodyLimit::max(service.config.body_limit))
+        .with_state(service)
+}
+
+/// Bounds the time to the response head and counts every response by status.
+async fn time_and_count(
+    State(service): State<Arc<Service>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let timeout = service.config.request_timeout;
+    let response = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the request took longer than {timeout:?}; try a shorter text or retry later"),
+        )
+        .into_response(),
+    };
+    telemetry::count_response(response.status());
+    response
+}
+
+async fn healthz(State(service): State<Arc<Service>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "pooling": service.buffers.pooling_label() }))
+}
+
+async fn speech(
+    State(service): State<Arc<Service>>,
+    request: Result<Json<SpeechRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = request?;
+    let (voice, format) = service.validate(&request)?;
+
+    let _permit = service.in_flight.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is shutting down",
+        )
+    })?;
+    let stream = service
+        .engine
+        .speak(&request.text, voice, format.sample_rate);
+    let pcm = match &service.buffers {
+        Buffers::Pooled(pool) => {
+            let mut buf = pool.get();
+            buffer_stream(stream, &mut buf).await?;
+            buf.into_bytes()
+        }
+        Buffers::Fresh => {
+            let mut buf = Vec::new();
+            buffer_stream(stream, &mut buf).await?;
+            Bytes::from(buf)
+        }
+    };
+    let header = wav::header(format, pcm.len() as u64)?;
+    telemetry::count_audio_bytes(pcm.len());
+
+    let mut response = Response::new(Body::new(WavBody::new(
+        Bytes::copy_from_slice(&header),
+        pcm,
+    )));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    Ok(response)
+}
+
+impl Service {
+    /// Checks a request before any audio is made; returns the voice and the PCM format.
+    fn validate(&self, request: &SpeechRequest) -> Result<(Voice, PcmFormat), ApiError> {
+        let chars = request.text.chars().count();
+        if request.text.trim().is_empty() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "text is empty; send something to say",
+            ));
+        }
+        let max = self.config.max_text_chars;
+        if chars > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "text is {chars} characters, the limit is {max}; split it into several requests"
+                ),
+            ));
+        }
+        let Some(voice) = Voice::by_name(&request.voice) else {
+            let known: Vec<_> = engine::VOICES.iter().map(|v| v.name).collect();
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown voice {:?}; use one of {}",
+                    request.voice,
+                    known.join(", ")
+                ),
+            ));
+        };
+        if !engine::SAMPLE_RATES.contains(&request.sample_rate) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unsupported sample_rate {}; use one of {:?} (Hz)",
+                    request.sample_rate,
+                    engine::SAMPLE_RATES
+                ),
+            ));
+        }
+        let format = PcmFormat::mono16(request.sample_rate);
+        // Refuse before synthesizing what could never be sent as one WAV file.
+        wav::header(format, engine::pcm_len(chars as u64, format.sample_rate))?;
+        Ok((voice, format))
+    }
+}
+
+/// Appends the whole PCM stream to `buf`.
+async fn buffer_stream(mut stream: engine::PcmStream, buf: &mut Vec<u8>) -> Result<(), ApiError> {
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| {
+            tracing::warn!(%error, "speech engine failed");
+            ApiError::new(StatusCode::BAD_GATEWAY, error.to_string())
+        })?;
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(())
+}
+
+/// A response body of the WAV header then the PCM, both sent as they are (no copy), with an
+/// exact length so the response carries `Content-Length`.
+struct WavBody {
+    /// The frames not yet sent, in order; `None` once sent.
+    frames: [Option<Bytes>; 2],
+}
+
+impl WavBody {
+    fn new(header: Bytes, pcm: Bytes) -> Self {
+        Self {
+            frames: [Some(header), Some(pcm)],
+        }
+    }
+}
+
+impl http_body::Body for WavBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = self.frames.iter_mut().find_map(Option::take);
+        Poll::Ready(next.map(|data| Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.iter().all(Option::is_none)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(
+            self.frames
+                .iter()
+                .flatten()
+                .map(|data| data.len() as u64)
+                .sum(),
+        )
+    }
+}
+
+/// `--pooling on|off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pooling {
+    /// Buffer into pooled buffers (pool `pcm`).
+    On,
+    /// Buffer into a fresh `Vec::new()` per request, as in the story before the pool.
+    Off,
+}
+
+impl Pooling {
+    /// `"on"` or `"off"`, the value of the `pooling` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pooling::On => "on",
+            Pooling::Off => "off",
+        }
+    }
+}
+
+/// The name of the pool the service buffers PCM in.
+pub const POOL_NAME: &str = "pcm";
+
+/// What `heapscape-demo serve` does.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeOptions {
+    /// The agent's YAML config (exporter, heartbeat, pools). Without it: Prometheus on
+    /// 127.0.0.1:9000, a 10 s heartbeat and the default `pcm` pool.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address of the speech service (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Buffer PCM in pooled buffers or in a fresh Vec per request; also the `pooling` label.
+    #[arg(long, value_enum, default_value_t = Pooling::On)]
+    pub pooling: Pooling,
+    /// Address of the Prometheus scrape listener, instead of the config's (port 0: a free port).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Heartbeat interval, instead of the config's (e.g. `1s`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Option<Duration>,
+    /// Longest accepted text, in characters.
+    #[arg(long, default_value_t = 3000)]
+    pub max_text_chars: usize,
+    /// Time allowed from a request to its response head.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Syntheses buffered at once (bounds memory); more requests wait.
+    #[arg(long, default_value_t = 64)]
+    pub max_in_flight: usize,
+    /// Let texts containing `#fault` make the engine fail mid-stream (for tests).
+    #[arg(long)]
+    pub fault_injection: bool,
+    /// Shut down gracefully when standard input closes (how `compare` stops its children, and
+    /// why they stop if `compare` dies).
+    #[arg(long, hide = true)]
+    pub exit_on_stdin_close: bool,
+}
+
+/// The line `serve` prints on standard output once it accepts requests, followed by
+/// `http=<addr> metrics=<addr|none> pooling=<on|off>`.
+pub const READY_PREFIX: &str = "heapscape-demo serve: ready";
+
+/// The agent configuration `serve` runs with: the `--config` file or the built-in default, with
+/// the command-line overrides applied and a `pcm` pool added if the file has none.
+///
+/// # Errors
+///
+/// [`Error::Agent`] if the file cannot be read or is invalid, and [`Error::InvalidOptions`] for
+/// `--metrics-listen` with a StatsD exporter.
+pub fn agent_config(options: &ServeOptions) -> Result<heapscape::Config, Error> {
+    let mut config = match &options.config {
+        Some(path) => heapscape::Config::from_file(path).map_err(|e| Error::Agent(Box::new(e)))?,
+        None => heapscape::Config::default(),
+    };
+    config
+        .labels
+        .insert("pooling".to_owned(), options.pooling.as_str().to_owned());
+    if let Some(listen) = options.metrics_listen {
+        match &mut config.exporter {
+            heapscape::ExporterConfig::Prometheus(prometheus) => prometheus.listen = listen,
+            _ => {
+                return Err(Error::InvalidOptions(
+                    "--metrics-listen needs the Prometheus exporter, but the config uses another"
+                        .to_owned(),
+                ));
+            }
+        }
+    }
+    if let Some(interval) = options.heartbeat_interval {
+        config.heartbeat.interval = interval;
+    }
+    config
+        .pools
+        .entry(POOL_NAME.to_owned())
+        .or_insert_with(default_pool_config);
+    Ok(config)
+}
+
+/// The `pcm` pool when the config names none: sized for the story's clips (median 256 KiB,
+/// p99 about 4 MiB).
+fn default_pool_config() -> PoolConfig {
+    let mut config = PoolConfig::default();
+    config.initial_capacity = 256 << 10;
+    config.max_buffer_size = 4 << 20;
+    config.max_idle_buffers = 64;
+    config.max_idle_bytes = 128 << 20;
+    config.idle_timeout = Duration::from_secs(60);
+    config
+}
+
+/// Runs the service until Ctrl-C, SIGTERM or (with `--exit-on-stdin-close`) the end of
+/// standard input, then drains requests and stops the agent. SIGHUP re-reads `--config`.
+///
+/// # Errors
+///
+/// When the agent does not start, the address cannot be bound, or serving fails.
+pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
+    let agent =
+        heapscape::Agent::start(agent_config(options)?).map_err(|e| Error::Agent(Box::new(e)))?;
+    telemetry::describe_metrics();
+    let buffers = match options.pooling {
+        Pooling::On => Buffers::Pooled(agent.pool(POOL_NAME).ok_or_else(|| {
+            Error::InvalidOptions(format!("the agent has no pool named {POOL_NAME:?}"))
+        })?),
+        Pooling::Off => Buffers::Fresh,
+    };
+    let config = ServiceConfig {
+        max_text_chars: options.max_text_chars,
+        request_timeout: options.request_timeout,
+        max_in_flight: options.max_in_flight,
+        fault_injection: options.fault_injection,
+        ..ServiceConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(Error::io(format!("binding {}", options.listen)))?;
+    let http = listener
+        .local_addr()
+        .map_err(Error::io("reading the bound address"))?;
+    let metrics = agent
+        .metrics_addr()
+        .map_or_else(|| "none".to_owned(), |addr| addr.to_string());
+    tracing::info!(%http, %metrics, pooling = options.pooling.as_str(), "serving");
+    println!(
+        "{READY_PREFIX} http={http} metrics={metrics} pooling={}",
+        options.pooling.as_str()
+    );
+
+    let agent = Arc::new(agent);
+    let reloader = tokio::spawn(reload_on_sighup(options.clone(), agent.clone()));
+    let result = axum::serve(listener, router(buffers, config))
+        .with_graceful_shutdown(shutdown_signal(options.exit_on_stdin_close))
+        .await
+        .map_err(Error::io("serving"));
+    reloader.abort();
+    // Ignored: the task was aborted or ended; either way it no longer holds the agent.
+    let _ = reloader.await;
+    if let Some(agent) = Arc::into_inner(agent) {
+        // The final heap sample blocks; keep it off the async workers.
+        let _ = tokio::task::spawn_blocking(move || agent.shutdown()).await;
+    }
+    result
+}
+
+/// Re-reads `--config` on SIGHUP and applies it with the command-line overrides (pool caps and
+/// heartbeat interval change live; see [`heapscape::Agent::apply_config`]). Without `--config`
+/// there is nothing to re-read.
+async fn reload_on_sighup(options: ServeOptions, agent: Arc<heapscape::Agent>) {
+    if options.config.is_none() {
+        return;
+    }
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP; the config will not be reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match agent_config(&options) {
+            Ok(config) => match agent.apply_config(config) {
+                Ok(()) => tracing::info!("SIGHUP: config reloaded"),
+                Err(error) => tracing::warn!(%error, "SIGHUP: config partly applied"),
+            },
+            Err(error) => tracing::warn!(%error, "SIGHUP: config not reloaded, the old one stays"),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C, SIGTERM, or the end of standard input if `stdin_close` is set.
+async fn shutdown_signal(stdin_close: bool) {
+    let ctrl_c = async {
+        // If the handler cannot be installed, only the other signals stop the server.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    let stdin_closed = async {
+        if !stdin_close {
+            return std::future::pending::<()>().await;
+        }
+        let mut stdin = tokio::io::stdin();
+        let mut sink = [0u8; 64];
+        // Reads until EOF or an error; either means the parent is gone.
+        while let Ok(n) = stdin.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+        () = stdin_closed => tracing::info!("standard input closed: shutting down"),
+    }
+}

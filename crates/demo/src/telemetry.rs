@@ -1,0 +1,74 @@
+//! The service's own metrics, next to the pool's and the heartbeat's.
+//!
+//! | name | type | unit | meaning |
+//! |---|---|---|---|
+//! | `heapscape_demo_requests_total{status}` | counter | count | responses by HTTP status |
+//! | `heapscape_demo_audio_bytes_total` | counter | bytes | PCM bytes buffered and sent |
+
+use axum::http::StatusCode;
+use metrics::Unit;
+
+/// A metric this crate emits: written once, used to describe and to emit.
+struct Metric {
+    name: &'static str,
+    unit: Unit,
+    help: &'static str,
+}
+
+const REQUESTS: Metric = Metric {
+    name: "heapscape_demo_requests_total",
+    unit: Unit::Count,
+    help: "Responses of the speech service, by HTTP status.",
+};
+
+const AUDIO_BYTES: Metric = Metric {
+    name: "heapscape_demo_audio_bytes_total",
+    unit: Unit::Bytes,
+    help: "PCM bytes the speech service buffered and sent (WAV headers excluded).",
+};
+
+/// Every metric of this crate (all counters).
+const COUNTERS: [Metric; 2] = [REQUESTS, AUDIO_BYTES];
+
+/// Registers help text and units of the service's metrics with the installed recorder.
+pub fn describe_metrics() {
+    for metric in COUNTERS {
+        metrics::describe_counter!(metric.name, metric.unit, metric.help);
+    }
+}
+
+pub(crate) fn count_response(status: StatusCode) {
+    metrics::counter!(REQUESTS.name, "status" => status.as_str().to_owned()).increment(1);
+}
+
+pub(crate) fn count_audio_bytes(len: usize) {
+    metrics::counter!(AUDIO_BYTES.name).increment(len as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::*;
+
+    #[test]
+    fn every_metric_is_described_with_its_unit_and_emitted() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            describe_metrics();
+            count_response(StatusCode::OK);
+            count_audio_bytes(10);
+        });
+        let snapshot = snapshotter.snapshot().into_vec();
+        for metric in COUNTERS {
+            let (_, unit, help, value) = snapshot
+                .iter()
+                .find(|(key, ..)| key.key().name() == metric.name)
+                .unwrap_or_else(|| panic!("{} was not emitted", metric.name));
+            assert_eq!(*unit, Some(metric.unit), "{}", metric.name);
+            assert_eq!(help.as_deref(), Some(metric.help));
+            assert!(matches!(value, DebugValue::Counter(n) if *n > 0));
+        }
+    }
+}

@@ -24,15 +24,20 @@ const SHARDS: usize = 32;
 ///
 /// # Cost
 ///
-/// The hot path reads a thread-local shard index and does two relaxed atomic adds on a cache
-/// line owned by that thread's shard (no line is written by every thread). Measured with
+/// The hot path adds to two thread-local counters. Every 64 allocations or 64 KiB, a thread
+/// flushes them with two relaxed atomic adds to its own cache-padded shard (threads take the
+/// 32 shards round-robin), so no cache line is written by every thread. Measured with
 /// `cargo bench -p heapscape-heartbeat --features counting --bench counting` on a shared
 /// 2-core x86-64 machine, median of an alloc + dealloc pair:
 ///
-/// | size  | `Jemalloc` | `CountingJemalloc` |
-/// |-------|-----------:|-------------------:|
-/// | 64 B  | BENCH_64   | BENCH_64C          |
-/// | 4 KiB | BENCH_4K   | BENCH_4KC          |
+/// | workload                          | `Jemalloc` | `CountingJemalloc` |
+/// |-----------------------------------|-----------:|-------------------:|
+/// | alloc + dealloc, 64 B             | 3.7 ns     | 4.4 ns             |
+/// | alloc + dealloc, 4 KiB            | 6.9 ns     | 7.4 ns             |
+/// | alloc, 6 reallocs 64 B -> 4 KiB, dealloc | 192 ns | 176 ns (noise)    |
+///
+/// Counting without the thread-local batch (two atomic adds per allocation) measured
+/// 15 ns for the 64 B pair, which is why the counts are batched.
 ///
 /// # Example
 ///
@@ -45,6 +50,7 @@ const SHARDS: usize = 32;
 /// let before = CountingJemalloc::totals();
 /// let buffer = vec![0u8; 1 << 20];
 /// let after = CountingJemalloc::totals();
+/// // 1 MiB is above the 64 KiB batch, so it is in the totals at once.
 /// assert!(after.bytes - before.bytes >= 1 << 20);
 /// assert!(after.allocations > before.allocations);
 /// # drop(buffer);
@@ -76,16 +82,40 @@ static SHARD_COUNTERS: [CachePadded<Shard>; SHARDS] = [const {
 
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
+/// A thread flushes its local counts into its shard once it has counted this many
+/// allocations...
+const FLUSH_ALLOCATIONS: u64 = 64;
+/// ...or this many bytes, so a large allocation shows up in the totals at once.
+const FLUSH_BYTES: u64 = 64 << 10;
+
+/// Counts not yet flushed to the thread's shard, so most allocations touch no atomic at all.
+struct Local {
+    /// Index into `SHARD_COUNTERS`; `usize::MAX` until the thread's first flush.
+    shard: Cell<usize>,
+    /// Bytes counted since the last flush; below `FLUSH_BYTES` between calls.
+    bytes: Cell<u64>,
+    /// Allocations counted since the last flush; below `FLUSH_ALLOCATIONS` between calls.
+    allocations: Cell<u64>,
+}
+
 thread_local! {
     // Const-initialised and without `Drop`, so access needs no lazy registration and never
-    // allocates: safe to use inside the allocator. `usize::MAX` means "not assigned yet".
-    static THREAD_SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    // allocates: safe to use inside the allocator.
+    static LOCAL: Local = const {
+        Local {
+            shard: Cell::new(usize::MAX),
+            bytes: Cell::new(0),
+            allocations: Cell::new(0),
+        }
+    };
 }
 
 impl CountingJemalloc {
     /// Bytes and allocations counted so far, process-wide.
     ///
-    /// Both are zero when `CountingJemalloc` is not the global allocator.
+    /// Each thread adds its counts in batches, so the totals can lag behind by fewer than
+    /// 64 allocations and 64 KiB per thread; a thread that exits drops its last partial batch.
+    /// Both totals are zero when `CountingJemalloc` is not the global allocator.
     #[must_use]
     pub fn totals() -> AllocationTotals {
         let mut totals = AllocationTotals::default();
@@ -103,27 +133,42 @@ impl CountingJemalloc {
         if ptr.is_null() {
             return;
         }
-        let shard = &SHARD_COUNTERS[thread_shard()];
-        // Relaxed: pure counters, read only as a sum (see `totals`).
-        shard.bytes.fetch_add(size as u64, Ordering::Relaxed);
-        shard.allocations.fetch_add(1, Ordering::Relaxed);
+        let size = size as u64;
+        let counted = LOCAL.try_with(|local| {
+            let bytes = local.bytes.get() + size;
+            let allocations = local.allocations.get() + 1;
+            if bytes < FLUSH_BYTES && allocations < FLUSH_ALLOCATIONS {
+                local.bytes.set(bytes);
+                local.allocations.set(allocations);
+            } else {
+                local.bytes.set(0);
+                local.allocations.set(0);
+                add(&SHARD_COUNTERS[local.shard()], bytes, allocations);
+            }
+        });
+        if counted.is_err() {
+            // Thread-local storage is gone while the thread exits: count unbatched.
+            add(&SHARD_COUNTERS[0], size, 1);
+        }
     }
 }
 
-#[inline]
-fn thread_shard() -> usize {
-    THREAD_SHARD
-        .try_with(|slot| {
-            let mut shard = slot.get();
-            if shard == usize::MAX {
-                // Relaxed: only uniqueness of the ticket matters, not ordering.
-                shard = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
-                slot.set(shard);
-            }
-            shard
-        })
-        // Thread-local storage can be gone while a thread exits; share shard 0 then.
-        .unwrap_or(0)
+impl Local {
+    fn shard(&self) -> usize {
+        let mut shard = self.shard.get();
+        if shard == usize::MAX {
+            // Relaxed: only uniqueness of the ticket matters, not ordering.
+            shard = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            self.shard.set(shard);
+        }
+        shard
+    }
+}
+
+fn add(shard: &Shard, bytes: u64, allocations: u64) {
+    // Relaxed: pure counters, read only as a sum (see `totals`).
+    shard.bytes.fetch_add(bytes, Ordering::Relaxed);
+    shard.allocations.fetch_add(allocations, Ordering::Relaxed);
 }
 
 // SAFETY: every method forwards to `Jemalloc` with the caller's arguments unchanged, so the
@@ -166,26 +211,45 @@ mod tests {
 
     #[test]
     fn counts_direct_calls() {
-        let layout = Layout::from_size_align(1000, 8).expect("valid layout");
+        let small = Layout::from_size_align(1000, 8).expect("valid layout");
+        let large = Layout::from_size_align(FLUSH_BYTES as usize, 8).expect("valid layout");
         let before = CountingJemalloc::totals();
-        // SAFETY: non-zero size layout; the pointer is freed with the same layout.
+        // SAFETY: non-zero size layouts; each pointer is freed with its layout.
         unsafe {
-            let ptr = CountingJemalloc.alloc(layout);
+            let ptr = CountingJemalloc.alloc(small);
             assert!(!ptr.is_null());
-            let ptr = CountingJemalloc.realloc(ptr, layout, 3000);
+            // The new size reaches the flush threshold, so both allocations reach the shard.
+            let ptr = CountingJemalloc.realloc(ptr, small, large.size());
             assert!(!ptr.is_null());
-            CountingJemalloc.dealloc(ptr, Layout::from_size_align(3000, 8).expect("valid layout"));
+            CountingJemalloc.dealloc(ptr, large);
         }
         let after = CountingJemalloc::totals();
         // Other tests allocate concurrently, so only lower bounds hold.
-        assert!(after.bytes - before.bytes >= 4000);
+        assert!(after.bytes - before.bytes >= 1000 + FLUSH_BYTES);
         assert!(after.allocations - before.allocations >= 2);
+    }
+
+    #[test]
+    fn small_allocations_are_flushed_in_batches() {
+        let layout = Layout::from_size_align(8, 8).expect("valid layout");
+        let before = CountingJemalloc::totals();
+        // Twice the batch: this thread may already hold a partial batch of up to 63.
+        for _ in 0..2 * FLUSH_ALLOCATIONS {
+            // SAFETY: non-zero size layout, freed with the same layout.
+            unsafe { CountingJemalloc.dealloc(CountingJemalloc.alloc(layout), layout) };
+        }
+        let after = CountingJemalloc::totals();
+        assert!(after.allocations - before.allocations >= FLUSH_ALLOCATIONS);
     }
 
     #[test]
     fn threads_spread_over_shards() {
         let shards: Vec<usize> = (0..4)
-            .map(|_| std::thread::spawn(thread_shard).join().expect("thread"))
+            .map(|_| {
+                std::thread::spawn(|| LOCAL.with(Local::shard))
+                    .join()
+                    .expect("thread")
+            })
             .collect();
         let distinct: std::collections::HashSet<_> = shards.iter().collect();
         assert_eq!(distinct.len(), 4, "{shards:?}");

@@ -1,0 +1,122 @@
+//! Live re-tuning from the config file: good -> bad -> deleted -> good, and SIGHUP.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{http_get, wait_for};
+use heapscape::Agent;
+
+fn config(max_buffer_size: &str, interval: &str, extra_pool: bool) -> String {
+    let mut text = format!(
+        "service: it-reload\n\
+         exporter: {{ prometheus: {{ listen: 127.0.0.1:0 }} }}\n\
+         heartbeat: {{ interval: {interval} }}\n\
+         pools:\n  pcm: {{ initial_capacity: 4KiB, max_buffer_size: {max_buffer_size} }}\n"
+    );
+    if extra_pool {
+        text.push_str("  json: { max_buffer_size: 64KiB }\n");
+    }
+    text
+}
+
+/// Replaces the file atomically (write + rename), as editors and config managers do.
+fn write(path: &Path, text: &str) {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text).expect("write config");
+    std::fs::rename(&temporary, path).expect("rename config");
+}
+
+fn metric_value(agent: &Agent, name: &str) -> Option<f64> {
+    let (_, body) = http_get(agent.metrics_addr()?, "/metrics")?;
+    body.lines()
+        .find(|line| line.starts_with(name) && !line.starts_with('#'))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn file_changes_retune_live_and_bad_files_are_rejected() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _entered = runtime.enter();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("heapscape.yaml");
+    write(&path, &config("4MiB", "10s", false));
+    let agent = Agent::start_from_file(&path).expect("start");
+    let pcm = agent.pool("pcm").expect("pool");
+    assert_eq!(pcm.config().max_buffer_size, 4 << 20);
+    assert!(agent.pool("json").is_none());
+
+    // Good: new cap, new interval, new pool.
+    write(&path, &config("1MiB", "2s", true));
+    wait_for("the new cap", || {
+        (pcm.config().max_buffer_size == 1 << 20).then_some(())
+    });
+    assert_eq!(agent.config().heartbeat.interval, Duration::from_secs(2));
+    let json = agent.pool("json").expect("pool added by reload");
+    assert_eq!(json.config().max_buffer_size, 64 << 10);
+    assert_eq!(agent.stats().config_reload_failures, 0);
+
+    // Bad YAML: rejected, counted, the old config stays.
+    write(&path, "exporter: { prometheus: {} \npools: [\n");
+    wait_for("the failure to be counted", || {
+        (agent.stats().config_reload_failures == 1).then_some(())
+    });
+    assert_eq!(pcm.config().max_buffer_size, 1 << 20);
+
+    // Invalid values: rejected as a whole (the valid interval is not applied either).
+    write(&path, &config("1GiB", "3s", true));
+    wait_for("the second failure", || {
+        (agent.stats().config_reload_failures == 2).then_some(())
+    });
+    assert_eq!(pcm.config().max_buffer_size, 1 << 20);
+    assert_eq!(agent.config().heartbeat.interval, Duration::from_secs(2));
+
+    // Deleted: rejected once, not every second.
+    std::fs::remove_file(&path).expect("remove");
+    wait_for("the third failure", || {
+        (agent.stats().config_reload_failures == 3).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(agent.stats().config_reload_failures, 3);
+
+    // Good again.
+    write(&path, &config("2MiB", "2s", true));
+    wait_for("the cap after recovery", || {
+        (pcm.config().max_buffer_size == 2 << 20).then_some(())
+    });
+    let stats = agent.stats();
+    assert_eq!(stats.config_reload_failures, 3);
+    assert!(stats.config_reloads >= 5, "{stats:?}");
+
+    // The exporter cannot change live: the old listener stays.
+    let addr = agent.metrics_addr();
+    write(
+        &path,
+        &config("2MiB", "2s", true).replace("127.0.0.1:0", "127.0.0.1:1"),
+    );
+    wait_for("the exporter change to be seen", || {
+        (agent.stats().config_reloads >= 6).then_some(())
+    });
+    assert_eq!(agent.metrics_addr(), addr);
+
+    // SIGHUP re-reads even an unchanged file.
+    let reloads = agent.stats().config_reloads;
+    signal_hook::low_level::raise(signal_hook::consts::SIGHUP).expect("raise SIGHUP");
+    wait_for("the SIGHUP reload", || {
+        (agent.stats().config_reloads > reloads).then_some(())
+    });
+
+    // The same counts on /metrics.
+    wait_for("the reload metrics on /metrics", || {
+        let failures = metric_value(&agent, "heapscape_config_reload_failures_total")?;
+        let reloads = metric_value(&agent, "heapscape_config_reloads_total")?;
+        let last = metric_value(
+            &agent,
+            "heapscape_config_last_reload_success_timestamp_seconds",
+        )?;
+        (failures == 3.0 && reloads >= 7.0 && last > 1.6e9).then_some(())
+    });
+
+    agent.shutdown();
+}

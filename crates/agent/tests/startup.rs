@@ -1,0 +1,95 @@
+//! Startup errors say what to do; a StatsD daemon that is not there is not an error.
+
+mod common;
+
+use std::net::TcpListener;
+
+use heapscape::{Agent, Config, Error};
+
+fn prometheus_on(listen: &str) -> Config {
+    Config::from_yaml_str(
+        &format!("exporter: {{ prometheus: {{ listen: \"{listen}\" }} }}\n"),
+        "startup.yaml",
+    )
+    .expect("config")
+}
+
+#[test]
+fn port_in_use_names_the_port_and_the_fix() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _entered = runtime.enter();
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().unwrap();
+    let error = Agent::start(prometheus_on(&addr.to_string())).unwrap_err();
+    assert!(matches!(error, Error::PortInUse { .. }), "{error:?}");
+    let shown = error.to_string();
+    assert!(
+        shown.contains(&format!("port {} is already in use", addr.port())),
+        "{shown}"
+    );
+    assert!(shown.contains("exporter.prometheus.listen"), "{shown}");
+}
+
+#[test]
+fn an_address_of_another_machine_cannot_be_bound() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _entered = runtime.enter();
+    // TEST-NET-1 (RFC 5737) is never assigned to this machine; binding fails at once.
+    let error = Agent::start(prometheus_on("192.0.2.1:9000")).unwrap_err();
+    assert!(matches!(error, Error::Listen { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("an address of this machine"),
+        "{error}"
+    );
+}
+
+#[test]
+fn outside_a_runtime_the_error_says_where_to_call_start() {
+    let error = Agent::start(prometheus_on("127.0.0.1:0")).unwrap_err();
+    assert!(matches!(error, Error::NoRuntime), "{error:?}");
+    assert!(error.to_string().contains("#[tokio::main]"), "{error}");
+}
+
+#[test]
+fn unreadable_file_is_a_config_error() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _entered = runtime.enter();
+    let error = Agent::start_from_file("/nonexistent/heapscape.yaml").unwrap_err();
+    assert!(matches!(error, Error::Config(_)), "{error:?}");
+    let shown = error.to_string();
+    assert!(
+        shown.starts_with("/nonexistent/heapscape.yaml: cannot read"),
+        "{shown}"
+    );
+}
+
+/// The only test in this binary that installs the global recorder.
+#[test]
+fn statsd_without_a_daemon_starts_and_runs() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _entered = runtime.enter();
+    let port = common::free_udp_port(); // nothing listens there
+    let config = Config::from_yaml_str(
+        &format!(
+            "exporter: {{ statsd: {{ port: {port} }} }}\nheartbeat: {{ interval: 200ms }}\n\
+             pools: {{ pcm: {{}} }}\n"
+        ),
+        "statsd.yaml",
+    )
+    .expect("config");
+    let agent = Agent::start(config).expect("a missing StatsD daemon is not an error");
+    let pcm = agent.pool("pcm").expect("pool");
+    common::wait_for("heartbeat ticks", || {
+        pcm.get().extend_from_slice(b"data");
+        (agent.stats().heartbeat_ticks >= 3).then_some(())
+    });
+    assert!(agent.metrics_addr().is_none());
+
+    // Once installed, the recorder is taken for good.
+    let error = Agent::start(prometheus_on("127.0.0.1:0")).unwrap_err();
+    assert!(
+        matches!(error, Error::RecorderAlreadyInstalled),
+        "{error:?}"
+    );
+    agent.shutdown();
+}

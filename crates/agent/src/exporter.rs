@@ -24,8 +24,13 @@ pub(crate) enum Exporter {
     },
     Statsd {
         sink: Arc<QueuingMetricSink>,
+        flusher: JoinHandle<()>,
     },
 }
+
+/// How often a partly filled StatsD datagram is sent: cadence's buffered sink sends only when
+/// the buffer is full, which would hold a tick's last lines until the next tick.
+const STATSD_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Exporter {
     /// Builds the exporter described by `config` and installs it as the global recorder.
@@ -50,7 +55,7 @@ impl Exporter {
     /// Sends what is queued: for StatsD, waits (up to `timeout`) for the queue to drain, then
     /// flushes the partly filled datagram. Prometheus keeps serving until `shutdown`.
     pub(crate) fn flush(&self, timeout: Duration) {
-        if let Self::Statsd { sink } = self {
+        if let Self::Statsd { sink, .. } = self {
             let deadline = Instant::now() + timeout;
             while sink.queued() > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
@@ -63,8 +68,9 @@ impl Exporter {
     /// Flushes, then stops the Prometheus listener.
     pub(crate) fn shutdown(&self, timeout: Duration) {
         self.flush(timeout);
-        if let Self::Prometheus { server, .. } = self {
-            server.abort();
+        match self {
+            Self::Prometheus { server, .. } => server.abort(),
+            Self::Statsd { flusher, .. } => flusher.abort(),
         }
     }
 }
@@ -160,6 +166,7 @@ fn install_statsd(
     config: &StatsdConfig,
     tags: BTreeMap<String, String>,
 ) -> Result<Exporter, Error> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
     let statsd_error = |source| Error::Statsd {
         host: config.host.clone(),
         port: config.port,
@@ -205,7 +212,16 @@ fn install_statsd(
         default_tags: tags,
     };
     metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderAlreadyInstalled)?;
-    Ok(Exporter::Statsd { sink })
+    let flushed = Arc::clone(&sink);
+    let flusher = runtime.spawn(async move {
+        let mut interval = tokio::time::interval(STATSD_FLUSH_INTERVAL);
+        loop {
+            interval.tick().await;
+            // Non-blocking socket; an unreachable daemon only loses the datagram.
+            let _ = flushed.flush();
+        }
+    });
+    Ok(Exporter::Statsd { sink, flusher })
 }
 
 /// metrics-exporter-statsd's recorder, with histograms whose `record_many` sends one sampled

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{FAST, NEVER, pool_with_idle_buffer, wait_for_ticks, wait_until};
+use common::{FAST, NEVER, pool_with_idle_buffer, trimmed, wait_for_ticks, wait_until};
 use heapscape_heartbeat::Heartbeat;
 
 #[global_allocator]
@@ -51,9 +51,7 @@ async fn tokio_runner_publishes_and_trims_pools() {
     assert_eq!(handle.pool_names(), ["tokio-runner"]);
     let waiter = pool.clone();
     tokio::task::spawn_blocking(move || {
-        wait_until("trim released the idle buffer", || {
-            waiter.stats().idle_buffers == 0
-        });
+        wait_until("trim released the idle buffer", || trimmed(&waiter));
     })
     .await
     .expect("waiter");

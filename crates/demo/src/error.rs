@@ -54,13 +54,14 @@ pub enum Error {
         /// What happened.
         reason: String,
     },
+    /// Ctrl-C stopped the command.
+    #[error("interrupted")]
+    Interrupted,
     /// Requests failed during a comparison run.
-    #[error("{count} requests failed: {kinds}")]
+    #[error("{count} requests failed (see the table); the comparison is not trustworthy")]
     RequestsFailed {
         /// Number of failed requests.
         count: u64,
-        /// Kinds and counts, e.g. "3 x http 502".
-        kinds: String,
     },
 }
 

@@ -8,9 +8,12 @@
 
 #![deny(missing_docs)]
 
+pub mod compare;
 pub mod engine;
 mod error;
 pub mod load;
+pub mod prom;
+mod report;
 pub mod server;
 pub mod telemetry;
 pub mod wav;

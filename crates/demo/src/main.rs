@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use heapscape_demo::{load, server};
+use heapscape_demo::{Error, compare, load, server};
 
 // Counting jemalloc: the heartbeat reads jemalloc's heap statistics and publishes the
 // allocation rate (`heapscape_alloc_*_total`) that `compare` reports per request.
@@ -25,6 +25,9 @@ enum Command {
     Serve(server::ServeOptions),
     /// Send a bounded, seeded load to a running service and report latency and errors.
     Load(load::LoadOptions),
+    /// Run the service without and with pooling under the same load; print a table and write
+    /// an HTML report.
+    Compare(compare::CompareOptions),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Compare(options) => {
+            let comparison = runtime.block_on(compare::run(&options))?;
+            print!("{}", comparison.table());
+            println!("report: {}", comparison.report.display());
+            println!("summary: {}", comparison.json.display());
+            match comparison.failed_requests() {
+                0 => Ok(ExitCode::SUCCESS),
+                count => Err(Error::RequestsFailed { count }.into()),
+            }
         }
     }
 }

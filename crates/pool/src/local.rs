@@ -204,12 +204,12 @@ impl Drop for LocalCache {
         };
         let mut depot = shared.lock_depot();
         depot.release(&mut self.reserved);
-        if idle.capacity() != 0 {
-            if let Err((reason, idle)) = depot.push(idle) {
-                self.shard.discard(reason);
-                drop(depot);
-                drop(idle);
-            }
+        if idle.capacity() != 0
+            && let Err((reason, idle)) = depot.push(idle)
+        {
+            self.shard.discard(reason);
+            drop(depot);
+            drop(idle);
         }
     }
 }

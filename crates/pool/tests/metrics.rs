@@ -1,0 +1,109 @@
+//! Every pool metric is published with its unit and the right values.
+
+use metrics::Unit;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::{CompositeKey, MetricKind};
+
+use heapscape_pool::metrics::{METRICS, MetricKind as Kind};
+use heapscape_pool::{Pool, describe_metrics};
+
+type Row = (
+    CompositeKey,
+    Option<Unit>,
+    Option<metrics::SharedString>,
+    DebugValue,
+);
+
+fn find<'a>(rows: &'a [Row], name: &str, label: Option<(&str, &str)>) -> Vec<&'a Row> {
+    rows.iter()
+        .filter(|(key, ..)| key.key().name() == name)
+        .filter(|(key, ..)| {
+            label.is_none_or(|(k, v)| key.key().labels().any(|l| l.key() == k && l.value() == v))
+        })
+        .collect()
+}
+
+fn counter(rows: &[Row], name: &str) -> u64 {
+    match &find(rows, name, Some(("pool", "pcm")))[0].3 {
+        DebugValue::Counter(v) => *v,
+        other => panic!("{name} is not a counter: {other:?}"),
+    }
+}
+
+#[test]
+fn every_metric_is_published_with_its_unit_and_label() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let pool = Pool::builder("pcm")
+        .initial_capacity(1024)
+        .max_buffer_size(8192)
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        describe_metrics();
+        for len in [100, 3000, 20_000] {
+            let mut buf = pool.get();
+            buf.resize(len, 0);
+        }
+        drop(pool.get().detach());
+        pool.publish();
+    });
+    let rows = snapshotter.snapshot().into_vec();
+    for def in METRICS {
+        let found = find(&rows, def.name, Some(("pool", "pcm")));
+        assert!(!found.is_empty(), "{} was not published", def.name);
+        for (key, unit, help, _) in found {
+            assert_eq!(*unit, Some(def.unit), "{} unit", def.name);
+            assert!(help.is_some(), "{} has no help text", def.name);
+            let expected = match def.kind {
+                Kind::Counter => MetricKind::Counter,
+                Kind::Gauge => MetricKind::Gauge,
+                Kind::Histogram => MetricKind::Histogram,
+            };
+            assert_eq!(key.kind(), expected, "{} kind", def.name);
+        }
+    }
+    let stats = pool.stats();
+    assert_eq!(counter(&rows, "heapscape_pool_hits_total"), stats.hits);
+    assert_eq!(counter(&rows, "heapscape_pool_misses_total"), stats.misses);
+    assert_eq!(counter(&rows, "heapscape_pool_returns_total"), 3);
+    assert_eq!(counter(&rows, "heapscape_pool_shrinks_total"), 1);
+    assert_eq!(counter(&rows, "heapscape_pool_detaches_total"), 1);
+    assert_eq!(
+        find(&rows, "heapscape_pool_discards_total", None).len(),
+        4,
+        "one series per reason"
+    );
+    let lengths = find(&rows, "heapscape_pool_returned_length_bytes", None);
+    let DebugValue::Histogram(values) = &lengths[0].3 else {
+        panic!("not a histogram")
+    };
+    let mut values: Vec<f64> = values.iter().map(|v| v.into_inner()).collect();
+    values.sort_by(f64::total_cmp);
+    assert_eq!(
+        values,
+        [128.0, 4096.0, 32768.0],
+        "each return at its bucket's upper bound"
+    );
+}
+
+#[test]
+fn counters_are_published_by_delta() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let pool = Pool::builder("pcm").build().unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        drop(pool.get());
+        pool.publish();
+        pool.publish();
+        drop(pool.get());
+        drop(pool.get());
+        pool.publish();
+    });
+    let rows = snapshotter.snapshot().into_vec();
+    assert_eq!(counter(&rows, "heapscape_pool_returns_total"), 3);
+    assert_eq!(
+        counter(&rows, "heapscape_pool_hits_total") + counter(&rows, "heapscape_pool_misses_total"),
+        3
+    );
+}

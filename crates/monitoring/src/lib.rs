@@ -1,0 +1,1 @@
+//! Checks of the monitoring kit; the tests live in `tests/`.

@@ -5,6 +5,24 @@
 //! generator) and `compare` (runs the service without and with pooling under the same load and
 //! writes a report). The modules are public so the integration tests can drive the router in
 //! process.
+//!
+//! - [`engine`]: the synthetic speech engine, a chunked PCM stream of unknown length.
+//! - [`wav`]: the RIFF/WAVE header, a pure function.
+//! - [`server`]: the axum service, pooled or fresh buffering, JSON errors; `serve`.
+//! - [`load`]: the seeded load generator; `load`.
+//! - [`compare`]: both modes under the same load, side by side; `compare`.
+//! - [`prom`]: a reader for the Prometheus text format, for `compare`'s scrapes.
+//!
+//! ```no_run
+//! use heapscape_demo::server::{Buffers, ServiceConfig, router};
+//!
+//! # async fn example() -> std::io::Result<()> {
+//! let pool = heapscape_pool::Pool::builder("pcm").build().expect("valid pool");
+//! let app = router(Buffers::Pooled(pool), ServiceConfig::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
 
 #![deny(missing_docs)]
 

@@ -124,7 +124,7 @@ fn rows(modes: &[ModeSummary; 2]) -> Vec<Row> {
     rows.push(Row::new(
         "recommended max buffer size",
         both(&|m| m.recommended_max_buffer_size),
-        kib,
+        mib,
         false,
     ));
     rows

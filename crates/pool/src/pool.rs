@@ -348,6 +348,7 @@ impl Pool {
         self.put(buf);
     }
 
+    #[inline]
     pub(crate) fn put(&self, buf: Vec<u8>) {
         let mut pending = Some(buf);
         with_local(&self.shared, |local| {

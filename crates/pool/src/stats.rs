@@ -10,11 +10,8 @@ pub const SIZE_BUCKETS: usize = 65;
 /// Index of the power-of-two bucket holding `size`: the smallest `i` with `size <= 2^i`.
 #[inline]
 pub(crate) fn bucket_of(size: usize) -> usize {
-    if size <= 1 {
-        0
-    } else {
-        (usize::BITS - (size - 1).leading_zeros()) as usize
-    }
+    // Branch-free: sizes 0 and 1 both saturate to 0, whose leading zeros are all the bits.
+    (usize::BITS - size.saturating_sub(1).leading_zeros()) as usize
 }
 
 /// Upper bound (inclusive) of bucket `i`, saturating at `u64::MAX`.

@@ -1,0 +1,343 @@
+//! Grafana JSON building blocks: panels, queries, variables and the grid layout.
+//!
+//! Only what the heapscape dashboards use; every panel queries the provisioned datasource
+//! ([`crate::DATASOURCE_UID`]) and carries a description that says how to read it.
+
+use serde_json::{Value, json};
+
+use crate::DATASOURCE_UID;
+
+/// Grafana's grid is 24 columns wide.
+const GRID_WIDTH: u32 = 24;
+
+/// The datasource reference of every panel, query, variable and annotation.
+pub(crate) fn datasource() -> Value {
+    json!({ "type": "prometheus", "uid": DATASOURCE_UID })
+}
+
+/// One PromQL query of a panel and its legend.
+pub(crate) struct Query {
+    expr: String,
+    legend: String,
+}
+
+/// A query drawn with `legend` (Grafana's `{{label}}` templates).
+pub(crate) fn query(expr: impl Into<String>, legend: &str) -> Query {
+    Query {
+        expr: expr.into(),
+        legend: legend.to_owned(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    TimeSeries,
+    Stat,
+    Table,
+    Heatmap,
+}
+
+/// A panel before layout.
+pub(crate) struct Panel {
+    kind: Kind,
+    title: &'static str,
+    description: &'static str,
+    unit: &'static str,
+    queries: Vec<Query>,
+    width: u32,
+    height: u32,
+    log_scale: bool,
+    stacked: bool,
+    transformations: Vec<Value>,
+}
+
+impl Panel {
+    fn new(kind: Kind, title: &'static str, description: &'static str, unit: &'static str) -> Self {
+        Self {
+            kind,
+            title,
+            description,
+            unit,
+            queries: Vec::new(),
+            width: 12,
+            height: 8,
+            log_scale: false,
+            stacked: false,
+            transformations: Vec::new(),
+        }
+    }
+
+    /// Adds a query.
+    pub(crate) fn query(mut self, expr: impl Into<String>, legend: &str) -> Self {
+        self.queries.push(query(expr, legend));
+        self
+    }
+
+    /// Columns of the 24-column grid (default 12).
+    pub(crate) fn width(mut self, width: u32) -> Self {
+        self.width = width.clamp(1, GRID_WIDTH);
+        self
+    }
+
+    /// Rows of the grid (default 8).
+    pub(crate) fn height(mut self, height: u32) -> Self {
+        self.height = height.max(1);
+        self
+    }
+
+    /// A log2 y axis, for sizes that span powers of two.
+    pub(crate) fn log_scale(mut self) -> Self {
+        self.log_scale = true;
+        self
+    }
+
+    /// Stacked series (parts of a whole).
+    pub(crate) fn stacked(mut self) -> Self {
+        self.stacked = true;
+        self
+    }
+
+    /// A Grafana transformation applied to the query results (tables).
+    pub(crate) fn transformation(mut self, transformation: Value) -> Self {
+        self.transformations.push(transformation);
+        self
+    }
+
+    fn targets(&self) -> Vec<Value> {
+        let (format, instant) = match self.kind {
+            Kind::TimeSeries => ("time_series", false),
+            Kind::Stat => ("time_series", false),
+            Kind::Table => ("table", true),
+            Kind::Heatmap => ("heatmap", false),
+        };
+        self.queries
+            .iter()
+            .zip(b'A'..)
+            .map(|(query, ref_id)| {
+                json!({
+                    "datasource": datasource(),
+                    "refId": char::from(ref_id).to_string(),
+                    "editorMode": "code",
+                    "expr": query.expr,
+                    "legendFormat": query.legend,
+                    "format": format,
+                    "instant": instant,
+                    "range": !instant,
+                })
+            })
+            .collect()
+    }
+
+    /// Colours the two sides of the before/after comparison the same way on every panel.
+    fn pooling_overrides(&self) -> Vec<Value> {
+        if !self.queries.iter().any(|q| q.legend.contains("pooling=")) {
+            return Vec::new();
+        }
+        [("off", "red"), ("on", "green")]
+            .iter()
+            .map(|(pooling, color)| {
+                json!({
+                    "matcher": { "id": "byRegexp", "options": format!(".*pooling={pooling}.*") },
+                    "properties": [{ "id": "color", "value": { "mode": "fixed", "fixedColor": color } }],
+                })
+            })
+            .collect()
+    }
+
+    fn to_json(&self, id: u32, x: u32, y: u32) -> Value {
+        let mut panel = json!({
+            "id": id,
+            "title": self.title,
+            "description": self.description,
+            "datasource": datasource(),
+            "gridPos": { "x": x, "y": y, "w": self.width, "h": self.height },
+            "targets": self.targets(),
+        });
+        let fields = match self.kind {
+            Kind::TimeSeries => {
+                panel["type"] = json!("timeseries");
+                panel["options"] = json!({
+                    "legend": { "displayMode": "table", "placement": "bottom", "showLegend": true,
+                                "calcs": ["lastNotNull", "max"] },
+                    "tooltip": { "mode": "multi", "sort": "desc" },
+                });
+                let scale = if self.log_scale {
+                    json!({ "type": "log", "log": 2 })
+                } else {
+                    json!({ "type": "linear" })
+                };
+                json!({
+                    "defaults": {
+                        "unit": self.unit,
+                        "min": if self.log_scale { Value::Null } else { json!(0) },
+                        "custom": {
+                            "drawStyle": "line", "lineWidth": 1, "showPoints": "never",
+                            "fillOpacity": if self.stacked { 30 } else { 10 },
+                            "stacking": { "mode": if self.stacked { "normal" } else { "none" } },
+                            "scaleDistribution": scale,
+                        },
+                    },
+                    "overrides": self.pooling_overrides(),
+                })
+            }
+            Kind::Stat => {
+                panel["type"] = json!("stat");
+                panel["options"] = json!({
+                    "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false },
+                    "colorMode": "value", "graphMode": "area", "textMode": "auto",
+                    "justifyMode": "auto", "orientation": "auto",
+                });
+                json!({ "defaults": { "unit": self.unit, "color": { "mode": "thresholds" } },
+                        "overrides": [] })
+            }
+            Kind::Table => {
+                panel["type"] = json!("table");
+                panel["options"] = json!({ "showHeader": true, "cellHeight": "sm" });
+                panel["transformations"] = json!(self.transformations);
+                json!({ "defaults": { "unit": self.unit }, "overrides": [] })
+            }
+            Kind::Heatmap => {
+                panel["type"] = json!("heatmap");
+                panel["options"] = json!({
+                    "calculate": false,
+                    "cellGap": 1,
+                    "color": { "mode": "scheme", "scheme": "Oranges", "steps": 64, "exponent": 0.5 },
+                    "yAxis": { "unit": self.unit, "axisPlacement": "left" },
+                    "rowsFrame": { "layout": "le" },
+                    "tooltip": { "mode": "single", "yHistogram": true },
+                    "legend": { "show": true },
+                });
+                json!({ "defaults": {}, "overrides": [] })
+            }
+        };
+        panel["fieldConfig"] = fields;
+        panel
+    }
+}
+
+/// A time series panel.
+pub(crate) fn timeseries(
+    title: &'static str,
+    description: &'static str,
+    unit: &'static str,
+) -> Panel {
+    Panel::new(Kind::TimeSeries, title, description, unit)
+}
+
+/// A single-number panel (last value).
+pub(crate) fn stat(title: &'static str, description: &'static str, unit: &'static str) -> Panel {
+    Panel::new(Kind::Stat, title, description, unit)
+        .width(4)
+        .height(4)
+}
+
+/// A table of instant query results.
+pub(crate) fn table(title: &'static str, description: &'static str, unit: &'static str) -> Panel {
+    Panel::new(Kind::Table, title, description, unit)
+}
+
+/// A heatmap of a histogram's `_bucket` series (already bucketed: `format: heatmap`).
+pub(crate) fn heatmap(title: &'static str, description: &'static str, unit: &'static str) -> Panel {
+    Panel::new(Kind::Heatmap, title, description, unit)
+}
+
+/// A dashboard under construction: panels are laid out left to right, wrapping at the grid
+/// width; a row starts a new line.
+pub(crate) struct Board {
+    panels: Vec<Value>,
+    next_id: u32,
+    x: u32,
+    y: u32,
+    line_height: u32,
+}
+
+impl Board {
+    pub(crate) fn new() -> Self {
+        Self {
+            panels: Vec::new(),
+            next_id: 1,
+            x: 0,
+            y: 0,
+            line_height: 0,
+        }
+    }
+
+    fn new_line(&mut self) {
+        self.y += self.line_height;
+        self.x = 0;
+        self.line_height = 0;
+    }
+
+    /// A row header across the grid.
+    pub(crate) fn row(&mut self, title: &str) -> &mut Self {
+        if self.x > 0 {
+            self.new_line();
+        }
+        self.panels.push(json!({
+            "id": self.next_id,
+            "type": "row",
+            "title": title,
+            "collapsed": false,
+            "gridPos": { "x": 0, "y": self.y, "w": GRID_WIDTH, "h": 1 },
+            "panels": [],
+        }));
+        self.next_id += 1;
+        self.y += 1;
+        self
+    }
+
+    /// The next panel, on this line if it fits.
+    pub(crate) fn add(&mut self, panel: Panel) -> &mut Self {
+        if self.x + panel.width > GRID_WIDTH {
+            self.new_line();
+        }
+        self.panels
+            .push(panel.to_json(self.next_id, self.x, self.y));
+        self.next_id += 1;
+        self.x += panel.width;
+        self.line_height = self.line_height.max(panel.height);
+        self
+    }
+
+    pub(crate) fn into_panels(self) -> Vec<Value> {
+        self.panels
+    }
+}
+
+/// A query variable over the values of `label` (Grafana's `label_values(metric, label)`),
+/// multi-valued with an "All" that matches every value.
+pub(crate) fn label_variable(name: &str, label: &str, query: &str) -> Value {
+    json!({
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": datasource(),
+        "query": query,
+        "definition": query,
+        "refresh": 2,
+        "sort": 1,
+        "multi": true,
+        "includeAll": true,
+        "allValue": ".+",
+        "current": { "selected": true, "text": ["All"], "value": ["$__all"] },
+        "options": [],
+        "hide": 0,
+    })
+}
+
+/// An annotation drawn wherever `expr` returns a sample.
+pub(crate) fn annotation(name: &str, expr: &str, color: &str, text: &str) -> Value {
+    json!({
+        "name": name,
+        "datasource": datasource(),
+        "enable": true,
+        "hide": false,
+        "iconColor": color,
+        "expr": expr,
+        "step": "1m",
+        "titleFormat": name,
+        "textFormat": text,
+        "tagKeys": "job,instance",
+        "useValueForTime": false,
+    })
+}

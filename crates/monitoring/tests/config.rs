@@ -1,0 +1,702 @@
+//! Structural checks of the monitoring kit, without starting any server: the dashboards, the
+//! Prometheus rules (promtool), the statsd_exporter mapping, docker-compose and the Dockerfile.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{
+    PROMETHEUS_HINT, assert_success, committed_dashboards, dashboard_queries, metric_names, panels,
+    parse_label_values, read, repo, run, variables, yaml, yaml_file,
+};
+use heapscape_monitoring::{DATASOURCE_UID, TAG, dashboards};
+use serde_json::Value;
+
+/// The agent's own metrics (crates/agent/README.md, "Live re-tuning").
+const AGENT_METRICS: &[&str] = &[
+    "heapscape_config_reloads_total",
+    "heapscape_config_reload_failures_total",
+    "heapscape_config_last_reload_success_timestamp_seconds",
+];
+
+/// Every metric the crates publish, with whether it is a histogram.
+fn metric_table() -> BTreeMap<&'static str, bool> {
+    let mut table = BTreeMap::new();
+    for def in heapscape_pool::metrics::METRICS {
+        table.insert(
+            def.name,
+            def.kind == heapscape_pool::metrics::MetricKind::Histogram,
+        );
+    }
+    for def in heapscape_heartbeat::METRICS {
+        table.insert(
+            def.name,
+            def.kind == heapscape_heartbeat::MetricKind::Histogram,
+        );
+    }
+    for name in AGENT_METRICS {
+        table.insert(name, false);
+    }
+    table
+}
+
+/// Panics unless `name` is a published metric, or a histogram's `_bucket`/`_sum`/`_count`.
+fn assert_known_metric(name: &str, table: &BTreeMap<&str, bool>, place: &str) {
+    if table.contains_key(name) {
+        return;
+    }
+    let histogram_series = ["_bucket", "_sum", "_count"].iter().any(|suffix| {
+        name.strip_suffix(suffix)
+            .is_some_and(|base| table.get(base) == Some(&true))
+    });
+    assert!(
+        histogram_series,
+        "{place} reads {name}, which no heapscape crate publishes"
+    );
+}
+
+#[test]
+fn committed_dashboards_are_the_generated_ones() {
+    let generated = dashboards();
+    let committed = committed_dashboards();
+    let committed_names: BTreeSet<_> = committed.iter().map(|(name, _)| name.as_str()).collect();
+    let generated_names: BTreeSet<_> = generated.iter().map(|d| d.file_name).collect();
+    assert_eq!(
+        committed_names, generated_names,
+        "grafana/dashboards/ must hold exactly the generated dashboards: run \
+         `cargo run -p heapscape-monitoring --bin heapscape-dashboards`"
+    );
+    for dashboard in generated {
+        let text = read(&format!("grafana/dashboards/{}", dashboard.file_name));
+        assert!(
+            text == dashboard.to_json_string(),
+            "grafana/dashboards/{} differs from the code in crates/monitoring/src: run \
+             `cargo run -p heapscape-monitoring --bin heapscape-dashboards`",
+            dashboard.file_name
+        );
+    }
+}
+
+/// Every `"datasource"` object in a JSON tree, with its path.
+fn datasources<'a>(value: &'a Value, path: String, out: &mut Vec<(String, &'a Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                if key == "datasource" {
+                    out.push((path.clone(), child));
+                } else {
+                    datasources(child, format!("{path}.{key}"), out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                datasources(child, format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn dashboards_are_provisionable() {
+    let provisioned = yaml_file("grafana/provisioning/datasources/prometheus.yml");
+    let source = &provisioned["datasources"][0];
+    assert_eq!(source["type"], "prometheus");
+    assert_eq!(
+        source["uid"], DATASOURCE_UID,
+        "the provisioned datasource uid is the one the dashboards use"
+    );
+    let provider = yaml_file("grafana/provisioning/dashboards/heapscape.yml");
+    assert_eq!(provider["providers"][0]["type"], "file");
+
+    let mut uids = BTreeSet::new();
+    for (file, dashboard) in committed_dashboards() {
+        let uid = dashboard["uid"].as_str().unwrap_or_default();
+        assert!(
+            !uid.is_empty() && uid.len() <= 40,
+            "{file}: a stable uid of at most 40 characters"
+        );
+        assert!(
+            uids.insert(uid.to_owned()),
+            "{file}: uid {uid} is used twice"
+        );
+        assert!(
+            dashboard["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{file}: a title"
+        );
+        assert!(
+            dashboard["tags"]
+                .as_array()
+                .is_some_and(|tags| tags.contains(&Value::from(TAG))),
+            "{file}: tagged {TAG}"
+        );
+        assert!(
+            dashboard["id"].is_null(),
+            "{file}: no numeric id (Grafana assigns it)"
+        );
+        let text = dashboard.to_string();
+        assert!(
+            dashboard.get("__inputs").is_none() && !text.contains("${DS_"),
+            "{file}: exported-dashboard datasource inputs cannot be provisioned"
+        );
+
+        let mut found = Vec::new();
+        datasources(&dashboard, file.clone(), &mut found);
+        for (path, datasource) in found {
+            let builtin = datasource["uid"] == "-- Grafana --";
+            assert!(
+                builtin
+                    || (datasource["type"] == "prometheus" && datasource["uid"] == DATASOURCE_UID),
+                "{path}: datasource {datasource} is not the provisioned one"
+            );
+        }
+
+        let mut ids = BTreeSet::new();
+        for panel in panels(&dashboard) {
+            let title = panel["title"].as_str().unwrap_or("?");
+            assert!(
+                ids.insert(panel["id"].as_u64()),
+                "{file} / {title}: duplicate panel id"
+            );
+            let grid = &panel["gridPos"];
+            let (x, w) = (
+                grid["x"].as_u64().unwrap_or(99),
+                grid["w"].as_u64().unwrap_or(99),
+            );
+            assert!(x + w <= 24, "{file} / {title}: outside the 24-column grid");
+            if panel["type"] == "row" {
+                continue;
+            }
+            assert!(
+                panel["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{file} / {title}: a description that says how to read the panel"
+            );
+            let targets = panel["targets"].as_array().map(Vec::len).unwrap_or(0);
+            assert!(targets > 0, "{file} / {title}: no query");
+        }
+
+        let defined: Vec<String> = variables(&dashboard)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        for (i, (name, query)) in variables(&dashboard).iter().enumerate() {
+            let (selector, _label) = parse_label_values(query).unwrap_or_else(|| {
+                panic!("{file}: variable {name}: {query} is not label_values(...)")
+            });
+            for used in referenced_variables(selector.as_deref().unwrap_or_default()) {
+                assert!(
+                    defined[..i].contains(&used),
+                    "{file}: variable {name} uses ${used}, which is not defined before it"
+                );
+            }
+        }
+        for query in dashboard_queries(&dashboard) {
+            for used in referenced_variables(&query.expr) {
+                assert!(
+                    defined.contains(&used) || used.starts_with("__"),
+                    "{}: uses ${used}, not a variable of the dashboard",
+                    query.place
+                );
+            }
+        }
+    }
+}
+
+/// Names of the `$variables` an expression uses.
+fn referenced_variables(expr: &str) -> Vec<String> {
+    expr.split('$')
+        .skip(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+#[test]
+fn every_metric_read_by_dashboards_and_rules_is_published() {
+    let table = metric_table();
+    for (_, dashboard) in committed_dashboards() {
+        for query in dashboard_queries(&dashboard) {
+            for name in metric_names(&query.expr) {
+                assert_known_metric(&name, &table, &query.place);
+            }
+        }
+        for (name, query) in variables(&dashboard) {
+            for metric in metric_names(&query) {
+                assert_known_metric(&metric, &table, &format!("variable {name}"));
+            }
+        }
+    }
+    for (file, rule) in rules() {
+        let expr = rule["expr"].as_str().unwrap_or_default();
+        for name in metric_names(expr) {
+            assert_known_metric(&name, &table, &format!("{file}: {}", rule_name(&rule)));
+        }
+    }
+}
+
+/// Every rule of the rule files, with its file.
+fn rules() -> Vec<(String, Value)> {
+    let folder = repo().join("prometheus/rules");
+    let mut files: Vec<_> = std::fs::read_dir(&folder)
+        .expect("prometheus/rules exists")
+        .map(|entry| entry.expect("a directory entry").path())
+        .collect();
+    files.sort();
+    let mut all = Vec::new();
+    for path in files {
+        let name = format!(
+            "prometheus/rules/{}",
+            path.file_name().unwrap().to_string_lossy()
+        );
+        let file = yaml_file(&name);
+        for group in file["groups"].as_array().into_iter().flatten() {
+            for rule in group["rules"].as_array().into_iter().flatten() {
+                all.push((name.clone(), rule.clone()));
+            }
+        }
+    }
+    all
+}
+
+fn rule_name(rule: &Value) -> String {
+    rule["alert"]
+        .as_str()
+        .or(rule["record"].as_str())
+        .unwrap_or("?")
+        .to_owned()
+}
+
+#[test]
+fn rules_follow_the_mixin_conventions_and_every_alert_is_tested() {
+    let mut tested = BTreeSet::new();
+    let tests = repo().join("prometheus/tests");
+    for entry in std::fs::read_dir(&tests).expect("prometheus/tests exists") {
+        let path = entry.expect("a directory entry").path();
+        let text = std::fs::read_to_string(&path).expect("readable test file");
+        let file = yaml(&text, &path.display().to_string());
+        for test in file["tests"].as_array().into_iter().flatten() {
+            for case in test["alert_rule_test"].as_array().into_iter().flatten() {
+                let fires = case["exp_alerts"].as_array().is_some_and(|a| !a.is_empty());
+                if fires {
+                    tested.insert(case["alertname"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+    }
+
+    let (mut alerts, mut records) = (0, 0);
+    for (file, rule) in rules() {
+        if let Some(alert) = rule["alert"].as_str() {
+            alerts += 1;
+            let camel = alert.starts_with(|c: char| c.is_ascii_uppercase())
+                && alert.chars().all(|c| c.is_ascii_alphanumeric());
+            assert!(camel, "{file}: alert {alert} is not CamelCase");
+            let severity = rule["labels"]["severity"].as_str().unwrap_or_default();
+            assert!(
+                ["critical", "warning", "info"].contains(&severity),
+                "{file}: alert {alert} needs a severity label (critical, warning or info)"
+            );
+            for annotation in ["summary", "description"] {
+                assert!(
+                    rule["annotations"][annotation]
+                        .as_str()
+                        .is_some_and(|s| !s.trim().is_empty()),
+                    "{file}: alert {alert} needs a {annotation} annotation"
+                );
+            }
+            assert!(
+                tested.contains(alert),
+                "{file}: alert {alert} has no promtool test in prometheus/tests/ that fires it"
+            );
+        } else {
+            records += 1;
+            let record = rule["record"].as_str().unwrap_or_default();
+            let parts: Vec<_> = record.split(':').collect();
+            let valid = parts.len() == 3
+                && parts.iter().all(|part| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                });
+            assert!(
+                valid,
+                "{file}: recording rule {record} is not named level:metric:operation"
+            );
+        }
+    }
+    assert!(
+        alerts > 0 && records > 0,
+        "the rule files hold alerts and recording rules"
+    );
+}
+
+#[test]
+fn promtool_checks_the_config_and_the_rules_and_runs_the_rule_tests() {
+    let rule_files: Vec<String> = rules()
+        .into_iter()
+        .map(|(file, _)| file)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let test_files: Vec<String> = std::fs::read_dir(repo().join("prometheus/tests"))
+        .expect("prometheus/tests exists")
+        .map(|entry| {
+            let path = entry.expect("a directory entry").path();
+            format!(
+                "prometheus/tests/{}",
+                path.file_name().unwrap().to_string_lossy()
+            )
+        })
+        .collect();
+
+    let output = run(
+        "promtool",
+        &["check", "config", "prometheus/prometheus.yml"],
+        PROMETHEUS_HINT,
+    );
+    assert_success(&output, "promtool check config prometheus/prometheus.yml");
+    let mut args = vec!["check", "rules"];
+    args.extend(rule_files.iter().map(String::as_str));
+    assert_success(
+        &run("promtool", &args, PROMETHEUS_HINT),
+        "promtool check rules",
+    );
+    let mut args = vec!["test", "rules"];
+    args.extend(test_files.iter().map(String::as_str));
+    assert_success(
+        &run("promtool", &args, PROMETHEUS_HINT),
+        "promtool test rules",
+    );
+}
+
+#[test]
+fn statsd_mapping_yields_the_prometheus_names_labels_and_buckets() {
+    let mapping = yaml_file("statsd_exporter/mapping.yml");
+    assert_eq!(
+        mapping["defaults"]["observer_type"], "histogram",
+        "observers must become histograms (summaries do not aggregate across instances)"
+    );
+    let mappings = mapping["mappings"].as_array().expect("a mappings list");
+
+    let expected_buckets: BTreeMap<&str, Vec<f64>> = heapscape_pool::HISTOGRAM_METRICS
+        .iter()
+        .map(|name| (*name, heapscape_pool::histogram_buckets()))
+        .chain(
+            heapscape_heartbeat::METRICS
+                .iter()
+                .filter(|def| def.kind == heapscape_heartbeat::MetricKind::Histogram)
+                .map(|def| {
+                    (
+                        def.name,
+                        heapscape_heartbeat::SAMPLE_DURATION_BUCKETS.to_vec(),
+                    )
+                }),
+        )
+        .collect();
+    assert!(expected_buckets.contains_key("heapscape_pool_returned_length_bytes"));
+    assert!(expected_buckets.contains_key("heapscape_heartbeat_sample_duration_seconds"));
+
+    for (name, buckets) in &expected_buckets {
+        let matching: Vec<&Value> = mappings
+            .iter()
+            .filter(|m| m["match"].as_str() == Some(&format!("^{name}$")))
+            .collect();
+        assert_eq!(matching.len(), 1, "one mapping for {name}");
+        let m = matching[0];
+        assert_eq!(
+            m["match_type"], "regex",
+            "{name}: glob matches need dots, so a regex"
+        );
+        assert_eq!(
+            m["match_metric_type"], "observer",
+            "{name}: maps the `|h` observer"
+        );
+        assert_eq!(m["name"].as_str(), Some(*name), "{name}: keeps its name");
+        assert_eq!(m["observer_type"], "histogram", "{name}: a histogram");
+        let got: Vec<f64> = m["histogram_options"]["buckets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: histogram_options.buckets"))
+            .iter()
+            .map(|b| b.as_f64().expect("numeric bucket"))
+            .collect();
+        assert_eq!(
+            &got, buckets,
+            "{name}: the same buckets as on the Prometheus path"
+        );
+    }
+    for m in mappings {
+        let name = m["name"].as_str().unwrap_or_default();
+        assert!(
+            expected_buckets.contains_key(name),
+            "mapping {name}: only histograms need a mapping; others keep their names"
+        );
+        assert!(
+            m.get("labels").is_none(),
+            "mapping {name}: labels come from the DogStatsD tags"
+        );
+    }
+
+    // Unmapped metrics keep their names (statsd_exporter escapes only characters outside
+    // [a-zA-Z0-9_] and adds no suffix), so counters must already end in `_total`.
+    for (name, histogram) in metric_table() {
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{name} would be renamed by statsd_exporter"
+        );
+        let counter = heapscape_pool::metrics::METRICS
+            .iter()
+            .any(|d| d.name == name && d.kind == heapscape_pool::metrics::MetricKind::Counter)
+            || heapscape_heartbeat::METRICS
+                .iter()
+                .any(|d| d.name == name && d.kind == heapscape_heartbeat::MetricKind::Counter);
+        if counter {
+            assert!(
+                name.ends_with("_total"),
+                "counter {name} must end in _total on both paths"
+            );
+        }
+        if histogram {
+            assert!(
+                expected_buckets.contains_key(name),
+                "histogram {name} has no mapping"
+            );
+        }
+    }
+}
+
+/// `docker-compose config` output: the compose file with anchors and merges resolved and paths
+/// absolute.
+fn compose_config() -> Value {
+    let output = run(
+        "docker-compose",
+        &["-f", "docker-compose.yml", "config"],
+        "install Debian's `docker-compose` package (apt-get install docker-compose), which \
+         validates compose files without a Docker engine",
+    );
+    assert_success(&output, "docker-compose -f docker-compose.yml config");
+    yaml(
+        &String::from_utf8_lossy(&output.stdout),
+        "docker-compose config output",
+    )
+}
+
+/// A bind mount's host path and container path, from either volume syntax.
+fn bind_mount(volume: &Value) -> (String, String) {
+    match volume {
+        Value::String(short) => {
+            let mut parts = short.split(':');
+            (
+                parts.next().unwrap_or_default().to_owned(),
+                parts.next().unwrap_or_default().to_owned(),
+            )
+        }
+        long => (
+            long["source"].as_str().unwrap_or_default().to_owned(),
+            long["target"].as_str().unwrap_or_default().to_owned(),
+        ),
+    }
+}
+
+/// The arguments of a service's command as strings.
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
+    let quiet = run(
+        "docker-compose",
+        &["-f", "docker-compose.yml", "config", "-q"],
+        "install Debian's `docker-compose` package (apt-get install docker-compose)",
+    );
+    assert_success(&quiet, "docker-compose -f docker-compose.yml config -q");
+    let compose = compose_config();
+    let services = compose["services"].as_object().expect("services");
+    for name in [
+        "demo-unpooled",
+        "demo-pooled",
+        "demo-statsd",
+        "load",
+        "statsd-exporter",
+        "prometheus",
+        "grafana",
+    ] {
+        assert!(
+            services.contains_key(name),
+            "docker-compose.yml has no service {name}"
+        );
+    }
+
+    // Mounted files exist; remember where each lands in its container.
+    let mut mounts: BTreeMap<(String, String), std::path::PathBuf> = BTreeMap::new();
+    for (name, service) in services {
+        for volume in service["volumes"].as_array().into_iter().flatten() {
+            let (host, container) = bind_mount(volume);
+            let path = std::path::PathBuf::from(&host);
+            assert!(
+                path.exists(),
+                "service {name} mounts {host}, which does not exist"
+            );
+            assert!(
+                path.starts_with(repo()),
+                "service {name} mounts {host}, outside the repository"
+            );
+            mounts.insert((name.clone(), container), path);
+        }
+    }
+    let mounted = |service: &str, container: &str| -> std::path::PathBuf {
+        mounts
+            .iter()
+            .find_map(|((s, target), host)| {
+                let rest = container.strip_prefix(target.as_str())?;
+                let rest = rest.trim_start_matches('/');
+                (s == service).then(|| {
+                    if rest.is_empty() {
+                        host.clone()
+                    } else {
+                        host.join(rest)
+                    }
+                })
+            })
+            .unwrap_or_else(|| panic!("service {service} mounts nothing at {container}"))
+    };
+
+    // The demo services run the binary the Dockerfile builds, with configs the agent accepts.
+    let dockerfile = read("Dockerfile");
+    assert!(
+        dockerfile.contains("-p heapscape-demo --bin heapscape-demo")
+            && dockerfile.contains("target/release/heapscape-demo")
+            && dockerfile.contains(r#"ENTRYPOINT ["/usr/local/bin/heapscape-demo"]"#),
+        "the Dockerfile builds heapscape-demo and makes it the entrypoint"
+    );
+    assert!(
+        read("crates/demo/Cargo.toml").contains(r#"name = "heapscape-demo""#),
+        "the demo crate's binary is called heapscape-demo"
+    );
+    for name in ["demo-unpooled", "demo-pooled", "demo-statsd"] {
+        let service = &services[name];
+        assert!(
+            service["build"]["context"]
+                .as_str()
+                .is_some_and(|c| std::path::Path::new(c) == repo())
+        );
+        let command = strings(&service["command"]);
+        assert_eq!(
+            command.first().map(String::as_str),
+            Some("serve"),
+            "{name} serves"
+        );
+        let config = command
+            .iter()
+            .position(|arg| arg == "--config")
+            .and_then(|i| command.get(i + 1))
+            .unwrap_or_else(|| panic!("{name} passes --config"));
+        let host_config = mounted(name, config);
+        heapscape::Config::from_file(&host_config).unwrap_or_else(|e| {
+            panic!(
+                "{name}: {} is not a valid heapscape config: {e}",
+                host_config.display()
+            )
+        });
+    }
+    let load = strings(&services["load"]["command"]).join(" ");
+    assert!(
+        load.contains("heapscape-demo load") && load.contains("--allow-remote"),
+        "the load generator runs `heapscape-demo load --allow-remote` (compose networking is not loopback)"
+    );
+
+    // Prometheus scrapes the compose services with its mounted config and rules.
+    let prometheus_args = strings(&services["prometheus"]["command"]);
+    let config_arg = prometheus_args
+        .iter()
+        .find_map(|arg| arg.strip_prefix("--config.file="))
+        .expect("prometheus --config.file");
+    let prometheus_config = mounted("prometheus", config_arg);
+    assert_eq!(prometheus_config, repo().join("prometheus/prometheus.yml"));
+    assert_eq!(
+        mounted("prometheus", "/etc/prometheus/rules"),
+        repo().join("prometheus/rules")
+    );
+    let scrape = yaml_file("prometheus/prometheus.yml");
+    for job in scrape["scrape_configs"].as_array().expect("scrape_configs") {
+        for target in job["static_configs"][0]["targets"]
+            .as_array()
+            .expect("targets")
+        {
+            let host = target
+                .as_str()
+                .unwrap_or_default()
+                .split(':')
+                .next()
+                .unwrap_or_default();
+            assert!(
+                services.contains_key(host),
+                "Prometheus scrapes {target}, not a compose service"
+            );
+        }
+    }
+
+    // statsd_exporter reads the mapping on the port the StatsD-path config sends to.
+    let exporter_args = strings(&services["statsd-exporter"]["command"]);
+    let mapping_arg = exporter_args
+        .iter()
+        .find_map(|arg| arg.strip_prefix("--statsd.mapping-config="))
+        .expect("statsd_exporter --statsd.mapping-config");
+    assert_eq!(
+        mounted("statsd-exporter", mapping_arg),
+        repo().join("statsd_exporter/mapping.yml")
+    );
+    assert!(
+        exporter_args
+            .iter()
+            .any(|a| a == "--statsd.listen-udp=:9125")
+    );
+    let statsd_config = yaml_file("deploy/heapscape-statsd.yaml");
+    assert_eq!(
+        statsd_config["exporter"]["statsd"]["host"],
+        "statsd-exporter"
+    );
+    assert_eq!(statsd_config["exporter"]["statsd"]["port"], 9125);
+
+    // Grafana: provisioning mounted, datasource pointing at the prometheus service, home set.
+    assert_eq!(
+        mounted("grafana", "/etc/grafana/provisioning"),
+        repo().join("grafana/provisioning")
+    );
+    let provider = yaml_file("grafana/provisioning/dashboards/heapscape.yml");
+    let dashboards_path = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .expect("provider path");
+    assert_eq!(
+        mounted("grafana", dashboards_path),
+        repo().join("grafana/dashboards")
+    );
+    let environment = &services["grafana"]["environment"];
+    assert_eq!(environment["GF_AUTH_ANONYMOUS_ENABLED"], "true");
+    assert_eq!(environment["GF_AUTH_ANONYMOUS_ORG_ROLE"], "Viewer");
+    let home = environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+        .as_str()
+        .expect("a home dashboard");
+    assert_eq!(
+        mounted("grafana", home),
+        repo().join("grafana/dashboards/heapscape-heap.json")
+    );
+    let datasource = yaml_file("grafana/provisioning/datasources/prometheus.yml");
+    assert_eq!(
+        datasource["datasources"][0]["url"],
+        "http://prometheus:9090"
+    );
+}

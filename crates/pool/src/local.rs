@@ -15,7 +15,90 @@ use crate::shard::{Shard, bump};
 use crate::stats::{DiscardReason, bucket_of};
 
 thread_local! {
-    static CACHES: RefCell<Vec<LocalCache>> = const { RefCell::new(Vec::new()) };
+    static CACHES: RefCell<Caches> = const {
+        RefCell::new(Caches {
+            last: 0,
+            list: Vec::new(),
+        })
+    };
+}
+
+/// This thread's caches, one per pool it used, and the index of the one used last (so the
+/// common case, one pool used over and over, finds its cache without a search).
+struct Caches {
+    last: usize,
+    list: Vec<LocalCache>,
+}
+
+impl Caches {
+    /// The cache for `shared` if it is the one used last and its config copy is current.
+    #[inline]
+    fn current(&mut self, shared: &Shared) -> Option<&mut LocalCache> {
+        let local = self.list.get_mut(self.last)?;
+        // Acquire pairs with the Release bump in `Pool::reconfigure` (see `refresh_if_stale`).
+        (local.is_for(shared) && local.generation == shared.generation.load(Ordering::Acquire))
+            .then_some(local)
+    }
+}
+
+/// The fast path of `get`: takes the buffer in this thread's private slot (a hit, counted).
+///
+/// Returns an empty, unallocated `Vec` (capacity 0) and counts nothing when the fast path
+/// does not apply (no idle buffer in the slot, another pool used last, a config change not
+/// yet seen, caches unavailable); the caller then takes the full path.
+#[inline]
+pub(crate) fn take_fast(shared: &Shared) -> Vec<u8> {
+    CACHES
+        .try_with(|caches| {
+            let Ok(mut caches) = caches.try_borrow_mut() else {
+                return Vec::new();
+            };
+            match caches.current(shared) {
+                Some(local) if local.slot.capacity() != 0 => {
+                    let shard: &Shard = &local.shard;
+                    bump(&shard.hits);
+                    shard.slot_bytes.store(0, Ordering::Relaxed);
+                    mem::take(&mut local.slot)
+                }
+                _ => Vec::new(),
+            }
+        })
+        .unwrap_or_default()
+}
+
+/// The fast path of a return: moves `buf` into this thread's empty private slot if it fits
+/// without any further decision (within the max buffer size and this thread's reservation),
+/// counting it and leaving an empty `Vec` in `buf`.
+///
+/// Returns `false` without touching `buf` or any counter otherwise; the caller then takes
+/// the full path.
+#[inline]
+pub(crate) fn put_fast(shared: &Shared, buf: &mut Vec<u8>) -> bool {
+    CACHES
+        .try_with(|caches| {
+            let Ok(mut caches) = caches.try_borrow_mut() else {
+                return false;
+            };
+            let Some(local) = caches.current(shared) else {
+                return false;
+            };
+            let capacity = buf.capacity();
+            if local.slot.capacity() != 0
+                || capacity == 0
+                || capacity > local.reserved
+                || capacity > local.max_buffer_size
+            {
+                return false;
+            }
+            let shard: &Shard = &local.shard;
+            bump(&shard.lengths[bucket_of(buf.len())]);
+            bump(&shard.capacities[bucket_of(capacity)]);
+            shard.slot_bytes.store(capacity as u64, Ordering::Relaxed);
+            buf.clear();
+            mem::swap(&mut local.slot, buf);
+            true
+        })
+        .unwrap_or(false)
 }
 
 /// Runs `f` on this thread's cache for `shared`, registering one on first use.
@@ -30,11 +113,14 @@ pub(crate) fn with_local<R>(
     CACHES
         .try_with(|caches| {
             let mut caches = caches.try_borrow_mut().ok()?;
-            let index = match caches.iter().position(|c| c.pool_id == shared.id) {
-                Some(index) => index,
-                None => register(&mut caches, shared),
-            };
-            Some(f(&mut caches[index]))
+            let Caches { last, list } = &mut *caches;
+            if list.get(*last).is_none_or(|c| !c.is_for(shared)) {
+                *last = match list.iter().position(|c| c.is_for(shared)) {
+                    Some(index) => index,
+                    None => register(list, shared),
+                };
+            }
+            Some(f(&mut list[*last]))
         })
         .ok()
         .flatten()
@@ -47,7 +133,7 @@ fn register(caches: &mut Vec<LocalCache>, shared: &Arc<Shared>) -> usize {
     let shard = Arc::new(Shard::new());
     shared.register_shard(Arc::clone(&shard));
     caches.push(LocalCache {
-        pool_id: shared.id,
+        pool_addr: Arc::as_ptr(shared).addr(),
         pool: Arc::downgrade(shared),
         shard,
         slot: Vec::new(),
@@ -67,7 +153,9 @@ fn register(caches: &mut Vec<LocalCache>, shared: &Arc<Shared>) -> usize {
 /// the pool's idle budget (see `Depot::reserve`); `shard.slot_bytes == slot.capacity()`.
 #[derive(Debug)]
 pub(crate) struct LocalCache {
-    pool_id: u64,
+    /// The address of the pool's shared state: its identity, since `pool` keeps that
+    /// allocation from being reused for another pool while this cache exists.
+    pool_addr: usize,
     pool: Weak<Shared>,
     pub(crate) shard: Arc<Shard>,
     slot: Vec<u8>,
@@ -80,6 +168,12 @@ pub(crate) struct LocalCache {
 }
 
 impl LocalCache {
+    /// Whether this is the cache for `shared`.
+    #[inline]
+    fn is_for(&self, shared: &Shared) -> bool {
+        self.pool_addr == std::ptr::from_ref(shared).addr()
+    }
+
     /// Takes an idle buffer, or `None` on a miss (counted).
     #[inline]
     pub(crate) fn take(&mut self, shared: &Shared) -> Option<Vec<u8>> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
-use crate::local::with_local;
+use crate::local::{self, with_local};
 use crate::shard::{Counts, Shard, bump};
 use crate::stats::{DiscardReason, bucket_of};
 use crate::{OverMaxPolicy, PoolConfig, PoolError, PoolStats};
@@ -25,8 +25,6 @@ pub struct Pool {
 
 /// State shared by all handles and threads.
 pub(crate) struct Shared {
-    /// Unique among all pools ever built in this process: keys the per-thread caches.
-    pub(crate) id: u64,
     pub(crate) name: String,
     /// Bumped under the depot lock after each config change, read (on its own cache line,
     /// written only by reconfiguration) on every get and put.
@@ -192,8 +190,6 @@ impl Depot {
     }
 }
 
-static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(0);
-
 impl Shared {
     pub(crate) fn lock_depot(&self) -> MutexGuard<'_, Depot> {
         // A panic while holding the lock cannot leave the depot torn: every mutation keeps
@@ -289,7 +285,6 @@ impl PoolBuilder {
         self.config.validate()?;
         Ok(Pool {
             shared: Arc::new(Shared {
-                id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
                 name: self.name,
                 generation: CachePadded::new(AtomicU64::new(0)),
                 depot: Mutex::new(Depot {
@@ -325,13 +320,24 @@ impl Pool {
     /// initial capacity (a miss). It comes back, cleared, when the guard drops.
     #[inline]
     pub fn get(&self) -> PooledBuf<'_> {
-        let buf = with_local(&self.shared, |local| {
+        let mut buf = local::take_fast(&self.shared);
+        if buf.capacity() == 0 {
+            buf = self.take_slow();
+        }
+        PooledBuf { buf, pool: self }
+    }
+
+    /// The full `get` path: refreshes a stale config copy, registers this thread's cache,
+    /// falls back to the depot.
+    #[cold]
+    #[inline(never)]
+    fn take_slow(&self) -> Vec<u8> {
+        with_local(&self.shared, |local| {
             local
                 .take(&self.shared)
                 .unwrap_or_else(|| Vec::with_capacity(local.initial_capacity))
         })
-        .unwrap_or_else(|| self.take_shared());
-        PooledBuf { buf, pool: self }
+        .unwrap_or_else(|| self.take_shared())
     }
 
     /// Like [`Pool::get`], with room for at least `hint` bytes, clamped to the max buffer size
@@ -344,11 +350,21 @@ impl Pool {
     }
 
     /// Gives the pool a buffer allocated elsewhere; it is treated like a returned buffer.
-    pub fn donate(&self, buf: Vec<u8>) {
-        self.put(buf);
+    pub fn donate(&self, mut buf: Vec<u8>) {
+        self.put_from(&mut buf);
     }
 
+    /// Takes back a buffer, leaving an empty `Vec` in its place.
     #[inline]
+    pub(crate) fn put_from(&self, buf: &mut Vec<u8>) {
+        if !local::put_fast(&self.shared, buf) {
+            self.put(mem::take(buf));
+        }
+    }
+
+    /// The full return path.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn put(&self, buf: Vec<u8>) {
         let mut pending = Some(buf);
         with_local(&self.shared, |local| {
@@ -622,7 +638,7 @@ impl fmt::Debug for PooledBuf<'_> {
 impl Drop for PooledBuf<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.pool.put(mem::take(&mut self.buf));
+        self.pool.put_from(&mut self.buf);
     }
 }
 
@@ -643,6 +659,6 @@ impl AsRef<[u8]> for Returning {
 #[cfg(feature = "bytes")]
 impl Drop for Returning {
     fn drop(&mut self) {
-        self.pool.put(mem::take(&mut self.buf));
+        self.pool.put_from(&mut self.buf);
     }
 }

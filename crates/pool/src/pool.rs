@@ -324,7 +324,10 @@ impl Pool {
         if buf.capacity() == 0 {
             buf = self.take_slow();
         }
-        PooledBuf { buf, pool: self }
+        PooledBuf {
+            buf: ManuallyDrop::new(buf),
+            pool: self,
+        }
     }
 
     /// The full `get` path: refreshes a stale config copy, registers this thread's cache,
@@ -571,7 +574,9 @@ impl fmt::Debug for Pool {
 /// `std::io::Write`, `extend_from_slice` and `tokio::io::AsyncWriteExt` work through the
 /// deref (on `&mut Vec<u8>`).
 pub struct PooledBuf<'a> {
-    buf: Vec<u8>,
+    /// Never dropped as a field: `Drop` moves it back to the pool and leaves an empty `Vec`
+    /// (nothing to free), so dropping a guard runs no second, redundant `Vec` drop.
+    buf: ManuallyDrop<Vec<u8>>,
     pool: &'a Pool,
 }
 
@@ -584,7 +589,7 @@ impl PooledBuf<'_> {
 
     fn into_parts(self) -> (Vec<u8>, Pool) {
         let mut this = ManuallyDrop::new(self);
-        (mem::take(&mut this.buf), this.pool.clone())
+        (mem::take(&mut *this.buf), this.pool.clone())
     }
 
     /// Turns the buffer into [`bytes::Bytes`] without copying; the buffer goes back to the

@@ -1,0 +1,335 @@
+//! The docker-compose topology on loopback, without Docker or Grafana: the demo service without
+//! and with pooling (configured with deploy/heapscape-prometheus.yaml, as in compose) under
+//! load, and the real Prometheus with prometheus/prometheus.yml (same jobs, loopback targets,
+//! 1 s scrapes) and the rules. Every query of every dashboard panel and annotation, with the
+//! variables substituted as Grafana would, and every recording rule are evaluated through
+//! Prometheus's HTTP API: a query that errors fails at once, and each must return series before
+//! the deadline.
+//!
+//! The StatsD path is not part of this topology: statsd_exporter is not installable here (and
+//! Etsy statsd, which the agent's own tests use, is a different server), so its mapping is
+//! checked structurally against the metric tables in `tests/config.rs`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    DashboardQuery, Process, Prometheus, committed_dashboards, dashboard_queries, demo_binary,
+    parse_label_values, read, repo, substitute, variables, yaml,
+};
+use serde_json::{Value, json};
+
+/// Time for every query to return series once the stack is up (generous: a shared 2-core
+/// machine running other builds).
+const DEADLINE: Duration = Duration::from_secs(100);
+
+/// Time for a demo service to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The Prometheus-path job of prometheus/prometheus.yml and the StatsD-path one.
+const DEMO_JOB: &str = "heapscape-demo";
+const STATSD_JOB: &str = "statsd-exporter";
+
+/// One demo service with its load generator.
+struct Demo {
+    metrics: String,
+    _service: Process,
+    _load: Process,
+}
+
+fn start_demo(pooling: &str) -> Demo {
+    let binary = demo_binary();
+    let config = repo().join("deploy/heapscape-prometheus.yaml");
+    let mut service = Process::spawn(
+        &format!("heapscape-demo serve --pooling {pooling}"),
+        Command::new(&binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .args(["--pooling", pooling])
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--heartbeat-interval", "1s"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped()),
+    );
+    let ready = service.wait_for_line("heapscape-demo serve: ready", READY_TIMEOUT);
+    let field = |key: &str| {
+        ready
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in the ready line {ready:?}"))
+            .to_owned()
+    };
+    let (http, metrics) = (field("http="), field("metrics="));
+    // Bounded by its duration; killed on drop if the test ends first.
+    let load = Process::spawn(
+        &format!("heapscape-demo load ({pooling})"),
+        Command::new(&binary)
+            .arg("load")
+            .args(["--url", &format!("http://{http}")])
+            .args(["--duration", "150s", "--concurrency", "2", "--no-progress"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    Demo {
+        metrics,
+        _service: service,
+        _load: load,
+    }
+}
+
+/// prometheus/prometheus.yml with loopback targets, 1 s scrapes and evaluations, and the rule
+/// files by absolute path. The StatsD-path job is left out (no statsd_exporter here).
+fn prometheus_config(targets: &[&str]) -> String {
+    let mut config = yaml(
+        &read("prometheus/prometheus.yml"),
+        "prometheus/prometheus.yml",
+    );
+    config["global"]["scrape_interval"] = json!("1s");
+    config["global"]["evaluation_interval"] = json!("1s");
+    let rules = config["rule_files"]
+        .as_array()
+        .expect("rule_files")
+        .iter()
+        .map(|glob| {
+            let glob = glob.as_str().expect("a rule file glob");
+            json!(repo().join("prometheus").join(glob).display().to_string())
+        })
+        .collect::<Vec<_>>();
+    config["rule_files"] = json!(rules);
+    let jobs = config["scrape_configs"]
+        .as_array()
+        .expect("scrape_configs")
+        .clone();
+    let names: Vec<_> = jobs
+        .iter()
+        .filter_map(|job| job["job_name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [DEMO_JOB, STATSD_JOB],
+        "the jobs of prometheus/prometheus.yml changed: update this test's topology"
+    );
+    let mut demo = jobs[0].clone();
+    demo["static_configs"] = json!([{ "targets": targets }]);
+    config["scrape_configs"] = json!([demo]);
+    // JSON is YAML.
+    config.to_string()
+}
+
+/// What is still missing, or the first hard error.
+enum Outcome {
+    Ready,
+    Pending(Vec<String>),
+}
+
+/// The values of each dashboard variable, resolved in order as Grafana does.
+fn resolve_variables(
+    prometheus: &Prometheus,
+    dashboard: &Value,
+) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let mut values = BTreeMap::new();
+    for (name, query) in variables(dashboard) {
+        let (selector, label) =
+            parse_label_values(&query).ok_or_else(|| format!("variable {name}: {query}"))?;
+        let selector = selector.unwrap_or_else(|| "{__name__=~\".+\"}".to_owned());
+        let selector = substitute(&selector, &values);
+        let data = prometheus
+            .api(
+                &format!("/api/v1/label/{label}/values"),
+                &[("match[]", &selector)],
+            )
+            .map_err(|e| format!("ERROR variable {name} ({selector}): {e}"))?;
+        let found: Vec<String> = data
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        if found.is_empty() {
+            return Err(format!("variable {name} has no values yet ({selector})"));
+        }
+        values.insert(name, found);
+    }
+    Ok(values)
+}
+
+/// Evaluates one dashboard query; `Err` for a query Prometheus rejects.
+fn check_query(
+    prometheus: &Prometheus,
+    query: &DashboardQuery,
+    values: &BTreeMap<String, Vec<String>>,
+    pending: &mut Vec<String>,
+) -> Result<(), String> {
+    let expr = substitute(&query.expr, values);
+    let series = prometheus
+        .query(&expr)
+        .map_err(|e| format!("{}: {e}\n  query: {expr}", query.place))?;
+    // An annotation marks events; without one it is empty, so its series come from the
+    // expression before the final comparison.
+    let data_expr = match query.annotation {
+        true => expr
+            .rsplit_once(" > ")
+            .map_or(expr.clone(), |(data, _)| data.to_owned()),
+        false => expr.clone(),
+    };
+    let has_series = if query.annotation {
+        !prometheus
+            .query(&data_expr)
+            .map_err(|e| format!("{}: {e}\n  query: {data_expr}", query.place))?
+            .is_empty()
+    } else {
+        !series.is_empty()
+    };
+    if !has_series {
+        pending.push(format!(
+            "{}: no series yet\n  query: {data_expr}",
+            query.place
+        ));
+    }
+    Ok(())
+}
+
+/// Every recording rule's series, and the health of every rule.
+fn check_rules(prometheus: &Prometheus, pending: &mut Vec<String>) -> Result<usize, String> {
+    let data = prometheus.api("/api/v1/rules", &[])?;
+    let mut count = 0;
+    for group in data["groups"].as_array().into_iter().flatten() {
+        for rule in group["rules"].as_array().into_iter().flatten() {
+            count += 1;
+            let name = rule["name"].as_str().unwrap_or("?");
+            match rule["health"].as_str() {
+                Some("ok") => {}
+                Some("err") => {
+                    return Err(format!(
+                        "rule {name} fails: {}",
+                        rule["lastError"].as_str().unwrap_or("?")
+                    ));
+                }
+                _ => pending.push(format!("rule {name} not evaluated yet")),
+            }
+            if rule["type"] == "recording" && prometheus.query(name)?.is_empty() {
+                pending.push(format!("recording rule {name}: no series yet"));
+            }
+        }
+    }
+    Ok(count)
+}
+
+fn check_everything(
+    prometheus: &Prometheus,
+    dashboards: &[(String, Value)],
+) -> Result<Outcome, String> {
+    let mut pending = Vec::new();
+    let targets = prometheus.api("/api/v1/targets", &[])?;
+    for target in targets["activeTargets"].as_array().into_iter().flatten() {
+        if target["health"] != "up" {
+            pending.push(format!(
+                "target {} is {} ({})",
+                target["scrapeUrl"], target["health"], target["lastError"]
+            ));
+        }
+    }
+    for (file, dashboard) in dashboards {
+        let values = match resolve_variables(prometheus, dashboard) {
+            Ok(values) => values,
+            Err(error) if error.starts_with("ERROR") => return Err(format!("{file}: {error}")),
+            Err(missing) => {
+                pending.push(format!("{file}: {missing}"));
+                continue;
+            }
+        };
+        for query in dashboard_queries(dashboard) {
+            check_query(prometheus, &query, &values, &mut pending)?;
+        }
+    }
+    let rules = check_rules(prometheus, &mut pending)?;
+    assert!(
+        rules > 0,
+        "Prometheus loaded no rules from prometheus/rules/"
+    );
+    Ok(if pending.is_empty() {
+        Outcome::Ready
+    } else {
+        Outcome::Pending(pending)
+    })
+}
+
+#[test]
+fn every_dashboard_query_and_recording_rule_returns_series_from_the_demo_stack() {
+    let started = Instant::now();
+    let mut unpooled = start_demo("off");
+    let mut pooled = start_demo("on");
+    let prometheus = Prometheus::start(&prometheus_config(&[&unpooled.metrics, &pooled.metrics]));
+    let dashboards = committed_dashboards();
+    let queries: usize = dashboards
+        .iter()
+        .map(|(_, d)| dashboard_queries(d).len())
+        .sum();
+    assert!(queries > 0, "the dashboards contain queries");
+
+    let deadline = Instant::now() + DEADLINE;
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        unpooled._service.assert_running();
+        pooled._service.assert_running();
+        match check_everything(&prometheus, &dashboards) {
+            Err(error) => panic!("a query or rule is broken:\n{error}"),
+            Ok(Outcome::Ready) => break,
+            Ok(Outcome::Pending(missing)) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "after {DEADLINE:?}, {} of the dashboards' queries, variables, targets and \
+                     rules still have no data:\n{}",
+                    missing.len(),
+                    missing.join("\n")
+                );
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        }
+    }
+    eprintln!(
+        "{queries} dashboard queries and every rule returned series after {rounds} rounds, {:?} \
+         after the start",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_compose_commands_use_flags_the_demo_binary_has() {
+    let binary = demo_binary();
+    let help = |subcommand: &str| {
+        let output = Command::new(&binary)
+            .args([subcommand, "--help"])
+            .output()
+            .expect("running heapscape-demo --help");
+        assert!(
+            output.status.success(),
+            "heapscape-demo {subcommand} --help failed"
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let (serve, load) = (help("serve"), help("load"));
+    let compose = read("docker-compose.yml");
+    let dockerfile = read("Dockerfile");
+    for flag in ["--config", "--pooling", "--listen"] {
+        assert!(
+            compose.contains(flag) && serve.contains(flag),
+            "serve {flag}"
+        );
+    }
+    assert!(dockerfile.contains(r#"CMD ["serve", "--listen""#) && serve.contains("--listen"));
+    for flag in [
+        "--url",
+        "--allow-remote",
+        "--no-progress",
+        "--duration",
+        "--concurrency",
+    ] {
+        assert!(compose.contains(flag) && load.contains(flag), "load {flag}");
+    }
+}

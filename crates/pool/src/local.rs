@@ -83,11 +83,8 @@ pub(crate) fn put_fast(shared: &Shared, buf: &mut Vec<u8>) -> bool {
                 return false;
             };
             let capacity = buf.capacity();
-            if local.slot.capacity() != 0
-                || capacity == 0
-                || capacity > local.reserved
-                || capacity > local.max_buffer_size
-            {
+            // `capacity - 1 < fast_limit`: not empty, within the max and the reservation.
+            if local.slot.capacity() != 0 || capacity.wrapping_sub(1) >= local.fast_limit {
                 return false;
             }
             let shard: &Shard = &local.shard;
@@ -138,6 +135,7 @@ fn register(caches: &mut Vec<LocalCache>, shared: &Arc<Shared>) -> usize {
         shard,
         slot: Vec::new(),
         reserved: 0,
+        fast_limit: 0,
         generation: u64::MAX,
         max_buffer_size: 0,
         initial_capacity: 0,
@@ -160,6 +158,9 @@ pub(crate) struct LocalCache {
     pub(crate) shard: Arc<Shard>,
     slot: Vec<u8>,
     reserved: usize,
+    /// `min(reserved, max_buffer_size)`: a returned buffer of capacity `1..=fast_limit` goes
+    /// into the empty slot without further checks. Updated wherever either changes.
+    fast_limit: usize,
     /// The config generation the copies below were read at (`u64::MAX`: never).
     generation: u64,
     max_buffer_size: usize,
@@ -194,6 +195,7 @@ impl LocalCache {
         depot.release(&mut self.reserved);
         let buf = depot.pop();
         drop(depot);
+        self.sync_fast_limit();
         bump(if buf.is_some() {
             &self.shard.hits
         } else {
@@ -253,10 +255,15 @@ impl LocalCache {
             depot.push(buf)
         };
         drop(depot);
+        self.sync_fast_limit();
         if let Err((reason, buf)) = kept {
             self.shard.discard(reason);
             drop(buf);
         }
+    }
+
+    fn sync_fast_limit(&mut self) {
+        self.fast_limit = self.reserved.min(self.max_buffer_size);
     }
 
     #[inline]
@@ -280,6 +287,7 @@ impl LocalCache {
         self.over_max = config.over_max;
         depot.release(&mut self.reserved);
         drop(depot);
+        self.sync_fast_limit();
         let idle = mem::take(&mut self.slot);
         self.shard.slot_bytes.store(0, Ordering::Relaxed);
         if idle.capacity() != 0 {

@@ -149,7 +149,11 @@ fn register(caches: &mut Vec<LocalCache>, shared: &Arc<Shared>) -> usize {
 /// Invariants: `slot` has capacity 0 (empty) or holds an idle buffer of capacity
 /// `<= reserved`; `reserved > 0` means this thread holds `reserved` bytes and one buffer of
 /// the pool's idle budget (see `Depot::reserve`); `shard.slot_bytes == slot.capacity()`.
+///
+/// Aligned to 128 bytes (a cache-line pair) so that its hot fields never share a line with
+/// another thread's data.
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct LocalCache {
     /// The address of the pool's shared state: its identity, since `pool` keeps that
     /// allocation from being reused for another pool while this cache exists.

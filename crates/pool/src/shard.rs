@@ -11,7 +11,11 @@ use crate::stats::{DiscardReason, SIZE_BUCKETS, SizeHistogram};
 /// methods (a plain load and store, no lock prefix), or only under the pool's depot lock
 /// (the shared shard) — never both. Readers may see a slightly stale value, never a torn
 /// one, and never lose an increment.
+///
+/// Aligned (and so padded) to 128 bytes, the unit of the adjacent-line prefetcher, so that
+/// two threads' shards never share a cache line whatever the allocator puts next to them.
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct Shard {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,

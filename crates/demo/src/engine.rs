@@ -8,11 +8,7 @@
 //! [`CHARS_PER_SECOND`], so the PCM length is proportional to the text.
 
 use std::f64::consts::TAU;
-use std::pin::Pin;
 use std::task::{Context, Poll};
-
-use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::Stream;
 
 /// Characters spoken per second of audio.
 pub const CHARS_PER_SECOND: u64 = 15;
@@ -129,16 +125,19 @@ impl Engine {
 
     /// Starts speaking `text` in `voice` at `sample_rate` Hz.
     ///
-    /// The stream yields chunks of [`CHUNK_LEN`] bytes of 16-bit little-endian mono PCM, the
-    /// last one possibly shorter, [`pcm_len`] bytes in all, or an [`EngineError`] (after which
-    /// it ends).
-    pub fn speak(&self, text: &str, voice: Voice, sample_rate: u32) -> PcmStream {
-        let chars: Vec<char> = text.chars().collect();
-        let total_samples = sample_count(chars.len() as u64, sample_rate);
+    /// The stream is read like a network body: [`PcmStream::read_into`] appends the next chunk
+    /// of at most [`CHUNK_LEN`] bytes of 16-bit little-endian mono PCM to the caller's buffer,
+    /// [`pcm_len`] bytes in all, until it returns 0, or an [`EngineError`] (after which the
+    /// stream is over). The stream keeps `text` (a `String` is moved in, not copied) and
+    /// allocates nothing while it runs.
+    pub fn speak(&self, text: impl Into<String>, voice: Voice, sample_rate: u32) -> PcmStream {
+        let text = text.into();
+        let chars = text.chars().count() as u64;
+        let total_samples = sample_count(chars, sample_rate);
         let fail_at_sample = (self.fault_injection && text.contains(FAULT_MARKER))
             .then_some(total_samples / 2 / SAMPLES_PER_CHUNK * SAMPLES_PER_CHUNK);
         PcmStream {
-            chars,
+            text,
             voice,
             sample_rate,
             total_samples,
@@ -153,7 +152,7 @@ impl Engine {
 /// The PCM of one utterance, produced lazily chunk by chunk. See [`Engine::speak`].
 #[derive(Debug)]
 pub struct PcmStream {
-    chars: Vec<char>,
+    text: String,
     voice: Voice,
     sample_rate: u32,
     total_samples: u64,
@@ -170,6 +169,10 @@ pub struct PcmStream {
 #[derive(Debug, Clone, Copy)]
 struct Tone {
     index: u64,
+    /// Byte offset of the character in the text.
+    offset: usize,
+    /// The character.
+    ch: char,
     start: u64,
     end: u64,
     /// Phase increment per sample, radians.
@@ -187,12 +190,66 @@ impl PcmStream {
         self.total_samples * BYTES_PER_SAMPLE
     }
 
-    fn tone_for(&self, index: u64) -> Tone {
+    /// Appends the next chunk (at most [`CHUNK_LEN`] bytes) to `buf` and returns its length;
+    /// 0 once the stream is over. Every 16 chunks it yields to the runtime first, so a
+    /// long synthesis does not hold an async worker.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Interrupted`] when the engine fails mid-stream; the stream is over then.
+    pub async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, EngineError> {
+        std::future::poll_fn(|cx| self.poll_read_into(cx, buf)).await
+    }
+
+    /// The poll form of [`PcmStream::read_into`].
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Interrupted`] when the engine fails mid-stream; the stream is over then.
+    pub fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<Result<usize, EngineError>> {
+        if self.next_sample >= self.total_samples {
+            return Poll::Ready(Ok(0));
+        }
+        if self.fail_at_sample == Some(self.next_sample) {
+            let after_bytes = self.next_sample * BYTES_PER_SAMPLE;
+            // End the stream after the error, as a broken connection would.
+            self.next_sample = self.total_samples;
+            return Poll::Ready(Err(EngineError::Interrupted { after_bytes }));
+        }
+        if self.chunks_since_yield == CHUNKS_PER_POLL {
+            self.chunks_since_yield = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.chunks_since_yield += 1;
+        Poll::Ready(Ok(self.append_chunk(buf)))
+    }
+
+    /// Synthesizes the next chunk straight into `buf`; returns its length in bytes.
+    fn append_chunk(&mut self, buf: &mut Vec<u8>) -> usize {
+        let end = (self.next_sample + SAMPLES_PER_CHUNK).min(self.total_samples);
+        let len = ((end - self.next_sample) * BYTES_PER_SAMPLE) as usize;
+        // Grows like `extend_from_slice` would (doubling), once per chunk at most.
+        buf.reserve(len);
+        for at in self.next_sample..end {
+            let sample = self.sample(at);
+            buf.extend_from_slice(&sample.to_le_bytes());
+        }
+        self.next_sample = end;
+        len
+    }
+
+    /// The tone of the character at byte `offset` (the `index`th character).
+    fn tone_at(&self, index: u64, offset: usize) -> Tone {
         let rate = u64::from(self.sample_rate);
         let start = index * rate / CHARS_PER_SECOND;
         let end = (index + 1) * rate / CHARS_PER_SECOND;
-        // index < chars.len(), since sample < total_samples = chars * rate / 15.
-        let ch = self.chars[index as usize];
+        // Every sample < total_samples lies in a character of the text; a space if not.
+        let ch = self.text[offset..].chars().next().unwrap_or(' ');
         let code = u32::from(ch.to_ascii_lowercase());
         // A pentatonic step keeps the "melody" pleasant; the code decides which.
         const PENTATONIC: [f64; 5] = [0.0, 2.0, 4.0, 7.0, 9.0];
@@ -201,6 +258,8 @@ impl PcmStream {
         let vowel = matches!(ch.to_ascii_lowercase(), 'a' | 'e' | 'i' | 'o' | 'u' | 'y');
         Tone {
             index,
+            offset,
+            ch,
             start,
             end,
             step: TAU * hz / f64::from(self.sample_rate),
@@ -212,17 +271,18 @@ impl PcmStream {
     }
 
     fn sample(&mut self, at: u64) -> i16 {
-        let index = at * CHARS_PER_SECOND / u64::from(self.sample_rate);
-        // Integer rounding can put `at` one character off; step to the tone that covers it.
+        // Samples are produced in order, so the tone moves forward one character at a time
+        // (integer rounding of the boundaries can also need a step back).
         let tone = match self.tone {
             Some(tone) if (tone.start..tone.end).contains(&at) => tone,
-            _ => {
-                let mut tone = self.tone_for(index.min(self.chars.len() as u64 - 1));
+            previous => {
+                let mut tone = previous.unwrap_or_else(|| self.tone_at(0, 0));
                 while at >= tone.end {
-                    tone = self.tone_for(tone.index + 1);
+                    tone = self.tone_at(tone.index + 1, tone.offset + tone.ch.len_utf8());
                 }
-                while at < tone.start {
-                    tone = self.tone_for(tone.index - 1);
+                while at < tone.start && tone.index > 0 {
+                    let before = self.text[..tone.offset].chars().next_back().unwrap_or(' ');
+                    tone = self.tone_at(tone.index - 1, tone.offset - before.len_utf8());
                 }
                 self.tone = Some(tone);
                 tone
@@ -242,67 +302,29 @@ impl PcmStream {
         let norm = 1.0 + tone.second + tone.third;
         (AMPLITUDE * envelope * value / norm) as i16
     }
-
-    fn next_chunk(&mut self) -> Bytes {
-        let end = (self.next_sample + SAMPLES_PER_CHUNK).min(self.total_samples);
-        let mut chunk =
-            BytesMut::with_capacity(((end - self.next_sample) * BYTES_PER_SAMPLE) as usize);
-        for at in self.next_sample..end {
-            let sample = self.sample(at);
-            chunk.put_i16_le(sample);
-        }
-        self.next_sample = end;
-        chunk.freeze()
-    }
-}
-
-impl Stream for PcmStream {
-    type Item = Result<Bytes, EngineError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.next_sample >= self.total_samples {
-            return Poll::Ready(None);
-        }
-        if self.fail_at_sample == Some(self.next_sample) {
-            let after_bytes = self.next_sample * BYTES_PER_SAMPLE;
-            // End the stream after the error, as a broken connection would.
-            self.next_sample = self.total_samples;
-            return Poll::Ready(Some(Err(EngineError::Interrupted { after_bytes })));
-        }
-        if self.chunks_since_yield == CHUNKS_PER_POLL {
-            self.chunks_since_yield = 0;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        self.chunks_since_yield += 1;
-        Poll::Ready(Some(Ok(self.next_chunk())))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let chunks = (self.total_samples - self.next_sample).div_ceil(SAMPLES_PER_CHUNK) as usize;
-        (0, Some(chunks + usize::from(self.fail_at_sample.is_some())))
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use futures_util::StreamExt;
-
     use super::*;
 
-    fn collect(stream: PcmStream) -> Result<Vec<u8>, EngineError> {
+    fn collect(mut stream: PcmStream) -> Result<Vec<u8>, EngineError> {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
             .block_on(async move {
                 let mut pcm = Vec::new();
-                let mut stream = std::pin::pin!(stream);
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk?;
-                    assert!(chunk.len() <= CHUNK_LEN && !chunk.is_empty());
-                    pcm.extend_from_slice(&chunk);
+                loop {
+                    let before = pcm.len();
+                    let len = stream.read_into(&mut pcm).await?;
+                    assert_eq!(pcm.len() - before, len);
+                    if len == 0 {
+                        // Over: it stays over.
+                        assert_eq!(stream.read_into(&mut pcm).await, Ok(0));
+                        return Ok(pcm);
+                    }
+                    assert!(len <= CHUNK_LEN);
                 }
-                Ok(pcm)
             })
     }
 
@@ -362,6 +384,32 @@ mod tests {
         assert!(
             after_bytes > 0 && after_bytes < total,
             "{after_bytes} of {total}"
+        );
+    }
+
+    #[test]
+    fn a_buffer_with_room_is_filled_in_place() {
+        let text = "a".repeat(300);
+        let stream = Engine::default().speak(text, VOICES[1], 48_000);
+        let len = stream.pcm_len() as usize;
+        let mut pcm = Vec::with_capacity(len);
+        let at = pcm.as_ptr();
+        let mut stream = stream;
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async { while stream.read_into(&mut pcm).await.unwrap() > 0 {} });
+        assert_eq!((pcm.len(), pcm.capacity(), pcm.as_ptr()), (len, len, at));
+    }
+
+    #[test]
+    fn multi_byte_characters_are_spoken_like_others() {
+        let voice = VOICES[2];
+        let text = "héllo wörld ñ 語";
+        let pcm = collect(Engine::default().speak(text, voice, 8_000)).unwrap();
+        assert_eq!(
+            pcm.len() as u64,
+            pcm_len(text.chars().count() as u64, 8_000)
         );
     }
 

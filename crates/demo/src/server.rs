@@ -3,19 +3,17 @@
 //! The handler does what the story's service does: it buffers the whole PCM stream of the
 //! speech engine to learn its length, writes the WAV header, and sends header + PCM back. The
 //! buffer is either taken from a [`Pool`] ([`Buffers::Pooled`]) or a fresh `Vec` per request
-//! ([`Buffers::Fresh`]), which is the difference the heap metrics show. A pooled buffer is handed
-//! to the HTTP body without copying ([`heapscape_pool::PooledBuf::into_bytes`]) and goes back to
+//! ([`Buffers::Fresh`]), which is the difference the heap metrics show. The engine synthesizes
+//! straight into that buffer (after room for the header, written last), so it is the only
+//! per-request buffer. A pooled buffer is handed to the HTTP body without copying ([`heapscape_pool::PooledBuf::into_bytes`]) and goes back to
 //! the pool when the body is dropped: after it was sent, when the client went away, or when the
 //! request failed or timed out.
 //!
 //! Every error is a JSON body `{"error": "<reason>"}` with a fitting status.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Json;
@@ -28,9 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use heapscape_pool::{Pool, PoolConfig};
-use http_body::{Frame, SizeHint};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
@@ -233,28 +229,24 @@ async fn speech(
             "the service is shutting down",
         )
     })?;
-    let stream = service
+    let mut stream = service
         .engine
-        .speak(&request.text, voice, format.sample_rate);
-    let pcm = match &service.buffers {
+        .speak(request.text, voice, format.sample_rate);
+    let wav = match &service.buffers {
         Buffers::Pooled(pool) => {
             let mut buf = pool.get();
-            buffer_stream(stream, &mut buf).await?;
+            buffer_wav(&mut stream, format, &mut buf).await?;
             buf.into_bytes()
         }
         Buffers::Fresh => {
             let mut buf = Vec::new();
-            buffer_stream(stream, &mut buf).await?;
+            buffer_wav(&mut stream, format, &mut buf).await?;
             Bytes::from(buf)
         }
     };
-    let header = wav::header(format, pcm.len() as u64)?;
-    telemetry::count_audio_bytes(pcm.len());
+    telemetry::count_audio_bytes(wav.len() - wav::HEADER_LEN);
 
-    let mut response = Response::new(Body::new(WavBody::new(
-        Bytes::copy_from_slice(&header),
-        pcm,
-    )));
+    let mut response = Response::new(Body::from(wav));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
@@ -308,58 +300,27 @@ impl Service {
     }
 }
 
-/// Appends the whole PCM stream to `buf`.
-async fn buffer_stream(mut stream: engine::PcmStream, buf: &mut Vec<u8>) -> Result<(), ApiError> {
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| {
-            tracing::warn!(%error, "speech engine failed");
-            ApiError::new(StatusCode::BAD_GATEWAY, error.to_string())
-        })?;
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(())
-}
-
-/// A response body of the WAV header then the PCM, both sent as they are (no copy), with an
-/// exact length so the response carries `Content-Length`.
-struct WavBody {
-    /// The frames not yet sent, in order; `None` once sent.
-    frames: [Option<Bytes>; 2],
-}
-
-impl WavBody {
-    fn new(header: Bytes, pcm: Bytes) -> Self {
-        Self {
-            frames: [Some(header), Some(pcm)],
+/// Buffers a whole WAV file in `buf`: room for the header, the whole PCM stream (its length is
+/// known only at the end), then the header written into the room. One buffer, no copy.
+async fn buffer_wav(
+    stream: &mut engine::PcmStream,
+    format: PcmFormat,
+    buf: &mut Vec<u8>,
+) -> Result<(), ApiError> {
+    buf.extend_from_slice(&[0; wav::HEADER_LEN]);
+    loop {
+        match stream.read_into(buf).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "speech engine failed");
+                return Err(ApiError::new(StatusCode::BAD_GATEWAY, error.to_string()));
+            }
         }
     }
-}
-
-impl http_body::Body for WavBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let next = self.frames.iter_mut().find_map(Option::take);
-        Poll::Ready(next.map(|data| Ok(Frame::data(data))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.frames.iter().all(Option::is_none)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(
-            self.frames
-                .iter()
-                .flatten()
-                .map(|data| data.len() as u64)
-                .sum(),
-        )
-    }
+    let header = wav::header(format, (buf.len() - wav::HEADER_LEN) as u64)?;
+    buf[..wav::HEADER_LEN].copy_from_slice(&header);
+    Ok(())
 }
 
 /// `--pooling on|off`.

@@ -49,6 +49,9 @@ pub struct AgentStats {
     pub config_reload_failures: u64,
 }
 
+/// What [`Agent::start_from_file_with`] applies to every config read from the file.
+type Overrides = dyn Fn(&mut Config) + Send + Sync;
+
 /// State shared with the reload watcher.
 struct Shared {
     /// The config in force (the exporter, service and labels as started).
@@ -137,11 +140,51 @@ impl Agent {
     /// [`Error::Config`] for an unreadable or invalid file, [`Error::Watch`] if the SIGHUP
     /// handler or the watcher thread cannot be set up, and the errors of [`Agent::start`].
     pub fn start_from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::start_from_file_with(path, |_: &mut Config| {})
+    }
+
+    /// [`Agent::start_from_file`] with `overrides` applied to the config read from the file,
+    /// at start and after every reload (SIGHUP or file change), before it takes effect.
+    ///
+    /// This is how a service layers its command-line flags over the file and still gets live
+    /// reload: a flag keeps winning over the file after every edit.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), heapscape::Error> {
+    /// use std::time::Duration;
+    /// let agent = heapscape::Agent::start_from_file_with("heapscape.yaml", |config| {
+    ///     config.labels.insert("pooling".to_owned(), "on".to_owned());
+    ///     config.heartbeat.interval = Duration::from_secs(1); // e.g. from --heartbeat-interval
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// The overrides run on the caller's thread at start and on the watcher thread after a
+    /// reload; they should be quick and must not panic. What they produce is checked like a
+    /// file: a pool the pool crate refuses fails the start ([`Error::Pool`]) or the reload
+    /// (logged and counted, the previous config stays). As with the file, the exporter,
+    /// `service` and `labels` only take effect at start.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Agent::start_from_file`].
+    pub fn start_from_file_with(
+        path: impl AsRef<Path>,
+        overrides: impl Fn(&mut Config) + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
+        let overrides: Arc<Overrides> = Arc::new(overrides);
         let seen = Fingerprint::of(&path);
-        let config = Config::from_file(&path)?;
+        let mut config = Config::from_file(&path)?;
+        overrides(&mut config);
         let mut agent = Self::start(config)?;
-        agent.watcher = Some(Watcher::spawn(Arc::clone(&agent.shared), path, seen)?);
+        agent.watcher = Some(Watcher::spawn(
+            Arc::clone(&agent.shared),
+            path,
+            seen,
+            overrides,
+        )?);
         Ok(agent)
     }
 
@@ -252,13 +295,16 @@ fn build_pool(name: &str, config: &heapscape_pool::PoolConfig) -> Result<Pool, E
 
 impl Shared {
     /// Re-reads the file; on success applies it, on failure keeps the config in force.
-    fn reload(&self, path: &Path, trigger: &str) {
+    fn reload(&self, path: &Path, overrides: &Overrides, trigger: &str) {
         // Relaxed: independent event counts.
         self.reloads.fetch_add(1, Ordering::Relaxed);
         RELOADS.increment(1);
         let result = Config::from_file(path)
             .map_err(Error::from)
-            .and_then(|config| self.apply(config));
+            .and_then(|mut config| {
+                overrides(&mut config);
+                self.apply(config)
+            });
         match result {
             Ok(()) => {
                 LAST_RELOAD_SUCCESS.set_now();
@@ -363,14 +409,19 @@ impl Fingerprint {
 }
 
 impl Watcher {
-    fn spawn(shared: Arc<Shared>, path: PathBuf, seen: Fingerprint) -> Result<Self, Error> {
+    fn spawn(
+        shared: Arc<Shared>,
+        path: PathBuf,
+        seen: Fingerprint,
+        overrides: Arc<Overrides>,
+    ) -> Result<Self, Error> {
         let hangup = Arc::new(AtomicBool::new(false));
         let sighup = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))
             .map_err(Error::Watch)?;
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("heapscape-config".into())
-            .spawn(move || watch(&shared, &path, seen, &hangup, &stopped));
+            .spawn(move || watch(&shared, &path, &*overrides, seen, &hangup, &stopped));
         match thread {
             Ok(thread) => Ok(Self {
                 stop,
@@ -396,6 +447,7 @@ impl Watcher {
 fn watch(
     shared: &Shared,
     path: &Path,
+    overrides: &Overrides,
     mut seen: Fingerprint,
     hangup: &AtomicBool,
     stopped: &mpsc::Receiver<()>,
@@ -407,7 +459,7 @@ fn watch(
         // Relaxed: the flag only says "a signal came"; it guards no other data.
         if hangup.swap(false, Ordering::Relaxed) {
             seen = Fingerprint::of(path);
-            shared.reload(path, "SIGHUP");
+            shared.reload(path, overrides, "SIGHUP");
             continue;
         }
         step += 1;
@@ -417,7 +469,7 @@ fn watch(
         let now = Fingerprint::of(path);
         if now != seen {
             seen = now;
-            shared.reload(path, "file change");
+            shared.reload(path, overrides, "file change");
         }
     }
 }

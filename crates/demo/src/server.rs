@@ -398,9 +398,32 @@ pub fn agent_config(options: &ServeOptions) -> Result<heapscape::Config, Error> 
         Some(path) => heapscape::Config::from_file(path).map_err(|e| Error::Agent(Box::new(e)))?,
         None => heapscape::Config::default(),
     };
+    apply_overrides(options, &mut config)?;
+    Ok(config)
+}
+
+/// Applies the command-line flags to a config (read from the file or the default): the
+/// `pooling` label, `--metrics-listen`, `--heartbeat-interval`, and the `pcm` pool if missing.
+/// `serve --config` runs this after every reload of the file as well.
+///
+/// # Errors
+///
+/// [`Error::InvalidOptions`] for `--metrics-listen` with a StatsD exporter (the other flags are
+/// applied).
+pub fn apply_overrides(
+    options: &ServeOptions,
+    config: &mut heapscape::Config,
+) -> Result<(), Error> {
     config
         .labels
         .insert("pooling".to_owned(), options.pooling.as_str().to_owned());
+    if let Some(interval) = options.heartbeat_interval {
+        config.heartbeat.interval = interval;
+    }
+    config
+        .pools
+        .entry(POOL_NAME.to_owned())
+        .or_insert_with(default_pool_config);
     if let Some(listen) = options.metrics_listen {
         match &mut config.exporter {
             heapscape::ExporterConfig::Prometheus(prometheus) => prometheus.listen = listen,
@@ -412,14 +435,27 @@ pub fn agent_config(options: &ServeOptions) -> Result<heapscape::Config, Error> 
             }
         }
     }
-    if let Some(interval) = options.heartbeat_interval {
-        config.heartbeat.interval = interval;
-    }
-    config
-        .pools
-        .entry(POOL_NAME.to_owned())
-        .or_insert_with(default_pool_config);
-    Ok(config)
+    Ok(())
+}
+
+/// Starts the agent: from `--config` with the flags layered over it and live reload (SIGHUP
+/// and file change, the flags re-applied each time), or from the flags alone.
+fn start_agent(options: &ServeOptions) -> Result<heapscape::Agent, Error> {
+    // Checks the file and the flags together first, so a bad combination fails the start.
+    let config = agent_config(options)?;
+    let agent = match &options.config {
+        Some(path) => {
+            let flags = options.clone();
+            heapscape::Agent::start_from_file_with(path, move |config| {
+                if let Err(error) = apply_overrides(&flags, config) {
+                    // Only a changed exporter, which a reload cannot apply anyway.
+                    tracing::warn!(%error, "reloaded config: flag not applied");
+                }
+            })
+        }
+        None => heapscape::Agent::start(config),
+    };
+    agent.map_err(|e| Error::Agent(Box::new(e)))
 }
 
 /// The `pcm` pool when the config names none: sized for the story's clips (median 256 KiB,
@@ -435,14 +471,14 @@ fn default_pool_config() -> PoolConfig {
 }
 
 /// Runs the service until Ctrl-C, SIGTERM or (with `--exit-on-stdin-close`) the end of
-/// standard input, then drains requests and stops the agent. SIGHUP re-reads `--config`.
+/// standard input, then drains requests and stops the agent. SIGHUP and a change of the file
+/// re-read `--config` (the flags still win).
 ///
 /// # Errors
 ///
 /// When the agent does not start, the address cannot be bound, or serving fails.
 pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
-    let agent =
-        heapscape::Agent::start(agent_config(options)?).map_err(|e| Error::Agent(Box::new(e)))?;
+    let agent = start_agent(options)?;
     telemetry::describe_metrics();
     let buffers = match options.pooling {
         Pooling::On => Buffers::Pooled(agent.pool(POOL_NAME).ok_or_else(|| {
@@ -472,43 +508,13 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
         options.pooling.as_str()
     );
 
-    let agent = Arc::new(agent);
-    let reloader = tokio::spawn(reload_on_sighup(options.clone(), agent.clone()));
     let result = axum::serve(listener, router(buffers, config))
         .with_graceful_shutdown(shutdown_signal(options.exit_on_stdin_close))
         .await
         .map_err(Error::io("serving"));
-    reloader.abort();
-    // Ignored: the task was aborted or ended; either way it no longer holds the agent.
-    let _ = reloader.await;
-    if let Some(agent) = Arc::into_inner(agent) {
-        // The final heap sample blocks; keep it off the async workers.
-        let _ = tokio::task::spawn_blocking(move || agent.shutdown()).await;
-    }
+    // The final heap sample blocks; keep it off the async workers.
+    let _ = tokio::task::spawn_blocking(move || agent.shutdown()).await;
     result
-}
-
-/// Re-reads `--config` on SIGHUP and applies it with the command-line overrides (pool caps and
-/// heartbeat interval change live; see [`heapscape::Agent::apply_config`]). Without `--config`
-/// there is nothing to re-read.
-async fn reload_on_sighup(options: ServeOptions, agent: Arc<heapscape::Agent>) {
-    if options.config.is_none() {
-        return;
-    }
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        tracing::warn!("cannot listen for SIGHUP; the config will not be reloaded");
-        return;
-    };
-    while hangups.recv().await.is_some() {
-        match agent_config(&options) {
-            Ok(config) => match agent.apply_config(config) {
-                Ok(()) => tracing::info!("SIGHUP: config reloaded"),
-                Err(error) => tracing::warn!(%error, "SIGHUP: config partly applied"),
-            },
-            Err(error) => tracing::warn!(%error, "SIGHUP: config not reloaded, the old one stays"),
-        }
-    }
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or the end of standard input if `stdin_close` is set.

@@ -82,5 +82,15 @@ pub use config::{
     PrometheusConfig, StatsdConfig,
 };
 pub use error::Error;
+/// The counting jemalloc global allocator (feature `counting`): jemalloc plus per-thread counts
+/// of bytes and allocations, which the heartbeat publishes as `heapscape_alloc_bytes_total` and
+/// `heapscape_alloc_allocations_total` (the allocation rate). Install it in the binary:
+///
+/// ```ignore
+/// #[global_allocator]
+/// static GLOBAL: heapscape::CountingJemalloc = heapscape::CountingJemalloc;
+/// ```
+#[cfg(feature = "counting")]
+pub use heapscape_heartbeat::CountingJemalloc;
 pub use heapscape_heartbeat::HeapStats;
 pub use heapscape_pool::{OverMaxPolicy, Pool, PoolConfig, PoolStats, PooledBuf};

@@ -10,7 +10,7 @@ use heapscape_demo::{Error, compare, load, server};
 // Counting jemalloc: the heartbeat reads jemalloc's heap statistics and publishes the
 // allocation rate (`heapscape_alloc_*_total`) that `compare` reports per request.
 #[global_allocator]
-static GLOBAL: heapscape_heartbeat::CountingJemalloc = heapscape_heartbeat::CountingJemalloc;
+static GLOBAL: heapscape::CountingJemalloc = heapscape::CountingJemalloc;
 
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]

@@ -103,7 +103,8 @@ pub struct Point {
     pub active: f64,
     /// `heapscape_jemalloc_resident_bytes`.
     pub resident: f64,
-    /// Bytes allocated per second since the previous point (counting allocator).
+    /// Bytes allocated per second (counting allocator) between the last two heartbeat
+    /// publications seen at this point.
     pub alloc_rate: f64,
 }
 
@@ -361,6 +362,7 @@ struct Phase {
 const ALLOC_BYTES: &str = "heapscape_alloc_bytes_total";
 const ALLOCATIONS: &str = "heapscape_alloc_allocations_total";
 const ALLOCATED: &str = "heapscape_jemalloc_allocated_bytes";
+const HEARTBEAT_TIMESTAMP: &str = "heapscape_heartbeat_last_success_timestamp_seconds";
 const ACTIVE: &str = "heapscape_jemalloc_active_bytes";
 const RESIDENT: &str = "heapscape_jemalloc_resident_bytes";
 const MINOR_FAULTS: &str = "heapscape_process_minor_page_faults_total";
@@ -393,19 +395,12 @@ impl Phase {
                 .collect();
             OverTime::of(&values)
         };
+        let rates = alloc_rates(&in_window);
         let points = in_window
             .iter()
-            .enumerate()
-            .map(|(index, scrape)| {
+            .zip(rates)
+            .map(|(scrape, alloc_rate)| {
                 let value = |name: &str| scrape.series.get(name).copied().unwrap_or(0.0);
-                let alloc_rate = index
-                    .checked_sub(1)
-                    .map(|previous| in_window[previous])
-                    .map_or(0.0, |previous| {
-                        let bytes = value(ALLOC_BYTES)
-                            - previous.series.get(ALLOC_BYTES).copied().unwrap_or(0.0);
-                        bytes / (scrape.at - previous.at).max(1e-9)
-                    });
                 Point {
                     t: scrape.at - from,
                     allocated: value(ALLOCATED),
@@ -460,6 +455,47 @@ impl Phase {
             timeline: points,
         }
     }
+}
+
+/// The allocation rate (bytes/s) at each scrape, from the counter's deltas between heartbeat
+/// publications rather than between scrapes.
+///
+/// The counter only moves when the heartbeat publishes (every second), and 1 s scrapes drift
+/// against 1 s publications: a scrape interval holds 0, 1 or 2 publications, and per-scrape
+/// deltas would plot as 0-then-double spikes. So a rate is computed only when a new
+/// publication is seen (the heartbeat's `last_success_timestamp` moved, or, without it, the
+/// counter moved), over the time between the two publications (the heartbeat's timestamps, or
+/// the scrape times without them), and held until the next one.
+fn alloc_rates(scrapes: &[&Scrape]) -> Vec<f64> {
+    let heartbeat_clock = scrapes
+        .iter()
+        .all(|scrape| scrape.series.contains_key(HEARTBEAT_TIMESTAMP));
+    // (publication time, counter) of the last publication seen.
+    let mut last: Option<(f64, f64)> = None;
+    let mut rate = 0.0;
+    scrapes
+        .iter()
+        .map(|scrape| {
+            let Some(&counter) = scrape.series.get(ALLOC_BYTES) else {
+                return rate;
+            };
+            let at = if heartbeat_clock {
+                scrape.series[HEARTBEAT_TIMESTAMP]
+            } else {
+                scrape.at
+            };
+            match last {
+                Some((previous_at, _)) if heartbeat_clock && at <= previous_at => {}
+                Some((_, previous)) if !heartbeat_clock && counter == previous => {}
+                Some((previous_at, previous)) => {
+                    rate = (counter - previous).max(0.0) / (at - previous_at).max(1e-3);
+                    last = Some((at, counter));
+                }
+                None => last = Some((at, counter)),
+            }
+            rate
+        })
+        .collect()
 }
 
 /// A `serve` child process; killed if dropped without [`ServeChild::shutdown`].
@@ -570,6 +606,59 @@ impl ServeChild {
                 let _ = self.process.kill().await;
                 Err(self.failed(format!("did not stop within {CHILD_TIMEOUT:?}; killed")))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrape(at: f64, published_at: Option<f64>, bytes: f64) -> Scrape {
+        let mut series = BTreeMap::from([(ALLOC_BYTES.to_owned(), bytes)]);
+        if let Some(published_at) = published_at {
+            series.insert(HEARTBEAT_TIMESTAMP.to_owned(), published_at);
+        }
+        Scrape { at, series }
+    }
+
+    /// A steady 1000 B/s, published every second, scraped every second but out of step: a
+    /// scrape interval sees 0, 1 or 2 publications.
+    fn drifting(with_timestamps: bool) -> Vec<Scrape> {
+        // (scrape time, last publication time before it)
+        let seen = [
+            (1.0, 0.9),
+            (1.95, 0.9),
+            (3.0, 2.9),
+            (4.0, 3.9),
+            (4.9, 3.9),
+            (6.0, 5.9),
+        ];
+        seen.iter()
+            .map(|&(at, published)| {
+                scrape(at, with_timestamps.then_some(published), 1000.0 * published)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rates_follow_publications_not_scrapes() {
+        let scrapes = drifting(true);
+        let rates = alloc_rates(&scrapes.iter().collect::<Vec<_>>());
+        assert_eq!(rates[0], 0.0, "no rate before a second publication");
+        for rate in &rates[2..] {
+            assert!((rate - 1000.0).abs() < 1e-6, "{rates:?}");
+        }
+        assert_eq!(rates[1], 0.0, "held, not a dip");
+    }
+
+    #[test]
+    fn without_heartbeat_timestamps_rates_use_the_scrapes_where_the_counter_moved() {
+        let scrapes = drifting(false);
+        let rates = alloc_rates(&scrapes.iter().collect::<Vec<_>>());
+        // No zero after the first change, no doubled spike.
+        for rate in &rates[2..] {
+            assert!((700.0..1400.0).contains(rate), "{rates:?}");
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,9 @@ pub(crate) struct Shared {
     /// Bumped under the depot lock after each config change, read (on its own cache line,
     /// written only by reconfiguration) on every get and put.
     pub(crate) generation: CachePadded<AtomicU64>,
+    /// Copy of `config.max_buffer_size`, written under the depot lock, so that clamping a
+    /// capacity hint takes no lock.
+    max_buffer_size: AtomicUsize,
     depot: Mutex<Depot>,
     shards: Mutex<Shards>,
     /// Counters of the paths that run without a thread cache; written only under the depot
@@ -287,6 +290,7 @@ impl PoolBuilder {
             shared: Arc::new(Shared {
                 name: self.name,
                 generation: CachePadded::new(AtomicU64::new(0)),
+                max_buffer_size: AtomicUsize::new(self.config.max_buffer_size),
                 depot: Mutex::new(Depot {
                     config: self.config,
                     idle: Vec::new(),
@@ -347,7 +351,9 @@ impl Pool {
     /// (a hint may come from an untrusted client).
     pub fn get_with_capacity(&self, hint: usize) -> PooledBuf<'_> {
         let mut buf = self.get();
-        let max = self.shared.lock_depot().config.max_buffer_size;
+        // Relaxed: a hint clamped by a max changed a moment ago is as good as by the new one;
+        // the return policy applies the max in force when the buffer comes back.
+        let max = self.shared.max_buffer_size.load(Ordering::Relaxed);
         buf.reserve(hint.min(max));
         buf
     }
@@ -464,6 +470,9 @@ impl Pool {
     pub fn reconfigure(&self, config: PoolConfig) -> Result<(), PoolError> {
         config.validate()?;
         let mut depot = self.shared.lock_depot();
+        self.shared
+            .max_buffer_size
+            .store(config.max_buffer_size, Ordering::Relaxed);
         depot.config = config;
         // Release: a thread that sees the new generation then takes the depot lock to read
         // the config, so ordering the bump after the write is enough.

@@ -45,6 +45,18 @@ fn capacity_hint_is_clamped_to_the_max() {
     );
     let small = pool.get_with_capacity(10_000);
     assert!(small.capacity() >= 10_000);
+    drop((buf, small));
+
+    pool.set_max_buffer_size(16 << 10).unwrap();
+    let (a, b, c) = (pool.get(), pool.get(), pool.get());
+    drop((a, b));
+    let clamped = pool.get_with_capacity(usize::MAX / 2);
+    assert!(
+        clamped.capacity() < 32 << 10,
+        "a lowered max clamps hints, got {}",
+        clamped.capacity()
+    );
+    drop(c);
 }
 
 #[test]

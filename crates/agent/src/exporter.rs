@@ -1,12 +1,14 @@
-//! Installing the one exporter: Prometheus (own listener) or StatsD (UDP, DogStatsD tags).
+//! Installing the one exporter: Prometheus (the agent's own listener) or StatsD (UDP,
+//! DogStatsD tags).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cadence::{BufferedUdpMetricSink, MetricSink, QueuingMetricSink};
+use ipnet::IpNet;
 use metrics::{
     Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
@@ -14,6 +16,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio::task::JoinHandle;
 
 use crate::config::{PrometheusConfig, StatsdConfig};
+use crate::prometheus::{Exposition, NativeHistograms, PrometheusWithNative, UPKEEP_INTERVAL};
 use crate::{Config, Error, ExporterConfig};
 
 /// The installed exporter, kept for shutdown.
@@ -21,6 +24,7 @@ pub(crate) enum Exporter {
     Prometheus {
         addr: SocketAddr,
         server: JoinHandle<()>,
+        upkeep: JoinHandle<()>,
     },
     Statsd {
         sink: Arc<QueuingMetricSink>,
@@ -65,11 +69,14 @@ impl Exporter {
         }
     }
 
-    /// Flushes, then stops the Prometheus listener.
+    /// Flushes, then stops the Prometheus listener (closing its open connections) and upkeep.
     pub(crate) fn shutdown(&self, timeout: Duration) {
         self.flush(timeout);
         match self {
-            Self::Prometheus { server, .. } => server.abort(),
+            Self::Prometheus { server, upkeep, .. } => {
+                server.abort();
+                upkeep.abort();
+            }
             Self::Statsd { flusher, .. } => flusher.abort(),
         }
     }
@@ -92,29 +99,33 @@ fn install_prometheus(
     labels: &BTreeMap<String, String>,
 ) -> Result<Exporter, Error> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-    // Bind once ourselves: a taken port gets a clear error before anything is installed, and
-    // port 0 resolves to the port the exporter then binds (SO_REUSEADDR makes the re-bind
-    // immediate).
-    let addr = TcpListener::bind(config.listen)
-        .and_then(|probe| probe.local_addr())
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::AddrInUse => Error::PortInUse {
-                addr: config.listen,
-            },
-            _ => Error::Listen {
-                addr: config.listen,
-                source,
-            },
-        })?;
+    let _entered = runtime.enter();
+    // The socket bound here is the one served: a taken port fails the start before anything
+    // is installed, and port 0 resolves to the port scrapes reach.
+    let listen_error = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::AddrInUse => Error::PortInUse {
+            addr: config.listen,
+        },
+        _ => Error::Listen {
+            addr: config.listen,
+            source,
+        },
+    };
+    let listener = std::net::TcpListener::bind(config.listen)
+        .and_then(|listener| {
+            listener.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(listener)
+        })
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
 
-    let mut builder = PrometheusBuilder::new().with_http_listener(addr);
-    for network in &config.allow {
-        builder = builder.add_allowed_address(network.to_string())?;
-    }
+    let mut builder = PrometheusBuilder::new();
     for (name, value) in labels {
         builder = builder.add_global_label(name, value);
     }
     // Real buckets, never summaries: dashboards aggregate `_bucket` series across instances.
+    // The pool's size histograms are counted natively (see `prometheus.rs`); the buckets are
+    // set for them too, in case anything records them through the exporter.
     let size_buckets = heapscape_pool::histogram_buckets();
     for name in heapscape_pool::HISTOGRAM_METRICS {
         builder =
@@ -124,28 +135,38 @@ fn install_prometheus(
         Matcher::Full("heapscape_heartbeat_sample_duration_seconds".to_owned()),
         heapscape_heartbeat::SAMPLE_DURATION_BUCKETS,
     )?;
-
-    // `build` spawns the recorder's upkeep task (histogram maintenance) on this runtime and
-    // binds the listener.
-    let (recorder, server) = {
-        let _entered = runtime.enter();
-        builder.build().map_err(|error| match error {
-            metrics_exporter_prometheus::BuildError::FailedToCreateHTTPListener(message) => {
-                Error::Listen {
-                    addr,
-                    source: std::io::Error::other(message),
-                }
-            }
-            other => Error::Prometheus(other),
-        })?
+    let inner = builder.build_recorder();
+    let handle = inner.handle();
+    let native = Arc::new(NativeHistograms::new(
+        heapscape_pool::HISTOGRAM_METRICS,
+        &size_buckets,
+        // The order the exporter renders its global labels in: as added.
+        labels
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+    ));
+    let exposition = Exposition {
+        handle: handle.clone(),
+        native: Arc::clone(&native),
     };
-    metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderAlreadyInstalled)?;
-    let server = runtime.spawn(async move {
-        if let Err(error) = server.await {
-            tracing::error!(?error, "the Prometheus listener stopped");
+    metrics::set_global_recorder(PrometheusWithNative { inner, native })
+        .map_err(|_| Error::RecorderAlreadyInstalled)?;
+
+    let upkeep = runtime.spawn(async move {
+        let mut interval = tokio::time::interval(UPKEEP_INTERVAL);
+        loop {
+            interval.tick().await;
+            handle.run_upkeep();
         }
     });
-    Ok(Exporter::Prometheus { addr, server })
+    let allow: Arc<[IpNet]> = config.allow.clone().into();
+    let server = runtime.spawn(crate::prometheus::serve(listener, exposition, allow));
+    Ok(Exporter::Prometheus {
+        addr,
+        server,
+        upkeep,
+    })
 }
 
 /// A `MetricSink` over a shared queue, so the recorder and [`SampledHistogram`] send through

@@ -73,6 +73,7 @@ mod config;
 mod error;
 mod exporter;
 mod metrics_table;
+mod prometheus;
 mod units;
 
 pub use agent::{Agent, AgentStats};

@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Barrier, Condvar, Mutex};
+use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{
@@ -297,53 +297,5 @@ fn w2_stream_buffering(c: &mut Criterion) {
     }
 }
 
-/// The timed loop of both `W1_metrics` variants: one out-of-line function, so that both time
-/// the same machine code (two copies of it may differ in code alignment by a few ns).
-#[inline(never)]
-fn w1_pool_loop(b: &mut criterion::Bencher<'_>, pool: &Pool) {
-    b.iter(|| w1(&mut pool.get()));
-}
-
-/// W1 with a real Prometheus recorder installed and the pool published (and rendered) every
-/// second from another thread, a heartbeat 10x faster than the default, against the same
-/// pool with no recorder.
-///
-/// What it measures: the cost publication adds to `get` + drop, both variants running the
-/// same machine code (`w1_pool_loop`). The hot path never touches the recorder (it bumps
-/// per-thread counters that `publish` only reads). Publication itself is not free, though:
-/// the histograms go out as `record_many(bucket_bound, count)`, which the Prometheus
-/// exporter (the `metrics` default) turns into `count` single samples, so one publish costs
-/// time and memory in proportion to the returns since the last one (seconds after a second
-/// of W1 at ~100M returns/s). On a 2-core machine that publisher work competes with the
-/// timed thread; a gap between `on` and `off` is that cost, not the hot path.
-fn w1_metrics_on(c: &mut Criterion) {
-    let Heapscape(pool) = heapscape(8 << 20, OverMaxPolicy::Shrink);
-    let mut group = c.benchmark_group("W1_metrics");
-    group.bench_function("off/1thr", |b| w1_pool_loop(b, &pool));
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    metrics::set_global_recorder(recorder).expect("no other recorder in the bench");
-    heapscape_pool::describe_metrics();
-    let stop = Mutex::new(false);
-    let wake = Condvar::new();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut stopped = stop.lock().unwrap();
-            while !*stopped {
-                pool.publish();
-                black_box(handle.render());
-                stopped = wake
-                    .wait_timeout(stopped, Duration::from_secs(1))
-                    .unwrap()
-                    .0;
-            }
-        });
-        group.bench_function("on/1thr", |b| w1_pool_loop(b, &pool));
-        *stop.lock().unwrap() = true;
-        wake.notify_all();
-    });
-    group.finish();
-}
-
-criterion_group!(benches, w1_get_put, w2_stream_buffering, w1_metrics_on);
+criterion_group!(benches, w1_get_put, w2_stream_buffering);
 criterion_main!(benches);

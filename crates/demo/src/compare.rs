@@ -320,7 +320,7 @@ async fn scrape_every_tick(
     }
 }
 
-async fn scrape(target: SocketAddr) -> Result<BTreeMap<String, f64>, String> {
+pub(crate) async fn scrape(target: SocketAddr) -> Result<BTreeMap<String, f64>, String> {
     let client: Client<HttpConnector, Empty<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let uri = format!("http://{target}/metrics")
@@ -499,17 +499,26 @@ fn alloc_rates(scrapes: &[&Scrape]) -> Vec<f64> {
 }
 
 /// A `serve` child process; killed if dropped without [`ServeChild::shutdown`].
-struct ServeChild {
+pub(crate) struct ServeChild {
     pooling: Pooling,
-    process: Child,
+    pub(crate) process: Child,
     /// Closing it asks the child to shut down gracefully (`--exit-on-stdin-close`).
     stdin: Option<ChildStdin>,
-    http: SocketAddr,
-    metrics: SocketAddr,
+    pub(crate) http: SocketAddr,
+    pub(crate) metrics: SocketAddr,
 }
 
 impl ServeChild {
     async fn spawn(exe: &Path, pooling: Pooling) -> Result<Self, Error> {
+        Self::spawn_with(exe, pooling, &[]).await
+    }
+
+    /// A `serve` child with `extra` arguments after the ones `compare` uses.
+    pub(crate) async fn spawn_with(
+        exe: &Path,
+        pooling: Pooling,
+        extra: &[&str],
+    ) -> Result<Self, Error> {
         let failed = |reason: String| Error::Child {
             mode: format!("pooling {}", pooling.as_str()),
             reason,
@@ -527,6 +536,7 @@ impl ServeChild {
                 "--pooling",
                 pooling.as_str(),
             ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -586,7 +596,7 @@ impl ServeChild {
         }
     }
 
-    fn check_running(&mut self) -> Result<(), Error> {
+    pub(crate) fn check_running(&mut self) -> Result<(), Error> {
         match self.process.try_wait() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => Err(self.failed(format!("exited during the run ({status})"))),
@@ -595,7 +605,7 @@ impl ServeChild {
     }
 
     /// Closes the child's standard input and waits for it to exit; kills it after the timeout.
-    async fn shutdown(mut self) -> Result<(), Error> {
+    pub(crate) async fn shutdown(mut self) -> Result<(), Error> {
         drop(self.stdin.take());
         match tokio::time::timeout(CHILD_TIMEOUT, self.process.wait()).await {
             Ok(Ok(status)) if status.success() => Ok(()),

@@ -11,6 +11,7 @@
 //! - [`server`]: the axum service, pooled or fresh buffering, JSON errors; `serve`.
 //! - [`load`]: the seeded load generator; `load`.
 //! - [`compare`]: both modes under the same load, side by side; `compare`.
+//! - [`soak`]: sustained load with resident-memory and scrape checks; `soak`.
 //! - [`prom`]: a reader for the Prometheus text format, for `compare`'s scrapes.
 //!
 //! ```no_run
@@ -33,6 +34,7 @@ pub mod load;
 pub mod prom;
 mod report;
 pub mod server;
+pub mod soak;
 pub mod telemetry;
 pub mod wav;
 

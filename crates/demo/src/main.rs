@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use heapscape_demo::{Error, compare, load, server};
+use heapscape_demo::{Error, compare, load, server, soak};
 
 // Counting jemalloc: the heartbeat reads jemalloc's heap statistics and publishes the
 // allocation rate (`heapscape_alloc_*_total`) that `compare` reports per request.
@@ -28,6 +28,10 @@ enum Command {
     /// Run the service without and with pooling under the same load; print a table and write
     /// an HTML report.
     Compare(compare::CompareOptions),
+    /// Sustained load (default 5 minutes at 64 connections) against a `serve` child with
+    /// concurrent scrapes: fails on any error, an incomplete scrape, or resident memory over
+    /// its bound or trending upward.
+    Soak(soak::SoakOptions),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = runtime.block_on(load::run(&options))?;
             print!("{report}");
             Ok(if report.error_count() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Soak(options) => {
+            let summaries = runtime.block_on(soak::run(&options))?;
+            for summary in &summaries {
+                print!("{summary}");
+            }
+            Ok(if summaries.iter().all(soak::SoakSummary::passed) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -14,6 +14,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -27,7 +28,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use heapscape_pool::{Pool, PoolConfig};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
@@ -111,6 +116,38 @@ fn default_sample_rate() -> u32 {
     DEFAULT_SAMPLE_RATE
 }
 
+/// What the handler reads from the body: a [`SpeechRequest`] written as a JSON object only.
+///
+/// serde reads a struct from a JSON array too (fields in order, `["hi"]`); the README documents
+/// an object, so an array, a string or a number is refused with "the body must be a JSON
+/// object".
+struct SpeechBody(SpeechRequest);
+
+/// The reason a body that is not a JSON object is refused with.
+pub const NOT_AN_OBJECT: &str = "the body must be a JSON object";
+
+impl<'de> Deserialize<'de> for SpeechBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> Visitor<'de> for ObjectOnly {
+            type Value = SpeechBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object (the body must be a JSON object)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SpeechBody, A::Error> {
+                SpeechRequest::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(SpeechBody)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<SpeechBody, A::Error> {
+                Err(de::Error::custom(NOT_AN_OBJECT))
+            }
+        }
+        // `any`, not `map`: serde_json hands an array to `visit_seq` (our reason) instead of
+        // failing with its generic "invalid type".
+        deserializer.deserialize_any(ObjectOnly)
+    }
+}
+
 /// A request that failed: its status and the reason sent as `{"error": reason}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -162,6 +199,25 @@ struct Service {
     buffers: Buffers,
     config: ServiceConfig,
     in_flight: Semaphore,
+    /// Requests between the first middleware and their response head (`/healthz`).
+    requests: AtomicUsize,
+}
+
+/// Counts a request in [`Service::requests`] while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        // Relaxed: a gauge for /healthz; nothing is ordered by it.
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Builds the service's router: `POST /v1/speech`, `GET /healthz`, JSON errors for everything
@@ -170,6 +226,7 @@ pub fn router(buffers: Buffers, config: ServiceConfig) -> Router {
     let service = Arc::new(Service {
         engine: Engine::new(config.fault_injection),
         in_flight: Semaphore::new(config.max_in_flight.max(1)),
+        requests: AtomicUsize::new(0),
         buffers,
         config,
     });
@@ -193,12 +250,33 @@ pub fn router(buffers: Buffers, config: ServiceConfig) -> Router {
         .with_state(service)
 }
 
-/// Bounds the time to the response head and counts every response by status.
+/// Refuses a body announced over the limit before reading any of it, bounds the time to the
+/// response head (body read included) and counts every response by status.
 async fn time_and_count(
     State(service): State<Arc<Service>>,
     request: Request,
     next: Next,
 ) -> Response {
+    let _counted = InFlight::enter(&service.requests);
+    let limit = service.config.body_limit;
+    // hyper has already refused a Content-Length that is not a number (400).
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if let Some(length) = announced.filter(|&length| length > limit as u64) {
+        let response = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "length limit exceeded: the body announces {length} bytes, the limit is {limit}; \
+                 send a shorter text"
+            ),
+        )
+        .into_response();
+        telemetry::count_response(response.status());
+        return response;
+    }
     let timeout = service.config.request_timeout;
     let response = match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
@@ -212,15 +290,25 @@ async fn time_and_count(
     response
 }
 
+/// `GET /healthz`: `status`, `pooling`, `requests` (requests being served, this one
+/// included) and `tasks` (tokio tasks alive in the runtime, a leak check).
 async fn healthz(State(service): State<Arc<Service>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "pooling": service.buffers.pooling_label() }))
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    Json(serde_json::json!({
+        "status": "ok",
+        "pooling": service.buffers.pooling_label(),
+        "requests": service.requests.load(Ordering::Relaxed),
+        "tasks": tasks,
+    }))
 }
 
 async fn speech(
     State(service): State<Arc<Service>>,
-    request: Result<Json<SpeechRequest>, JsonRejection>,
+    request: Result<Json<SpeechBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = request?;
+    let Json(SpeechBody(request)) = request?;
     let (voice, format) = service.validate(&request)?;
 
     let _permit = service.in_flight.acquire().await.map_err(|_| {
@@ -364,12 +452,25 @@ pub struct ServeOptions {
     /// Heartbeat interval, instead of the config's (e.g. `1s`).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Option<Duration>,
-    /// Longest accepted text, in characters.
+    /// Longest accepted text, in characters (longer: 413).
     #[arg(long, default_value_t = 3000)]
     pub max_text_chars: usize,
-    /// Time allowed from a request to its response head.
+    /// Largest accepted request body, in bytes (larger: 413; a larger Content-Length is refused
+    /// before the body is read).
+    #[arg(long, default_value_t = 64 << 10)]
+    pub body_limit: usize,
+    /// Time allowed from a request to its response head, reading the body included (longer:
+    /// 503).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+    /// Time a connection may take to send a request's headers; also how long an idle
+    /// keep-alive connection is kept. The connection is closed after it.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// On SIGTERM, Ctrl-C or end of stdin: time in-flight requests have to finish before their
+    /// connections are closed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
     /// Syntheses buffered at once (bounds memory); more requests wait.
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,
@@ -488,10 +589,10 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
     };
     let config = ServiceConfig {
         max_text_chars: options.max_text_chars,
+        body_limit: options.body_limit,
         request_timeout: options.request_timeout,
         max_in_flight: options.max_in_flight,
         fault_injection: options.fault_injection,
-        ..ServiceConfig::default()
     };
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -508,13 +609,112 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
         options.pooling.as_str()
     );
 
-    let result = axum::serve(listener, router(buffers, config))
-        .with_graceful_shutdown(shutdown_signal(options.exit_on_stdin_close))
-        .await
-        .map_err(Error::io("serving"));
-    // The final heap sample blocks; keep it off the async workers.
+    let connections = Connections {
+        header_read_timeout: options.header_read_timeout,
+        shutdown_grace: options.shutdown_grace,
+    };
+    serve_connections(
+        listener,
+        router(buffers, config),
+        connections,
+        shutdown_signal(options.exit_on_stdin_close),
+    )
+    .await;
+    // The final heap sample and publish (and the StatsD flush) block; keep them off the async
+    // workers.
     let _ = tokio::task::spawn_blocking(move || agent.shutdown()).await;
-    result
+    tracing::info!("metrics flushed; stopped");
+    Ok(())
+}
+
+/// How [`serve_connections`] treats connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Connections {
+    /// Time a client has to send a request's headers, and the longest a keep-alive
+    /// connection may sit idle; the connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// After the shutdown signal: time in-flight requests have to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a [`serve_connections`] run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every connection finished within the grace period.
+    All,
+    /// The grace period ran out; the remaining connections were closed.
+    GraceExpired,
+}
+
+/// Serves `app` over HTTP/1.1 on `listener` until `shutdown` resolves, then stops accepting,
+/// lets in-flight requests finish for up to [`Connections::shutdown_grace`] and returns.
+///
+/// Every connection has a header read timeout ([`Connections::header_read_timeout`]), so a
+/// client that opens connections and sends nothing (or sends headers a byte at a time) cannot
+/// hold them; reading the body is bounded by the request timeout of the router.
+///
+/// A failed connection is logged at debug level; a failed accept (e.g. out of file
+/// descriptors) is logged and retried after a short pause.
+pub async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    connections: Connections,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Drained {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(connections.header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // Reaps finished connection tasks so the set holds only live ones.
+        while tasks.try_join_next().is_some() {}
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // EMFILE and friends: pause instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Ignored: a socket that refuses TCP_NODELAY still works.
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tasks.spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(grace = ?connections.shutdown_grace, "draining in-flight requests");
+    match tokio::time::timeout(connections.shutdown_grace, graceful.shutdown()).await {
+        Ok(()) => Drained::All,
+        Err(_) => {
+            tracing::warn!(
+                grace = ?connections.shutdown_grace,
+                connections = tasks.len(),
+                "requests still running after the shutdown grace period; closing their connections"
+            );
+            tasks.abort_all();
+            Drained::GraceExpired
+        }
+    }
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or the end of standard input if `stdin_close` is set.

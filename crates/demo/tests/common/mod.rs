@@ -112,3 +112,148 @@ pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// A `heapscape-demo serve` child of the test's debug binary, killed on drop; its standard
+/// error is collected in the background.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub http: SocketAddr,
+    /// `None` with the StatsD exporter.
+    pub metrics: Option<SocketAddr>,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ServeProcess {
+    /// Starts `serve --listen 127.0.0.1:0 <args>` and waits (up to 60 s) for its ready line.
+    pub fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start heapscape-demo serve");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let collected = stderr.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut all = collected.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.starts_with(heapscape_demo::server::READY_PREFIX) {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let mut process = Self {
+            child,
+            http: "127.0.0.1:1".parse().unwrap(),
+            metrics: None,
+            stderr,
+        };
+        let ready = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "serve was not ready within 60 s; stderr:\n{}",
+                    process.stderr()
+                )
+            });
+        let field = |key: &str| {
+            ready
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|addr| addr.parse::<SocketAddr>().ok())
+        };
+        process.http = field("http").expect("http address");
+        process.metrics = field("metrics");
+        process
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` (e.g. `TERM`) with the `kill` command.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `limit` for the child to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not exit within {limit:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        // Ignored: the child may already have exited.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Scrapes `/metrics` and parses it with the demo's own parser.
+pub async fn scrape(metrics: SocketAddr) -> Vec<heapscape_demo::prom::Sample> {
+    let reply = send(metrics, "GET", "/metrics", None, "").await;
+    assert_eq!(reply.status, 200);
+    heapscape_demo::prom::parse(std::str::from_utf8(&reply.body).unwrap()).unwrap()
+}
+
+/// The sum of the samples named `name`, or `None` if there are none.
+pub fn metric(samples: &[heapscape_demo::prom::Sample], name: &str) -> Option<f64> {
+    let values: Vec<f64> = samples
+        .iter()
+        .filter(|sample| sample.name == name)
+        .map(|sample| sample.value)
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// Polls the async `condition` every 200 ms for up to `limit`; panics with `what` if it never
+/// holds.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}

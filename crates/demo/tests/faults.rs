@@ -1,0 +1,468 @@
+//! Faults around a running `serve` child (the debug binary): a metrics port already taken, the
+//! config file broken during hot reload, SIGTERM under load, and the StatsD daemon killed and
+//! restarted mid-load.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{ServeProcess, eventually, metric, scrape, send, speak};
+use serde_json::json;
+
+/// Generous: the test machine is a shared 2-core box.
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_taken_metrics_port_fails_the_start_naming_the_port() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains(&port.to_string()), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("ready"),
+        "it must not report ready"
+    );
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("heapscape-demo-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `text` atomically (temporary file, then rename), as the agent README asks.
+fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    if path.is_dir() {
+        // The "unreadable" state under root: a directory in the file's place.
+        std::fs::remove_dir(path).unwrap();
+    }
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn config_with_max(max: &str) -> String {
+    format!(
+        "service: reload-test\nexporter:\n  prometheus: {{ listen: 127.0.0.1:0 }}\n\
+         heartbeat: {{ interval: 200ms }}\n\
+         pools:\n  pcm: {{ initial_capacity: 64KiB, max_buffer_size: {max}, max_idle_bytes: 64MiB }}\n"
+    )
+}
+
+async fn max_buffer_size(metrics: std::net::SocketAddr) -> Option<f64> {
+    metric(
+        &scrape(metrics).await,
+        "heapscape_pool_max_buffer_size_bytes",
+    )
+}
+
+async fn reload_failures(metrics: std::net::SocketAddr) -> f64 {
+    metric(
+        &scrape(metrics).await,
+        "heapscape_config_reload_failures_total",
+    )
+    .unwrap_or(0.0)
+}
+
+/// One broken state of the file: the failure counter goes up, a clear error is logged, the old
+/// max stays in force and the service keeps serving; then a good file with `next` applies.
+async fn break_and_fix(
+    serve: &ServeProcess,
+    path: &Path,
+    what: &str,
+    in_force: f64,
+    breaks: impl FnOnce(),
+    next: &str,
+    next_bytes: f64,
+) {
+    let metrics = serve.metrics.unwrap();
+    let failures = reload_failures(metrics).await;
+    let logged = serve.stderr().matches("config reload rejected").count();
+    breaks();
+    eventually(&format!("{what}: the failure counter"), WAIT, || async {
+        reload_failures(metrics).await > failures
+    })
+    .await;
+    eventually(&format!("{what}: the log line"), WAIT, || async {
+        serve.stderr().matches("config reload rejected").count() > logged
+    })
+    .await;
+    let stderr = serve.stderr();
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|line| line.contains("config reload rejected"))
+        .unwrap();
+    eprintln!("{what}: {line}");
+    assert!(
+        line.contains("previous config stays in force"),
+        "{what}: {line}"
+    );
+    assert!(
+        line.contains(path.file_name().unwrap().to_str().unwrap()),
+        "{what}: the log line names the file: {line}"
+    );
+    // Two more heartbeats: the old max is still the one published.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(max_buffer_size(metrics).await, Some(in_force), "{what}");
+    assert_eq!(
+        speak(serve.http, json!({ "text": "still here" }))
+            .await
+            .status,
+        200
+    );
+
+    write_atomically(path, &config_with_max(next));
+    eventually(
+        &format!("{what}: the fixed file to apply"),
+        WAIT,
+        || async { max_buffer_size(metrics).await == Some(next_bytes) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_config_file_keeps_the_old_config_until_it_is_fixed() {
+    let dir = temp_dir("reload");
+    let path = dir.join("heapscape.yaml");
+    std::fs::write(&path, config_with_max("1MiB")).unwrap();
+    let serve = ServeProcess::start(&["--config", path.to_str().unwrap()]);
+    let metrics = serve.metrics.expect("a metrics address");
+    eventually("the first publication", WAIT, || async {
+        max_buffer_size(metrics).await == Some(f64::from(1 << 20))
+    })
+    .await;
+
+    break_and_fix(
+        &serve,
+        &path,
+        "invalid YAML",
+        f64::from(1 << 20),
+        || write_atomically(&path, "pools: [unclosed\n  pcm: {{\n"),
+        "2MiB",
+        f64::from(2 << 20),
+    )
+    .await;
+    break_and_fix(
+        &serve,
+        &path,
+        "a valid YAML file with an invalid value",
+        f64::from(2 << 20),
+        || write_atomically(&path, &config_with_max("0")),
+        "3MiB",
+        f64::from(3 << 20),
+    )
+    .await;
+    break_and_fix(
+        &serve,
+        &path,
+        "the file deleted",
+        f64::from(3 << 20),
+        || std::fs::remove_file(&path).unwrap(),
+        "1MiB",
+        f64::from(1 << 20),
+    )
+    .await;
+    // chmod 000: under root (CI) the file stays readable, so the check would prove nothing;
+    // there, the file is replaced by a directory, which no one can read as a file.
+    let unreadable = || {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+        if std::fs::read(&path).is_ok() {
+            eprintln!("running as root: chmod 000 does not stop reads; using a directory");
+            std::fs::remove_file(&path).unwrap();
+            std::fs::create_dir(&path).unwrap();
+        }
+    };
+    break_and_fix(
+        &serve,
+        &path,
+        "the file unreadable",
+        f64::from(1 << 20),
+        unreadable,
+        "2MiB",
+        f64::from(2 << 20),
+    )
+    .await;
+    drop(serve);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A text of `chars` characters (about 128 KB of PCM per 20 characters at 48 kHz).
+fn text(chars: usize) -> String {
+    "sigterm drains requests. ".repeat(chars / 25 + 1)[..chars].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
+    // Two syntheses at a time, so most of the requests wait in the service when SIGTERM comes.
+    let mut serve = ServeProcess::start(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--max-in-flight",
+        "2",
+        "--shutdown-grace",
+        "120s",
+    ]);
+    let http = serve.http;
+    const REQUESTS: usize = 10;
+    let requests: Vec<_> = (0..REQUESTS)
+        .map(|i| {
+            tokio::spawn(async move {
+                speak(http, json!({ "text": text(600 + i), "sample_rate": 48000 })).await
+            })
+        })
+        .collect();
+    // All of them reached the service (healthz counts itself too).
+    eventually("the requests to be in flight", WAIT, || async {
+        let reply = send(http, "GET", "/healthz", None, "").await;
+        let health: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        health["requests"].as_u64().unwrap() > REQUESTS as u64 / 2
+    })
+    .await;
+    serve.signal("TERM");
+    for (i, request) in requests.into_iter().enumerate() {
+        let reply = request.await.unwrap();
+        assert_eq!(reply.status, 200, "request {i}: {:?}", reply.body);
+        let chars = 600 + i as u64;
+        let expected = 44 + heapscape_demo::engine::pcm_len(chars, 48000) as usize;
+        assert_eq!(reply.body.len(), expected, "request {i} complete");
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let status = serve.wait_exit(Duration::from_secs(120));
+        (status, serve.stderr())
+    })
+    .await
+    .unwrap();
+    let (status, stderr) = status;
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("SIGTERM: shutting down"), "{stderr}");
+    assert!(stderr.contains("metrics flushed"), "{stderr}");
+    assert!(!stderr.contains("grace period"), "{stderr}");
+}
+
+/// The statsd daemon's entry point: `HEAPSCAPE_STATSD_BIN`, or `<repo>/.cache/statsd`.
+fn statsd_bin() -> PathBuf {
+    let path = std::env::var_os("HEAPSCAPE_STATSD_BIN").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.cache/statsd/node_modules/statsd/bin/statsd")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "the StatsD daemon is not installed at {}: run `npm install --prefix .cache/statsd \
+         statsd@0.9.0` in the repository root, or set HEAPSCAPE_STATSD_BIN to its bin/statsd",
+        path.display()
+    );
+    path
+}
+
+/// Etsy statsd on loopback (500 ms flush, no backends), killed on drop.
+struct Statsd(std::process::Child);
+
+impl Statsd {
+    fn start(dir: &Path, udp_port: u16, mgmt_port: u16) -> Self {
+        let config = dir.join(format!("statsd-{mgmt_port}.js"));
+        std::fs::write(
+            &config,
+            format!(
+                "{{ port: {udp_port}, address: \"127.0.0.1\", mgmt_port: {mgmt_port}, \
+                 mgmt_address: \"127.0.0.1\", flushInterval: 500, backends: [], \
+                 deleteIdleStats: false }}\n"
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("node")
+            .arg(statsd_bin())
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start node statsd");
+        Self(child)
+    }
+}
+
+impl Drop for Statsd {
+    fn drop(&mut self) {
+        // Ignored: it may already have exited.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One admin command to statsd's management port; the reply up to `END`.
+fn statsd_admin(port: u16, command: &str) -> Option<String> {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    writeln!(stream, "{command}").ok()?;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut reply = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 || line.trim() == "END" {
+            break;
+        }
+        reply.push_str(&line);
+    }
+    Some(reply)
+}
+
+/// The counter `name` (any tags) in statsd's admin dump, if listed with a value > 0.
+fn statsd_counter(mgmt_port: u16, name: &str) -> Option<f64> {
+    let dump = statsd_admin(mgmt_port, "counters")?;
+    dump.lines()
+        .filter(|line| line.trim_start().starts_with(&format!("'{name};")))
+        .filter_map(|line| {
+            line.rsplit(':')
+                .next()?
+                .trim()
+                .trim_end_matches(',')
+                .parse()
+                .ok()
+        })
+        .reduce(f64::max)
+        .filter(|value| *value > 0.0)
+}
+
+async fn wait_for_counter(mgmt_port: u16, name: &str) {
+    eventually(&format!("statsd to count {name}"), WAIT, || async {
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || statsd_counter(mgmt_port, &name).is_some())
+            .await
+            .unwrap()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statsd_killed_and_restarted_mid_load_fails_no_request() {
+    let dir = temp_dir("statsd");
+    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mgmt_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let daemon = Statsd::start(&dir, udp_port, mgmt_port);
+    let config = dir.join("heapscape.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "service: statsd-fault\nexporter:\n  statsd: {{ host: 127.0.0.1, port: {udp_port} }}\n\
+             heartbeat: {{ interval: 500ms }}\n"
+        ),
+    )
+    .unwrap();
+    let serve = ServeProcess::start(&["--config", config.to_str().unwrap()]);
+    assert_eq!(serve.metrics, None, "no Prometheus listener with StatsD");
+
+    let options = heapscape_demo::load::LoadOptions {
+        url: format!("http://{}", serve.http),
+        concurrency: 4,
+        duration: Some(Duration::from_secs(25)),
+        seed: 9,
+        no_progress: true,
+        ..heapscape_demo::load::LoadOptions::default()
+    };
+    let load = tokio::spawn(async move { heapscape_demo::load::run(&options).await });
+    wait_for_counter(mgmt_port, "heapscape_demo_requests_total").await;
+    wait_for_counter(mgmt_port, "heapscape_pool_returns_total").await;
+
+    // Down mid-load for a few heartbeats, then back on the same ports.
+    drop(daemon);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!load.is_finished(), "the load must still be running");
+    let _daemon = Statsd::start(&dir, udp_port, mgmt_port);
+    wait_for_counter(mgmt_port, "heapscape_demo_requests_total").await;
+    wait_for_counter(mgmt_port, "heapscape_pool_returns_total").await;
+
+    let report = load.await.unwrap().unwrap();
+    assert_eq!(report.error_count(), 0, "{report}");
+    assert!(report.ok > 0, "{report}");
+    drop(serve);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// In process: a request that never finishes (its body never arrives) does not hold the
+/// shutdown past the grace period; its connection is closed. Without one, everything drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grace_period_bounds_the_shutdown() {
+    use heapscape_demo::server::{
+        Buffers, Connections, Drained, ServiceConfig, router, serve_connections,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    for stuck in [false, true] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = ServiceConfig {
+            request_timeout: Duration::from_secs(600),
+            ..ServiceConfig::default()
+        };
+        let server = tokio::spawn(serve_connections(
+            listener,
+            router(Buffers::Fresh, config),
+            Connections {
+                header_read_timeout: Duration::from_secs(600),
+                shutdown_grace: Duration::from_secs(1),
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if stuck {
+            // 100 bytes announced, 9 sent: the handler waits for the rest.
+            client
+                .write_all(
+                    b"POST /v1/speech HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                      content-length: 100\r\n\r\n{\"text\":",
+                )
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            speak(addr, json!({ "text": "before the stop" }))
+                .await
+                .status,
+            200
+        );
+        stop.send(()).unwrap();
+        let drained = tokio::time::timeout(WAIT, server)
+            .await
+            .expect("the shutdown is bounded by the grace period")
+            .unwrap();
+        let expected = if stuck {
+            Drained::GraceExpired
+        } else {
+            Drained::All
+        };
+        assert_eq!(drained, expected);
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(WAIT, client.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "stuck={stuck}: the connection is closed");
+    }
+}

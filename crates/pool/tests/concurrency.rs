@@ -9,6 +9,19 @@ use std::time::Duration;
 use heapscape_pool::Pool;
 
 const THREADS: usize = 8;
+
+/// Once every thread has returned its buffers: each `get` was a hit or a miss, each buffer
+/// came back, and each returned buffer is idle now, was handed out again, or was discarded.
+fn assert_every_buffer_accounted_for(stats: &heapscape_pool::PoolStats, gets: u64) {
+    assert_eq!(stats.gets(), gets);
+    assert_eq!(stats.returns, stats.gets());
+    let discarded: u64 = stats.discards.iter().sum();
+    assert_eq!(
+        stats.idle_buffers + stats.hits + discarded,
+        stats.returns,
+        "{stats:?}"
+    );
+}
 const ROUNDS: usize = if cfg!(debug_assertions) {
     3_000
 } else {
@@ -89,14 +102,7 @@ fn hits_plus_misses_equal_gets_and_no_buffer_is_shared() {
     });
 
     let stats = pool.stats();
-    assert_eq!(stats.gets(), gets.load(Ordering::Relaxed));
-    assert_eq!(stats.returns, stats.gets());
-    let discarded: u64 = stats.discards.iter().sum();
-    assert_eq!(
-        stats.idle_buffers + stats.hits + discarded,
-        stats.returns,
-        "{stats:?}"
-    );
+    assert_every_buffer_accounted_for(&stats, gets.load(Ordering::Relaxed));
     assert!(stats.idle_buffers <= 6, "{stats:?}");
     assert!(stats.idle_bytes <= max_idle_bytes as u64, "{stats:?}");
     assert!(
@@ -138,14 +144,7 @@ fn reconfiguring_under_load_keeps_counts_consistent() {
     });
     // Every thread has exited: private buffers are in the depot, which obeys the last caps.
     let stats = pool.stats();
-    assert_eq!(stats.gets(), gets.load(Ordering::Relaxed));
-    assert_eq!(stats.returns, stats.gets());
-    let discarded: u64 = stats.discards.iter().sum();
-    assert_eq!(
-        stats.idle_buffers + stats.hits + discarded,
-        stats.returns,
-        "{stats:?}"
-    );
+    assert_every_buffer_accounted_for(&stats, gets.load(Ordering::Relaxed));
     let config = pool.config();
     assert!(
         stats.idle_buffers <= config.max_idle_buffers as u64,

@@ -1,10 +1,8 @@
 //! A busy pool's publication costs what its buckets cost, not what its returns cost: after five
 //! million returns one publish renders exact bucket counts, `_sum` and `_count` on `/metrics`.
 
-mod common;
-
-use common::{http_get, wait_for};
 use heapscape::{Agent, Config};
+use heapscape_testkit::{WAIT, http_get, wait_for};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -67,7 +65,7 @@ fn five_million_returns_render_exact_counts() {
         let (status, body) = http_get(addr, "/metrics")?;
         (status == 200).then_some(body)
     };
-    let exposition = wait_for("/metrics", scrape);
+    let exposition = wait_for(WAIT, "/metrics", scrape);
     let small = RETURNS - RETURNS / EVERY;
     for (series, expected) in [
         (format!("{length}_bucket{{{labels},le=\"32\"}}"), None),
@@ -127,7 +125,7 @@ fn five_million_returns_render_exact_counts() {
     // Later publications add their delta.
     returns(&pcm, 1000);
     pcm.publish();
-    let exposition = wait_for("/metrics", scrape);
+    let exposition = wait_for(WAIT, "/metrics", scrape);
     assert_eq!(
         value_of(&exposition, &format!("{length}_count{{{labels}}}")),
         Some((RETURNS + 1000).to_string()),

@@ -1,14 +1,12 @@
 //! `Agent::start_from_file_with`: overrides win over the file at start and after every reload.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{http_get, wait_for};
 use heapscape::{Agent, Config, PoolConfig};
+use heapscape_testkit::{WAIT, http_get, wait_for};
 
 fn config(interval: &str, max_buffer_size: &str) -> String {
     format!(
@@ -61,14 +59,14 @@ fn overrides_apply_at_start_and_after_every_reload() {
     let pcm = agent.pool("pcm").expect("pool added by the overrides");
     assert_eq!(pcm.config().max_buffer_size, 2 << 20);
     let json = agent.pool("json").expect("pool from the file");
-    wait_for("the pooling label on /metrics", || {
+    wait_for(WAIT, "the pooling label on /metrics", || {
         let (_, body) = http_get(addr, "/metrics")?;
         body.contains("pooling=\"on\"").then_some(())
     });
 
     // A file change: the file's new values apply, the overrides still win.
     write(&path, &config("5s", "512KiB"));
-    wait_for("the file's new cap", || {
+    wait_for(WAIT, "the file's new cap", || {
         (json.config().max_buffer_size == 512 << 10).then_some(())
     });
     assert!(calls.load(Ordering::SeqCst) >= 2);
@@ -82,7 +80,7 @@ fn overrides_apply_at_start_and_after_every_reload() {
     // SIGHUP runs them too.
     let before = calls.load(Ordering::SeqCst);
     signal_hook::low_level::raise(signal_hook::consts::SIGHUP).expect("raise SIGHUP");
-    wait_for("the SIGHUP reload", || {
+    wait_for(WAIT, "the SIGHUP reload", || {
         (calls.load(Ordering::SeqCst) > before).then_some(())
     });
     assert_eq!(agent.stats().config_reload_failures, 0);

@@ -1,13 +1,11 @@
 //! The Prometheus path against a real Prometheus: exposition passes `promtool check metrics`,
 //! and PromQL returns the heap gauges, pool counters and histogram buckets with their labels.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{ChildGuard, free_tcp_port, http_get, url_encode, wait_for};
 use heapscape::{Agent, Config};
+use heapscape_testkit::{Prometheus, WAIT, http_get, wait_for};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -51,19 +49,6 @@ fn promtool_check(exposition: &str) -> Result<(), String> {
     }
 }
 
-/// Runs an instant PromQL query; returns the result vector as JSON values.
-fn query(prometheus: std::net::SocketAddr, promql: &str) -> Vec<serde_json::Value> {
-    let path = format!("/api/v1/query?query={}", url_encode(promql));
-    let Some((200, body)) = http_get(prometheus, &path) else {
-        return Vec::new();
-    };
-    let json: serde_json::Value = serde_json::from_str(&body).expect("Prometheus API JSON");
-    json["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[test]
 fn prometheus_scrapes_heap_pool_and_histogram_series() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -85,7 +70,7 @@ fn prometheus_scrapes_heap_pool_and_histogram_series() {
     pcm.get().resize(2 << 20, 0);
 
     // The exposition has real buckets (not a summary) and passes promtool.
-    let exposition = wait_for("pool histogram and heap gauges on /metrics", || {
+    let exposition = wait_for(WAIT, "pool histogram and heap gauges on /metrics", || {
         let (status, body) = http_get(metrics_addr, "/metrics")?;
         (status == 200
             && body.contains("heapscape_pool_returned_length_bytes_bucket{")
@@ -111,31 +96,12 @@ fn prometheus_scrapes_heap_pool_and_histogram_series() {
     }
 
     // A real Prometheus scrapes the agent every second.
-    let prometheus_port = free_tcp_port();
-    let prometheus_addr = std::net::SocketAddr::from(([127, 0, 0, 1], prometheus_port));
-    let prometheus_yml = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &prometheus_yml,
-        format!(
-            "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\n\
-             scrape_configs:\n  - job_name: heapscape\n    static_configs:\n      - targets: ['{metrics_addr}']\n"
-        ),
-    )
-    .expect("write prometheus.yml");
-    let _prometheus = ChildGuard::spawn(
-        "prometheus",
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", prometheus_yml.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address={prometheus_addr}"))
-            .current_dir(dir.path()),
-    );
-    wait_for("Prometheus to be ready", || {
-        matches!(http_get(prometheus_addr, "/-/ready"), Some((200, _))).then_some(())
-    });
+    let prometheus = Prometheus::start(&format!(
+        "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\n\
+         scrape_configs:\n  - job_name: heapscape\n    static_configs:\n      - targets: ['{metrics_addr}']\n"
+    ));
+    // A failed query (no answer, not JSON, an error) is no series yet.
+    let query = |promql: &str| prometheus.query(promql).unwrap_or_default();
 
     for (promql, label) in [
         ("heapscape_jemalloc_allocated_bytes", "service"),
@@ -154,8 +120,8 @@ fn prometheus_scrapes_heap_pool_and_histogram_series() {
             "service",
         ),
     ] {
-        let result = wait_for(&format!("PromQL `{promql}` to return series"), || {
-            let result = query(prometheus_addr, promql);
+        let result = wait_for(WAIT, &format!("PromQL `{promql}` to return series"), || {
+            let result = query(promql);
             (!result.is_empty()).then_some(result)
         });
         for series in &result {
@@ -168,13 +134,12 @@ fn prometheus_scrapes_heap_pool_and_histogram_series() {
             );
         }
     }
-    let hits = query(prometheus_addr, "heapscape_pool_hits_total{pool=\"pcm\"}");
+    let hits = query("heapscape_pool_hits_total{pool=\"pcm\"}");
     let value: f64 = hits[0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!(value >= 1.0, "hits: {hits:?}");
     // The buckets aggregate: a fleet-wide quantile is one query.
-    wait_for("histogram_quantile over the buckets", || {
+    wait_for(WAIT, "histogram_quantile over the buckets", || {
         let result = query(
-            prometheus_addr,
             "histogram_quantile(0.95, sum by (le) (heapscape_pool_returned_length_bytes_bucket))",
         );
         let value: f64 = result.first()?["value"][1].as_str()?.parse().ok()?;

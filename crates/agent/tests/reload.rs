@@ -1,12 +1,10 @@
 //! Live re-tuning from the config file: good -> bad -> deleted -> good, and SIGHUP.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{http_get, wait_for};
 use heapscape::Agent;
+use heapscape_testkit::{WAIT, http_get, wait_for};
 
 fn config(max_buffer_size: &str, interval: &str, extra_pool: bool) -> String {
     let mut text = format!(
@@ -49,7 +47,7 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
 
     // Good: new cap, new interval, new pool.
     write(&path, &config("1MiB", "2s", true));
-    wait_for("the new cap", || {
+    wait_for(WAIT, "the new cap", || {
         (pcm.config().max_buffer_size == 1 << 20).then_some(())
     });
     assert_eq!(agent.config().heartbeat.interval, Duration::from_secs(2));
@@ -59,14 +57,14 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
 
     // Bad YAML: rejected, counted, the old config stays.
     write(&path, "exporter: { prometheus: {} \npools: [\n");
-    wait_for("the failure to be counted", || {
+    wait_for(WAIT, "the failure to be counted", || {
         (agent.stats().config_reload_failures == 1).then_some(())
     });
     assert_eq!(pcm.config().max_buffer_size, 1 << 20);
 
     // Invalid values: rejected as a whole (the valid interval is not applied either).
     write(&path, &config("1GiB", "3s", true));
-    wait_for("the second failure", || {
+    wait_for(WAIT, "the second failure", || {
         (agent.stats().config_reload_failures == 2).then_some(())
     });
     assert_eq!(pcm.config().max_buffer_size, 1 << 20);
@@ -74,7 +72,7 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
 
     // Deleted: rejected once, not every second.
     std::fs::remove_file(&path).expect("remove");
-    wait_for("the third failure", || {
+    wait_for(WAIT, "the third failure", || {
         (agent.stats().config_reload_failures == 3).then_some(())
     });
     std::thread::sleep(Duration::from_millis(2500));
@@ -82,7 +80,7 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
 
     // Good again.
     write(&path, &config("2MiB", "2s", true));
-    wait_for("the cap after recovery", || {
+    wait_for(WAIT, "the cap after recovery", || {
         (pcm.config().max_buffer_size == 2 << 20).then_some(())
     });
     let stats = agent.stats();
@@ -95,7 +93,7 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
         &path,
         &config("2MiB", "2s", true).replace("127.0.0.1:0", "127.0.0.1:1"),
     );
-    wait_for("the exporter change to be seen", || {
+    wait_for(WAIT, "the exporter change to be seen", || {
         (agent.stats().config_reloads >= 6).then_some(())
     });
     assert_eq!(agent.metrics_addr(), addr);
@@ -103,12 +101,12 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
     // SIGHUP re-reads even an unchanged file.
     let reloads = agent.stats().config_reloads;
     signal_hook::low_level::raise(signal_hook::consts::SIGHUP).expect("raise SIGHUP");
-    wait_for("the SIGHUP reload", || {
+    wait_for(WAIT, "the SIGHUP reload", || {
         (agent.stats().config_reloads > reloads).then_some(())
     });
 
     // The same counts on /metrics.
-    wait_for("the reload metrics on /metrics", || {
+    wait_for(WAIT, "the reload metrics on /metrics", || {
         let failures = metric_value(&agent, "heapscape_config_reload_failures_total")?;
         let reloads = metric_value(&agent, "heapscape_config_reloads_total")?;
         let last = metric_value(

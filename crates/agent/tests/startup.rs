@@ -1,7 +1,5 @@
 //! Startup errors say what to do; a StatsD daemon that is not there is not an error.
 
-mod common;
-
 use std::net::TcpListener;
 
 use heapscape::{Agent, Config, Error};
@@ -68,7 +66,7 @@ fn unreadable_file_is_a_config_error() {
 fn statsd_without_a_daemon_starts_and_runs() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
-    let port = common::free_udp_port(); // nothing listens there
+    let port = heapscape_testkit::free_udp_port(); // nothing listens there
     let config = Config::from_yaml_str(
         &format!(
             "exporter: {{ statsd: {{ port: {port} }} }}\nheartbeat: {{ interval: 200ms }}\n\
@@ -79,7 +77,7 @@ fn statsd_without_a_daemon_starts_and_runs() {
     .expect("config");
     let agent = Agent::start(config).expect("a missing StatsD daemon is not an error");
     let pcm = agent.pool("pcm").expect("pool");
-    common::wait_for("heartbeat ticks", || {
+    heapscape_testkit::wait_for(heapscape_testkit::WAIT, "heartbeat ticks", || {
         pcm.get().extend_from_slice(b"data");
         (agent.stats().heartbeat_ticks >= 3).then_some(())
     });

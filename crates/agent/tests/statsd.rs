@@ -2,62 +2,13 @@
 //! with their DogStatsD tags; killing the daemon does not disturb the service, and a restarted
 //! daemon receives metrics again.
 
-mod common;
-
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Command;
 
-use common::{ChildGuard, free_tcp_port, free_udp_port, statsd_admin, wait_for, workspace_root};
 use heapscape::{Agent, Config};
+use heapscape_testkit::{Statsd, WAIT, wait_for};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// The statsd daemon's entry point: `HEAPSCAPE_STATSD_BIN`, or the copy `.ci/run` installs.
-fn statsd_bin() -> PathBuf {
-    let path = std::env::var_os("HEAPSCAPE_STATSD_BIN").map_or_else(
-        || workspace_root().join(".cache/statsd/node_modules/statsd/bin/statsd"),
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "the StatsD daemon is not installed at {}: run `npm install --prefix .cache/statsd \
-         statsd@0.9.0` in the repository root, or set HEAPSCAPE_STATSD_BIN to its bin/statsd",
-        path.display()
-    );
-    path
-}
-
-struct Daemon {
-    mgmt_port: u16,
-    _child: ChildGuard,
-}
-
-/// Starts statsd on loopback with a 500 ms flush and no backends.
-fn start_statsd(dir: &std::path::Path, udp_port: u16, mgmt_port: u16) -> Daemon {
-    let config = dir.join(format!("statsd-{mgmt_port}.js"));
-    std::fs::write(
-        &config,
-        format!(
-            "{{ port: {udp_port}, address: \"127.0.0.1\", mgmt_port: {mgmt_port}, \
-             mgmt_address: \"127.0.0.1\", flushInterval: 500, backends: [], \
-             deleteIdleStats: false }}\n"
-        ),
-    )
-    .expect("write statsd config");
-    let child = ChildGuard::spawn(
-        "statsd",
-        Command::new("node").arg(statsd_bin()).arg(&config),
-    );
-    wait_for("statsd's management port", || {
-        statsd_admin(mgmt_port, "health").filter(|reply| reply.contains("up"))
-    });
-    Daemon {
-        mgmt_port,
-        _child: child,
-    }
-}
 
 /// Keys of a statsd admin dump (`{ 'name;tag=value': 1, ... }`) that start with `name;`,
 /// each as its set of `tag=value` parts.
@@ -77,11 +28,12 @@ fn expected_tags(extra: &[&str]) -> Vec<String> {
 }
 
 /// Waits until `command` (`gauges` or `counters`) lists `name` with all `tags`.
-fn wait_for_metric(daemon: &Daemon, command: &str, name: &str, tags: &[String]) {
+fn wait_for_metric(daemon: &Statsd, command: &str, name: &str, tags: &[String]) {
     wait_for(
+        WAIT,
         &format!("statsd `{command}` to list {name} with {tags:?}"),
         || {
-            let dump = statsd_admin(daemon.mgmt_port, command)?;
+            let dump = daemon.admin(command)?;
             keys_of(&dump, name)
                 .iter()
                 .any(|key| tags.iter().all(|tag| key.contains(tag)))
@@ -92,9 +44,8 @@ fn wait_for_metric(daemon: &Daemon, command: &str, name: &str, tags: &[String]) 
 
 #[test]
 fn statsd_receives_tagged_metrics_and_survives_a_daemon_restart() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (udp_port, mgmt_port) = (free_udp_port(), free_tcp_port());
-    let daemon = start_statsd(dir.path(), udp_port, mgmt_port);
+    let mut daemon = Statsd::start();
+    let udp_port = daemon.udp_port();
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
@@ -144,22 +95,22 @@ fn statsd_receives_tagged_metrics_and_survives_a_daemon_restart() {
         "heapscape_config_reloads_total",
         &expected_tags(&[]),
     );
-    let counters = statsd_admin(mgmt_port, "counters").expect("counters");
+    let counters = daemon.counters().expect("counters");
     assert!(
         counters.contains("'statsd.bad_lines_seen': 0"),
         "every line must parse:\n{counters}"
     );
 
     // The daemon goes away: the service keeps running and its pool keeps working.
-    drop(daemon);
+    daemon.kill();
     let ticks = agent.stats().heartbeat_ticks;
-    wait_for("heartbeat ticks while statsd is down", || {
+    wait_for(WAIT, "heartbeat ticks while statsd is down", || {
         pcm.get().resize(300, 0);
         (agent.stats().heartbeat_ticks >= ticks + 3).then_some(())
     });
 
     // A new daemon on the same ports gets metrics again.
-    let daemon = start_statsd(dir.path(), udp_port, mgmt_port);
+    daemon.restart();
     wait_for_metric(
         &daemon,
         "gauges",

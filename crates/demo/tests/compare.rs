@@ -2,43 +2,23 @@
 //! table, the HTML report and the JSON summary.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Kills the child if the test fails before it exits.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            // Ignored: the child may already have exited.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+use heapscape_testkit::ChildGuard;
 
 #[test]
 fn quick_compare_writes_the_report_and_pooling_allocates_less() {
     let dir = std::env::temp_dir().join(format!("heapscape-demo-compare-{}", std::process::id()));
     let report = dir.join("report.html");
-    let child = Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
-        .args(["compare", "--quick", "--concurrency", "2", "--report"])
-        .arg(&report)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(Some(child));
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while child.0.as_mut().unwrap().try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "compare --quick did not finish in 5 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let output = child.0.take().unwrap().wait_with_output().unwrap();
+    let compare = ChildGuard::spawn(
+        "compare --quick",
+        Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
+            .args(["compare", "--quick", "--concurrency", "2", "--report"])
+            .arg(&report)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let output = compare.wait_with_output(Duration::from_secs(300));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{ServeProcess, eventually, metric, scrape, send, speak};
+use heapscape_testkit::{Statsd, statsd_admin};
 use serde_json::json;
 
 /// Generous: the test machine is a shared 2-core box.
@@ -252,79 +253,6 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     assert!(!stderr.contains("grace period"), "{stderr}");
 }
 
-/// The statsd daemon's entry point: `HEAPSCAPE_STATSD_BIN`, or `<repo>/.cache/statsd`.
-fn statsd_bin() -> PathBuf {
-    let path = std::env::var_os("HEAPSCAPE_STATSD_BIN").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/statsd/node_modules/statsd/bin/statsd")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "the StatsD daemon is not installed at {}: run `npm install --prefix .cache/statsd \
-         statsd@0.9.0` in the repository root, or set HEAPSCAPE_STATSD_BIN to its bin/statsd",
-        path.display()
-    );
-    path
-}
-
-/// Etsy statsd on loopback (500 ms flush, no backends), killed on drop.
-struct Statsd(std::process::Child);
-
-impl Statsd {
-    fn start(dir: &Path, udp_port: u16, mgmt_port: u16) -> Self {
-        let config = dir.join(format!("statsd-{mgmt_port}.js"));
-        std::fs::write(
-            &config,
-            format!(
-                "{{ port: {udp_port}, address: \"127.0.0.1\", mgmt_port: {mgmt_port}, \
-                 mgmt_address: \"127.0.0.1\", flushInterval: 500, backends: [], \
-                 deleteIdleStats: false }}\n"
-            ),
-        )
-        .unwrap();
-        let child = std::process::Command::new("node")
-            .arg(statsd_bin())
-            .arg(&config)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start node statsd");
-        Self(child)
-    }
-}
-
-impl Drop for Statsd {
-    fn drop(&mut self) {
-        // Ignored: it may already have exited.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One admin command to statsd's management port; the reply up to `END`.
-fn statsd_admin(port: u16, command: &str) -> Option<String> {
-    use std::io::{BufRead, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    writeln!(stream, "{command}").ok()?;
-    let mut reader = std::io::BufReader::new(stream);
-    let mut reply = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 || line.trim() == "END" {
-            break;
-        }
-        reply.push_str(&line);
-    }
-    Some(reply)
-}
-
 /// The counter `name` (any tags) in statsd's admin dump, if listed with a value > 0.
 fn statsd_counter(mgmt_port: u16, name: &str) -> Option<f64> {
     let dump = statsd_admin(mgmt_port, "counters")?;
@@ -355,17 +283,8 @@ async fn wait_for_counter(mgmt_port: u16, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statsd_killed_and_restarted_mid_load_fails_no_request() {
     let dir = temp_dir("statsd");
-    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mgmt_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let daemon = Statsd::start(&dir, udp_port, mgmt_port);
+    let mut daemon = tokio::task::block_in_place(Statsd::start);
+    let (udp_port, mgmt_port) = (daemon.udp_port(), daemon.mgmt_port());
     let config = dir.join("heapscape.yaml");
     std::fs::write(
         &config,
@@ -391,10 +310,10 @@ async fn statsd_killed_and_restarted_mid_load_fails_no_request() {
     wait_for_counter(mgmt_port, "heapscape_pool_returns_total").await;
 
     // Down mid-load for a few heartbeats, then back on the same ports.
-    drop(daemon);
+    daemon.kill();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!load.is_finished(), "the load must still be running");
-    let _daemon = Statsd::start(&dir, udp_port, mgmt_port);
+    tokio::task::block_in_place(|| daemon.restart());
     wait_for_counter(mgmt_port, "heapscape_demo_requests_total").await;
     wait_for_counter(mgmt_port, "heapscape_pool_returns_total").await;
 

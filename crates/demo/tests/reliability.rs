@@ -5,44 +5,25 @@
 //! README come from `cargo run --release -p heapscape-demo -- soak` (pooling off, then on).
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Kills the child if the test fails before it exits.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        // Ignored: the child may already have exited.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use heapscape_testkit::ChildGuard;
 
 fn soak(args: &[&str], limit: Duration) -> (bool, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
-        .arg("soak")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "soak did not finish in {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-    (status.success(), stdout)
+    let soak = ChildGuard::spawn(
+        "soak",
+        Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
+            .arg("soak")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    );
+    let output = soak.wait_with_output(limit);
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
 }
 
 /// `key=value` of the `soak-result` line of `pooling`.

@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::{
     PROMETHEUS_HINT, assert_success, committed_dashboards, dashboard_queries, metric_names, panels,
-    parse_label_values, read, repo, run, variables, yaml, yaml_file,
+    parse_label_values, read, run, variables, yaml, yaml_file,
 };
 use heapscape_monitoring::{DATASOURCE_UID, TAG, dashboards};
+use heapscape_testkit::workspace_root;
 use serde_json::Value;
 
 /// The agent's own metrics (crates/agent/README.md, "Live re-tuning").
@@ -241,7 +242,7 @@ fn every_metric_read_by_dashboards_and_rules_is_published() {
 
 /// Every rule of the rule files, with its file.
 fn rules() -> Vec<(String, Value)> {
-    let folder = repo().join("prometheus/rules");
+    let folder = workspace_root().join("prometheus/rules");
     let mut files: Vec<_> = std::fs::read_dir(&folder)
         .expect("prometheus/rules exists")
         .map(|entry| entry.expect("a directory entry").path())
@@ -274,7 +275,7 @@ fn rule_name(rule: &Value) -> String {
 #[test]
 fn rules_follow_the_mixin_conventions_and_every_alert_is_tested() {
     let mut tested = BTreeSet::new();
-    let tests = repo().join("prometheus/tests");
+    let tests = workspace_root().join("prometheus/tests");
     for entry in std::fs::read_dir(&tests).expect("prometheus/tests exists") {
         let path = entry.expect("a directory entry").path();
         let text = std::fs::read_to_string(&path).expect("readable test file");
@@ -344,7 +345,7 @@ fn promtool_checks_the_config_and_the_rules_and_runs_the_rule_tests() {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let test_files: Vec<String> = std::fs::read_dir(repo().join("prometheus/tests"))
+    let test_files: Vec<String> = std::fs::read_dir(workspace_root().join("prometheus/tests"))
         .expect("prometheus/tests exists")
         .map(|entry| {
             let path = entry.expect("a directory entry").path();
@@ -551,7 +552,7 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
                 "service {name} mounts {host}, which does not exist"
             );
             assert!(
-                path.starts_with(repo()),
+                path.starts_with(workspace_root()),
                 "service {name} mounts {host}, outside the repository"
             );
             mounts.insert((name.clone(), container), path);
@@ -591,7 +592,7 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
         assert!(
             service["build"]["context"]
                 .as_str()
-                .is_some_and(|c| std::path::Path::new(c) == repo())
+                .is_some_and(|c| std::path::Path::new(c) == workspace_root())
         );
         let command = strings(&service["command"]);
         assert_eq!(
@@ -625,10 +626,13 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
         .find_map(|arg| arg.strip_prefix("--config.file="))
         .expect("prometheus --config.file");
     let prometheus_config = mounted("prometheus", config_arg);
-    assert_eq!(prometheus_config, repo().join("prometheus/prometheus.yml"));
+    assert_eq!(
+        prometheus_config,
+        workspace_root().join("prometheus/prometheus.yml")
+    );
     assert_eq!(
         mounted("prometheus", "/etc/prometheus/rules"),
-        repo().join("prometheus/rules")
+        workspace_root().join("prometheus/rules")
     );
     let scrape = yaml_file("prometheus/prometheus.yml");
     for job in scrape["scrape_configs"].as_array().expect("scrape_configs") {
@@ -657,7 +661,7 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
         .expect("statsd_exporter --statsd.mapping-config");
     assert_eq!(
         mounted("statsd-exporter", mapping_arg),
-        repo().join("statsd_exporter/mapping.yml")
+        workspace_root().join("statsd_exporter/mapping.yml")
     );
     assert!(
         exporter_args
@@ -674,7 +678,7 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
     // Grafana: provisioning mounted, datasource pointing at the prometheus service, home set.
     assert_eq!(
         mounted("grafana", "/etc/grafana/provisioning"),
-        repo().join("grafana/provisioning")
+        workspace_root().join("grafana/provisioning")
     );
     let provider = yaml_file("grafana/provisioning/dashboards/heapscape.yml");
     let dashboards_path = provider["providers"][0]["options"]["path"]
@@ -682,7 +686,7 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
         .expect("provider path");
     assert_eq!(
         mounted("grafana", dashboards_path),
-        repo().join("grafana/dashboards")
+        workspace_root().join("grafana/dashboards")
     );
     let environment = &services["grafana"]["environment"];
     assert_eq!(environment["GF_AUTH_ANONYMOUS_ENABLED"], "true");
@@ -692,7 +696,7 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
         .expect("a home dashboard");
     assert_eq!(
         mounted("grafana", home),
-        repo().join("grafana/dashboards/heapscape-heap.json")
+        workspace_root().join("grafana/dashboards/heapscape-heap.json")
     );
     let datasource = yaml_file("grafana/provisioning/datasources/prometheus.yml");
     assert_eq!(

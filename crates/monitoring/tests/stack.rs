@@ -17,9 +17,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    DashboardQuery, Process, Prometheus, committed_dashboards, dashboard_queries, demo_binary,
-    parse_label_values, read, repo, substitute, variables, yaml,
+    DashboardQuery, committed_dashboards, dashboard_queries, demo_binary, parse_label_values, read,
+    substitute, variables, yaml,
 };
+use heapscape_testkit::{ChildGuard, Prometheus, workspace_root};
 use serde_json::{Value, json};
 
 /// Time for every query to return series once the stack is up (generous: a shared 2-core
@@ -36,14 +37,14 @@ const STATSD_JOB: &str = "statsd-exporter";
 /// One demo service with its load generator.
 struct Demo {
     metrics: String,
-    _service: Process,
-    _load: Process,
+    _service: ChildGuard,
+    _load: ChildGuard,
 }
 
 fn start_demo(pooling: &str) -> Demo {
     let binary = demo_binary();
-    let config = repo().join("deploy/heapscape-prometheus.yaml");
-    let mut service = Process::spawn(
+    let config = workspace_root().join("deploy/heapscape-prometheus.yaml");
+    let mut service = ChildGuard::spawn(
         &format!("heapscape-demo serve --pooling {pooling}"),
         Command::new(&binary)
             .arg("serve")
@@ -65,7 +66,7 @@ fn start_demo(pooling: &str) -> Demo {
     };
     let (http, metrics) = (field("http="), field("metrics="));
     // Bounded by its duration; killed on drop if the test ends first.
-    let load = Process::spawn(
+    let load = ChildGuard::spawn(
         &format!("heapscape-demo load ({pooling})"),
         Command::new(&binary)
             .arg("load")
@@ -96,7 +97,13 @@ fn prometheus_config(targets: &[&str]) -> String {
         .iter()
         .map(|glob| {
             let glob = glob.as_str().expect("a rule file glob");
-            json!(repo().join("prometheus").join(glob).display().to_string())
+            json!(
+                workspace_root()
+                    .join("prometheus")
+                    .join(glob)
+                    .display()
+                    .to_string()
+            )
         })
         .collect::<Vec<_>>();
     config["rule_files"] = json!(rules);

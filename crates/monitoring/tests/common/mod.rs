@@ -1,30 +1,19 @@
-//! Shared helpers of the monitoring kit's tests: paths, YAML, child processes, the demo binary,
-//! Prometheus, and the queries the dashboards contain.
+//! Shared helpers of the monitoring kit's tests: files of the repository, YAML, commands, the
+//! demo binary, and the queries the dashboards contain.
 
 #![allow(dead_code)] // Each test binary uses a part of this module.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
+use heapscape_testkit::workspace_root;
 use serde_json::Value;
-
-/// The repository root (two levels above this crate).
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the repository root exists")
-}
 
 /// Reads a file of the repository, naming it on failure.
 pub fn read(relative: &str) -> String {
-    let path = repo().join(relative);
+    let path = workspace_root().join(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
@@ -42,7 +31,7 @@ pub fn yaml_file(relative: &str) -> Value {
 pub fn run(program: &str, args: &[&str], install_hint: &str) -> Output {
     Command::new(program)
         .args(args)
-        .current_dir(repo())
+        .current_dir(workspace_root())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}; {install_hint}"))
 }
@@ -56,75 +45,6 @@ pub fn assert_success(output: &Output, what: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released for the child to bind).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("binding a free port on 127.0.0.1")
-}
-
-/// A child process that is killed and reaped when dropped.
-pub struct Process {
-    name: String,
-    child: Child,
-}
-
-impl Process {
-    /// Starts `command` (stdin closed; stdout piped only if `command` asked for it).
-    pub fn spawn(name: &str, command: &mut Command) -> Self {
-        let child = command
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self {
-            name: name.to_owned(),
-            child,
-        }
-    }
-
-    /// Panics if the process has exited (it should be serving).
-    pub fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited early: {status}", self.name);
-        }
-    }
-
-    /// Reads lines of the child's stdout until one starts with `prefix`, within `timeout`.
-    pub fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> String {
-        let stdout = self
-            .child
-            .stdout
-            .take()
-            .unwrap_or_else(|| panic!("{}: stdout is not piped", self.name));
-        let (sender, receiver) = mpsc::channel();
-        let wanted = prefix.to_owned();
-        // The reader thread ends when the child's stdout closes (at the latest, when it is killed).
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with(&wanted) {
-                    let _ = sender.send(line);
-                    return;
-                }
-            }
-        });
-        receiver.recv_timeout(timeout).unwrap_or_else(|_| {
-            panic!(
-                "{} did not print a line starting with {prefix:?} within {timeout:?}",
-                self.name
-            )
-        })
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        // Already exited is fine; the wait reaps it either way.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The `heapscape-demo` binary, built once per test process.
@@ -158,7 +78,7 @@ pub fn demo_binary() -> PathBuf {
                 .args(["build", "-p", "heapscape-demo", "--bin", "heapscape-demo"])
                 .arg("--target-dir")
                 .arg(target_dir)
-                .current_dir(repo());
+                .current_dir(workspace_root());
             match profile {
                 "debug" => {}
                 "release" => {
@@ -179,113 +99,9 @@ pub fn demo_binary() -> PathBuf {
         .clone()
 }
 
-/// A Prometheus server (`/usr/bin/prometheus`) on a free loopback port, killed on drop.
-pub struct Prometheus {
-    pub url: String,
-    http: ureq::Agent,
-    _process: Process,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    /// Starts Prometheus with `config` (YAML or JSON text) and waits until it is ready.
-    pub fn start(config: &str) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, config).expect("writing the Prometheus config");
-        let port = free_port();
-        let process = Process::spawn(
-            "prometheus",
-            Command::new(prometheus_binary())
-                .arg(format!("--config.file={}", config_path.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--log.level=warn")
-                .stdout(Stdio::null()),
-        );
-        let http: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        let prometheus = Self {
-            url: format!("http://127.0.0.1:{port}"),
-            http,
-            _process: process,
-            _dir: dir,
-        };
-        wait_until(Duration::from_secs(60), "Prometheus to be ready", || {
-            prometheus
-                .get("/-/ready", &[])
-                .is_some_and(|(status, _)| status == 200)
-        });
-        prometheus
-    }
-
-    /// GET `path` with query parameters; `None` if the server cannot be reached.
-    pub fn get(&self, path: &str, params: &[(&str, &str)]) -> Option<(u16, String)> {
-        let mut request = self.http.get(format!("{}{path}", self.url));
-        for (key, value) in params {
-            request = request.query(*key, *value);
-        }
-        let response = request.call().ok()?;
-        let status = response.status().as_u16();
-        let body = response.into_body().read_to_string().ok()?;
-        Some((status, body))
-    }
-
-    /// An API call's `data`, or the error Prometheus gave.
-    pub fn api(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
-        let (status, body) = self
-            .get(path, params)
-            .ok_or_else(|| format!("Prometheus did not answer {path}"))?;
-        let json: Value = serde_json::from_str(&body)
-            .map_err(|e| format!("{path}: HTTP {status}, not JSON ({e}): {body}"))?;
-        if json["status"] == "success" {
-            Ok(json["data"].clone())
-        } else {
-            Err(format!(
-                "{}: {}",
-                json["errorType"].as_str().unwrap_or("error"),
-                json["error"].as_str().unwrap_or(&body)
-            ))
-        }
-    }
-
-    /// Evaluates an instant query: its result series, or the error.
-    pub fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
-        let data = self.api("/api/v1/query", &[("query", expr)])?;
-        Ok(data["result"].as_array().cloned().unwrap_or_default())
-    }
-}
-
-/// `/usr/bin/prometheus`, or `prometheus` on PATH.
-pub fn prometheus_binary() -> &'static str {
-    if Path::new("/usr/bin/prometheus").is_file() {
-        "/usr/bin/prometheus"
-    } else {
-        "prometheus"
-    }
-}
-
 /// The command that installs Prometheus and promtool.
 pub const PROMETHEUS_HINT: &str =
     "install Debian's `prometheus` package (scripts/setup does: apt-get install prometheus)";
-
-/// Polls `condition` every 200 ms until it holds; panics after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// One query found in a dashboard: where it is and its PromQL (variables not substituted).
 #[derive(Debug, Clone)]
@@ -299,7 +115,7 @@ pub struct DashboardQuery {
 
 /// The committed dashboards: file name and JSON.
 pub fn committed_dashboards() -> Vec<(String, Value)> {
-    let folder = repo().join("grafana/dashboards");
+    let folder = workspace_root().join("grafana/dashboards");
     let mut files: Vec<_> = std::fs::read_dir(&folder)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", folder.display()))
         .map(|entry| entry.expect("a directory entry").path())

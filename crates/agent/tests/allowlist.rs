@@ -10,14 +10,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use heapscape::{Agent, Config, Error, ExporterConfig};
+use heapscape_testkit::{ChildGuard, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
 const CASE_ENV: &str = "HEAPSCAPE_ALLOWLIST_CASE";
 const ONE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 const TWO: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-/// Generous: the test machine is a shared 2-core box.
-const WAIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn allow_127_0_0_1_admits_it_and_refuses_127_0_0_2() {
@@ -48,34 +47,22 @@ fn omitted_listen_is_loopback() {
 
 /// Runs `case_in_child` for `case` in a fresh process; fails with its output if it fails.
 fn run_in_child(case: &str) {
-    let mut child = Command::new(std::env::current_exe().expect("test binary path"))
-        .args([
-            "case_in_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CASE_ENV, case)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the test binary");
     // Bounded wait; the child is killed if it hangs.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if child.try_wait().expect("wait for the child").is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("case {case} did not finish within 3 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = child.wait_with_output().expect("child output");
+    let output = ChildGuard::spawn(
+        &format!("case {case}"),
+        Command::new(std::env::current_exe().expect("test binary path"))
+            .args([
+                "case_in_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CASE_ENV, case)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait_with_output(Duration::from_secs(180));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

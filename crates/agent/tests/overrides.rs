@@ -1,12 +1,11 @@
 //! `Agent::start_from_file_with`: overrides win over the file at start and after every reload.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use heapscape::{Agent, Config, PoolConfig};
-use heapscape_testkit::{WAIT, http_get, wait_for};
+use heapscape_testkit::{ConfigFile, WAIT, http_get, wait_for, write_atomically};
 
 fn config(interval: &str, max_buffer_size: &str) -> String {
     format!(
@@ -17,20 +16,12 @@ fn config(interval: &str, max_buffer_size: &str) -> String {
     )
 }
 
-/// Replaces the file atomically (write + rename), as editors and config managers do.
-fn write(path: &Path, text: &str) {
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, text).expect("write config");
-    std::fs::rename(&temporary, path).expect("rename config");
-}
-
 #[test]
 fn overrides_apply_at_start_and_after_every_reload() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("heapscape.yaml");
-    write(&path, &config("10s", "1MiB"));
+    let file = ConfigFile::new("heapscape.yaml", &config("10s", "1MiB"));
+    let path = file.path().to_owned();
 
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&calls);
@@ -65,7 +56,7 @@ fn overrides_apply_at_start_and_after_every_reload() {
     });
 
     // A file change: the file's new values apply, the overrides still win.
-    write(&path, &config("5s", "512KiB"));
+    write_atomically(&path, &config("5s", "512KiB"));
     wait_for(WAIT, "the file's new cap", || {
         (json.config().max_buffer_size == 512 << 10).then_some(())
     });

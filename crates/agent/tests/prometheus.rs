@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use heapscape::{Agent, Config};
-use heapscape_testkit::{Prometheus, WAIT, http_get, wait_for};
+use heapscape_testkit::{ConfigFile, Prometheus, WAIT, http_get, wait_for};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -53,10 +53,9 @@ fn promtool_check(exposition: &str) -> Result<(), String> {
 fn prometheus_scrapes_heap_pool_and_histogram_series() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config_path = dir.path().join("heapscape.yaml");
-    std::fs::write(&config_path, CONFIG).expect("write config");
-    let agent = Agent::start(Config::from_file(&config_path).expect("config")).expect("start");
+    let config_file = ConfigFile::new("heapscape.yaml", CONFIG);
+    let agent =
+        Agent::start(Config::from_file(config_file.path()).expect("config")).expect("start");
     let metrics_addr = agent.metrics_addr().expect("prometheus listener");
     assert!(metrics_addr.ip().is_loopback());
     assert_ne!(metrics_addr.port(), 0);

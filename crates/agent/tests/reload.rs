@@ -1,10 +1,9 @@
 //! Live re-tuning from the config file: good -> bad -> deleted -> good, and SIGHUP.
 
-use std::path::Path;
 use std::time::Duration;
 
 use heapscape::Agent;
-use heapscape_testkit::{WAIT, http_get, wait_for};
+use heapscape_testkit::{ConfigFile, WAIT, http_get, wait_for, write_atomically};
 
 fn config(max_buffer_size: &str, interval: &str, extra_pool: bool) -> String {
     let mut text = format!(
@@ -19,13 +18,6 @@ fn config(max_buffer_size: &str, interval: &str, extra_pool: bool) -> String {
     text
 }
 
-/// Replaces the file atomically (write + rename), as editors and config managers do.
-fn write(path: &Path, text: &str) {
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, text).expect("write config");
-    std::fs::rename(&temporary, path).expect("rename config");
-}
-
 fn metric_value(agent: &Agent, name: &str) -> Option<f64> {
     let (_, body) = http_get(agent.metrics_addr()?, "/metrics")?;
     body.lines()
@@ -37,16 +29,15 @@ fn metric_value(agent: &Agent, name: &str) -> Option<f64> {
 fn file_changes_retune_live_and_bad_files_are_rejected() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("heapscape.yaml");
-    write(&path, &config("4MiB", "10s", false));
+    let file = ConfigFile::new("heapscape.yaml", &config("4MiB", "10s", false));
+    let path = file.path().to_owned();
     let agent = Agent::start_from_file(&path).expect("start");
     let pcm = agent.pool("pcm").expect("pool");
     assert_eq!(pcm.config().max_buffer_size, 4 << 20);
     assert!(agent.pool("json").is_none());
 
     // Good: new cap, new interval, new pool.
-    write(&path, &config("1MiB", "2s", true));
+    write_atomically(&path, &config("1MiB", "2s", true));
     wait_for(WAIT, "the new cap", || {
         (pcm.config().max_buffer_size == 1 << 20).then_some(())
     });
@@ -56,14 +47,14 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
     assert_eq!(agent.stats().config_reload_failures, 0);
 
     // Bad YAML: rejected, counted, the old config stays.
-    write(&path, "exporter: { prometheus: {} \npools: [\n");
+    write_atomically(&path, "exporter: { prometheus: {} \npools: [\n");
     wait_for(WAIT, "the failure to be counted", || {
         (agent.stats().config_reload_failures == 1).then_some(())
     });
     assert_eq!(pcm.config().max_buffer_size, 1 << 20);
 
     // Invalid values: rejected as a whole (the valid interval is not applied either).
-    write(&path, &config("1GiB", "3s", true));
+    write_atomically(&path, &config("1GiB", "3s", true));
     wait_for(WAIT, "the second failure", || {
         (agent.stats().config_reload_failures == 2).then_some(())
     });
@@ -79,7 +70,7 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
     assert_eq!(agent.stats().config_reload_failures, 3);
 
     // Good again.
-    write(&path, &config("2MiB", "2s", true));
+    write_atomically(&path, &config("2MiB", "2s", true));
     wait_for(WAIT, "the cap after recovery", || {
         (pcm.config().max_buffer_size == 2 << 20).then_some(())
     });
@@ -89,7 +80,7 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
 
     // The exporter cannot change live: the old listener stays.
     let addr = agent.metrics_addr();
-    write(
+    write_atomically(
         &path,
         &config("2MiB", "2s", true).replace("127.0.0.1:0", "127.0.0.1:1"),
     );

@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+mod files;
 mod http;
 mod process;
 mod prometheus;
@@ -32,6 +33,7 @@ mod wait;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 
+pub use files::{ConfigFile, write_atomically};
 pub use http::{http_get, url_encode};
 pub use process::ChildGuard;
 pub use prometheus::Prometheus;

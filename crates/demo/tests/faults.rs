@@ -5,11 +5,11 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{ServeProcess, eventually, metric, scrape, send, speak};
-use heapscape_testkit::{Statsd, statsd_admin};
+use heapscape_testkit::{ConfigFile, Statsd, statsd_admin, write_atomically};
 use serde_json::json;
 
 /// Generous: the test machine is a shared 2-core box.
@@ -33,24 +33,6 @@ fn a_taken_metrics_port_fails_the_start_naming_the_port() {
         !String::from_utf8_lossy(&output.stdout).contains("ready"),
         "it must not report ready"
     );
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("heapscape-demo-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Writes `text` atomically (temporary file, then rename), as the agent README asks.
-fn write_atomically(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    if path.is_dir() {
-        // The "unreadable" state under root: a directory in the file's place.
-        std::fs::remove_dir(path).unwrap();
-    }
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 fn config_with_max(max: &str) -> String {
@@ -135,9 +117,8 @@ async fn break_and_fix(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_config_file_keeps_the_old_config_until_it_is_fixed() {
-    let dir = temp_dir("reload");
-    let path = dir.join("heapscape.yaml");
-    std::fs::write(&path, config_with_max("1MiB")).unwrap();
+    let file = ConfigFile::new("heapscape.yaml", &config_with_max("1MiB"));
+    let path = file.path().to_owned();
     let serve = ServeProcess::start(&["--config", path.to_str().unwrap()]);
     let metrics = serve.metrics.expect("a metrics address");
     eventually("the first publication", WAIT, || async {
@@ -197,7 +178,6 @@ async fn a_broken_config_file_keeps_the_old_config_until_it_is_fixed() {
     )
     .await;
     drop(serve);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A text of `chars` characters (about 128 KB of PCM per 20 characters at 48 kHz).
@@ -282,19 +262,16 @@ async fn wait_for_counter(mgmt_port: u16, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statsd_killed_and_restarted_mid_load_fails_no_request() {
-    let dir = temp_dir("statsd");
     let mut daemon = tokio::task::block_in_place(Statsd::start);
     let (udp_port, mgmt_port) = (daemon.udp_port(), daemon.mgmt_port());
-    let config = dir.join("heapscape.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = ConfigFile::new(
+        "heapscape.yaml",
+        &format!(
             "service: statsd-fault\nexporter:\n  statsd: {{ host: 127.0.0.1, port: {udp_port} }}\n\
              heartbeat: {{ interval: 500ms }}\n"
         ),
-    )
-    .unwrap();
-    let serve = ServeProcess::start(&["--config", config.to_str().unwrap()]);
+    );
+    let serve = ServeProcess::start(&["--config", config.path().to_str().unwrap()]);
     assert_eq!(serve.metrics, None, "no Prometheus listener with StatsD");
 
     let options = heapscape_demo::load::LoadOptions {
@@ -321,7 +298,6 @@ async fn statsd_killed_and_restarted_mid_load_fails_no_request() {
     assert_eq!(report.error_count(), 0, "{report}");
     assert!(report.ok > 0, "{report}");
     drop(serve);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// In process: a request that never finishes (its body never arrives) does not hold the

@@ -113,10 +113,10 @@ pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-/// A `heapscape-demo serve` child of the test's debug binary, killed on drop; its standard
+/// A `heapscape-demo serve` child of the test's debug binary, killed on drop (by its guard); its standard
 /// error is collected in the background.
 pub struct ServeProcess {
-    pub child: std::process::Child,
+    pub child: heapscape_testkit::ChildGuard,
     pub http: SocketAddr,
     /// `None` with the StatsD exporter.
     pub metrics: Option<SocketAddr>,
@@ -128,18 +128,18 @@ impl ServeProcess {
     pub fn start(args: &[&str]) -> Self {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start heapscape-demo serve");
+        let mut child = heapscape_testkit::ChildGuard::spawn(
+            "heapscape-demo serve",
+            Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .args(args)
+                .env("NO_COLOR", "1")
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
+        let pipe = child.child_mut().stderr.take().unwrap();
         let collected = stderr.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
@@ -148,7 +148,7 @@ impl ServeProcess {
                 all.push('\n');
             }
         });
-        let stdout = child.stdout.take().unwrap();
+        let stdout = child.child_mut().stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout)
@@ -203,7 +203,7 @@ impl ServeProcess {
     pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
         let deadline = std::time::Instant::now() + limit;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.child.child_mut().try_wait().unwrap() {
                 return status;
             }
             assert!(
@@ -213,14 +213,6 @@ impl ServeProcess {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        // Ignored: the child may already have exited.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,6 +1,6 @@
 //! Helpers shared by the runner tests.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use heapscape_heartbeat::HeartbeatHandle;
 use heapscape_pool::{DiscardReason, Pool};
@@ -10,12 +10,8 @@ pub const NEVER: Duration = Duration::from_secs(3600);
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Polls `condition` until it holds; panics with `what` after [`DEADLINE`].
-pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+pub fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    heapscape_testkit::wait_until(DEADLINE, what, condition);
 }
 
 pub fn wait_for_ticks(handle: &HeartbeatHandle, ticks: u64) {

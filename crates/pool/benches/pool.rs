@@ -4,7 +4,6 @@
 //! After the timed runs, each W2 implementation runs once more with allocation counting on
 //! and prints its allocations per operation.
 
-use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +12,9 @@ use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
 use heapscape_pool::{OverMaxPolicy, Pool};
+use workloads::{stream_sizes, w1, w2};
+
+mod workloads;
 
 /// jemalloc, with allocation counting that costs one relaxed load while switched off.
 struct CountingJemalloc;
@@ -44,16 +46,6 @@ unsafe impl std::alloc::GlobalAlloc for CountingJemalloc {
 
 #[global_allocator]
 static GLOBAL: CountingJemalloc = CountingJemalloc;
-
-const W1_PAYLOAD: [u8; 16] = [7; 16];
-static CHUNK: [u8; 4096] = [1; 4096];
-
-fn stream_sizes() -> Vec<usize> {
-    include_str!("data/stream-sizes.txt")
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect()
-}
 
 /// A buffer source under test: `op` takes a buffer, lets `work` fill it, and gives it back.
 trait Source: Sync {
@@ -139,21 +131,6 @@ fn sources() -> Vec<(&'static str, Box<dyn Source>)> {
             Box::new(ObjectPool(object_pool::Pool::new(0, Vec::new))),
         ),
     ]
-}
-
-fn w1(buf: &mut Vec<u8>) {
-    buf.extend_from_slice(black_box(&W1_PAYLOAD));
-    black_box(buf.len());
-}
-
-fn w2(buf: &mut Vec<u8>, size: usize) {
-    let mut left = size;
-    while left > 0 {
-        let n = left.min(CHUNK.len());
-        buf.extend_from_slice(black_box(&CHUNK[..n]));
-        left -= n;
-    }
-    black_box(buf.len());
 }
 
 /// One operation of W1 (`sizes` empty) or W2 (`i` steps through `sizes`).

@@ -5,30 +5,20 @@
 //!
 //! `w2_threads [OPS_PER_THREAD] [w1]`: with `w1`, each operation appends 16 bytes (W1)
 //! instead of a stream.
-use std::hint::black_box;
 use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
 use heapscape_pool::Pool;
+use workloads::{stream_sizes, w2};
 
-static CHUNK: [u8; 4096] = [1; 4096];
+#[path = "../benches/workloads/mod.rs"]
+mod workloads;
 
 /// (on-CPU ns, run-queue wait ns) of the calling thread.
 fn schedstat() -> (u64, u64) {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
     let mut fields = text.split_whitespace().map(|f| f.parse().unwrap_or(0));
     (fields.next().unwrap_or(0), fields.next().unwrap_or(0))
-}
-
-fn w2(buf: &mut Vec<u8>, size: usize) {
-    let mut left = size;
-    while left > 0 {
-        let n = left.min(CHUNK.len());
-        buf.extend_from_slice(black_box(&CHUNK[..n]));
-        left -= n;
-    }
-    black_box(buf.len());
-    buf.clear();
 }
 
 thread_local! {
@@ -43,10 +33,7 @@ fn main() {
     let sizes: Vec<usize> = if std::env::args().nth(2).as_deref() == Some("w1") {
         vec![16]
     } else {
-        include_str!("../benches/data/stream-sizes.txt")
-            .lines()
-            .map(|l| l.trim().parse().expect("a size per line"))
-            .collect()
+        stream_sizes()
     };
     let pool = Pool::builder("w2")
         .initial_capacity(4096)
@@ -56,11 +43,17 @@ fn main() {
         .expect("valid pool");
     let mutex: Mutex<Vec<Vec<u8>>> = Mutex::default();
     type Op<'a> = &'a (dyn Fn(usize) + Sync);
-    let floor = |size| FLOOR.with_borrow_mut(|buf| w2(buf, size));
+    let floor = |size| {
+        FLOOR.with_borrow_mut(|buf| {
+            w2(buf, size);
+            buf.clear();
+        })
+    };
     let heapscape = |size| w2(&mut pool.get(), size);
     let mutex_vec = |size| {
         let mut buf = mutex.lock().unwrap().pop().unwrap_or_default();
         w2(&mut buf, size);
+        buf.clear();
         mutex.lock().unwrap().push(buf);
     };
     let impls: [(&str, Op<'_>); 3] = [

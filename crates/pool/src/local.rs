@@ -5,7 +5,7 @@
 //! read-modify-write. Everything else goes through the pool's shared depot under its lock.
 
 use std::cell::RefCell;
-use std::mem;
+use std::mem::{self, ManuallyDrop};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
@@ -15,12 +15,34 @@ use crate::shard::{Shard, bump};
 use crate::stats::{DiscardReason, bucket_of};
 
 thread_local! {
-    static CACHES: RefCell<Caches> = const {
-        RefCell::new(Caches {
+    /// The caches, without drop glue (`ManuallyDrop`): accessing a thread-local that needs
+    /// dropping checks, every time, whether its destructor is registered yet, which made the
+    /// return path a non-leaf function. `RELEASE_AT_EXIT` empties the caches at thread exit.
+    static CACHES: RefCell<ManuallyDrop<Caches>> = const {
+        RefCell::new(ManuallyDrop::new(Caches {
             last: 0,
             list: Vec::new(),
-        })
+        }))
     };
+    /// Registered with the first cache of the thread (off the fast paths); its destructor
+    /// drops the caches, which hands their buffers to the pools' depots.
+    static RELEASE_AT_EXIT: ReleaseAtExit = const { ReleaseAtExit };
+}
+
+struct ReleaseAtExit;
+
+impl Drop for ReleaseAtExit {
+    fn drop(&mut self) {
+        // Taken out first, so that a buffer returned while the caches drop finds none and
+        // takes the shared path.
+        let caches = CACHES.with(|caches| {
+            caches
+                .try_borrow_mut()
+                .map(|mut caches| mem::take(&mut caches.list))
+                .unwrap_or_default()
+        });
+        drop(caches);
+    }
 }
 
 /// This thread's caches, one per pool it used, and the index of the one used last (so the
@@ -110,11 +132,11 @@ pub(crate) fn with_local<R>(
     CACHES
         .try_with(|caches| {
             let mut caches = caches.try_borrow_mut().ok()?;
-            let Caches { last, list } = &mut *caches;
+            let Caches { last, list } = &mut **caches;
             if list.get(*last).is_none_or(|c| !c.is_for(shared)) {
                 *last = match list.iter().position(|c| c.is_for(shared)) {
                     Some(index) => index,
-                    None => register(list, shared),
+                    None => register(list, shared)?,
                 };
             }
             Some(f(&mut list[*last]))
@@ -123,8 +145,11 @@ pub(crate) fn with_local<R>(
         .flatten()
 }
 
+/// Adds a cache for `shared`, or `None` once the thread is being torn down (a cache made
+/// then would never hand its buffer back).
 #[cold]
-fn register(caches: &mut Vec<LocalCache>, shared: &Arc<Shared>) -> usize {
+fn register(caches: &mut Vec<LocalCache>, shared: &Arc<Shared>) -> Option<usize> {
+    RELEASE_AT_EXIT.try_with(|_| ()).ok()?;
     // Caches of dropped pools are released here rather than on every access.
     caches.retain(|c| c.pool.strong_count() > 0);
     let shard = Arc::new(Shard::new());
@@ -141,7 +166,7 @@ fn register(caches: &mut Vec<LocalCache>, shared: &Arc<Shared>) -> usize {
         initial_capacity: 0,
         over_max: OverMaxPolicy::Shrink,
     });
-    caches.len() - 1
+    Some(caches.len() - 1)
 }
 
 /// One thread's cache for one pool.

@@ -8,11 +8,16 @@
 //!
 //! - [`engine`]: the synthetic speech engine, a chunked PCM stream of unknown length.
 //! - [`wav`]: the RIFF/WAVE header, a pure function.
-//! - [`server`]: the axum service, pooled or fresh buffering, JSON errors; `serve`.
+//! - [`server`]: the axum service (API, connections, the `serve` command and its ready line).
 //! - [`load`]: the seeded load generator; `load`.
-//! - [`compare`]: both modes under the same load, side by side; `compare`.
+//! - [`compare`]: both modes under the same load, side by side (summary, phases, report);
+//!   `compare`.
 //! - [`soak`]: sustained load with resident-memory and scrape checks; `soak`.
-//! - [`prom`]: a reader for the Prometheus text format, for `compare`'s scrapes.
+//! - [`prom`]: a reader for the Prometheus text format, for the scrapes.
+//! - [`telemetry`]: the service's own metrics.
+//!
+//! `compare` and `soak` share the `serve` child they start (`child`) and their scrapes with the
+//! names of the series they read (`scrape`).
 //!
 //! ```no_run
 //! use heapscape_demo::server::{Buffers, ServiceConfig, router};
@@ -27,14 +32,16 @@
 
 #![deny(missing_docs)]
 
+mod child;
 pub mod compare;
 pub mod engine;
 mod error;
 pub mod load;
 pub mod prom;
-mod report;
+mod scrape;
 pub mod server;
 pub mod soak;
+mod sync;
 pub mod telemetry;
 pub mod wav;
 

@@ -23,13 +23,15 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::Error;
-use crate::compare::{ServeChild, scrape};
+use crate::child::ServeChild;
 use crate::load::{self, LoadOptions, StreamSizes};
+use crate::scrape::{self, ALLOCATED, CONFIG_RELOADS, HEARTBEAT_UP};
 use crate::server::Pooling;
+use crate::sync::lock;
 
 /// Resident-memory sampling period.
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
@@ -38,11 +40,7 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 pub const DEFAULT_MAX_IDLE_BYTES: u64 = 128 << 20;
 
 /// Series every scrape must contain to count as complete.
-const REQUIRED_SERIES: [&str; 3] = [
-    "heapscape_jemalloc_allocated_bytes",
-    "heapscape_heartbeat_up",
-    "heapscape_config_reloads_total",
-];
+const REQUIRED_SERIES: [&str; 3] = [ALLOCATED, HEARTBEAT_UP, CONFIG_RELOADS];
 
 /// Which modes `soak` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -246,10 +244,7 @@ async fn soak_one(
             loop {
                 ticker.tick().await;
                 match resident_bytes(pid) {
-                    Ok(bytes) => samples
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(bytes),
+                    Ok(bytes) => lock(&samples).push(bytes),
                     Err(_) => break,
                 }
             }
@@ -278,10 +273,7 @@ async fn soak_one(
     child.check_running()?;
     child.shutdown().await?;
 
-    let samples = samples
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let samples = lock(&samples).clone();
     let n = samples.len().max(1);
     let mean = |part: &[u64]| part.iter().sum::<u64>() / part.len().max(1) as u64;
     let thirds = (
@@ -297,11 +289,7 @@ async fn soak_one(
         p99_ms: load::ms(report.latency(0.99)),
         scrapes_ok: scrapes.ok.load(Ordering::Relaxed),
         scrapes_failed: scrapes.failed.load(Ordering::Relaxed),
-        first_scrape_failure: scrapes
-            .first_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone(),
+        first_scrape_failure: lock(&scrapes.first_failure).clone(),
         baseline,
         resident: (
             samples.iter().copied().min().unwrap_or(0),
@@ -332,7 +320,7 @@ async fn scrape_rounds(target: std::net::SocketAddr, scrapers: u32, tally: Arc<S
         let mut round = tokio::task::JoinSet::new();
         for _ in 0..scrapers {
             round.spawn(async move {
-                let series = scrape(target).await?;
+                let series = scrape::fetch(target).await?;
                 match REQUIRED_SERIES
                     .iter()
                     .find(|name| !series.keys().any(|key| key.starts_with(*name)))
@@ -349,11 +337,7 @@ async fn scrape_rounds(target: std::net::SocketAddr, scrapers: u32, tally: Arc<S
                 }
                 Ok(Err(reason)) => {
                     tally.failed.fetch_add(1, Ordering::Relaxed);
-                    tally
-                        .first_failure
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get_or_insert(reason);
+                    lock(&tally.first_failure).get_or_insert(reason);
                 }
                 // Aborted at the end of the run: not a failed scrape.
                 Err(_) => {}

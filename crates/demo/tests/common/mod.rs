@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use heapscape_demo::server::{Buffers, ServiceConfig, router};
+use heapscape_demo::server::{Buffers, READY_PREFIX, ReadyLine, ServiceConfig, router};
 use heapscape_pool::Pool;
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
@@ -155,7 +155,7 @@ impl ServeProcess {
                 .lines()
                 .map_while(Result::ok)
             {
-                if line.starts_with(heapscape_demo::server::READY_PREFIX) {
+                if line.starts_with(READY_PREFIX) {
                     let _ = tx.send(line);
                 }
             }
@@ -166,7 +166,7 @@ impl ServeProcess {
             metrics: None,
             stderr,
         };
-        let ready = rx
+        let line = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| {
                 panic!(
@@ -174,14 +174,9 @@ impl ServeProcess {
                     process.stderr()
                 )
             });
-        let field = |key: &str| {
-            ready
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))
-                .and_then(|addr| addr.parse::<SocketAddr>().ok())
-        };
-        process.http = field("http").expect("http address");
-        process.metrics = field("metrics");
+        let ready = ReadyLine::parse(&line).expect("a well-formed ready line");
+        process.http = ready.http;
+        process.metrics = ready.metrics;
         process
     }
 

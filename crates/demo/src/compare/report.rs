@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::summary::{Comparison, ModeSummary, OverTime, Point};
 use crate::Error;
-use crate::compare::{Comparison, ModeSummary, OverTime, Point};
 
 const MIB: f64 = 1024.0 * 1024.0;
 const KIB: f64 = 1024.0;
@@ -181,22 +181,25 @@ fn mib_per_s(value: f64) -> String {
     format!("{:.1} MiB/s", value / MIB)
 }
 
-/// The side-by-side table, pooling off then on, with the relative change.
-pub(crate) fn table(modes: &[ModeSummary; 2]) -> String {
-    let mut out = format!(
-        "{:<32} {:>16} {:>16} {:>8}\n",
-        "", "pooling off", "pooling on", "change"
-    );
-    for row in rows(modes) {
-        let [off, on, change] = row.cells();
-        let _ = writeln!(out, "{:<32} {off:>16} {on:>16} {change:>8}", row.label);
-    }
-    for mode in modes {
-        for (kind, n) in &mode.errors {
-            let _ = writeln!(out, "errors with pooling {}: {n} x {kind}", mode.pooling);
+impl Comparison {
+    /// The side-by-side table `compare` prints: pooling off then on, with the relative change.
+    pub fn table(&self) -> String {
+        let modes = &self.modes;
+        let mut out = format!(
+            "{:<32} {:>16} {:>16} {:>8}\n",
+            "", "pooling off", "pooling on", "change"
+        );
+        for row in rows(modes) {
+            let [off, on, change] = row.cells();
+            let _ = writeln!(out, "{:<32} {off:>16} {on:>16} {change:>8}", row.label);
         }
+        for mode in modes {
+            for (kind, n) in &mode.errors {
+                let _ = writeln!(out, "errors with pooling {}: {n} x {kind}", mode.pooling);
+            }
+        }
+        out
     }
-    out
 }
 
 fn escape(text: &str) -> String {
@@ -207,7 +210,7 @@ fn escape(text: &str) -> String {
 }
 
 /// Writes the HTML report to `path` (creating its folder).
-pub(crate) fn write_html(comparison: &Comparison, path: &Path) -> Result<(), Error> {
+pub(super) fn write_html(comparison: &Comparison, path: &Path) -> Result<(), Error> {
     let write_error = |source| Error::Write {
         path: path.to_owned(),
         source,

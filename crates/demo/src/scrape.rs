@@ -1,0 +1,80 @@
+//! Scraping a `serve` child's Prometheus listener, and the series `compare` and `soak` read.
+//!
+//! The names are written here once, as the exposition spells them, so the rest of the crate
+//! reads series by constant.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::prom;
+
+/// Bytes allocated (counting allocator), a counter.
+pub(crate) const ALLOC_BYTES: &str = "heapscape_alloc_bytes_total";
+/// Allocations (counting allocator), a counter.
+pub(crate) const ALLOCATIONS: &str = "heapscape_alloc_allocations_total";
+/// jemalloc `stats.allocated`.
+pub(crate) const ALLOCATED: &str = "heapscape_jemalloc_allocated_bytes";
+/// jemalloc `stats.active`.
+pub(crate) const ACTIVE: &str = "heapscape_jemalloc_active_bytes";
+/// jemalloc `stats.resident`.
+pub(crate) const RESIDENT: &str = "heapscape_jemalloc_resident_bytes";
+/// Unix time of the heartbeat's last successful sample.
+pub(crate) const HEARTBEAT_TIMESTAMP: &str = "heapscape_heartbeat_last_success_timestamp_seconds";
+/// 1 while the heartbeat samples.
+pub(crate) const HEARTBEAT_UP: &str = "heapscape_heartbeat_up";
+/// Config reloads applied.
+pub(crate) const CONFIG_RELOADS: &str = "heapscape_config_reloads_total";
+/// Minor page faults of the process, a counter.
+pub(crate) const MINOR_FAULTS: &str = "heapscape_process_minor_page_faults_total";
+/// Pool gets served from an idle buffer.
+pub(crate) const HITS: &str = "heapscape_pool_hits_total";
+/// Pool gets that allocated.
+pub(crate) const MISSES: &str = "heapscape_pool_misses_total";
+/// Buffers the pool dropped instead of keeping, by `reason`.
+pub(crate) const DISCARDS: &str = "heapscape_pool_discards_total";
+/// The pool's recommended `max_buffer_size`.
+pub(crate) const RECOMMENDED_MAX: &str = "heapscape_pool_recommended_max_buffer_size_bytes";
+
+/// Scrapes `http://<target>/metrics` once and reads it with [`prom`]: each series keyed by its
+/// name and labels, the `pooling` and `pool` labels left out (both modes read alike).
+///
+/// # Errors
+///
+/// The reason, when the scrape fails, answers other than 2xx, does not parse, or takes over
+/// 10 s.
+pub(crate) async fn fetch(target: SocketAddr) -> Result<BTreeMap<String, f64>, String> {
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let uri = format!("http://{target}/metrics")
+        .parse()
+        .map_err(|e| format!("bad metrics URL: {e}"))?;
+    let fetch = async {
+        let response = client
+            .get(uri)
+            .await
+            .map_err(|e| format!("scrape failed: {e}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("scrape failed: {e}"))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!("scrape answered {status}"));
+        }
+        let text = String::from_utf8_lossy(&body);
+        let samples = prom::parse(&text).map_err(|e| format!("unreadable metrics: {e}"))?;
+        Ok(prom::by_series(&samples, &["pooling", "pool"]))
+    };
+    tokio::time::timeout(Duration::from_secs(10), fetch)
+        .await
+        .map_err(|_| "scrape timed out".to_owned())?
+}

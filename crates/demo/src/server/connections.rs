@@ -1,0 +1,99 @@
+//! The accept loop: HTTP/1.1 connections with a header read timeout, and their draining on
+//! shutdown within a grace period.
+
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+
+/// How [`serve_connections`] treats connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Connections {
+    /// Time a client has to send a request's headers, and the longest a keep-alive
+    /// connection may sit idle; the connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// After the shutdown signal: time in-flight requests have to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a [`serve_connections`] run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every connection finished within the grace period.
+    All,
+    /// The grace period ran out; the remaining connections were closed.
+    GraceExpired,
+}
+
+/// Serves `app` over HTTP/1.1 on `listener` until `shutdown` resolves, then stops accepting,
+/// lets in-flight requests finish for up to [`Connections::shutdown_grace`] and returns.
+///
+/// Every connection has a header read timeout ([`Connections::header_read_timeout`]), so a
+/// client that opens connections and sends nothing (or sends headers a byte at a time) cannot
+/// hold them; reading the body is bounded by the request timeout of the router.
+///
+/// A failed connection is logged at debug level; a failed accept (e.g. out of file
+/// descriptors) is logged and retried after a short pause.
+pub async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    connections: Connections,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Drained {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(connections.header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // Reaps finished connection tasks so the set holds only live ones.
+        while tasks.try_join_next().is_some() {}
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // EMFILE and friends: pause instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Ignored: a socket that refuses TCP_NODELAY still works.
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tasks.spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(grace = ?connections.shutdown_grace, "draining in-flight requests");
+    match tokio::time::timeout(connections.shutdown_grace, graceful.shutdown()).await {
+        Ok(()) => Drained::All,
+        Err(_) => {
+            tracing::warn!(
+                grace = ?connections.shutdown_grace,
+                connections = tasks.len(),
+                "requests still running after the shutdown grace period; closing their connections"
+            );
+            tasks.abort_all();
+            Drained::GraceExpired
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The `serve` command: its options, the agent it starts (config file, flags layered over it,
+//! live reload), the ready line, and the shutdown signals.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use heapscape_pool::PoolConfig;
+use tokio::io::AsyncReadExt;
+
+use super::api::{Buffers, ServiceConfig, router};
+use super::connections::{Connections, serve_connections};
+use super::ready::ReadyLine;
+use crate::Error;
+use crate::telemetry;
+
+/// `--pooling on|off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pooling {
+    /// Buffer into pooled buffers (pool `pcm`).
+    On,
+    /// Buffer into a fresh `Vec::new()` per request, as in the story before the pool.
+    Off,
+}
+
+impl Pooling {
+    /// `"on"` or `"off"`, the value of the `pooling` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pooling::On => "on",
+            Pooling::Off => "off",
+        }
+    }
+}
+
+/// The name of the pool the service buffers PCM in.
+pub const POOL_NAME: &str = "pcm";
+
+/// What `heapscape-demo serve` does.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeOptions {
+    /// The agent's YAML config (exporter, heartbeat, pools). Without it: Prometheus on
+    /// 127.0.0.1:9000, a 10 s heartbeat and the default `pcm` pool.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address of the speech service (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Buffer PCM in pooled buffers or in a fresh Vec per request; also the `pooling` label.
+    #[arg(long, value_enum, default_value_t = Pooling::On)]
+    pub pooling: Pooling,
+    /// Address of the Prometheus scrape listener, instead of the config's (port 0: a free port).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Heartbeat interval, instead of the config's (e.g. `1s`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Option<Duration>,
+    /// Longest accepted text, in characters (longer: 413).
+    #[arg(long, default_value_t = 3000)]
+    pub max_text_chars: usize,
+    /// Largest accepted request body, in bytes (larger: 413; a larger Content-Length is refused
+    /// before the body is read).
+    #[arg(long, default_value_t = 64 << 10)]
+    pub body_limit: usize,
+    /// Time allowed from a request to its response head, reading the body included (longer:
+    /// 503).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Time a connection may take to send a request's headers; also how long an idle
+    /// keep-alive connection is kept. The connection is closed after it.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// On SIGTERM, Ctrl-C or end of stdin: time in-flight requests have to finish before their
+    /// connections are closed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Syntheses buffered at once (bounds memory); more requests wait.
+    #[arg(long, default_value_t = 64)]
+    pub max_in_flight: usize,
+    /// Let texts containing `#fault` make the engine fail mid-stream (for tests).
+    #[arg(long)]
+    pub fault_injection: bool,
+    /// Shut down gracefully when standard input closes (how `compare` stops its children, and
+    /// why they stop if `compare` dies).
+    #[arg(long, hide = true)]
+    pub exit_on_stdin_close: bool,
+}
+/// The agent configuration `serve` runs with: the `--config` file or the built-in default, with
+/// the command-line overrides applied and a `pcm` pool added if the file has none.
+///
+/// # Errors
+///
+/// [`Error::Agent`] if the file cannot be read or is invalid, and [`Error::InvalidOptions`] for
+/// `--metrics-listen` with a StatsD exporter.
+pub fn agent_config(options: &ServeOptions) -> Result<heapscape::Config, Error> {
+    let mut config = match &options.config {
+        Some(path) => heapscape::Config::from_file(path).map_err(|e| Error::Agent(Box::new(e)))?,
+        None => heapscape::Config::default(),
+    };
+    apply_overrides(options, &mut config)?;
+    Ok(config)
+}
+
+/// Applies the command-line flags to a config (read from the file or the default): the
+/// `pooling` label, `--metrics-listen`, `--heartbeat-interval`, and the `pcm` pool if missing.
+/// `serve --config` runs this after every reload of the file as well.
+///
+/// # Errors
+///
+/// [`Error::InvalidOptions`] for `--metrics-listen` with a StatsD exporter (the other flags are
+/// applied).
+pub fn apply_overrides(
+    options: &ServeOptions,
+    config: &mut heapscape::Config,
+) -> Result<(), Error> {
+    config
+        .labels
+        .insert("pooling".to_owned(), options.pooling.as_str().to_owned());
+    if let Some(interval) = options.heartbeat_interval {
+        config.heartbeat.interval = interval;
+    }
+    config
+        .pools
+        .entry(POOL_NAME.to_owned())
+        .or_insert_with(default_pool_config);
+    if let Some(listen) = options.metrics_listen {
+        match &mut config.exporter {
+            heapscape::ExporterConfig::Prometheus(prometheus) => prometheus.listen = listen,
+            _ => {
+                return Err(Error::InvalidOptions(
+                    "--metrics-listen needs the Prometheus exporter, but the config uses another"
+                        .to_owned(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts the agent: from `--config` with the flags layered over it and live reload (SIGHUP
+/// and file change, the flags re-applied each time), or from the flags alone.
+fn start_agent(options: &ServeOptions) -> Result<heapscape::Agent, Error> {
+    // Checks the file and the flags together first, so a bad combination fails the start.
+    let config = agent_config(options)?;
+    let agent = match &options.config {
+        Some(path) => {
+            let flags = options.clone();
+            heapscape::Agent::start_from_file_with(path, move |config| {
+                if let Err(error) = apply_overrides(&flags, config) {
+                    // Only a changed exporter, which a reload cannot apply anyway.
+                    tracing::warn!(%error, "reloaded config: flag not applied");
+                }
+            })
+        }
+        None => heapscape::Agent::start(config),
+    };
+    agent.map_err(|e| Error::Agent(Box::new(e)))
+}
+
+/// The `pcm` pool when the config names none: sized for the story's clips (median 256 KiB,
+/// p99 about 4 MiB).
+fn default_pool_config() -> PoolConfig {
+    let mut config = PoolConfig::default();
+    config.initial_capacity = 256 << 10;
+    config.max_buffer_size = 4 << 20;
+    config.max_idle_buffers = 64;
+    config.max_idle_bytes = 128 << 20;
+    config.idle_timeout = Duration::from_secs(60);
+    config
+}
+
+/// Runs the service until Ctrl-C, SIGTERM or (with `--exit-on-stdin-close`) the end of
+/// standard input, then drains requests and stops the agent. SIGHUP and a change of the file
+/// re-read `--config` (the flags still win).
+///
+/// # Errors
+///
+/// When the agent does not start, the address cannot be bound, or serving fails.
+pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
+    let agent = start_agent(options)?;
+    telemetry::describe_metrics();
+    let buffers = match options.pooling {
+        Pooling::On => Buffers::Pooled(agent.pool(POOL_NAME).ok_or_else(|| {
+            Error::InvalidOptions(format!("the agent has no pool named {POOL_NAME:?}"))
+        })?),
+        Pooling::Off => Buffers::Fresh,
+    };
+    let config = ServiceConfig {
+        max_text_chars: options.max_text_chars,
+        body_limit: options.body_limit,
+        request_timeout: options.request_timeout,
+        max_in_flight: options.max_in_flight,
+        fault_injection: options.fault_injection,
+    };
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(Error::io(format!("binding {}", options.listen)))?;
+    let http = listener
+        .local_addr()
+        .map_err(Error::io("reading the bound address"))?;
+    let ready = ReadyLine {
+        http,
+        metrics: agent.metrics_addr(),
+        pooling: options.pooling.as_str().to_owned(),
+    };
+    tracing::info!(%http, metrics = ?ready.metrics, pooling = %ready.pooling, "serving");
+    println!("{ready}");
+
+    let connections = Connections {
+        header_read_timeout: options.header_read_timeout,
+        shutdown_grace: options.shutdown_grace,
+    };
+    serve_connections(
+        listener,
+        router(buffers, config),
+        connections,
+        shutdown_signal(options.exit_on_stdin_close),
+    )
+    .await;
+    // The final heap sample and publish (and the StatsD flush) block; keep them off the async
+    // workers.
+    let _ = tokio::task::spawn_blocking(move || agent.shutdown()).await;
+    tracing::info!("metrics flushed; stopped");
+    Ok(())
+}
+/// Resolves on Ctrl-C, SIGTERM, or the end of standard input if `stdin_close` is set.
+async fn shutdown_signal(stdin_close: bool) {
+    let ctrl_c = async {
+        // If the handler cannot be installed, only the other signals stop the server.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    let stdin_closed = async {
+        if !stdin_close {
+            return std::future::pending::<()>().await;
+        }
+        let mut stdin = tokio::io::stdin();
+        let mut sink = [0u8; 64];
+        // Reads until EOF or an error; either means the parent is gone.
+        while let Ok(n) = stdin.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+        () = stdin_closed => tracing::info!("standard input closed: shutting down"),
+    }
+}

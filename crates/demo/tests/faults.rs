@@ -6,6 +6,8 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{ServeProcess, eventually, metric, scrape, send, speak};
@@ -58,6 +60,16 @@ async fn reload_failures(metrics: std::net::SocketAddr) -> f64 {
     .unwrap_or(0.0)
 }
 
+/// Heartbeat ticks so far: the count of the tick-duration histogram, recorded at the end of
+/// each tick.
+async fn heartbeat_ticks(metrics: std::net::SocketAddr) -> f64 {
+    metric(
+        &scrape(metrics).await,
+        "heapscape_heartbeat_sample_duration_seconds_count",
+    )
+    .unwrap_or(0.0)
+}
+
 /// One broken state of the file: the failure counter goes up, a clear error is logged, the old
 /// max stays in force and the service keeps serving; then a good file with `next` applies.
 async fn break_and_fix(
@@ -96,8 +108,15 @@ async fn break_and_fix(
         line.contains(path.file_name().unwrap().to_str().unwrap()),
         "{what}: the log line names the file: {line}"
     );
-    // Two more heartbeats: the old max is still the one published.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Two more heartbeat ticks (each publishes the pools before it counts itself): the old
+    // max is still the one published.
+    let ticks = heartbeat_ticks(metrics).await;
+    eventually(
+        &format!("{what}: two more heartbeat ticks"),
+        WAIT,
+        || async { heartbeat_ticks(metrics).await >= ticks + 2.0 },
+    )
+    .await;
     assert_eq!(max_buffer_size(metrics).await, Some(in_force), "{what}");
     assert_eq!(
         speak(serve.http, json!({ "text": "still here" }))
@@ -205,11 +224,18 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
             })
         })
         .collect();
-    // All of them reached the service (healthz counts itself too).
-    eventually("the requests to be in flight", WAIT, || async {
+    // Every one of them reached the service before the signal, since a request still
+    // connecting when the listener closes is refused. Answered ones are counted first: one
+    // that leaves the service in between is then missed (and the next poll counts it), never
+    // counted twice.
+    let all_sent = &requests;
+    eventually("every request to reach the service", WAIT, || async move {
+        let answered = all_sent.iter().filter(|task| task.is_finished()).count();
         let reply = send(http, "GET", "/healthz", None, "").await;
         let health: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
-        health["requests"].as_u64().unwrap() > REQUESTS as u64 / 2
+        // /healthz counts itself.
+        let in_service = health["requests"].as_u64().unwrap() as usize - 1;
+        answered + in_service >= REQUESTS
     })
     .await;
     serve.signal("TERM");
@@ -274,29 +300,52 @@ async fn statsd_killed_and_restarted_mid_load_fails_no_request() {
     let serve = ServeProcess::start(&["--config", config.path().to_str().unwrap()]);
     assert_eq!(serve.metrics, None, "no Prometheus listener with StatsD");
 
-    let options = heapscape_demo::load::LoadOptions {
-        url: format!("http://{}", serve.http),
-        concurrency: 4,
-        duration: Some(Duration::from_secs(25)),
-        seed: 9,
-        no_progress: true,
-        ..heapscape_demo::load::LoadOptions::default()
-    };
-    let load = tokio::spawn(async move { heapscape_demo::load::run(&options).await });
+    // The load runs in rounds until told to stop, so it spans the whole outage however long
+    // the waits take; `rounds` counts the rounds finished.
+    let stop = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicU64::new(0));
+    let load = tokio::spawn({
+        let (stop, rounds, http) = (stop.clone(), rounds.clone(), serve.http);
+        async move {
+            let mut reports = Vec::new();
+            // Relaxed: a flag and a counter read on their own; nothing else is ordered by them.
+            while !stop.load(Ordering::Relaxed) {
+                let options = heapscape_demo::load::LoadOptions {
+                    url: format!("http://{http}"),
+                    concurrency: 4,
+                    requests: Some(8),
+                    seed: 9 + rounds.load(Ordering::Relaxed),
+                    no_progress: true,
+                    ..heapscape_demo::load::LoadOptions::default()
+                };
+                reports.push(heapscape_demo::load::run(&options).await.unwrap());
+                rounds.fetch_add(1, Ordering::Relaxed);
+            }
+            reports
+        }
+    });
     wait_for_counter(mgmt_port, "heapscape_demo_requests_total").await;
     wait_for_counter(mgmt_port, "heapscape_pool_returns_total").await;
 
-    // Down mid-load for a few heartbeats, then back on the same ports.
+    // Down mid-load for a few heartbeats and at least one whole round of requests, then back
+    // on the same ports.
     daemon.kill();
+    let rounds_before_outage = rounds.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!load.is_finished(), "the load must still be running");
+    eventually("a round of requests while statsd is down", WAIT, || async {
+        rounds.load(Ordering::Relaxed) >= rounds_before_outage + 2
+    })
+    .await;
     tokio::task::block_in_place(|| daemon.restart());
     wait_for_counter(mgmt_port, "heapscape_demo_requests_total").await;
     wait_for_counter(mgmt_port, "heapscape_pool_returns_total").await;
 
-    let report = load.await.unwrap().unwrap();
-    assert_eq!(report.error_count(), 0, "{report}");
-    assert!(report.ok > 0, "{report}");
+    stop.store(true, Ordering::Relaxed);
+    let reports = load.await.unwrap();
+    for report in &reports {
+        assert_eq!(report.error_count(), 0, "{report}");
+        assert!(report.ok > 0, "{report}");
+    }
     drop(serve);
 }
 

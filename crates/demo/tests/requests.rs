@@ -242,15 +242,18 @@ async fn client_disconnect_mid_body_returns_the_buffer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_is_503_and_the_buffer_comes_back() {
     let pool = test_pool();
+    // 30,000 characters at 48 kHz are 192 MB of PCM: about 50 s of synthesis in a debug build
+    // and several seconds in a release one, so the timeout fires mid-synthesis, with the
+    // buffer taken (reading a 30 KB body and validating it take well under a millisecond).
     let config = ServiceConfig {
-        // Far below the time 19 MB of synthesis takes, so the timeout always fires first.
-        request_timeout: Duration::from_millis(1),
+        request_timeout: Duration::from_secs(1),
+        max_text_chars: 30_000,
         ..ServiceConfig::default()
     };
     let addr = spawn_server(Buffers::Pooled(pool.clone()), config).await;
     let reply = speak(
         addr,
-        json!({ "text": "a".repeat(3000), "sample_rate": 48000 }),
+        json!({ "text": "a".repeat(30_000), "sample_rate": 48000 }),
     )
     .await;
     assert_eq!(reply.status, 503);
@@ -259,10 +262,9 @@ async fn timeout_is_503_and_the_buffer_comes_back() {
         "{}",
         reply.error()
     );
-    wait_for("the buffer to come back", || {
-        pool.stats().returns == pool.stats().gets()
-    })
-    .await;
+    // The handler was dropped when the timeout fired, before the 503 was sent.
+    assert_eq!(pool.stats().gets(), 1, "the request took a buffer");
+    wait_for("the buffer to come back", || pool.stats().returns == 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

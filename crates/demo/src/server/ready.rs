@@ -52,14 +52,23 @@ impl ReadyLine {
     }
 }
 
+impl ReadyLine {
+    /// The `metrics` field as written: the address or `none`.
+    pub(super) fn metrics_field(&self) -> String {
+        self.metrics
+            .map_or_else(|| "none".to_owned(), |addr| addr.to_string())
+    }
+}
+
 impl fmt::Display for ReadyLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{READY_PREFIX} http={} metrics=", self.http)?;
-        match self.metrics {
-            Some(metrics) => write!(f, "{metrics}")?,
-            None => f.write_str("none")?,
-        }
-        write!(f, " pooling={}", self.pooling)
+        write!(
+            f,
+            "{READY_PREFIX} http={} metrics={} pooling={}",
+            self.http,
+            self.metrics_field(),
+            self.pooling
+        )
     }
 }
 

@@ -203,7 +203,8 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
         metrics: agent.metrics_addr(),
         pooling: options.pooling.as_str().to_owned(),
     };
-    tracing::info!(%http, metrics = ?ready.metrics, pooling = %ready.pooling, "serving");
+    let metrics = ready.metrics_field();
+    tracing::info!(%http, %metrics, pooling = options.pooling.as_str(), "serving");
     println!("{ready}");
 
     let connections = Connections {

@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, mpsc};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +14,7 @@ use heapscape_pool::{Pool, PoolStats};
 
 use crate::exporter::Exporter;
 use crate::metrics_table::{LAST_RELOAD_SUCCESS, RELOAD_FAILURES, RELOADS};
+use crate::sync::{lock, read, write};
 use crate::{Config, Error};
 
 /// How often the config file is checked for a change.
@@ -67,11 +68,6 @@ struct Watcher {
     stop: mpsc::Sender<()>,
     thread: JoinHandle<()>,
     sighup: signal_hook::SigId,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The data stays consistent across a panic elsewhere: every update is a single assignment.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Agent {
@@ -191,12 +187,7 @@ impl Agent {
     /// A handle to the pool called `name` (cheap to clone), if the config has it.
     #[must_use]
     pub fn pool(&self, name: &str) -> Option<Pool> {
-        self.shared
-            .pools
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .cloned()
+        read(&self.shared.pools).get(name).cloned()
     }
 
     /// The config in force: as started, with reloaded pools and heartbeat interval.
@@ -215,11 +206,7 @@ impl Agent {
     /// Pool statistics, the last heap sample and reload counts.
     #[must_use]
     pub fn stats(&self) -> AgentStats {
-        let pools = self
-            .shared
-            .pools
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        let pools = read(&self.shared.pools)
             .iter()
             .map(|(name, pool)| (name.clone(), pool.stats()))
             .collect();
@@ -339,7 +326,7 @@ impl Shared {
         }
 
         let mut first_error = None;
-        let mut pools = self.pools.write().unwrap_or_else(PoisonError::into_inner);
+        let mut pools = write(&self.pools);
         for (name, pool_config) in &new.pools {
             let outcome = match pools.get(name) {
                 Some(pool) if pool.config() == *pool_config => Ok(()),

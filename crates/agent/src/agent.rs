@@ -48,6 +48,9 @@ pub struct AgentStats {
     pub config_reloads: u64,
     /// Config reloads rejected.
     pub config_reload_failures: u64,
+    /// Times the watcher compared the file with what it last read (about once a second while
+    /// [`Agent::start_from_file`] watches it), whether or not that led to a reload.
+    pub config_checks: u64,
 }
 
 /// What [`Agent::start_from_file_with`] applies to every config read from the file.
@@ -62,6 +65,8 @@ struct Shared {
     exporter: Exporter,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
+    /// File checks made by the watcher; see [`AgentStats::config_checks`].
+    checks: AtomicU64,
 }
 
 struct Watcher {
@@ -117,6 +122,7 @@ impl Agent {
                 exporter,
                 reloads: AtomicU64::new(0),
                 reload_failures: AtomicU64::new(0),
+                checks: AtomicU64::new(0),
             }),
             watcher: None,
             stopped: false,
@@ -206,6 +212,9 @@ impl Agent {
     /// Pool statistics, the last heap sample and reload counts.
     #[must_use]
     pub fn stats(&self) -> AgentStats {
+        // Acquire, first: pairs with the Release in `watch`, so the reload counts read below
+        // include every reload those checks started.
+        let config_checks = self.shared.checks.load(Ordering::Acquire);
         let pools = read(&self.shared.pools)
             .iter()
             .map(|(name, pool)| (name.clone(), pool.stats()))
@@ -217,6 +226,7 @@ impl Agent {
             // Relaxed: plain event counts, read for display.
             config_reloads: self.shared.reloads.load(Ordering::Relaxed),
             config_reload_failures: self.shared.reload_failures.load(Ordering::Relaxed),
+            config_checks,
         }
     }
 
@@ -458,5 +468,8 @@ fn watch(
             seen = now;
             shared.reload(path, overrides, "file change");
         }
+        // Release: whoever sees this check (Acquire in `Agent::stats`) also sees the counts of
+        // the reload it started.
+        shared.checks.fetch_add(1, Ordering::Release);
     }
 }

@@ -124,3 +124,109 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::exporter::prometheus::native::NativeHistograms;
+    use heapscape_testkit::WAIT;
+
+    /// A listener on a free loopback port serving an empty exposition to everyone.
+    async fn listening() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let exposition = Exposition {
+            handle: PrometheusBuilder::new().build_recorder().handle(),
+            native: Arc::new(NativeHistograms::new(&[], &[], Vec::new())),
+        };
+        tokio::spawn(serve(listener, exposition, Arc::from(Vec::new())));
+        addr
+    }
+
+    /// `GET /health` on `stream`; the status, or `None` if the connection was closed or reset
+    /// without one.
+    async fn status(stream: &mut TcpStream) -> Option<u16> {
+        let exchange = async {
+            stream
+                .write_all(b"GET /health HTTP/1.0\r\n\r\n")
+                .await
+                .ok()?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await.ok()?;
+            String::from_utf8_lossy(&response)
+                .split(' ')
+                .nth(1)?
+                .parse()
+                .ok()
+        };
+        tokio::time::timeout(WAIT, exchange)
+            .await
+            .expect("the listener answers or closes within a minute")
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_no_request_head_is_closed() {
+        let addr = listening().await;
+        let mut idle = TcpStream::connect(addr).await.expect("connect");
+        // Nothing is sent; without the head timeout the read below would wait forever.
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(WAIT, idle.read_to_end(&mut answer)).await;
+        assert!(
+            closed.is_ok(),
+            "the idle connection is still open after {WAIT:?}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&answer).contains(" 200 "),
+            "{answer:?}"
+        );
+        // The listener still serves others.
+        let mut next = TcpStream::connect(addr).await.expect("connect");
+        assert_eq!(status(&mut next).await, Some(200));
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_are_closed_at_once() {
+        let addr = listening().await;
+        // The held connections send nothing, so the head timeout ends them after 10 s. Only a
+        // round in which they all still answer afterwards shows the cap: then they were open
+        // when the extra connection came. A machine stalled that long gets another round.
+        for _round in 0..3 {
+            let mut held = Vec::new();
+            for _ in 0..MAX_CONNECTIONS {
+                held.push(TcpStream::connect(addr).await.expect("connect"));
+            }
+            let mut extra = TcpStream::connect(addr).await.expect("connect");
+            let extra_status = status(&mut extra).await;
+            let mut all_served = true;
+            for stream in &mut held {
+                all_served &= status(stream).await == Some(200);
+            }
+            if !all_served {
+                continue;
+            }
+            assert_eq!(
+                extra_status,
+                None,
+                "connection {} was served",
+                MAX_CONNECTIONS + 1
+            );
+            // The held connections have ended (HTTP/1.0): the listener serves again.
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let mut next = TcpStream::connect(addr).await.expect("connect");
+                if status(&mut next).await == Some(200) {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no connection served after the held ones ended"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        panic!("in three rounds some held connection timed out before it was used");
+    }
+}

@@ -168,13 +168,15 @@ impl Recorder for StatsdRecorder {
     }
 
     fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        // The same tag order as the crate's own lines: the metric's labels, then the defaults.
+        // The same tag order as the crate's own lines (cadence writes the client's default
+        // tags first, then the metric's labels): Etsy statsd keys a series by its tags in
+        // order, so another order would split the histogram's lines into two series.
         let mut tags = String::new();
         let defaults = self
             .default_tags
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()));
-        for (name, value) in key.labels().map(|l| (l.key(), l.value())).chain(defaults) {
+        for (name, value) in defaults.chain(key.labels().map(|l| (l.key(), l.value()))) {
             let separator = if tags.is_empty() { "|#" } else { "," };
             let _ = write!(tags, "{separator}{name}:{value}");
         }

@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, mpsc};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +14,7 @@ use heapscape_pool::{Pool, PoolStats};
 
 use crate::exporter::Exporter;
 use crate::metrics_table::{LAST_RELOAD_SUCCESS, RELOAD_FAILURES, RELOADS};
+use crate::sync::{lock, read, write};
 use crate::{Config, Error};
 
 /// How often the config file is checked for a change.
@@ -47,6 +48,9 @@ pub struct AgentStats {
     pub config_reloads: u64,
     /// Config reloads rejected.
     pub config_reload_failures: u64,
+    /// Times the watcher compared the file with what it last read (about once a second while
+    /// [`Agent::start_from_file`] watches it), whether or not that led to a reload.
+    pub config_checks: u64,
 }
 
 /// What [`Agent::start_from_file_with`] applies to every config read from the file.
@@ -61,17 +65,14 @@ struct Shared {
     exporter: Exporter,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
+    /// File checks made by the watcher; see [`AgentStats::config_checks`].
+    checks: AtomicU64,
 }
 
 struct Watcher {
     stop: mpsc::Sender<()>,
     thread: JoinHandle<()>,
     sighup: signal_hook::SigId,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The data stays consistent across a panic elsewhere: every update is a single assignment.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Agent {
@@ -121,6 +122,7 @@ impl Agent {
                 exporter,
                 reloads: AtomicU64::new(0),
                 reload_failures: AtomicU64::new(0),
+                checks: AtomicU64::new(0),
             }),
             watcher: None,
             stopped: false,
@@ -191,12 +193,7 @@ impl Agent {
     /// A handle to the pool called `name` (cheap to clone), if the config has it.
     #[must_use]
     pub fn pool(&self, name: &str) -> Option<Pool> {
-        self.shared
-            .pools
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .cloned()
+        read(&self.shared.pools).get(name).cloned()
     }
 
     /// The config in force: as started, with reloaded pools and heartbeat interval.
@@ -215,11 +212,10 @@ impl Agent {
     /// Pool statistics, the last heap sample and reload counts.
     #[must_use]
     pub fn stats(&self) -> AgentStats {
-        let pools = self
-            .shared
-            .pools
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        // Acquire, first: pairs with the Release in `watch`, so the reload counts read below
+        // include every reload those checks started.
+        let config_checks = self.shared.checks.load(Ordering::Acquire);
+        let pools = read(&self.shared.pools)
             .iter()
             .map(|(name, pool)| (name.clone(), pool.stats()))
             .collect();
@@ -230,6 +226,7 @@ impl Agent {
             // Relaxed: plain event counts, read for display.
             config_reloads: self.shared.reloads.load(Ordering::Relaxed),
             config_reload_failures: self.shared.reload_failures.load(Ordering::Relaxed),
+            config_checks,
         }
     }
 
@@ -339,7 +336,7 @@ impl Shared {
         }
 
         let mut first_error = None;
-        let mut pools = self.pools.write().unwrap_or_else(PoisonError::into_inner);
+        let mut pools = write(&self.pools);
         for (name, pool_config) in &new.pools {
             let outcome = match pools.get(name) {
                 Some(pool) if pool.config() == *pool_config => Ok(()),
@@ -471,5 +468,8 @@ fn watch(
             seen = now;
             shared.reload(path, overrides, "file change");
         }
+        // Release: whoever sees this check (Acquire in `Agent::stats`) also sees the counts of
+        // the reload it started.
+        shared.checks.fetch_add(1, Ordering::Release);
     }
 }

@@ -73,7 +73,7 @@ mod config;
 mod error;
 mod exporter;
 mod metrics_table;
-mod prometheus;
+mod sync;
 mod units;
 
 pub use agent::{Agent, AgentStats};

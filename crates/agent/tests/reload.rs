@@ -1,9 +1,10 @@
 //! Live re-tuning from the config file: good -> bad -> deleted -> good, and SIGHUP.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use heapscape::Agent;
-use heapscape_testkit::{ConfigFile, WAIT, http_get, wait_for, write_atomically};
+use heapscape_testkit::{ConfigFile, WAIT, free_port, http_get, wait_for, write_atomically};
 
 fn config(max_buffer_size: &str, interval: &str, extra_pool: bool) -> String {
     let mut text = format!(
@@ -18,8 +19,8 @@ fn config(max_buffer_size: &str, interval: &str, extra_pool: bool) -> String {
     text
 }
 
-fn metric_value(agent: &Agent, name: &str) -> Option<f64> {
-    let (_, body) = http_get(agent.metrics_addr()?, "/metrics")?;
+fn metric_value(addr: SocketAddr, name: &str) -> Option<f64> {
+    let (_, body) = http_get(addr, "/metrics")?;
     body.lines()
         .find(|line| line.starts_with(name) && !line.starts_with('#'))
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
@@ -61,12 +62,15 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
     assert_eq!(pcm.config().max_buffer_size, 1 << 20);
     assert_eq!(agent.config().heartbeat.interval, Duration::from_secs(2));
 
-    // Deleted: rejected once, not every second.
+    // Deleted: rejected once, not on every check of the file.
     std::fs::remove_file(&path).expect("remove");
     wait_for(WAIT, "the third failure", || {
         (agent.stats().config_reload_failures == 3).then_some(())
     });
-    std::thread::sleep(Duration::from_millis(2500));
+    let checks = agent.stats().config_checks;
+    wait_for(WAIT, "three more checks of the deleted file", || {
+        (agent.stats().config_checks >= checks + 3).then_some(())
+    });
     assert_eq!(agent.stats().config_reload_failures, 3);
 
     // Good again.
@@ -78,16 +82,23 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
     assert_eq!(stats.config_reload_failures, 3);
     assert!(stats.config_reloads >= 5, "{stats:?}");
 
-    // The exporter cannot change live: the old listener stays.
-    let addr = agent.metrics_addr();
+    // The exporter cannot change live: the listener it started with keeps serving the live
+    // counts, and nothing listens on the new address.
+    let addr = agent.metrics_addr().expect("a Prometheus listener");
+    let moved = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
     write_atomically(
         &path,
-        &config("2MiB", "2s", true).replace("127.0.0.1:0", "127.0.0.1:1"),
+        &config("2MiB", "2s", true).replace("127.0.0.1:0", &moved.to_string()),
     );
     wait_for(WAIT, "the exporter change to be seen", || {
         (agent.stats().config_reloads >= 6).then_some(())
     });
-    assert_eq!(agent.metrics_addr(), addr);
+    wait_for(
+        WAIT,
+        "the first listener to count the exporter change",
+        || (metric_value(addr, "heapscape_config_reloads_total")? >= 6.0).then_some(()),
+    );
+    assert_eq!(http_get(moved, "/metrics"), None, "a listener on {moved}");
 
     // SIGHUP re-reads even an unchanged file.
     let reloads = agent.stats().config_reloads;
@@ -98,10 +109,10 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
 
     // The same counts on /metrics.
     wait_for(WAIT, "the reload metrics on /metrics", || {
-        let failures = metric_value(&agent, "heapscape_config_reload_failures_total")?;
-        let reloads = metric_value(&agent, "heapscape_config_reloads_total")?;
+        let failures = metric_value(addr, "heapscape_config_reload_failures_total")?;
+        let reloads = metric_value(addr, "heapscape_config_reloads_total")?;
         let last = metric_value(
-            &agent,
+            addr,
             "heapscape_config_last_reload_success_timestamp_seconds",
         )?;
         (failures == 3.0 && reloads >= 7.0 && last > 1.6e9).then_some(())

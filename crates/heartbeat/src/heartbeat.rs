@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use heapscape_pool::Pool;
 
+use crate::sync::{lock, wait_timeout};
 use crate::{HeapStats, HeartbeatError, publish};
 
 /// The default time between ticks.
@@ -362,11 +363,7 @@ fn run_thread(shared: &Shared) {
         }
         let now = Instant::now();
         if now < next {
-            control = shared
-                .wake_thread
-                .wait_timeout(control, next - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            control = wait_timeout(&shared.wake_thread, control, next - now);
             continue;
         }
         drop(control);
@@ -423,10 +420,4 @@ fn insert_pool(pools: &mut Vec<Pool>, pool: Pool) {
         Some(known) => *known = pool,
         None => pools.push(pool),
     }
-}
-
-/// Locks, ignoring poisoning: every guarded value stays consistent if a holder panics (a
-/// panicking pool `publish`, say), and the heartbeat must keep going.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -80,6 +80,7 @@ mod error;
 mod heartbeat;
 mod publish;
 mod stats;
+mod sync;
 
 #[cfg(feature = "counting")]
 pub use counting::{AllocationTotals, CountingJemalloc};

@@ -52,8 +52,9 @@ pub fn statsd_admin(mgmt_port: u16, command: &str) -> Option<String> {
     Some(reply)
 }
 
-/// Etsy statsd listening for metrics on a free UDP port of 127.0.0.1, with a 500 ms flush, no
-/// backends and idle stats kept; its admin interface is on a free TCP port. Killed on drop.
+/// Etsy statsd listening for metrics on a free UDP port of 127.0.0.1, with a 500 ms flush
+/// unless started with another, no backends and idle stats kept; its admin interface is on a
+/// free TCP port. Killed on drop.
 #[derive(Debug)]
 pub struct Statsd {
     udp_port: u16,
@@ -66,6 +67,13 @@ pub struct Statsd {
 impl Statsd {
     /// Starts the daemon and waits until its admin port reports it healthy.
     pub fn start() -> Self {
+        Self::start_with_flush_interval(Duration::from_millis(500))
+    }
+
+    /// [`Statsd::start`] with another flush interval. The daemon resets its counters at every
+    /// flush, so a test that reads totals from the `counters` dump sets one longer than it
+    /// runs.
+    pub fn start_with_flush_interval(flush_interval: Duration) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let (udp_port, mgmt_port) = (free_udp_port(), free_port());
         let config = dir.path().join("statsd.js");
@@ -73,8 +81,9 @@ impl Statsd {
             &config,
             format!(
                 "{{ port: {udp_port}, address: \"127.0.0.1\", mgmt_port: {mgmt_port}, \
-                 mgmt_address: \"127.0.0.1\", flushInterval: 500, backends: [], \
-                 deleteIdleStats: false }}\n"
+                 mgmt_address: \"127.0.0.1\", flushInterval: {}, backends: [], \
+                 deleteIdleStats: false }}\n",
+                flush_interval.as_millis()
             ),
         )
         .expect("write statsd config");

@@ -1,0 +1,62 @@
+//! The YAML configuration: reading and parsing a file into [`Config`]; the public types
+//! (`types`), the file's raw serde shape (`raw`), validation with file/line/column errors
+//! (`validate`) and the error type (`error`) each have their own module.
+
+mod error;
+mod raw;
+mod types;
+mod validate;
+
+use std::path::Path;
+
+pub use error::ConfigError;
+use raw::RawConfig;
+pub use types::{
+    Config, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROMETHEUS_LISTEN, DEFAULT_STATSD_BUFFER_SIZE,
+    DEFAULT_STATSD_QUEUE_SIZE, ExporterConfig, HeartbeatConfig, PrometheusConfig, StatsdConfig,
+};
+
+impl Config {
+    /// Reads and validates a YAML config file.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the file and, for a problem in its text, the line, column and
+    /// key, with what to change: unreadable file, YAML syntax, unknown key, wrong type, bad
+    /// size or duration, or a value that fails validation (pool caps, zero interval, not
+    /// exactly one exporter, bad address or network).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            let fix = match error.kind() {
+                std::io::ErrorKind::NotFound => "check the path",
+                std::io::ErrorKind::PermissionDenied => {
+                    "make the file readable by the service's user"
+                }
+                std::io::ErrorKind::InvalidData => "save the file as UTF-8 text",
+                _ => "check the path and the file's permissions",
+            };
+            ConfigError::new(
+                &file,
+                None,
+                None,
+                format!("cannot read the config file ({error}): {fix}"),
+            )
+        })?;
+        Self::from_yaml_str(&text, &file)
+    }
+
+    /// Parses and validates YAML text; `source_name` (usually the file name) is used in errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::from_file`], except for reading the file.
+    pub fn from_yaml_str(text: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let mut options = serde_saphyr::Options::default();
+        options.with_snippet = false;
+        let raw: RawConfig = serde_saphyr::from_str_with_options(text, options)
+            .map_err(|error| ConfigError::from_yaml(source_name, &error))?;
+        raw.validate(source_name)
+    }
+}

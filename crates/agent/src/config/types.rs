@@ -1,0 +1,120 @@
+//! The public configuration types and their defaults.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use heapscape_pool::PoolConfig;
+use ipnet::IpNet;
+
+/// The Prometheus listen address used when `exporter.prometheus.listen` is omitted: loopback,
+/// so that metrics are not exposed to the network unless the file says so.
+pub const DEFAULT_PROMETHEUS_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9000);
+/// The StatsD queue size used when `exporter.statsd.queue_size` is omitted.
+pub const DEFAULT_STATSD_QUEUE_SIZE: usize = 5000;
+/// The StatsD datagram buffer used when `exporter.statsd.buffer_size` is omitted: the largest
+/// UDP payload that fits an Ethernet frame (1500 - 20 IPv4 - 8 UDP bytes, rounded down).
+pub const DEFAULT_STATSD_BUFFER_SIZE: usize = 1432;
+/// The heartbeat interval used when `heartbeat.interval` is omitted.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The agent's configuration, usually read from a YAML file with [`Config::from_file`].
+///
+/// Every key is optional except the exporter; see the crate README for the reference.
+/// [`Config::default`] is a Prometheus exporter on [`DEFAULT_PROMETHEUS_LISTEN`], a 10 s
+/// heartbeat and no pools.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    /// The service name, sent as the label (tag) `service` on every metric when set.
+    pub service: Option<String>,
+    /// Global labels (Prometheus) or tags (StatsD) on every metric.
+    pub labels: BTreeMap<String, String>,
+    /// Where metrics go. Cannot change while the agent runs.
+    pub exporter: ExporterConfig,
+    /// The heap heartbeat.
+    pub heartbeat: HeartbeatConfig,
+    /// The named buffer pools; each name becomes the `pool` label of its metrics.
+    pub pools: BTreeMap<String, PoolConfig>,
+}
+
+/// The one exporter the agent installs.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExporterConfig {
+    /// Serve `/metrics` for Prometheus to scrape.
+    Prometheus(PrometheusConfig),
+    /// Send UDP datagrams with DogStatsD tags to a StatsD daemon (or statsd_exporter).
+    Statsd(StatsdConfig),
+}
+
+impl Default for ExporterConfig {
+    fn default() -> Self {
+        Self::Prometheus(PrometheusConfig::default())
+    }
+}
+
+/// `exporter.prometheus`.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusConfig {
+    /// The address of the scrape listener; port 0 picks a free port
+    /// (see [`Agent::metrics_addr`](crate::Agent::metrics_addr)).
+    pub listen: SocketAddr,
+    /// When not empty, only clients in these networks may scrape; others get 403.
+    pub allow: Vec<IpNet>,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_PROMETHEUS_LISTEN,
+            allow: Vec::new(),
+        }
+    }
+}
+
+/// `exporter.statsd`.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsdConfig {
+    /// The StatsD host name or IP address.
+    pub host: String,
+    /// The StatsD UDP port.
+    pub port: u16,
+    /// How many metric lines may wait to be sent; more are dropped.
+    pub queue_size: usize,
+    /// How many bytes are packed into one UDP datagram.
+    pub buffer_size: usize,
+    /// Tags sent with every metric, in addition to `service` and `labels`.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Default for StatsdConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8125,
+            queue_size: DEFAULT_STATSD_QUEUE_SIZE,
+            buffer_size: DEFAULT_STATSD_BUFFER_SIZE,
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
+/// `heartbeat`.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatConfig {
+    /// Time between two heap samples (and pool publications). Changeable at run time.
+    pub interval: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            interval: DEFAULT_HEARTBEAT_INTERVAL,
+        }
+    }
+}

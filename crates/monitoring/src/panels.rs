@@ -206,10 +206,9 @@ impl Panel {
                 } else {
                     json!({ "type": "linear" })
                 };
-                json!({
+                let mut fields = json!({
                     "defaults": {
                         "unit": self.unit,
-                        "min": if self.log_scale { Value::Null } else { json!(0) },
                         "custom": {
                             "drawStyle": "line", "lineWidth": 1, "showPoints": "never",
                             "fillOpacity": if self.stacked { 30 } else { 10 },
@@ -218,21 +217,28 @@ impl Panel {
                         },
                     },
                     "overrides": self.pooling_overrides(),
-                })
+                });
+                // A log axis has no 0; a linear one starts there.
+                if !self.log_scale {
+                    fields["defaults"]["min"] = json!(0);
+                }
+                fields
             }
             Kind::Stat => {
                 panel["type"] = json!("stat");
                 panel["options"] = json!({
                     "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false },
                     "colorMode": "value", "graphMode": "area", "textMode": "auto",
-                    "justifyMode": "auto", "orientation": "auto",
+                    "justifyMode": "auto", "orientation": "auto", "wideLayout": true,
+                    "showPercentChange": false, "percentChangeColorMode": "standard",
                 });
                 json!({ "defaults": { "unit": self.unit, "color": { "mode": "thresholds" } },
                         "overrides": [] })
             }
             Kind::Table => {
                 panel["type"] = json!("table");
-                panel["options"] = json!({ "showHeader": true, "cellHeight": "sm" });
+                panel["options"] =
+                    json!({ "showHeader": true, "cellHeight": "sm", "frameIndex": 0 });
                 panel["transformations"] = json!(self.transformations);
                 let overrides: Vec<Value> = self
                     .column_units
@@ -251,11 +257,16 @@ impl Panel {
                 panel["options"] = json!({
                     "calculate": false,
                     "cellGap": 1,
-                    "color": { "mode": "scheme", "scheme": "Oranges", "steps": 64, "exponent": 0.5 },
+                    "color": {
+                        "mode": "scheme", "scheme": "Oranges", "steps": 64, "exponent": 0.5,
+                        "fill": "dark-orange", "reverse": false,
+                    },
                     "yAxis": { "unit": self.unit, "axisPlacement": "left" },
                     "rowsFrame": { "layout": "le" },
                     "tooltip": { "mode": "single", "yHistogram": true },
                     "legend": { "show": true },
+                    "showValue": "auto",
+                    "exemplars": { "color": "rgba(255,0,255,0.7)" },
                 });
                 json!({ "defaults": {}, "overrides": [] })
             }
@@ -369,7 +380,6 @@ pub(crate) fn label_variable(name: &str, label: &str, query: &str) -> Value {
         "type": "query",
         "datasource": datasource(),
         "query": query,
-        "definition": query,
         "refresh": 2,
         "sort": 1,
         "multi": true,
@@ -381,7 +391,9 @@ pub(crate) fn label_variable(name: &str, label: &str, query: &str) -> Value {
     })
 }
 
-/// An annotation drawn wherever `expr` returns a sample.
+/// An annotation drawn wherever `expr` returns a sample. The query is the annotation's
+/// `target`, as Grafana saves it; the title, text and tags are the Prometheus datasource's
+/// annotation options.
 pub(crate) fn annotation(name: &str, expr: &str, color: &str, text: &str) -> Value {
     json!({
         "name": name,
@@ -389,8 +401,7 @@ pub(crate) fn annotation(name: &str, expr: &str, color: &str, text: &str) -> Val
         "enable": true,
         "hide": false,
         "iconColor": color,
-        "expr": expr,
-        "step": "1m",
+        "target": { "refId": "Anno", "expr": expr, "interval": "1m" },
         "titleFormat": name,
         "textFormat": text,
         "tagKeys": "job,instance",

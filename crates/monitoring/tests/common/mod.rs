@@ -172,7 +172,7 @@ pub fn dashboard_queries(dashboard: &Value) -> Vec<DashboardQuery> {
         .into_iter()
         .flatten()
     {
-        if let Some(expr) = annotation["expr"].as_str() {
+        if let Some(expr) = annotation["target"]["expr"].as_str() {
             let name = annotation["name"].as_str().unwrap_or("?");
             queries.push(DashboardQuery {
                 place: format!("{uid} / annotation {name}"),

@@ -53,9 +53,12 @@ struct Selectors<'a> {
     pool_sel: String,
     /// The selected jobs and pools, every instance: the fleet.
     fleet_sel: String,
-    /// The selected jobs, for recording rules' series (which keep neither instance nor the
-    /// labels of [`Config::selector`]).
+    /// The selected jobs, for the series of recording rules by job (which keep neither
+    /// instance nor the labels of [`Config::selector`]).
     job_sel: String,
+    /// The selected jobs, instances and pools, for the series of recording rules by instance
+    /// and pool.
+    record_pool_sel: String,
     /// The labels that identify one process (`service` and `pooling` are constant per
     /// process and kept for the legends).
     by_instance: String,
@@ -74,6 +77,10 @@ impl<'a> Selectors<'a> {
             pool_sel: join_matchers(&[&base, r#"job=~"$job",instance=~"$instance",pool=~"$pool""#]),
             fleet_sel: join_matchers(&[&base, r#"job=~"$job",pool=~"$pool""#]),
             job_sel: join_matchers(&[&cluster, r#"job=~"$job""#]),
+            record_pool_sel: join_matchers(&[
+                &cluster,
+                r#"job=~"$job",instance=~"$instance",pool=~"$pool""#,
+            ]),
             by_instance: config.by("job, instance, service, pooling"),
         }
     }
@@ -636,9 +643,10 @@ fn pool(config: &Config) -> Dashboard {
         timeseries(
             "Per instance",
             "The max buffer size in force; the quantile of returned lengths over the alert's \
-             window, as a power of two (the recording rule HeapscapePoolMaxBufferSizeFarFromRecommended \
-             compares the max with); and the one each instance recommends from all its \
-             returns since it started (its recommend_percentile, default p95).",
+             window, as a power of two (the recording rule that the alert \
+             HeapscapePoolMaxBufferSizeFarFromRecommended compares the max with); and the one \
+             each instance recommends from all its returns since it started (its \
+             recommend_percentile, default p95).",
             "bytes",
         )
         .log_scale()
@@ -647,7 +655,11 @@ fn pool(config: &Config) -> Dashboard {
             "{{instance}} {{pool}} configured",
         )
         .query(
-            format!("{windowed}{{{pool_sel}}}", windowed = windowed_recommendation_record(config)),
+            format!(
+                "{windowed}{{{sel}}}",
+                windowed = windowed_recommendation_record(config),
+                sel = s.record_pool_sel
+            ),
             &format!(
                 "{{{{instance}}}} {{{{pool}}}} {q} over {window} (alert)",
                 q = quantile_name(config.recommend_quantile),

@@ -991,6 +991,41 @@ fn the_knobs_reach_every_generated_query_and_the_result_stays_valid() {
             );
         }
     }
+    // Recorded series keep the aggregation's labels only: the cluster, not the selector's.
+    let records: Vec<String> = files
+        .iter()
+        .filter(|f| f.path.starts_with(RULES_DIR))
+        .flat_map(|f| {
+            let parsed = yaml(&f.contents, &f.path);
+            parsed["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+                .filter_map(|r| r["record"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut read_records = 0;
+    for (name, query) in &exprs {
+        for record in &records {
+            for (at, _) in query.match_indices(&format!("{record}{{")) {
+                read_records += 1;
+                let rest = &query[at + record.len() + 1..];
+                let selector = &rest[..rest.find('}').unwrap_or(rest.len())];
+                assert!(
+                    selector.contains(r#"cluster=~"$cluster""#)
+                        && !selector.contains(r#"env="prod""#),
+                    "{name}: {record} is selected by labels it does not keep: {selector}"
+                );
+            }
+        }
+    }
+    assert!(
+        read_records >= 3,
+        "dashboards read recording rules ({read_records})"
+    );
+
     let mut rule_paths = Vec::new();
     for file in files.iter().filter(|f| f.path.starts_with(RULES_DIR)) {
         rule_paths.push(dir.join(&file.path).display().to_string());

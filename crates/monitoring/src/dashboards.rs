@@ -1,14 +1,20 @@
 //! The three dashboards: the heap before and after pooling, buffer pool tuning, and the fleet.
 //!
 //! Every query filters on the `job` and `instance` variables (`$job`, `$instance`; the pool
-//! dashboard also on `$pool`). Fleet-wide numbers deliberately ignore `$instance`: a
-//! histogram's `_bucket` series summed across instances is the fleet's distribution, which is
-//! how the fleet-wide recommended max is computed.
+//! dashboard also on `$pool`), on the cluster variable when [`Config::cluster_label`] is set,
+//! and on [`Config::selector`]. Fleet-wide numbers deliberately ignore `$instance` but keep
+//! `job`: a histogram's `_bucket` series summed across the instances of one job is that
+//! service's distribution, which is how the fleet-wide recommended max is computed; two
+//! services that name a pool alike stay apart.
 
 use serde_json::{Value, json};
 
 use crate::TAG;
-use crate::panels::{Board, annotation, heatmap, label_variable, stat, table, timeseries};
+use crate::config::{Config, join_matchers};
+use crate::panels::{
+    Board, annotation, datasource_variable, heatmap, label_variable, stat, table, timeseries,
+};
+use crate::rules::{quantile_name, rate_record, windowed_recommendation_record};
 
 /// A generated dashboard.
 #[derive(Debug, Clone)]
@@ -17,8 +23,10 @@ pub struct Dashboard {
     pub uid: &'static str,
     /// File name under `grafana/dashboards/`.
     pub file_name: &'static str,
-    /// The dashboard JSON as Grafana's file provisioning reads it.
+    /// The dashboard JSON, as Grafana's file provisioning and its import both read it.
     pub json: Value,
+    /// Titles of the panels whose values must be non-zero while the demo runs under load.
+    pub moving_panels: Vec<&'static str>,
 }
 
 impl Dashboard {
@@ -30,41 +38,117 @@ impl Dashboard {
     }
 }
 
-/// Every heapscape dashboard, the home dashboard (heap before and after pooling) first.
-pub fn dashboards() -> Vec<Dashboard> {
-    vec![heap(), pool(), fleet()]
+/// Every heapscape dashboard for `config`, the home dashboard (heap before and after pooling)
+/// first.
+pub fn dashboards(config: &Config) -> Vec<Dashboard> {
+    vec![heap(config), pool(config), fleet(config)]
 }
 
-/// The selected jobs and instances.
-const SEL: &str = r#"job=~"$job",instance=~"$instance""#;
+/// The matchers and groupings of the dashboards' queries.
+struct Selectors<'a> {
+    config: &'a Config,
+    /// The selected jobs and instances.
+    sel: String,
+    /// The selected jobs, instances and pools.
+    pool_sel: String,
+    /// The selected jobs and pools, every instance: the fleet.
+    fleet_sel: String,
+    /// The selected jobs, for the series of recording rules by job (which keep neither
+    /// instance nor the labels of [`Config::selector`]).
+    job_sel: String,
+    /// The selected jobs, instances and pools, for the series of recording rules by instance
+    /// and pool.
+    record_pool_sel: String,
+    /// The labels that identify one process (`service` and `pooling` are constant per
+    /// process and kept for the legends).
+    by_instance: String,
+}
 
-/// The selected jobs, instances and pools.
-const POOL_SEL: &str = r#"job=~"$job",instance=~"$instance",pool=~"$pool""#;
+impl<'a> Selectors<'a> {
+    fn new(config: &'a Config) -> Self {
+        let cluster = config
+            .cluster_label
+            .map(|label| format!(r#"{label}=~"${label}""#))
+            .unwrap_or_default();
+        let base = join_matchers(&[config.selector, &cluster]);
+        Self {
+            config,
+            sel: join_matchers(&[&base, r#"job=~"$job",instance=~"$instance""#]),
+            pool_sel: join_matchers(&[&base, r#"job=~"$job",instance=~"$instance",pool=~"$pool""#]),
+            fleet_sel: join_matchers(&[&base, r#"job=~"$job",pool=~"$pool""#]),
+            job_sel: join_matchers(&[&cluster, r#"job=~"$job""#]),
+            record_pool_sel: join_matchers(&[
+                &cluster,
+                r#"job=~"$job",instance=~"$instance",pool=~"$pool""#,
+            ]),
+            by_instance: config.by("job, instance, service, pooling"),
+        }
+    }
 
-/// The selected jobs and pools, every instance: the fleet.
-const FLEET_POOL_SEL: &str = r#"job=~"$job",pool=~"$pool""#;
+    /// `sum by (job, instance, service, pool) (rate(<metric>{<pool selection><extra>}[$__rate_interval]))`.
+    fn pool_rate(&self, metric: &str, extra: &str) -> String {
+        format!(
+            "sum by ({by}) (rate({metric}{{{sel}{extra}}}[$__rate_interval]))",
+            by = self.config.by("job, instance, service, pool"),
+            sel = self.pool_sel,
+        )
+    }
 
-/// The labels that identify one process (`service` and `pooling` are constant per process
-/// and kept for the legends).
-const BY_INSTANCE: &str = "job, instance, service, pooling";
+    /// The `q` quantile of returned lengths of each job's whole fleet over `window`, rounded
+    /// up to a power of two as the pool rounds its own recommendation.
+    fn fleet_length_quantile(&self, q: f64, window: &str) -> String {
+        format!(
+            "2 ^ ceil(log2(histogram_quantile({q}, sum by ({by}) \
+             (rate(heapscape_pool_returned_length_bytes_bucket{{{sel}}}[{window}])))))",
+            by = self.config.by("job, pool, le"),
+            sel = self.fleet_sel,
+        )
+    }
+}
 
-/// Legend of a per-process series.
+/// The legend of a per-process series.
 const LEGEND: &str = "{{instance}} {{service}} pooling={{pooling}}";
 
-fn variables(with_pool: bool) -> Vec<Value> {
-    let mut list = vec![
-        label_variable("job", "Job", "label_values(heapscape_heartbeat_up, job)"),
-        label_variable(
-            "instance",
-            "Instance",
-            r#"label_values(heapscape_heartbeat_up{job=~"$job"}, instance)"#,
+fn variables(config: &Config, with_pool: bool) -> Vec<Value> {
+    let mut list = vec![datasource_variable()];
+    let mut scope = String::new();
+    if let Some(label) = config.cluster_label {
+        list.push(label_variable(
+            label,
+            "Cluster",
+            &format!(
+                "label_values({}, {label})",
+                config.select("heapscape_heartbeat_up", "")
+            ),
+        ));
+        scope = format!(r#"{label}=~"${label}""#);
+    }
+    list.push(label_variable(
+        "job",
+        "Job",
+        &format!(
+            "label_values({}, job)",
+            config.select("heapscape_heartbeat_up", &scope)
         ),
-    ];
+    ));
+    let with_job = join_matchers(&[&scope, r#"job=~"$job""#]);
+    list.push(label_variable(
+        "instance",
+        "Instance",
+        &format!(
+            "label_values({}, instance)",
+            config.select("heapscape_heartbeat_up", &with_job)
+        ),
+    ));
     if with_pool {
+        let with_instance = join_matchers(&[&with_job, r#"instance=~"$instance""#]);
         list.push(label_variable(
             "pool",
             "Pool",
-            r#"label_values(heapscape_pool_returns_total{job=~"$job",instance=~"$instance"}, pool)"#,
+            &format!(
+                "label_values({}, pool)",
+                config.select("heapscape_pool_returns_total", &with_instance)
+            ),
         ));
     }
     list
@@ -104,6 +188,7 @@ fn dashboard(
         "type": "dashboard",
     })];
     annotation_list.extend(annotations);
+    let (panels, moving_panels) = board.finish();
     let json = json!({
         "uid": uid,
         "title": title,
@@ -127,35 +212,39 @@ fn dashboard(
         }],
         "templating": { "list": variables },
         "annotations": { "list": annotation_list },
-        "panels": board.into_panels(),
+        "panels": panels,
     });
     Dashboard {
         uid,
         file_name,
         json,
+        moving_panels,
     }
 }
 
-fn reload_annotations() -> Vec<Value> {
+fn reload_annotations(s: &Selectors<'_>) -> Vec<Value> {
+    let sel = &s.sel;
     vec![
         annotation(
             "Config loaded",
             &format!(
-                "changes(heapscape_config_last_reload_success_timestamp_seconds{{{SEL}}}[1m]) > 0"
+                "changes(heapscape_config_last_reload_success_timestamp_seconds{{{sel}}}[1m]) > 0"
             ),
             "blue",
             "{{instance}} {{service}}: config loaded (start or successful reload)",
         ),
         annotation(
             "Config reload failed",
-            &format!("increase(heapscape_config_reload_failures_total{{{SEL}}}[1m]) > 0"),
+            &format!("increase(heapscape_config_reload_failures_total{{{sel}}}[1m]) > 0"),
             "red",
             "{{instance}} {{service}}: config reload rejected, the previous config stays",
         ),
     ]
 }
 
-fn heap() -> Dashboard {
+fn heap(config: &Config) -> Dashboard {
+    let s = Selectors::new(config);
+    let (sel, by_instance) = (&s.sel, &s.by_instance);
     let mut b = Board::new();
     b.row("Heap: pooling off (red) and on (green), per instance");
     for (title, metric, description) in [
@@ -183,10 +272,16 @@ fn heap() -> Dashboard {
              (stats.retained); not resident.",
         ),
     ] {
-        b.add(timeseries(title, description, "bytes").width(6).query(
-            format!("heapscape_jemalloc_{metric}_bytes{{{SEL}}}"),
+        let panel = timeseries(title, description, "bytes").width(6).query(
+            format!("heapscape_jemalloc_{metric}_bytes{{{sel}}}"),
             LEGEND,
-        ));
+        );
+        // Retained may legitimately stay 0 (jemalloc configured to unmap).
+        b.add(if metric == "retained" {
+            panel
+        } else {
+            panel.moves_under_load()
+        });
     }
     b.add(
         timeseries(
@@ -196,12 +291,19 @@ fn heap() -> Dashboard {
             "bytes",
         )
         .width(12)
+        .moves_under_load()
         .query(
-            format!("avg by (pooling) (heapscape_jemalloc_resident_bytes{{{SEL}}})"),
+            format!(
+                "avg by ({by}) (heapscape_jemalloc_resident_bytes{{{sel}}})",
+                by = config.by("pooling")
+            ),
             "resident pooling={{pooling}}",
         )
         .query(
-            format!("avg by (pooling) (heapscape_jemalloc_allocated_bytes{{{SEL}}})"),
+            format!(
+                "avg by ({by}) (heapscape_jemalloc_allocated_bytes{{{sel}}})",
+                by = config.by("pooling")
+            ),
             "allocated pooling={{pooling}}",
         ),
     );
@@ -212,7 +314,8 @@ fn heap() -> Dashboard {
             "bytes",
         )
         .width(12)
-        .query(format!("heapscape_process_resident_bytes{{{SEL}}}"), LEGEND),
+        .moves_under_load()
+        .query(format!("heapscape_process_resident_bytes{{{sel}}}"), LEGEND),
     );
 
     b.row("Churn");
@@ -224,8 +327,9 @@ fn heap() -> Dashboard {
             "binBps",
         )
         .width(8)
+        .moves_under_load()
         .query(
-            format!("sum by ({BY_INSTANCE}) (rate(heapscape_alloc_bytes_total{{{SEL}}}[$__rate_interval]))"),
+            format!("sum by ({by_instance}) (rate(heapscape_alloc_bytes_total{{{sel}}}[$__rate_interval]))"),
             LEGEND,
         ),
     );
@@ -237,14 +341,15 @@ fn heap() -> Dashboard {
             "ops",
         )
         .width(8)
+        .moves_under_load()
         .query(
-            format!("sum by ({BY_INSTANCE}) (rate(heapscape_alloc_allocations_total{{{SEL}}}[$__rate_interval]))"),
+            format!("sum by ({by_instance}) (rate(heapscape_alloc_allocations_total{{{sel}}}[$__rate_interval]))"),
             "{{instance}} pooling={{pooling}} allocations",
         )
         .query(
             format!(
-                "sum by ({BY_INSTANCE}) (rate(heapscape_jemalloc_small_requests_total{{{SEL}}}[$__rate_interval])) \
-                 + sum by ({BY_INSTANCE}) (rate(heapscape_jemalloc_large_requests_total{{{SEL}}}[$__rate_interval]))"
+                "sum by ({by_instance}) (rate(heapscape_jemalloc_small_requests_total{{{sel}}}[$__rate_interval])) \
+                 + sum by ({by_instance}) (rate(heapscape_jemalloc_large_requests_total{{{sel}}}[$__rate_interval]))"
             ),
             "{{instance}} pooling={{pooling}} jemalloc requests",
         ),
@@ -258,11 +363,11 @@ fn heap() -> Dashboard {
         )
         .width(8)
         .query(
-            format!("rate(heapscape_process_minor_page_faults_total{{{SEL}}}[$__rate_interval])"),
+            format!("rate(heapscape_process_minor_page_faults_total{{{sel}}}[$__rate_interval])"),
             "{{instance}} pooling={{pooling}} minor",
         )
         .query(
-            format!("rate(heapscape_process_major_page_faults_total{{{SEL}}}[$__rate_interval])"),
+            format!("rate(heapscape_process_major_page_faults_total{{{sel}}}[$__rate_interval])"),
             "{{instance}} pooling={{pooling}} major",
         ),
     );
@@ -276,7 +381,7 @@ fn heap() -> Dashboard {
         )
         .width(8)
         .query(
-            format!("heapscape_jemalloc_active_bytes{{{SEL}}} - heapscape_jemalloc_allocated_bytes{{{SEL}}}"),
+            format!("heapscape_jemalloc_active_bytes{{{sel}}} - heapscape_jemalloc_allocated_bytes{{{sel}}}"),
             LEGEND,
         ),
     );
@@ -289,8 +394,8 @@ fn heap() -> Dashboard {
         .width(8)
         .query(
             format!(
-                "heapscape_jemalloc_resident_bytes{{{SEL}}} - heapscape_jemalloc_active_bytes{{{SEL}}} \
-                 - heapscape_jemalloc_metadata_bytes{{{SEL}}}"
+                "heapscape_jemalloc_resident_bytes{{{sel}}} - heapscape_jemalloc_active_bytes{{{sel}}} \
+                 - heapscape_jemalloc_metadata_bytes{{{sel}}}"
             ),
             LEGEND,
         ),
@@ -303,11 +408,11 @@ fn heap() -> Dashboard {
         )
         .width(8)
         .query(
-            format!("heapscape_jemalloc_mapped_bytes{{{SEL}}}"),
+            format!("heapscape_jemalloc_mapped_bytes{{{sel}}}"),
             "{{instance}} pooling={{pooling}} mapped",
         )
         .query(
-            format!("heapscape_jemalloc_metadata_bytes{{{SEL}}}"),
+            format!("heapscape_jemalloc_metadata_bytes{{{sel}}}"),
             "{{instance}} pooling={{pooling}} metadata",
         ),
     );
@@ -321,17 +426,19 @@ fn heap() -> Dashboard {
             "s",
         )
         .width(8)
+        .moves_under_load()
         .query(
             format!(
-                "histogram_quantile(0.99, sum by (job, instance, le) \
-                 (rate(heapscape_heartbeat_sample_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))"
+                "histogram_quantile(0.99, sum by ({by}) \
+                 (rate(heapscape_heartbeat_sample_duration_seconds_bucket{{{sel}}}[$__rate_interval])))",
+                by = config.by("job, instance, le")
             ),
             "{{instance}} p99",
         )
         .query(
             format!(
-                "rate(heapscape_heartbeat_sample_duration_seconds_sum{{{SEL}}}[$__rate_interval]) \
-                 / rate(heapscape_heartbeat_sample_duration_seconds_count{{{SEL}}}[$__rate_interval])"
+                "rate(heapscape_heartbeat_sample_duration_seconds_sum{{{sel}}}[$__rate_interval]) \
+                 / rate(heapscape_heartbeat_sample_duration_seconds_count{{{sel}}}[$__rate_interval])"
             ),
             "{{instance}} mean",
         ),
@@ -345,11 +452,11 @@ fn heap() -> Dashboard {
         )
         .width(8)
         .query(
-            format!("time() - heapscape_heartbeat_last_success_timestamp_seconds{{{SEL}}}"),
+            format!("time() - heapscape_heartbeat_last_success_timestamp_seconds{{{sel}}}"),
             "{{instance}} since last sample",
         )
         .query(
-            format!("heapscape_heartbeat_interval_seconds{{{SEL}}}"),
+            format!("heapscape_heartbeat_interval_seconds{{{sel}}}"),
             "{{instance}} interval",
         ),
     );
@@ -360,11 +467,12 @@ fn heap() -> Dashboard {
              those reporting. 0 up usually means jemalloc is not the global allocator.",
             "short",
         )
+        .moves_under_load()
         .width(4)
         .height(8)
-        .query(format!("sum(heapscape_heartbeat_up{{{SEL}}})"), "up")
+        .query(format!("sum(heapscape_heartbeat_up{{{sel}}})"), "up")
         .query(
-            format!("count(heapscape_heartbeat_up{{{SEL}}})"),
+            format!("count(heapscape_heartbeat_up{{{sel}}})"),
             "reporting",
         ),
     );
@@ -377,11 +485,11 @@ fn heap() -> Dashboard {
         )
         .width(4)
         .query(
-            format!("increase(heapscape_config_reloads_total{{{SEL}}}[$__rate_interval])"),
+            format!("increase(heapscape_config_reloads_total{{{sel}}}[$__rate_interval])"),
             "{{instance}} reloads",
         )
         .query(
-            format!("increase(heapscape_config_reload_failures_total{{{SEL}}}[$__rate_interval])"),
+            format!("increase(heapscape_config_reload_failures_total{{{sel}}}[$__rate_interval])"),
             "{{instance}} failures",
         ),
     );
@@ -395,29 +503,15 @@ fn heap() -> Dashboard {
                           samples them.",
             tags: &["memory", "jemalloc"],
         },
-        variables(false),
-        reload_annotations(),
+        variables(config, false),
+        reload_annotations(&s),
         b,
     )
 }
 
-/// `sum by (job, instance, service, pool) (rate(<metric>{<pool selection>}[$__rate_interval]))`.
-fn pool_rate(metric: &str, extra: &str) -> String {
-    format!(
-        "sum by (job, instance, service, pool) (rate({metric}{{{POOL_SEL}{extra}}}[$__rate_interval]))"
-    )
-}
-
-/// The fleet-wide `q` quantile of returned lengths, rounded up to a power of two as the pool
-/// rounds its own recommendation.
-fn fleet_length_quantile(q: &str, window: &str) -> String {
-    format!(
-        "2 ^ ceil(log2(histogram_quantile({q}, sum by (pool, le) \
-         (rate(heapscape_pool_returned_length_bytes_bucket{{{FLEET_POOL_SEL}}}[{window}])))))"
-    )
-}
-
-fn pool() -> Dashboard {
+fn pool(config: &Config) -> Dashboard {
+    let s = Selectors::new(config);
+    let (pool_sel, fleet_sel) = (&s.pool_sel, &s.fleet_sel);
     let mut b = Board::new();
     b.row("Efficiency");
     b.add(
@@ -428,11 +522,12 @@ fn pool() -> Dashboard {
             "percentunit",
         )
         .width(8)
+        .moves_under_load()
         .query(
             format!(
-                "{hits} / ({hits} + {misses})",
-                hits = pool_rate("heapscape_pool_hits_total", ""),
-                misses = pool_rate("heapscape_pool_misses_total", "")
+                "{hits} / (({hits} + {misses}) > 0)",
+                hits = s.pool_rate("heapscape_pool_hits_total", ""),
+                misses = s.pool_rate("heapscape_pool_misses_total", "")
             ),
             "{{instance}} {{pool}}",
         ),
@@ -445,38 +540,41 @@ fn pool() -> Dashboard {
             "ops",
         )
         .width(8)
+        .moves_under_load()
         .query(
-            pool_rate("heapscape_pool_hits_total", ""),
+            s.pool_rate("heapscape_pool_hits_total", ""),
             "{{instance}} {{pool}} hits",
         )
         .query(
-            pool_rate("heapscape_pool_misses_total", ""),
+            s.pool_rate("heapscape_pool_misses_total", ""),
             "{{instance}} {{pool}} misses",
         )
         .query(
-            pool_rate("heapscape_pool_returns_total", ""),
+            s.pool_rate("heapscape_pool_returns_total", ""),
             "{{instance}} {{pool}} returns",
         ),
     );
     b.add(
         timeseries(
             "Discards by reason",
-            "Returned buffers released instead of kept, per second, by reason: over_max (larger \
-             than the max buffer size, with over_max: drop), idle_buffers_cap, idle_bytes_cap, \
-             idle_timeout; and buffers shrunk to the max (over_max: shrink).",
+            "Buffers released instead of kept, per second, by reason. When returned: over_max \
+             (larger than the max buffer size, with over_max: drop), idle_buffers_cap, \
+             idle_bytes_cap. Later: idle_timeout (trimmed after staying idle) and reconfigure \
+             (released when a reload lowered a cap). And buffers shrunk to the max (over_max: \
+             shrink).",
             "ops",
         )
         .width(8)
         .stacked()
         .query(
             format!(
-                "sum by (job, instance, pool, reason) \
-                 (rate(heapscape_pool_discards_total{{{POOL_SEL}}}[$__rate_interval]))"
+                "sum by ({by}) (rate(heapscape_pool_discards_total{{{pool_sel}}}[$__rate_interval]))",
+                by = config.by("job, instance, pool, reason"),
             ),
             "{{instance}} {{pool}} {{reason}}",
         )
         .query(
-            pool_rate("heapscape_pool_shrinks_total", ""),
+            s.pool_rate("heapscape_pool_shrinks_total", ""),
             "{{instance}} {{pool}} shrunk",
         ),
     );
@@ -489,7 +587,7 @@ fn pool() -> Dashboard {
             "short",
         )
         .query(
-            format!("heapscape_pool_idle_buffers{{{POOL_SEL}}}"),
+            format!("heapscape_pool_idle_buffers{{{pool_sel}}}"),
             "{{instance}} {{pool}}",
         ),
     );
@@ -501,11 +599,11 @@ fn pool() -> Dashboard {
             "bytes",
         )
         .query(
-            format!("heapscape_pool_idle_bytes{{{POOL_SEL}}}"),
+            format!("heapscape_pool_idle_bytes{{{pool_sel}}}"),
             "{{instance}} {{pool}} idle",
         )
         .query(
-            format!("heapscape_pool_max_idle_bytes{{{POOL_SEL}}}"),
+            format!("heapscape_pool_max_idle_bytes{{{pool_sel}}}"),
             "{{instance}} {{pool}} cap",
         ),
     );
@@ -518,9 +616,10 @@ fn pool() -> Dashboard {
              the selected instances. The max buffer size belongs just above the bulk.",
             "bytes",
         )
+        .moves_under_load()
         .query(
             format!(
-                "sum by (le) (rate(heapscape_pool_returned_length_bytes_bucket{{{POOL_SEL}}}[$__rate_interval]))"
+                "sum by (le) (rate(heapscape_pool_returned_length_bytes_bucket{{{pool_sel}}}[$__rate_interval]))"
             ),
             "{{le}}",
         ),
@@ -533,7 +632,7 @@ fn pool() -> Dashboard {
         )
         .query(
             format!(
-                "sum by (le) (rate(heapscape_pool_returned_capacity_bytes_bucket{{{POOL_SEL}}}[$__rate_interval]))"
+                "sum by (le) (rate(heapscape_pool_returned_capacity_bytes_bucket{{{pool_sel}}}[$__rate_interval]))"
             ),
             "{{le}}",
         ),
@@ -543,40 +642,65 @@ fn pool() -> Dashboard {
     b.add(
         timeseries(
             "Per instance",
-            "The max buffer size in force and the one each instance recommends (its \
-             recommend_percentile, default p95, of returned lengths as a power of two).",
+            "The max buffer size in force; the quantile of returned lengths over the alert's \
+             window, as a power of two (the recording rule that the alert \
+             HeapscapePoolMaxBufferSizeFarFromRecommended compares the max with); and the one \
+             each instance recommends from all its returns since it started (its \
+             recommend_percentile, default p95).",
             "bytes",
         )
         .log_scale()
         .query(
-            format!("heapscape_pool_max_buffer_size_bytes{{{POOL_SEL}}}"),
+            format!("heapscape_pool_max_buffer_size_bytes{{{pool_sel}}}"),
             "{{instance}} {{pool}} configured",
         )
         .query(
-            format!("heapscape_pool_recommended_max_buffer_size_bytes{{{POOL_SEL}}}"),
-            "{{instance}} {{pool}} recommended",
+            format!(
+                "{windowed}{{{sel}}}",
+                windowed = windowed_recommendation_record(config),
+                sel = s.record_pool_sel
+            ),
+            &format!(
+                "{{{{instance}}}} {{{{pool}}}} {q} over {window} (alert)",
+                q = quantile_name(config.recommend_quantile),
+                window = config.far_from_recommended_window
+            ),
+        )
+        .query(
+            format!("heapscape_pool_recommended_max_buffer_size_bytes{{{pool_sel}}}"),
+            "{{instance}} {{pool}} recommended since start",
         ),
     );
     b.add(
         timeseries(
             "Fleet-wide (all instances of the job)",
-            "p95 of returned lengths of every instance together (the histograms' buckets \
-             summed across instances), as a power of two, against the largest and smallest \
-             configured max. Ignores the instance selection.",
+            "p95 of returned lengths of every instance of a job together (the histograms' \
+             buckets summed across instances), as a power of two, against the largest and \
+             smallest configured max. Ignores the instance selection; jobs stay apart.",
             "bytes",
         )
         .log_scale()
+        .moves_under_load()
         .query(
-            fleet_length_quantile("0.95", "$__rate_interval"),
-            "{{pool}} fleet p95 (recommended)",
+            s.fleet_length_quantile(config.recommend_quantile, "$__rate_interval"),
+            &format!(
+                "{{{{job}}}} {{{{pool}}}} fleet {q} (recommended)",
+                q = quantile_name(config.recommend_quantile)
+            ),
         )
         .query(
-            format!("max by (pool) (heapscape_pool_max_buffer_size_bytes{{{FLEET_POOL_SEL}}})"),
-            "{{pool}} configured (largest)",
+            format!(
+                "max by ({by}) (heapscape_pool_max_buffer_size_bytes{{{fleet_sel}}})",
+                by = config.by("job, pool")
+            ),
+            "{{job}} {{pool}} configured (largest)",
         )
         .query(
-            format!("min by (pool) (heapscape_pool_max_buffer_size_bytes{{{FLEET_POOL_SEL}}})"),
-            "{{pool}} configured (smallest)",
+            format!(
+                "min by ({by}) (heapscape_pool_max_buffer_size_bytes{{{fleet_sel}}})",
+                by = config.by("job, pool")
+            ),
+            "{{job}} {{pool}} configured (smallest)",
         ),
     );
     b.add(
@@ -587,7 +711,11 @@ fn pool() -> Dashboard {
             "bytes",
         )
         .width(6)
-        .query(fleet_length_quantile("0.95", "$__range"), "{{pool}}"),
+        .moves_under_load()
+        .query(
+            s.fleet_length_quantile(config.recommend_quantile, "$__range"),
+            "{{job}} {{pool}}",
+        ),
     );
     b.add(
         stat(
@@ -597,7 +725,11 @@ fn pool() -> Dashboard {
             "bytes",
         )
         .width(6)
-        .query(fleet_length_quantile("0.5", "$__range"), "{{pool}}"),
+        .moves_under_load()
+        .query(
+            s.fleet_length_quantile(config.initial_capacity_quantile, "$__range"),
+            "{{job}} {{pool}}",
+        ),
     );
     b.add(
         timeseries(
@@ -609,10 +741,10 @@ fn pool() -> Dashboard {
         .width(12)
         .query(
             format!(
-                "({shrinks} + {over_max}) / {returns}",
-                shrinks = pool_rate("heapscape_pool_shrinks_total", ""),
-                over_max = pool_rate("heapscape_pool_discards_total", r#",reason="over_max""#),
-                returns = pool_rate("heapscape_pool_returns_total", ""),
+                "({shrinks} + {over_max}) / ({returns} > 0)",
+                shrinks = s.pool_rate("heapscape_pool_shrinks_total", ""),
+                over_max = s.pool_rate("heapscape_pool_discards_total", r#",reason="over_max""#),
+                returns = s.pool_rate("heapscape_pool_returns_total", ""),
             ),
             "{{instance}} {{pool}}",
         ),
@@ -623,14 +755,17 @@ fn pool() -> Dashboard {
             "For every candidate max buffer size (a bucket bound), the share of returns in the \
              time range, across every instance of the job, whose length is above it: \
              1 - bucket(le=max) / count. Pick the smallest max whose share you can afford.",
-            "percentunit",
         )
         .width(12)
         .height(12)
+        .moves_under_load()
         .query(
             format!(
-                "1 - sum by (pool, le) (increase(heapscape_pool_returned_length_bytes_bucket{{{FLEET_POOL_SEL},le!=\"+Inf\"}}[$__range])) \
-                 / ignoring (le) group_left sum by (pool) (increase(heapscape_pool_returned_length_bytes_count{{{FLEET_POOL_SEL}}}[$__range]))"
+                "1 - sum by ({by_le}) (increase(heapscape_pool_returned_length_bytes_bucket{{{fleet_sel},le!=\"+Inf\"}}[$__range])) \
+                 / ignoring (le) group_left () \
+                 (sum by ({by}) (increase(heapscape_pool_returned_length_bytes_count{{{fleet_sel}}}[$__range])) > 0)",
+                by_le = config.by("job, pool, le"),
+                by = config.by("job, pool"),
             ),
             "",
         )
@@ -638,7 +773,10 @@ fn pool() -> Dashboard {
             "id": "organize",
             "options": {
                 "excludeByName": { "Time": true },
-                "renameByName": { "le": "Candidate max", "pool": "Pool", "Value": "Returns it would discard" },
+                "renameByName": {
+                    "job": "Job", "le": "Candidate max", "pool": "Pool",
+                    "Value": "Returns it would discard",
+                },
             },
         }))
         .transformation(json!({
@@ -648,7 +786,9 @@ fn pool() -> Dashboard {
         .transformation(json!({
             "id": "sortBy",
             "options": { "sort": [{ "field": "Candidate max" }] },
-        })),
+        }))
+        .column_unit("Candidate max", "bytes")
+        .column_unit("Returns it would discard", "percentunit"),
     );
     b.add(
         timeseries(
@@ -660,7 +800,7 @@ fn pool() -> Dashboard {
         .width(12)
         .log_scale()
         .query(
-            format!("heapscape_pool_recommended_initial_capacity_bytes{{{POOL_SEL}}}"),
+            format!("heapscape_pool_recommended_initial_capacity_bytes{{{pool_sel}}}"),
             "{{instance}} {{pool}}",
         ),
     );
@@ -674,13 +814,15 @@ fn pool() -> Dashboard {
                           and the recommended max, per instance and fleet-wide.",
             tags: &["buffer-pool"],
         },
-        variables(true),
-        reload_annotations(),
+        variables(config, true),
+        reload_annotations(&s),
         b,
     )
 }
 
-fn fleet() -> Dashboard {
+fn fleet(config: &Config) -> Dashboard {
+    let s = Selectors::new(config);
+    let (sel, job_sel, by_instance) = (&s.sel, &s.job_sel, &s.by_instance);
     let mut b = Board::new();
     b.row("Totals across the selected instances");
     b.add(
@@ -689,19 +831,24 @@ fn fleet() -> Dashboard {
             "Instances whose last heap sample succeeded.",
             "short",
         )
-        .query(format!("sum(heapscape_heartbeat_up{{{SEL}}})"), "up"),
+        .moves_under_load()
+        .query(format!("sum(heapscape_heartbeat_up{{{sel}}})"), "up"),
     );
     b.add(
-        stat("Resident", "Sum of jemalloc resident bytes.", "bytes").query(
-            format!("sum(heapscape_jemalloc_resident_bytes{{{SEL}}})"),
-            "resident",
-        ),
+        stat("Resident", "Sum of jemalloc resident bytes.", "bytes")
+            .moves_under_load()
+            .query(
+                format!("sum(heapscape_jemalloc_resident_bytes{{{sel}}})"),
+                "resident",
+            ),
     );
     b.add(
-        stat("Allocated", "Sum of jemalloc allocated bytes.", "bytes").query(
-            format!("sum(heapscape_jemalloc_allocated_bytes{{{SEL}}})"),
-            "allocated",
-        ),
+        stat("Allocated", "Sum of jemalloc allocated bytes.", "bytes")
+            .moves_under_load()
+            .query(
+                format!("sum(heapscape_jemalloc_allocated_bytes{{{sel}}})"),
+                "allocated",
+            ),
     );
     b.add(
         stat(
@@ -709,8 +856,9 @@ fn fleet() -> Dashboard {
             "Bytes allocated per second, all instances.",
             "binBps",
         )
+        .moves_under_load()
         .query(
-            format!("sum(rate(heapscape_alloc_bytes_total{{{SEL}}}[$__rate_interval]))"),
+            format!("sum(rate(heapscape_alloc_bytes_total{{{sel}}}[$__rate_interval]))"),
             "allocation rate",
         ),
     );
@@ -720,7 +868,7 @@ fn fleet() -> Dashboard {
             "Memory held by idle pooled buffers, all pools.",
             "bytes",
         )
-        .query(format!("sum(heapscape_pool_idle_bytes{{{SEL}}})"), "idle"),
+        .query(format!("sum(heapscape_pool_idle_bytes{{{sel}}})"), "idle"),
     );
     b.add(
         stat(
@@ -728,11 +876,12 @@ fn fleet() -> Dashboard {
             "Hits / gets across every pool and instance.",
             "percentunit",
         )
+        .moves_under_load()
         .query(
             format!(
-                "sum(rate(heapscape_pool_hits_total{{{SEL}}}[$__rate_interval])) / \
-                 (sum(rate(heapscape_pool_hits_total{{{SEL}}}[$__rate_interval])) \
-                 + sum(rate(heapscape_pool_misses_total{{{SEL}}}[$__rate_interval])))"
+                "sum(rate(heapscape_pool_hits_total{{{sel}}}[$__rate_interval])) / \
+                 ((sum(rate(heapscape_pool_hits_total{{{sel}}}[$__rate_interval])) \
+                 + sum(rate(heapscape_pool_misses_total{{{sel}}}[$__rate_interval]))) > 0)"
             ),
             "hit ratio",
         ),
@@ -744,20 +893,26 @@ fn fleet() -> Dashboard {
             "bytes",
         )
         .width(8)
+        .moves_under_load()
         .query(
-            r#"job:heapscape_jemalloc_resident_bytes:sum{job=~"$job"}"#,
+            format!("job:heapscape_jemalloc_resident_bytes:sum{{{job_sel}}}"),
             "{{job}}",
         ),
     );
     b.add(
         timeseries(
             "Allocation rate by job (recording rule)",
-            "job:heapscape_alloc_bytes:rate5m: bytes allocated per second over 5 minutes.",
+            "Bytes allocated per second over the recording rules' rate window, evaluated by \
+             Prometheus.",
             "binBps",
         )
         .width(8)
+        .moves_under_load()
         .query(
-            r#"job:heapscape_alloc_bytes:rate5m{job=~"$job"}"#,
+            format!(
+                "{record}{{{job_sel}}}",
+                record = rate_record(config, "job", "heapscape_alloc_bytes")
+            ),
             "{{job}}",
         ),
     );
@@ -769,7 +924,10 @@ fn fleet() -> Dashboard {
         )
         .width(8)
         .query(
-            format!("sum by (pooling) (heapscape_jemalloc_resident_bytes{{{SEL}}})"),
+            format!(
+                "sum by ({by}) (heapscape_jemalloc_resident_bytes{{{sel}}})",
+                by = config.by("pooling")
+            ),
             "pooling={{pooling}}",
         ),
     );
@@ -782,7 +940,7 @@ fn fleet() -> Dashboard {
             "bytes",
         )
         .query(
-            format!("topk(10, heapscape_jemalloc_resident_bytes{{{SEL}}})"),
+            format!("topk(10, heapscape_jemalloc_resident_bytes{{{sel}}})"),
             LEGEND,
         ),
     );
@@ -792,9 +950,10 @@ fn fleet() -> Dashboard {
             "The ten instances allocating the most bytes per second.",
             "binBps",
         )
+        .moves_under_load()
         .query(
             format!(
-                "topk(10, sum by ({BY_INSTANCE}) (rate(heapscape_alloc_bytes_total{{{SEL}}}[$__rate_interval])))"
+                "topk(10, sum by ({by_instance}) (rate(heapscape_alloc_bytes_total{{{sel}}}[$__rate_interval])))"
             ),
             LEGEND,
         ),
@@ -803,10 +962,11 @@ fn fleet() -> Dashboard {
         table(
             "Largest heaps now",
             "Instances by resident bytes, largest first.",
-            "bytes",
         )
+        .moves_under_load()
+        .column_unit("Resident", "bytes")
         .query(
-            format!("sort_desc(topk(10, heapscape_jemalloc_resident_bytes{{{SEL}}}))"),
+            format!("sort_desc(topk(10, heapscape_jemalloc_resident_bytes{{{sel}}}))"),
             "",
         )
         .transformation(json!({
@@ -825,7 +985,7 @@ fn fleet() -> Dashboard {
         )
         .query(
             format!(
-                "topk(10, rate(heapscape_process_minor_page_faults_total{{{SEL}}}[$__rate_interval]))"
+                "topk(10, rate(heapscape_process_minor_page_faults_total{{{sel}}}[$__rate_interval]))"
             ),
             LEGEND,
         ),
@@ -839,8 +999,8 @@ fn fleet() -> Dashboard {
                           allocators.",
             tags: &["fleet"],
         },
-        variables(false),
-        reload_annotations(),
+        variables(config, false),
+        reload_annotations(&s),
         b,
     )
 }

@@ -1,18 +1,40 @@
 //! Grafana JSON building blocks: panels, queries, variables and the grid layout.
 //!
-//! Only what the heapscape dashboards use; every panel queries the provisioned datasource
-//! ([`crate::DATASOURCE_UID`]) and carries a description that says how to read it.
+//! Only what the heapscape dashboards use; every panel queries the datasource chosen in the
+//! [`DATASOURCE_VARIABLE`] variable and carries a description that says how to read it.
 
 use serde_json::{Value, json};
-
-use crate::DATASOURCE_UID;
 
 /// Grafana's grid is 24 columns wide.
 const GRID_WIDTH: u32 = 24;
 
+/// The name of the template variable that picks the Prometheus datasource. Every panel,
+/// query, variable and annotation refers to it (`${datasource}`) rather than to a datasource
+/// uid, so the same JSON works provisioned and imported into any Grafana.
+pub const DATASOURCE_VARIABLE: &str = "datasource";
+
 /// The datasource reference of every panel, query, variable and annotation.
 pub(crate) fn datasource() -> Value {
-    json!({ "type": "prometheus", "uid": DATASOURCE_UID })
+    json!({ "type": "prometheus", "uid": format!("${{{DATASOURCE_VARIABLE}}}") })
+}
+
+/// The datasource variable: any Prometheus datasource, Grafana's default one unless the
+/// viewer picks another. In the compose stack the default is the provisioned datasource
+/// (`isDefault: true`); imported elsewhere, the default Prometheus of that Grafana.
+pub(crate) fn datasource_variable() -> Value {
+    json!({
+        "name": DATASOURCE_VARIABLE,
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "regex": "",
+        "refresh": 1,
+        "multi": false,
+        "includeAll": false,
+        "current": { "selected": true, "text": "default", "value": "default" },
+        "options": [],
+        "hide": 0,
+    })
 }
 
 /// One PromQL query of a panel and its legend.
@@ -49,6 +71,8 @@ pub(crate) struct Panel {
     log_scale: bool,
     stacked: bool,
     transformations: Vec<Value>,
+    column_units: Vec<(&'static str, &'static str)>,
+    moves_under_load: bool,
 }
 
 impl Panel {
@@ -64,7 +88,23 @@ impl Panel {
             log_scale: false,
             stacked: false,
             transformations: Vec::new(),
+            column_units: Vec::new(),
+            moves_under_load: false,
         }
+    }
+
+    /// Marks a panel whose values must be non-zero while the demo runs under load (rates,
+    /// sizes of returned buffers): `tests/stack.rs` fails when such a panel shows only zeros.
+    pub(crate) fn moves_under_load(mut self) -> Self {
+        self.moves_under_load = true;
+        self
+    }
+
+    /// The unit of one table column (after the transformations' renames): a table's columns
+    /// hold different quantities, so a table has no panel-wide unit.
+    pub(crate) fn column_unit(mut self, column: &'static str, unit: &'static str) -> Self {
+        self.column_units.push((column, unit));
+        self
     }
 
     /// Adds a query.
@@ -166,10 +206,9 @@ impl Panel {
                 } else {
                     json!({ "type": "linear" })
                 };
-                json!({
+                let mut fields = json!({
                     "defaults": {
                         "unit": self.unit,
-                        "min": if self.log_scale { Value::Null } else { json!(0) },
                         "custom": {
                             "drawStyle": "line", "lineWidth": 1, "showPoints": "never",
                             "fillOpacity": if self.stacked { 30 } else { 10 },
@@ -178,34 +217,56 @@ impl Panel {
                         },
                     },
                     "overrides": self.pooling_overrides(),
-                })
+                });
+                // A log axis has no 0; a linear one starts there.
+                if !self.log_scale {
+                    fields["defaults"]["min"] = json!(0);
+                }
+                fields
             }
             Kind::Stat => {
                 panel["type"] = json!("stat");
                 panel["options"] = json!({
                     "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false },
                     "colorMode": "value", "graphMode": "area", "textMode": "auto",
-                    "justifyMode": "auto", "orientation": "auto",
+                    "justifyMode": "auto", "orientation": "auto", "wideLayout": true,
+                    "showPercentChange": false, "percentChangeColorMode": "standard",
                 });
                 json!({ "defaults": { "unit": self.unit, "color": { "mode": "thresholds" } },
                         "overrides": [] })
             }
             Kind::Table => {
                 panel["type"] = json!("table");
-                panel["options"] = json!({ "showHeader": true, "cellHeight": "sm" });
+                panel["options"] =
+                    json!({ "showHeader": true, "cellHeight": "sm", "frameIndex": 0 });
                 panel["transformations"] = json!(self.transformations);
-                json!({ "defaults": { "unit": self.unit }, "overrides": [] })
+                let overrides: Vec<Value> = self
+                    .column_units
+                    .iter()
+                    .map(|(column, unit)| {
+                        json!({
+                            "matcher": { "id": "byName", "options": column },
+                            "properties": [{ "id": "unit", "value": unit }],
+                        })
+                    })
+                    .collect();
+                json!({ "defaults": {}, "overrides": overrides })
             }
             Kind::Heatmap => {
                 panel["type"] = json!("heatmap");
                 panel["options"] = json!({
                     "calculate": false,
                     "cellGap": 1,
-                    "color": { "mode": "scheme", "scheme": "Oranges", "steps": 64, "exponent": 0.5 },
+                    "color": {
+                        "mode": "scheme", "scheme": "Oranges", "steps": 64, "exponent": 0.5,
+                        "fill": "dark-orange", "reverse": false,
+                    },
                     "yAxis": { "unit": self.unit, "axisPlacement": "left" },
                     "rowsFrame": { "layout": "le" },
                     "tooltip": { "mode": "single", "yHistogram": true },
                     "legend": { "show": true },
+                    "showValue": "auto",
+                    "exemplars": { "color": "rgba(255,0,255,0.7)" },
                 });
                 json!({ "defaults": {}, "overrides": [] })
             }
@@ -231,9 +292,9 @@ pub(crate) fn stat(title: &'static str, description: &'static str, unit: &'stati
         .height(4)
 }
 
-/// A table of instant query results.
-pub(crate) fn table(title: &'static str, description: &'static str, unit: &'static str) -> Panel {
-    Panel::new(Kind::Table, title, description, unit)
+/// A table of instant query results; each column's unit is set with [`Panel::column_unit`].
+pub(crate) fn table(title: &'static str, description: &'static str) -> Panel {
+    Panel::new(Kind::Table, title, description, "")
 }
 
 /// A heatmap of a histogram's `_bucket` series (already bucketed: `format: heatmap`).
@@ -245,6 +306,7 @@ pub(crate) fn heatmap(title: &'static str, description: &'static str, unit: &'st
 /// width; a row starts a new line.
 pub(crate) struct Board {
     panels: Vec<Value>,
+    moving: Vec<&'static str>,
     next_id: u32,
     x: u32,
     y: u32,
@@ -255,6 +317,7 @@ impl Board {
     pub(crate) fn new() -> Self {
         Self {
             panels: Vec::new(),
+            moving: Vec::new(),
             next_id: 1,
             x: 0,
             y: 0,
@@ -291,6 +354,9 @@ impl Board {
         if self.x + panel.width > GRID_WIDTH {
             self.new_line();
         }
+        if panel.moves_under_load {
+            self.moving.push(panel.title);
+        }
         self.panels
             .push(panel.to_json(self.next_id, self.x, self.y));
         self.next_id += 1;
@@ -299,8 +365,9 @@ impl Board {
         self
     }
 
-    pub(crate) fn into_panels(self) -> Vec<Value> {
-        self.panels
+    /// The panels' JSON, and the titles of those that must move under load.
+    pub(crate) fn finish(self) -> (Vec<Value>, Vec<&'static str>) {
+        (self.panels, self.moving)
     }
 }
 
@@ -313,7 +380,6 @@ pub(crate) fn label_variable(name: &str, label: &str, query: &str) -> Value {
         "type": "query",
         "datasource": datasource(),
         "query": query,
-        "definition": query,
         "refresh": 2,
         "sort": 1,
         "multi": true,
@@ -325,7 +391,9 @@ pub(crate) fn label_variable(name: &str, label: &str, query: &str) -> Value {
     })
 }
 
-/// An annotation drawn wherever `expr` returns a sample.
+/// An annotation drawn wherever `expr` returns a sample. The query is the annotation's
+/// `target`, as Grafana saves it; the title, text and tags are the Prometheus datasource's
+/// annotation options.
 pub(crate) fn annotation(name: &str, expr: &str, color: &str, text: &str) -> Value {
     json!({
         "name": name,
@@ -333,8 +401,7 @@ pub(crate) fn annotation(name: &str, expr: &str, color: &str, text: &str) -> Val
         "enable": true,
         "hide": false,
         "iconColor": color,
-        "expr": expr,
-        "step": "1m",
+        "target": { "refId": "Anno", "expr": expr, "interval": "1m" },
         "titleFormat": name,
         "textFormat": text,
         "tagKeys": "job,instance",

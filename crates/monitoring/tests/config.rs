@@ -1,5 +1,6 @@
-//! Structural checks of the monitoring kit, without starting any server: the dashboards, the
-//! Prometheus rules (promtool), the statsd_exporter mapping, docker-compose and the Dockerfile.
+//! Structural checks of the monitoring kit, without starting any server: the generated files
+//! against the generator, the dashboards, the Prometheus rules (promtool) and their runbook, the
+//! statsd_exporter mapping, docker-compose and the Dockerfile.
 
 mod common;
 
@@ -9,7 +10,9 @@ use common::{
     PROMETHEUS_HINT, assert_success, committed_dashboards, dashboard_queries, metric_names, panels,
     parse_label_values, read, run, variables, yaml, yaml_file,
 };
-use heapscape_monitoring::{DATASOURCE_UID, TAG, dashboards};
+use heapscape_monitoring::{
+    Config, DASHBOARDS_DIR, DATASOURCE_VARIABLE, RULES_DIR, TAG, dashboards, generate,
+};
 use heapscape_testkit::workspace_root;
 use serde_json::Value;
 
@@ -56,24 +59,36 @@ fn assert_known_metric(name: &str, table: &BTreeMap<&str, bool>, place: &str) {
     );
 }
 
+/// The files of a folder of the repository, relative to the workspace root.
+fn files_in(folder: &str) -> BTreeSet<String> {
+    std::fs::read_dir(workspace_root().join(folder))
+        .unwrap_or_else(|e| panic!("cannot list {folder}: {e}"))
+        .map(|entry| {
+            let name = entry.expect("a directory entry").file_name();
+            format!("{folder}/{}", name.to_string_lossy())
+        })
+        .collect()
+}
+
 #[test]
-fn committed_dashboards_are_the_generated_ones() {
-    let generated = dashboards();
-    let committed = committed_dashboards();
-    let committed_names: BTreeSet<_> = committed.iter().map(|(name, _)| name.as_str()).collect();
-    let generated_names: BTreeSet<_> = generated.iter().map(|d| d.file_name).collect();
+fn committed_files_are_the_generated_ones() {
+    let generated = generate(&Config::default());
+    let generated_paths: BTreeSet<String> = generated.iter().map(|f| f.path.clone()).collect();
+    let committed: BTreeSet<String> = files_in(DASHBOARDS_DIR)
+        .into_iter()
+        .chain(files_in(RULES_DIR))
+        .collect();
     assert_eq!(
-        committed_names, generated_names,
-        "grafana/dashboards/ must hold exactly the generated dashboards: run \
-         `cargo run -p heapscape-monitoring --bin heapscape-dashboards`"
+        committed, generated_paths,
+        "{DASHBOARDS_DIR}/ and {RULES_DIR}/ must hold exactly the generated files: run \
+         `cargo run -p heapscape-monitoring`"
     );
-    for dashboard in generated {
-        let text = read(&format!("grafana/dashboards/{}", dashboard.file_name));
+    for file in generated {
         assert!(
-            text == dashboard.to_json_string(),
-            "grafana/dashboards/{} differs from the code in crates/monitoring/src: run \
-             `cargo run -p heapscape-monitoring --bin heapscape-dashboards`",
-            dashboard.file_name
+            read(&file.path) == file.contents,
+            "{} differs from the code in crates/monitoring/src: run \
+             `cargo run -p heapscape-monitoring`",
+            file.path
         );
     }
 }
@@ -100,13 +115,14 @@ fn datasources<'a>(value: &'a Value, path: String, out: &mut Vec<(String, &'a Va
 }
 
 #[test]
-fn dashboards_are_provisionable() {
+fn dashboards_are_provisionable_and_importable_into_any_grafana() {
     let provisioned = yaml_file("grafana/provisioning/datasources/prometheus.yml");
     let source = &provisioned["datasources"][0];
     assert_eq!(source["type"], "prometheus");
     assert_eq!(
-        source["uid"], DATASOURCE_UID,
-        "the provisioned datasource uid is the one the dashboards use"
+        source["isDefault"], true,
+        "the dashboards' datasource variable defaults to Grafana's default datasource: the \
+         provisioned one must be it"
     );
     let provider = yaml_file("grafana/provisioning/dashboards/heapscape.yml");
     assert_eq!(provider["providers"][0]["type"], "file");
@@ -142,14 +158,45 @@ fn dashboards_are_provisionable() {
             "{file}: exported-dashboard datasource inputs cannot be provisioned"
         );
 
+        // No fixed datasource uid anywhere: every reference is the datasource variable (or
+        // Grafana's built-in annotation source), and the variable defaults to whatever
+        // Prometheus the Grafana has, not to a uid.
+        let variable = format!("${{{DATASOURCE_VARIABLE}}}");
         let mut found = Vec::new();
         datasources(&dashboard, file.clone(), &mut found);
+        assert!(found.len() > 3, "{file}: datasource references");
         for (path, datasource) in found {
-            let builtin = datasource["uid"] == "-- Grafana --";
+            let builtin =
+                datasource == &serde_json::json!({ "type": "grafana", "uid": "-- Grafana --" });
+            let by_variable =
+                datasource == &serde_json::json!({ "type": "prometheus", "uid": variable });
             assert!(
-                builtin
-                    || (datasource["type"] == "prometheus" && datasource["uid"] == DATASOURCE_UID),
-                "{path}: datasource {datasource} is not the provisioned one"
+                builtin || by_variable,
+                "{path}: datasource {datasource} is not the ${DATASOURCE_VARIABLE} variable"
+            );
+        }
+        let list = dashboard["templating"]["list"]
+            .as_array()
+            .expect("variables");
+        let picker = &list[0];
+        assert_eq!(
+            (&picker["name"], &picker["type"], &picker["query"]),
+            (
+                &Value::from(DATASOURCE_VARIABLE),
+                &Value::from("datasource"),
+                &Value::from("prometheus")
+            ),
+            "{file}: the first variable picks a Prometheus datasource (the others run on it)"
+        );
+        assert_eq!(
+            picker["current"]["value"], "default",
+            "{file}: the datasource variable defaults to the Grafana's default datasource, \
+             never to a uid that exists only in one Grafana"
+        );
+        for other in &list[1..] {
+            assert_ne!(
+                other["type"], "datasource",
+                "{file}: one datasource variable"
             );
         }
 
@@ -313,6 +360,11 @@ fn rules_follow_the_mixin_conventions_and_every_alert_is_tested() {
             assert!(
                 tested.contains(alert),
                 "{file}: alert {alert} has no promtool test in prometheus/tests/ that fires it"
+            );
+            assert_eq!(
+                rule["annotations"]["runbook_url"].as_str(),
+                Some(Config::default().runbook_link(alert).as_str()),
+                "{file}: alert {alert} links its section of prometheus/RUNBOOK.md"
             );
         } else {
             records += 1;
@@ -703,4 +755,308 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
         datasource["datasources"][0]["url"],
         "http://prometheus:9090"
     );
+}
+
+/// The `## ` sections of prometheus/RUNBOOK.md: heading and body.
+fn runbook_sections() -> BTreeMap<String, String> {
+    let text = read("prometheus/RUNBOOK.md");
+    let mut sections = BTreeMap::new();
+    for part in text.split("\n## ").skip(1) {
+        let (heading, body) = part.split_once('\n').unwrap_or((part, ""));
+        sections.insert(heading.trim().to_owned(), body.to_owned());
+    }
+    sections
+}
+
+#[test]
+fn every_alert_has_a_runbook_section_that_says_what_to_do() {
+    let sections = runbook_sections();
+    let alerts: BTreeSet<String> = rules()
+        .into_iter()
+        .filter_map(|(_, rule)| rule["alert"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        sections.keys().cloned().collect::<BTreeSet<_>>(),
+        alerts,
+        "prometheus/RUNBOOK.md has one `## <alert>` section per alert (GitHub makes the \
+         heading the anchor runbook_url points at), and no other"
+    );
+    for (alert, body) in &sections {
+        for part in [
+            "### Meaning",
+            "### Confirm on the dashboards",
+            "### What to change",
+        ] {
+            assert!(body.contains(part), "RUNBOOK.md, {alert}: no `{part}` part");
+        }
+    }
+}
+
+/// The label lists of every `by (...)` in an expression.
+fn by_clauses(expr: &str) -> Vec<Vec<String>> {
+    expr.match_indices("by (")
+        .map(|(at, found)| {
+            let rest = &expr[at + found.len()..];
+            let inner = &rest[..rest.find(')').unwrap_or(rest.len())];
+            inner
+                .split(',')
+                .map(|label| label.trim().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// Every PromQL expression of the committed kit: dashboard queries, variables and rules.
+fn every_expression() -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    for (file, dashboard) in committed_dashboards() {
+        for query in dashboard_queries(&dashboard) {
+            all.push((query.place, query.expr));
+        }
+        for (name, query) in variables(&dashboard) {
+            all.push((format!("{file}: variable {name}"), query));
+        }
+    }
+    for (file, rule) in rules() {
+        let expr = rule["expr"].as_str().unwrap_or_default().to_owned();
+        all.push((format!("{file}: {}", rule_name(&rule)), expr));
+    }
+    all
+}
+
+#[test]
+fn aggregations_by_pool_keep_the_job_so_two_services_pools_never_merge() {
+    let mut checked = 0;
+    for (place, expr) in every_expression() {
+        for labels in by_clauses(&expr) {
+            if labels.iter().any(|l| l == "pool") {
+                checked += 1;
+                assert!(
+                    labels.iter().any(|l| l == "job"),
+                    "{place}: `by ({})` merges pools of the same name from different jobs\n  {expr}",
+                    labels.join(", ")
+                );
+            }
+        }
+    }
+    assert!(checked > 10, "aggregations by pool exist ({checked})");
+}
+
+#[test]
+fn tables_give_each_column_its_own_unit() {
+    let mut tables = 0;
+    for (file, dashboard) in committed_dashboards() {
+        for panel in panels(&dashboard) {
+            if panel["type"] != "table" {
+                continue;
+            }
+            tables += 1;
+            let title = panel["title"].as_str().unwrap_or("?");
+            assert!(
+                panel["fieldConfig"]["defaults"].get("unit").is_none(),
+                "{file} / {title}: a panel-wide unit also applies to label columns converted to \
+                 numbers (a size shown as a percentage)"
+            );
+            let units: BTreeMap<&str, &str> = panel["fieldConfig"]["overrides"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|o| o["matcher"]["id"] == "byName")
+                .filter_map(|o| {
+                    let unit = o["properties"]
+                        .as_array()?
+                        .iter()
+                        .find(|p| p["id"] == "unit")?["value"]
+                        .as_str()?;
+                    Some((o["matcher"]["options"].as_str()?, unit))
+                })
+                .collect();
+            let mut numeric: Vec<&str> = Vec::new();
+            for transformation in panel["transformations"].as_array().into_iter().flatten() {
+                if let Some(value) = transformation["options"]["renameByName"]["Value"].as_str() {
+                    numeric.push(value);
+                }
+                for conversion in transformation["options"]["conversions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    if conversion["destinationType"] == "number" {
+                        numeric.push(conversion["targetField"].as_str().unwrap_or("?"));
+                    }
+                }
+            }
+            assert!(!numeric.is_empty(), "{file} / {title}: a value column");
+            for column in numeric {
+                assert!(
+                    units.contains_key(column),
+                    "{file} / {title}: numeric column {column} has no unit of its own"
+                );
+            }
+            if title.starts_with("What each candidate max would discard") {
+                assert_eq!(units.get("Candidate max"), Some(&"bytes"), "{title}");
+                assert_eq!(
+                    units.get("Returns it would discard"),
+                    Some(&"percentunit"),
+                    "{title}"
+                );
+            }
+        }
+    }
+    assert!(tables >= 2, "the dashboards' tables");
+}
+
+#[test]
+fn the_discard_ratio_counts_only_reasons_a_return_can_have() {
+    let reasons: Vec<&str> = heapscape_pool::DiscardReason::ALL
+        .iter()
+        .map(|reason| reason.as_str())
+        .collect();
+    let config = Config::default();
+    for reason in config.return_discard_reasons {
+        assert!(
+            reasons.contains(reason),
+            "{reason} is not a reason of heapscape_pool_discards_total"
+        );
+        assert!(
+            !["idle_timeout", "reconfigure"].contains(reason),
+            "{reason} happens without a return"
+        );
+    }
+    assert!(
+        reasons.contains(&"idle_timeout"),
+        "trims are a reason of their own"
+    );
+}
+
+/// The PromQL selector right after each raw heapscape metric name in `expr` (empty when the
+/// name has none).
+fn raw_selectors(expr: &str) -> Vec<(String, String)> {
+    metric_names(expr)
+        .into_iter()
+        .map(|name| {
+            let at = expr.find(&name).expect("the name is in the expression") + name.len();
+            let rest = &expr[at..];
+            let selector = rest
+                .strip_prefix('{')
+                .and_then(|inner| inner.split_once('}'))
+                .map(|(inside, _)| inside.to_owned())
+                .unwrap_or_default();
+            (name, selector)
+        })
+        .collect()
+}
+
+#[test]
+fn the_knobs_reach_every_generated_query_and_the_result_stays_valid() {
+    let config = Config {
+        selector: r#"env="prod""#,
+        cluster_label: Some("cluster"),
+        rate_window: "2m",
+        ..Config::default()
+    };
+    let files = generate(&config);
+    let dir = std::env::temp_dir().join(format!("heapscape-kit-{}", std::process::id()));
+    for file in &files {
+        let path = dir.join(&file.path);
+        std::fs::create_dir_all(path.parent().unwrap()).expect("a temporary folder");
+        std::fs::write(&path, &file.contents).expect("writing a generated file");
+    }
+    let mut exprs: Vec<(String, String)> = Vec::new();
+    for board in dashboards(&config) {
+        let names: Vec<&str> = board.json["templating"]["list"]
+            .as_array()
+            .expect("variables")
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert_eq!(
+            names[..3],
+            ["datasource", "cluster", "job"],
+            "{}",
+            board.uid
+        );
+        exprs.extend(
+            dashboard_queries(&board.json)
+                .into_iter()
+                .map(|query| (query.place, query.expr)),
+        );
+        exprs.extend(variables(&board.json).into_iter().skip(1));
+    }
+    for (name, query) in &exprs {
+        for (metric, selector) in raw_selectors(query) {
+            assert!(
+                selector.contains(r#"env="prod""#) && selector.contains(r#"cluster=~"$cluster""#),
+                "{name}: {metric} without the config's selector and cluster\n  {query}"
+            );
+        }
+    }
+    // Recorded series keep the aggregation's labels only: the cluster, not the selector's.
+    let records: Vec<String> = files
+        .iter()
+        .filter(|f| f.path.starts_with(RULES_DIR))
+        .flat_map(|f| {
+            let parsed = yaml(&f.contents, &f.path);
+            parsed["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+                .filter_map(|r| r["record"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut read_records = 0;
+    for (name, query) in &exprs {
+        for record in &records {
+            for (at, _) in query.match_indices(&format!("{record}{{")) {
+                read_records += 1;
+                let rest = &query[at + record.len() + 1..];
+                let selector = &rest[..rest.find('}').unwrap_or(rest.len())];
+                assert!(
+                    selector.contains(r#"cluster=~"$cluster""#)
+                        && !selector.contains(r#"env="prod""#),
+                    "{name}: {record} is selected by labels it does not keep: {selector}"
+                );
+            }
+        }
+    }
+    assert!(
+        read_records >= 3,
+        "dashboards read recording rules ({read_records})"
+    );
+
+    let mut rule_paths = Vec::new();
+    for file in files.iter().filter(|f| f.path.starts_with(RULES_DIR)) {
+        rule_paths.push(dir.join(&file.path).display().to_string());
+        let parsed = yaml(&file.contents, &file.path);
+        for group in parsed["groups"].as_array().expect("groups") {
+            for rule in group["rules"].as_array().expect("rules") {
+                let expr = rule["expr"].as_str().expect("an expression");
+                let name = rule_name(rule);
+                for (metric, selector) in raw_selectors(expr) {
+                    if metric != "up" {
+                        assert!(
+                            selector.contains(r#"env="prod""#),
+                            "{name}: {metric} without the config's selector\n  {expr}"
+                        );
+                    }
+                }
+                for labels in by_clauses(expr) {
+                    assert_eq!(labels[0], "cluster", "{name}: {expr}");
+                }
+                if let Some(record) = rule["record"].as_str() {
+                    assert!(
+                        !record.contains("rate5m"),
+                        "{record}: the rate window is a knob"
+                    );
+                }
+            }
+        }
+    }
+    let mut args = vec!["check", "rules"];
+    args.extend(rule_paths.iter().map(String::as_str));
+    let output = run("promtool", &args, PROMETHEUS_HINT);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_success(&output, "promtool check rules (generated with other knobs)");
 }

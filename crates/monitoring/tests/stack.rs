@@ -3,23 +3,29 @@
 //! load, and the real Prometheus with prometheus/prometheus.yml (same jobs, loopback targets,
 //! 1 s scrapes) and the rules. Every query of every dashboard panel and annotation, with the
 //! variables substituted as Grafana would, and every recording rule are evaluated through
-//! Prometheus's HTTP API: a query that errors fails at once, and each must return series before
-//! the deadline.
+//! Prometheus's HTTP API: a query that errors fails at once, and before the deadline each must
+//! return series that are not all NaN, and the panels the generator marks as moving under load
+//! must show a non-zero value.
 //!
-//! The StatsD path is not part of this topology: statsd_exporter is not installable here (and
-//! Etsy statsd, which the agent's own tests use, is a different server), so its mapping is
-//! checked structurally against the metric tables in `tests/config.rs`.
+//! statsd_exporter is not installable here (and Etsy statsd, which the agent's own tests use,
+//! is a different server), so the `statsd-exporter` job scrapes a loopback server that serves
+//! what statsd_exporter would for the StatsD-path service: its histograms with the mapping's
+//! bounds in the Go client's spelling (`le="1.048576e+06"`), and its heartbeat and pool
+//! counters. The queries thus run over both paths' series at once.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::exposition::statsd_path_histogram;
+use common::fixture_server::FixtureServer;
 use common::{
     DashboardQuery, committed_dashboards, dashboard_queries, demo_binary, parse_label_values, read,
     substitute, variables, yaml,
 };
+use heapscape_monitoring::Config;
 use heapscape_testkit::{ChildGuard, Prometheus, workspace_root};
 use serde_json::{Value, json};
 
@@ -82,9 +88,47 @@ fn start_demo(pooling: &str) -> Demo {
     }
 }
 
-/// prometheus/prometheus.yml with loopback targets, 1 s scrapes and evaluations, and the rule
-/// files by absolute path. The StatsD-path job is left out (no statsd_exporter here).
-fn prometheus_config(targets: &[&str]) -> String {
+/// What statsd_exporter would serve after `scrape` scrapes of a StatsD-path service under
+/// load: the service's `instance` tag (kept by `honor_labels`), a heartbeat that is up, pool
+/// counters and the three histograms.
+fn statsd_path_exposition(scrape: u64) -> String {
+    let labels = r#"service="tts-demo",pooling="on",instance="demo-statsd""#;
+    let pool = format!(r#"{labels},pool="pcm""#);
+    let n = scrape as f64;
+    let lengths: Vec<f64> = (0..scrape * 20)
+        .map(|i| [300_000.0, 700_000.0, 1_500_000.0, 3_000_000.0][i as usize % 4])
+        .collect();
+    let durations: Vec<f64> = (0..scrape).map(|_| 0.00003).collect();
+    let mut text = format!(
+        "heapscape_heartbeat_up{{{labels}}} 1\n\
+         heapscape_pool_returns_total{{{pool}}} {returns}\n\
+         heapscape_pool_hits_total{{{pool}}} {hits}\n\
+         heapscape_pool_misses_total{{{pool}}} {misses}\n",
+        returns = 20.0 * n,
+        hits = 18.0 * n,
+        misses = 2.0 * n,
+    );
+    text.push_str(&statsd_path_histogram(
+        "heapscape_pool_returned_length_bytes",
+        &pool,
+        &lengths,
+    ));
+    text.push_str(&statsd_path_histogram(
+        "heapscape_pool_returned_capacity_bytes",
+        &pool,
+        &lengths,
+    ));
+    text.push_str(&statsd_path_histogram(
+        "heapscape_heartbeat_sample_duration_seconds",
+        labels,
+        &durations,
+    ));
+    text
+}
+
+/// prometheus/prometheus.yml with loopback targets (the demo services, and the server standing
+/// in for statsd_exporter), 1 s scrapes and evaluations, and the rule files by absolute path.
+fn prometheus_config(targets: &[&str], statsd_exporter: &str) -> String {
     let mut config = yaml(
         &read("prometheus/prometheus.yml"),
         "prometheus/prometheus.yml",
@@ -122,7 +166,9 @@ fn prometheus_config(targets: &[&str]) -> String {
     );
     let mut demo = jobs[0].clone();
     demo["static_configs"] = json!([{ "targets": targets }]);
-    config["scrape_configs"] = json!([demo]);
+    let mut statsd = jobs[1].clone();
+    statsd["static_configs"] = json!([{ "targets": [statsd_exporter] }]);
+    config["scrape_configs"] = json!([demo, statsd]);
     // JSON is YAML.
     config.to_string()
 }
@@ -164,11 +210,26 @@ fn resolve_variables(
     Ok(values)
 }
 
-/// Evaluates one dashboard query; `Err` for a query Prometheus rejects.
+/// The sample values of a query's result series (NaN for a value that is not a number).
+fn sample_values(series: &[Value]) -> Vec<f64> {
+    series
+        .iter()
+        .map(|s| {
+            s["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN)
+        })
+        .collect()
+}
+
+/// Evaluates one dashboard query; `Err` for a query Prometheus rejects. `moving`: the panel
+/// must show a non-zero value under load.
 fn check_query(
     prometheus: &Prometheus,
     query: &DashboardQuery,
     values: &BTreeMap<String, Vec<String>>,
+    moving: bool,
     pending: &mut Vec<String>,
 ) -> Result<(), String> {
     let expr = substitute(&query.expr, values);
@@ -194,6 +255,23 @@ fn check_query(
     if !has_series {
         pending.push(format!(
             "{}: no series yet\n  query: {data_expr}",
+            query.place
+        ));
+        return Ok(());
+    }
+    if query.annotation {
+        return Ok(());
+    }
+    let samples = sample_values(&series);
+    if samples.iter().all(|v| v.is_nan()) {
+        pending.push(format!(
+            "{}: only NaN ({} series)\n  query: {expr}",
+            query.place,
+            samples.len()
+        ));
+    } else if moving && samples.iter().all(|v| v.is_nan() || *v == 0.0) {
+        pending.push(format!(
+            "{}: only zeros, where the panel must move under load\n  query: {expr}",
             query.place
         ));
     }
@@ -229,6 +307,7 @@ fn check_rules(prometheus: &Prometheus, pending: &mut Vec<String>) -> Result<usi
 fn check_everything(
     prometheus: &Prometheus,
     dashboards: &[(String, Value)],
+    moving: &BTreeSet<(String, String)>,
 ) -> Result<Outcome, String> {
     let mut pending = Vec::new();
     let targets = prometheus.api("/api/v1/targets", &[])?;
@@ -250,7 +329,8 @@ fn check_everything(
             }
         };
         for query in dashboard_queries(dashboard) {
-            check_query(prometheus, &query, &values, &mut pending)?;
+            let moves = moving.contains(&query.panel);
+            check_query(prometheus, &query, &values, moves, &mut pending)?;
         }
     }
     let rules = check_rules(prometheus, &mut pending)?;
@@ -270,8 +350,26 @@ fn every_dashboard_query_and_recording_rule_returns_series_from_the_demo_stack()
     let started = Instant::now();
     let mut unpooled = start_demo("off");
     let mut pooled = start_demo("on");
-    let prometheus = Prometheus::start(&prometheus_config(&[&unpooled.metrics, &pooled.metrics]));
+    let statsd_exporter = FixtureServer::start(Box::new(|path, scrape| {
+        (path == "/metrics").then(|| statsd_path_exposition(scrape))
+    }));
+    let prometheus = Prometheus::start(&prometheus_config(
+        &[&unpooled.metrics, &pooled.metrics],
+        &statsd_exporter.addr().to_string(),
+    ));
     let dashboards = committed_dashboards();
+    let moving: BTreeSet<(String, String)> = heapscape_monitoring::dashboards(&Config::default())
+        .into_iter()
+        .flat_map(|d| {
+            d.moving_panels
+                .into_iter()
+                .map(move |title| (d.uid.to_owned(), title.to_owned()))
+        })
+        .collect();
+    assert!(
+        moving.len() > 10,
+        "the generator marks the panels that move"
+    );
     let queries: usize = dashboards
         .iter()
         .map(|(_, d)| dashboard_queries(d).len())
@@ -284,7 +382,7 @@ fn every_dashboard_query_and_recording_rule_returns_series_from_the_demo_stack()
         rounds += 1;
         unpooled._service.assert_running();
         pooled._service.assert_running();
-        match check_everything(&prometheus, &dashboards) {
+        match check_everything(&prometheus, &dashboards, &moving) {
             Err(error) => panic!("a query or rule is broken:\n{error}"),
             Ok(Outcome::Ready) => break,
             Ok(Outcome::Pending(missing)) => {

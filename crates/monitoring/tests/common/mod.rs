@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod exposition;
+pub mod fixture_server;
+
 use heapscape_testkit::workspace_root;
 use serde_json::Value;
 
@@ -108,6 +111,8 @@ pub const PROMETHEUS_HINT: &str =
 pub struct DashboardQuery {
     /// `<dashboard uid> / <panel title> / <refId>` or `... / annotation <name>`.
     pub place: String,
+    /// The dashboard's uid and the panel's title (the annotation's name).
+    pub panel: (String, String),
     pub expr: String,
     /// Annotations legitimately return nothing while nothing happened.
     pub annotation: bool,
@@ -150,12 +155,13 @@ pub fn dashboard_queries(dashboard: &Value) -> Vec<DashboardQuery> {
     let mut queries = Vec::new();
     for panel in panels(dashboard) {
         for target in panel["targets"].as_array().into_iter().flatten() {
+            let title = panel["title"].as_str().unwrap_or("?");
             queries.push(DashboardQuery {
                 place: format!(
-                    "{uid} / {} / {}",
-                    panel["title"].as_str().unwrap_or("?"),
+                    "{uid} / {title} / {}",
                     target["refId"].as_str().unwrap_or("?")
                 ),
+                panel: (uid.to_owned(), title.to_owned()),
                 expr: target["expr"].as_str().unwrap_or_default().to_owned(),
                 annotation: false,
             });
@@ -166,12 +172,11 @@ pub fn dashboard_queries(dashboard: &Value) -> Vec<DashboardQuery> {
         .into_iter()
         .flatten()
     {
-        if let Some(expr) = annotation["expr"].as_str() {
+        if let Some(expr) = annotation["target"]["expr"].as_str() {
+            let name = annotation["name"].as_str().unwrap_or("?");
             queries.push(DashboardQuery {
-                place: format!(
-                    "{uid} / annotation {}",
-                    annotation["name"].as_str().unwrap_or("?")
-                ),
+                place: format!("{uid} / annotation {name}"),
+                panel: (uid.to_owned(), name.to_owned()),
                 expr: expr.to_owned(),
                 annotation: true,
             });
@@ -180,12 +185,14 @@ pub fn dashboard_queries(dashboard: &Value) -> Vec<DashboardQuery> {
     queries
 }
 
-/// A dashboard's query variables in order: name and `label_values(...)` query.
+/// A dashboard's query variables in order: name and `label_values(...)` query (the
+/// datasource variable, which picks where they run, is not one of them).
 pub fn variables(dashboard: &Value) -> Vec<(String, String)> {
     dashboard["templating"]["list"]
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|variable| variable["type"] == "query")
         .map(|variable| {
             (
                 variable["name"].as_str().unwrap_or_default().to_owned(),

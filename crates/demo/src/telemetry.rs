@@ -28,9 +28,7 @@ pub const CATALOG: &[MetricDef] = &[REQUESTS, AUDIO_BYTES];
 
 /// Registers help text and units of the service's metrics with the installed recorder.
 pub fn describe_metrics() {
-    for def in CATALOG {
-        def.describe();
-    }
+    heapscape_pool::catalog::describe(CATALOG);
 }
 
 /// Counts a response by its status.
@@ -55,4 +53,51 @@ pub fn count_response(status: StatusCode) {
 /// Counts `len` bytes of audio sent.
 pub fn count_audio_bytes(len: usize) {
     AUDIO_BYTES.increment(len as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::*;
+
+    #[test]
+    fn responses_count_by_status_and_audio_by_bytes() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            count_response(StatusCode::OK);
+            count_response(StatusCode::OK);
+            // Not a status the service answers: the label is built at run time.
+            count_response(StatusCode::IM_A_TEAPOT);
+            count_audio_bytes(10);
+            count_audio_bytes(5);
+        });
+        let mut series: Vec<(String, Vec<String>, DebugValue)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let labels = key
+                    .key()
+                    .labels()
+                    .map(|label| format!("{}={}", label.key(), label.value()))
+                    .collect();
+                (key.key().name().to_owned(), labels, value)
+            })
+            .collect();
+        series.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let expected = |name: &str, labels: &[&str], count| {
+            let labels = labels.iter().map(|l| (*l).to_owned()).collect();
+            (name.to_owned(), labels, DebugValue::Counter(count))
+        };
+        assert_eq!(
+            series,
+            [
+                expected(AUDIO_BYTES.name, &[], 15),
+                expected(REQUESTS.name, &["status=200"], 2),
+                expected(REQUESTS.name, &["status=418"], 1),
+            ]
+        );
+    }
 }

@@ -72,6 +72,7 @@ mod agent;
 mod config;
 mod error;
 mod exporter;
+pub mod metrics;
 mod metrics_table;
 mod sync;
 mod units;

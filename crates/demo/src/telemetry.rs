@@ -1,61 +1,58 @@
-//! The service's own metrics, next to the pool's and the heartbeat's.
-//!
-//! | name | type | unit | meaning |
-//! |---|---|---|---|
-//! | `heapscape_demo_requests_total{status}` | counter | count | responses by HTTP status |
-//! | `heapscape_demo_audio_bytes_total` | counter | bytes | PCM bytes buffered and sent |
+//! The service's own metric catalog, next to the pool's and the heartbeat's, and the
+//! functions that emit it.
 
 use axum::http::StatusCode;
-use metrics::Unit;
+use heapscape::metrics::{MetricDef, MetricKind};
+use metrics::{Label, Unit};
 
-/// A metric this crate emits: written once, used to describe and to emit.
-struct Metric {
-    name: &'static str,
-    unit: Unit,
-    help: &'static str,
-}
+/// `heapscape_demo_requests_total{status}`: responses by HTTP status.
+pub const REQUESTS: MetricDef = MetricDef::new(
+    "heapscape_demo_requests_total",
+    MetricKind::Counter,
+    Unit::Count,
+    "Responses of the speech service, by HTTP status.",
+)
+.with_labels(&["status"]);
 
-const REQUESTS: Metric = Metric {
-    name: "heapscape_demo_requests_total",
-    unit: Unit::Count,
-    help: "Responses of the speech service, by HTTP status.",
-};
+/// `heapscape_demo_audio_bytes_total`: PCM bytes buffered and sent.
+pub const AUDIO_BYTES: MetricDef = MetricDef::new(
+    "heapscape_demo_audio_bytes_total",
+    MetricKind::Counter,
+    Unit::Bytes,
+    "PCM bytes the speech service buffered and sent (WAV headers excluded).",
+);
 
-const AUDIO_BYTES: Metric = Metric {
-    name: "heapscape_demo_audio_bytes_total",
-    unit: Unit::Bytes,
-    help: "PCM bytes the speech service buffered and sent (WAV headers excluded).",
-};
-
-/// Every metric of this crate (all counters).
-const COUNTERS: [Metric; 2] = [REQUESTS, AUDIO_BYTES];
+/// Every metric the service itself publishes (the agent's catalogs,
+/// [`heapscape::metrics::CATALOGS`], hold the rest).
+pub const CATALOG: &[MetricDef] = &[REQUESTS, AUDIO_BYTES];
 
 /// Registers help text and units of the service's metrics with the installed recorder.
 pub fn describe_metrics() {
-    for metric in COUNTERS {
-        metrics::describe_counter!(metric.name, metric.unit, metric.help);
-    }
+    heapscape_pool::catalog::describe(CATALOG);
 }
 
-pub(crate) fn count_response(status: StatusCode) {
-    // The statuses the service answers get static label sets: no allocation per response.
+/// Counts a response by its status.
+pub fn count_response(status: StatusCode) {
+    // The statuses the service answers get label sets built at compile time: no allocation per
+    // response.
     macro_rules! by_status {
-        ($($code:literal => $label:literal),*) => {
+        ($($code:literal),*) => {
             match status.as_u16() {
-                $($code => metrics::counter!(REQUESTS.name, "status" => $label),)*
-                _ => metrics::counter!(REQUESTS.name, "status" => status.as_str().to_owned()),
+                $($code => {
+                    static LABELS: [Label; 1] =
+                        [Label::from_static_parts(REQUESTS.labels[0], stringify!($code))];
+                    REQUESTS.counter_with(&LABELS)
+                })*
+                _ => REQUESTS.counter([status.as_str().to_owned().into()]),
             }
         };
     }
-    by_status!(
-        200 => "200", 400 => "400", 404 => "404", 405 => "405", 413 => "413",
-        415 => "415", 422 => "422", 500 => "500", 502 => "502", 503 => "503"
-    )
-    .increment(1);
+    by_status!(200, 400, 404, 405, 413, 415, 422, 500, 502, 503).increment(1);
 }
 
-pub(crate) fn count_audio_bytes(len: usize) {
-    metrics::counter!(AUDIO_BYTES.name).increment(len as u64);
+/// Counts `len` bytes of audio sent.
+pub fn count_audio_bytes(len: usize) {
+    AUDIO_BYTES.increment(len as u64);
 }
 
 #[cfg(test)]
@@ -65,24 +62,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_metric_is_described_with_its_unit_and_emitted() {
+    fn responses_count_by_status_and_audio_by_bytes() {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, || {
-            describe_metrics();
             count_response(StatusCode::OK);
+            count_response(StatusCode::OK);
+            // Not a status the service answers: the label is built at run time.
             count_response(StatusCode::IM_A_TEAPOT);
             count_audio_bytes(10);
+            count_audio_bytes(5);
         });
-        let snapshot = snapshotter.snapshot().into_vec();
-        for metric in COUNTERS {
-            let (_, unit, help, value) = snapshot
-                .iter()
-                .find(|(key, ..)| key.key().name() == metric.name)
-                .unwrap_or_else(|| panic!("{} was not emitted", metric.name));
-            assert_eq!(*unit, Some(metric.unit), "{}", metric.name);
-            assert_eq!(help.as_deref(), Some(metric.help));
-            assert!(matches!(value, DebugValue::Counter(n) if *n > 0));
-        }
+        let mut series: Vec<(String, Vec<String>, DebugValue)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let labels = key
+                    .key()
+                    .labels()
+                    .map(|label| format!("{}={}", label.key(), label.value()))
+                    .collect();
+                (key.key().name().to_owned(), labels, value)
+            })
+            .collect();
+        series.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let expected = |name: &str, labels: &[&str], count| {
+            let labels = labels.iter().map(|l| (*l).to_owned()).collect();
+            (name.to_owned(), labels, DebugValue::Counter(count))
+        };
+        assert_eq!(
+            series,
+            [
+                expected(AUDIO_BYTES.name, &[], 15),
+                expected(REQUESTS.name, &["status=200"], 2),
+                expected(REQUESTS.name, &["status=418"], 1),
+            ]
+        );
     }
 }

@@ -99,11 +99,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod catalog;
 mod config;
 mod error;
 mod local;
 pub mod metrics;
 mod pool;
+mod publish;
 mod shard;
 mod stats;
 

@@ -1,0 +1,70 @@
+//! A pool's publication through the `metrics` facade, by the definitions of its
+//! [catalog](crate::metrics::CATALOG).
+
+use std::sync::{Arc, PoisonError};
+
+use metrics::SharedString;
+
+use crate::Pool;
+use crate::metrics::{
+    DETACHES, DISCARDS, HITS, IDLE_BUFFERS, IDLE_BYTES, MAX_BUFFER_SIZE, MAX_IDLE_BYTES, MISSES,
+    RECOMMENDED_INITIAL, RECOMMENDED_MAX, RETURNED_CAPACITY, RETURNED_LENGTH, RETURNS, SHRINKS,
+};
+use crate::stats::DiscardReason;
+
+impl Pool {
+    /// Publishes the pool's metrics through the `metrics` facade (label `pool="<name>"`):
+    /// counters and histograms by their change since the last publish, gauges as they are.
+    /// Called by the heartbeat each tick; cheap enough to call every second.
+    pub fn publish(&self) {
+        let stats = self.stats();
+        let mut last = self
+            .shared
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Shared, so each series' label is a reference count, not a copy of the name.
+        let pool = SharedString::from(Arc::<str>::from(self.shared.name.as_str()));
+        let delta = |now: u64, before: u64| now.saturating_sub(before);
+        for (def, now, before) in [
+            (HITS, stats.hits, last.hits),
+            (MISSES, stats.misses, last.misses),
+            (RETURNS, stats.returns, last.returns),
+            (SHRINKS, stats.shrinks, last.shrinks),
+            (DETACHES, stats.detaches, last.detaches),
+        ] {
+            def.counter([pool.clone()]).increment(delta(now, before));
+        }
+        for reason in DiscardReason::ALL {
+            let i = reason.index();
+            DISCARDS
+                .counter([pool.clone(), reason.as_str().into()])
+                .increment(delta(stats.discards[i], last.discards[i]));
+        }
+        for (def, value) in [
+            (IDLE_BUFFERS, Some(stats.idle_buffers)),
+            (IDLE_BYTES, Some(stats.idle_bytes)),
+            (MAX_BUFFER_SIZE, Some(stats.max_buffer_size)),
+            (MAX_IDLE_BYTES, Some(stats.max_idle_bytes)),
+            // No recommendation before the first return: no series rather than a made-up 0.
+            (RECOMMENDED_MAX, stats.recommended_max_buffer_size()),
+            (RECOMMENDED_INITIAL, stats.recommended_initial_capacity()),
+        ] {
+            if let Some(value) = value {
+                def.gauge([pool.clone()]).set(value as f64);
+            }
+        }
+        for (def, now, before) in [
+            (RETURNED_LENGTH, &stats.lengths, &last.lengths),
+            (RETURNED_CAPACITY, &stats.capacities, &last.capacities),
+        ] {
+            let histogram = def.histogram([pool.clone()]);
+            for (bound, count) in now.since(before).buckets() {
+                if count > 0 {
+                    histogram.record_many(bound as f64, count as usize);
+                }
+            }
+        }
+        *last = stats;
+    }
+}

@@ -99,16 +99,22 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod builder;
+mod cache;
 mod config;
+mod depot;
 mod error;
-mod local;
+mod guard;
 pub mod metrics;
 mod pool;
 mod shard;
 mod stats;
+mod sync;
 
+pub use builder::PoolBuilder;
 pub use config::{OverMaxPolicy, PoolConfig};
 pub use error::PoolError;
+pub use guard::PooledBuf;
 pub use metrics::{HISTOGRAM_METRICS, describe_metrics, histogram_buckets};
-pub use pool::{Pool, PoolBuilder, PooledBuf};
+pub use pool::Pool;
 pub use stats::{DiscardReason, PoolStats, SIZE_BUCKETS, SizeHistogram};

@@ -1,16 +1,15 @@
 //! Per-thread counters: written by one thread without read-modify-write instructions, summed
-//! by whoever reads the stats.
+//! by whoever reads the stats, and folded into retired totals once their thread has exited.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::stats::{DiscardReason, SIZE_BUCKETS, SizeHistogram};
+use crate::stats::{DiscardReason, SIZE_BUCKETS, SizeHistogram, bucket_of};
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering, fence, lock};
 
 /// One thread's counters for one pool (or the shared counters of the slow path).
 ///
-/// Invariant: a shard is written either by its owning thread only, through the `bump_*`
-/// methods (a plain load and store, no lock prefix), or only under the pool's depot lock
-/// (the shared shard) — never both. Readers may see a slightly stale value, never a torn
-/// one, and never lose an increment.
+/// Invariant: a shard is written either by its owning thread only, through [`bump`] (a
+/// plain load and store, no lock prefix), or only under the pool's depot lock (the shared
+/// shard) — never both. Readers may see a slightly stale value, never a torn one, and never
+/// lose an increment.
 ///
 /// Aligned (and so padded) to 128 bytes, the unit of the adjacent-line prefetcher, so that
 /// two threads' shards never share a cache line whatever the allocator puts next to them.
@@ -21,10 +20,12 @@ pub(crate) struct Shard {
     pub(crate) misses: AtomicU64,
     pub(crate) detaches: AtomicU64,
     pub(crate) shrinks: AtomicU64,
-    pub(crate) discards: [AtomicU64; 4],
-    pub(crate) lengths: [AtomicU64; SIZE_BUCKETS],
-    pub(crate) capacities: [AtomicU64; SIZE_BUCKETS],
-    /// Capacity of the buffer in the owner's private slot (0 when empty).
+    discards: [AtomicU64; DiscardReason::ALL.len()],
+    lengths: [AtomicU64; SIZE_BUCKETS],
+    capacities: [AtomicU64; SIZE_BUCKETS],
+    /// Capacity of the buffer in the owner's private slot (0 when empty). Written before
+    /// any change of the owner's reservation (see `depot::Reservation`), so that under the
+    /// depot lock it never exceeds the reservation.
     pub(crate) slot_bytes: AtomicU64,
 }
 
@@ -38,14 +39,15 @@ pub(crate) fn bump(counter: &AtomicU64) {
 
 impl Shard {
     pub(crate) fn new() -> Self {
+        let zero = |_| AtomicU64::new(0);
         Self {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             detaches: AtomicU64::new(0),
             shrinks: AtomicU64::new(0),
-            discards: Default::default(),
-            lengths: std::array::from_fn(|_| AtomicU64::new(0)),
-            capacities: std::array::from_fn(|_| AtomicU64::new(0)),
+            discards: std::array::from_fn(zero),
+            lengths: std::array::from_fn(zero),
+            capacities: std::array::from_fn(zero),
             slot_bytes: AtomicU64::new(0),
         }
     }
@@ -55,8 +57,17 @@ impl Shard {
         bump(&self.discards[reason.index()]);
     }
 
+    /// Counts a returned buffer's length and capacity, then clears it: the bookkeeping every
+    /// return path does first.
+    #[inline]
+    pub(crate) fn count_return(&self, buf: &mut Vec<u8>) {
+        bump(&self.lengths[bucket_of(buf.len())]);
+        bump(&self.capacities[bucket_of(buf.capacity())]);
+        buf.clear();
+    }
+
     /// Adds this shard's counts to `totals`.
-    pub(crate) fn add_to(&self, totals: &mut Counts) {
+    fn add_to(&self, totals: &mut Counts) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         totals.hits += load(&self.hits);
         totals.misses += load(&self.misses);
@@ -82,9 +93,55 @@ pub(crate) struct Counts {
     pub(crate) misses: u64,
     pub(crate) detaches: u64,
     pub(crate) shrinks: u64,
-    pub(crate) discards: [u64; 4],
+    pub(crate) discards: [u64; DiscardReason::ALL.len()],
     pub(crate) lengths: SizeHistogram,
     pub(crate) capacities: SizeHistogram,
     pub(crate) idle_buffers: u64,
     pub(crate) idle_bytes: u64,
+}
+
+/// The shards of a pool's threads.
+#[derive(Debug, Default)]
+pub(crate) struct Shards {
+    inner: Mutex<Registry>,
+}
+
+/// Invariant: every shard ever registered is counted exactly once, either in `live` or
+/// (once its owner has dropped its handle and can write no more) in `retired`.
+#[derive(Debug, Default)]
+struct Registry {
+    live: Vec<Arc<Shard>>,
+    retired: Counts,
+}
+
+impl Shards {
+    /// Registers a new shard and returns its owner's handle.
+    pub(crate) fn register(&self) -> Arc<Shard> {
+        let shard = Arc::new(Shard::new());
+        lock(&self.inner).live.push(Arc::clone(&shard));
+        shard
+    }
+
+    /// Sums every shard, plus `extra`, folding the shards of exited threads into the retired
+    /// totals.
+    pub(crate) fn sum(&self, extra: &Shard) -> Counts {
+        let mut registry = lock(&self.inner);
+        let Registry { live, retired } = &mut *registry;
+        live.retain(|shard| {
+            if Arc::strong_count(shard) > 1 {
+                return true;
+            }
+            // The owner thread dropped its handle (Release, in Arc's drop); this fence makes
+            // its last counter writes visible before they are folded for good.
+            fence(Ordering::Acquire);
+            shard.add_to(retired);
+            false
+        });
+        let mut totals = *retired;
+        for shard in live.iter() {
+            shard.add_to(&mut totals);
+        }
+        extra.add_to(&mut totals);
+        totals
+    }
 }

@@ -77,8 +77,9 @@ pub(crate) fn take_fast(shared: &Shared) -> Vec<u8> {
             };
             match caches.current(shared) {
                 Some(local) if local.slot.capacity() != 0 => {
+                    let buf = local.take_slot();
                     bump(&local.shard.hits);
-                    local.take_slot()
+                    buf
                 }
                 _ => Vec::new(),
             }
@@ -107,8 +108,9 @@ fn put_fast(shared: &Shared, buf: &mut Vec<u8>) -> bool {
             if local.slot.capacity() != 0 || capacity.wrapping_sub(1) >= local.fast_limit {
                 return false;
             }
-            local.shard.count_return(buf);
-            local.fill_slot(mem::take(buf));
+            let len = buf.len();
+            local.fill_slot(buf);
+            local.shard.count_return(len, capacity);
             true
         })
         .unwrap_or(false)
@@ -236,13 +238,15 @@ impl LocalCache {
         self.pool_addr == std::ptr::from_ref(shared).addr()
     }
 
-    /// Puts an idle buffer in the empty slot (within the reservation).
+    /// Moves a buffer, cleared, into the empty slot (within the reservation), leaving the
+    /// slot's empty `Vec` in `buf`: a swap, so nothing is dropped.
     #[inline]
-    fn fill_slot(&mut self, buf: Vec<u8>) {
+    fn fill_slot(&mut self, buf: &mut Vec<u8>) {
         self.shard
             .slot_bytes
             .store(buf.capacity() as u64, Ordering::Relaxed);
-        self.slot = buf;
+        buf.clear();
+        mem::swap(&mut self.slot, buf);
     }
 
     /// Empties the slot, returning its buffer (capacity 0 if there was none).
@@ -283,7 +287,8 @@ impl LocalCache {
     /// Takes back a buffer (any length; it is cleared here).
     #[inline]
     fn put(&mut self, shared: &Shared, mut buf: Vec<u8>) {
-        self.shard.count_return(&mut buf);
+        self.shard.count_return(buf.len(), buf.capacity());
+        buf.clear();
         self.refresh_if_stale(shared);
         if let Err(reason) = self.keep(shared, buf) {
             self.shard.discard(reason);
@@ -304,19 +309,19 @@ impl LocalCache {
             return Ok(());
         }
         if self.slot.capacity() == 0 && capacity <= self.reservation.bytes() {
-            self.fill_slot(buf);
+            self.fill_slot(&mut buf);
             return Ok(());
         }
         self.keep_slow(shared, buf)
     }
 
     #[cold]
-    fn keep_slow(&mut self, shared: &Shared, buf: Vec<u8>) -> Result<(), DiscardReason> {
+    fn keep_slow(&mut self, shared: &Shared, mut buf: Vec<u8>) -> Result<(), DiscardReason> {
         let mut depot = shared.lock_depot();
         let kept = if self.slot.capacity() == 0 {
             match depot.reserve(&mut self.reservation, buf.capacity()) {
                 Ok(()) => {
-                    self.fill_slot(buf);
+                    self.fill_slot(&mut buf);
                     Ok(())
                 }
                 Err(reason) => Err((reason, buf)),

@@ -275,7 +275,8 @@ impl Shared {
     #[cold]
     pub(crate) fn put(&self, mut buf: Vec<u8>) {
         let mut depot = self.lock_depot();
-        self.shared_shard.count_return(&mut buf);
+        self.shared_shard.count_return(buf.len(), buf.capacity());
+        buf.clear();
         let kept = match fit(
             &mut buf,
             depot.config.max_buffer_size,

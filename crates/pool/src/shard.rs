@@ -57,13 +57,12 @@ impl Shard {
         bump(&self.discards[reason.index()]);
     }
 
-    /// Counts a returned buffer's length and capacity, then clears it: the bookkeeping every
-    /// return path does first.
+    /// Counts a returned buffer's length and capacity: the bookkeeping every return path
+    /// does first, before the buffer is cleared.
     #[inline]
-    pub(crate) fn count_return(&self, buf: &mut Vec<u8>) {
-        bump(&self.lengths[bucket_of(buf.len())]);
-        bump(&self.capacities[bucket_of(buf.capacity())]);
-        buf.clear();
+    pub(crate) fn count_return(&self, len: usize, capacity: usize) {
+        bump(&self.lengths[bucket_of(len)]);
+        bump(&self.capacities[bucket_of(capacity)]);
     }
 
     /// Adds this shard's counts to `totals`.

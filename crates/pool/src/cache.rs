@@ -77,8 +77,8 @@ pub(crate) fn take_fast(shared: &Shared) -> Vec<u8> {
             };
             match caches.current(shared) {
                 Some(local) if local.slot.capacity() != 0 => {
-                    let buf = local.take_slot();
-                    bump(&local.shard.hits);
+                    let (buf, shard) = local.take_slot();
+                    bump(&shard.hits);
                     buf
                 }
                 _ => Vec::new(),
@@ -109,8 +109,7 @@ fn put_fast(shared: &Shared, buf: &mut Vec<u8>) -> bool {
                 return false;
             }
             let len = buf.len();
-            local.fill_slot(buf);
-            local.shard.count_return(len, capacity);
+            local.fill_slot(buf).count_return(len, capacity);
             true
         })
         .unwrap_or(false)
@@ -240,20 +239,27 @@ impl LocalCache {
 
     /// Moves a buffer, cleared, into the empty slot (within the reservation), leaving the
     /// slot's empty `Vec` in `buf`: a swap, so nothing is dropped.
+    ///
+    /// Returns the shard for the caller's counting: a counter store could alias `self.shard`
+    /// as far as the compiler knows, so reading the field again would reload it.
     #[inline]
-    fn fill_slot(&mut self, buf: &mut Vec<u8>) {
-        self.shard
+    fn fill_slot(&mut self, buf: &mut Vec<u8>) -> &Shard {
+        let shard: &Shard = &self.shard;
+        shard
             .slot_bytes
             .store(buf.capacity() as u64, Ordering::Relaxed);
         buf.clear();
         mem::swap(&mut self.slot, buf);
+        shard
     }
 
-    /// Empties the slot, returning its buffer (capacity 0 if there was none).
+    /// Empties the slot, returning its buffer (capacity 0 if there was none) and, as
+    /// `fill_slot` does, the shard.
     #[inline]
-    fn take_slot(&mut self) -> Vec<u8> {
-        self.shard.slot_bytes.store(0, Ordering::Relaxed);
-        mem::take(&mut self.slot)
+    fn take_slot(&mut self) -> (Vec<u8>, &Shard) {
+        let shard: &Shard = &self.shard;
+        shard.slot_bytes.store(0, Ordering::Relaxed);
+        (mem::take(&mut self.slot), shard)
     }
 
     /// Takes an idle buffer, or `None` on a miss (counted).
@@ -261,8 +267,9 @@ impl LocalCache {
     fn take(&mut self, shared: &Shared) -> Option<Vec<u8>> {
         self.refresh_if_stale(shared);
         if self.slot.capacity() != 0 {
-            bump(&self.shard.hits);
-            return Some(self.take_slot());
+            let (buf, shard) = self.take_slot();
+            bump(&shard.hits);
+            return Some(buf);
         }
         self.take_from_depot(shared)
     }
@@ -353,7 +360,7 @@ impl LocalCache {
     /// not keep is counted as released by the reconfiguration.
     #[cold]
     fn refresh(&mut self, shared: &Shared) {
-        let idle = self.take_slot();
+        let (idle, _) = self.take_slot();
         let mut depot = shared.lock_depot();
         self.generation = shared.generation.load(Ordering::Relaxed);
         let config = depot.config();
@@ -372,7 +379,7 @@ impl LocalCache {
 impl Drop for LocalCache {
     /// On thread exit the private buffer moves to the shared depot (if the caps allow).
     fn drop(&mut self) {
-        let idle = self.take_slot();
+        let (idle, _) = self.take_slot();
         let Some(shared) = self.pool.upgrade() else {
             return;
         };

@@ -57,7 +57,7 @@ impl Caches {
     #[inline]
     fn current(&mut self, shared: &Shared) -> Option<&mut LocalCache> {
         let local = self.list.get_mut(self.last)?;
-        // Acquire pairs with the Release bump in `Pool::reconfigure` (see `refresh_if_stale`).
+        // Acquire pairs with the Release bump in `Shared::reconfigure` (see `refresh_if_stale`).
         (local.is_for(shared) && local.generation == shared.generation.load(Ordering::Acquire))
             .then_some(local)
     }

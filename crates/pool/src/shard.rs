@@ -149,14 +149,26 @@ impl Shards {
 #[cfg(all(test, loom))]
 mod loom {
     use super::{Shard, Shards, bump};
+    use ::loom::model::Builder;
     use ::loom::thread;
+
+    /// Loom's defaults, except: summing a shard reads its 140 counters, each a step of the
+    /// model, so a run takes more steps than loom allows by default; and the preemptions are
+    /// bounded (unless `LOOM_MAX_PREEMPTIONS` says otherwise) so that the model ends in
+    /// seconds.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = Builder::new();
+        builder.max_branches = 100_000;
+        builder.preemption_bound.get_or_insert(3);
+        builder.check(f);
+    }
 
     /// A thread counts and exits (drops its handle) while another sums: whatever the
     /// interleaving, the concurrent sum sees no more than was counted, and every count ends
     /// up in the totals exactly once, whether the shard was folded by that sum or a later one.
     #[test]
     fn counts_of_an_exiting_thread_are_folded_exactly_once() {
-        ::loom::model(|| {
+        model(|| {
             let shards = Shards::default();
             let shared = Shard::new();
             let owner = shards.register();
@@ -175,7 +187,7 @@ mod loom {
     /// Two threads register, count and exit while the stats are read: the totals are exact.
     #[test]
     fn concurrent_registrations_and_exits_lose_nothing() {
-        ::loom::model(|| {
+        model(|| {
             let shards = ::loom::sync::Arc::new(Shards::default());
             let shared = Shard::new();
             let workers: Vec<_> = (0..2)

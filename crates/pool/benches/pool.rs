@@ -1,7 +1,7 @@
 //! W1 (get/put) and W2 (stream buffering) against the baselines named in the README's
 //! performance section, all in one run. Run: `cargo bench -p heapscape-pool --bench pool`.
 //!
-//! After the timed runs, each W2 implementation runs once more with allocation counting on
+//! After its timed runs, each W2 implementation runs once more with allocation counting on
 //! and prints its allocations per operation.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,14 +48,17 @@ unsafe impl std::alloc::GlobalAlloc for CountingJemalloc {
 static GLOBAL: CountingJemalloc = CountingJemalloc;
 
 /// A buffer source under test: `op` takes a buffer, lets `work` fill it, and gives it back.
+///
+/// Generic, not `dyn`: every call from the timed loop to the source and the workload is
+/// static and inlined as in an application, so a row measures the source, not a harness.
 trait Source: Sync {
-    fn op(&self, work: &mut dyn FnMut(&mut Vec<u8>));
+    fn op(&self, work: impl FnMut(&mut Vec<u8>));
 }
 
 struct Heapscape(Pool);
 impl Source for Heapscape {
     #[inline]
-    fn op(&self, work: &mut dyn FnMut(&mut Vec<u8>)) {
+    fn op(&self, mut work: impl FnMut(&mut Vec<u8>)) {
         work(&mut self.0.get());
     }
 }
@@ -63,7 +66,7 @@ impl Source for Heapscape {
 struct NoPool;
 impl Source for NoPool {
     #[inline]
-    fn op(&self, work: &mut dyn FnMut(&mut Vec<u8>)) {
+    fn op(&self, mut work: impl FnMut(&mut Vec<u8>)) {
         work(&mut Vec::new());
     }
 }
@@ -71,7 +74,7 @@ impl Source for NoPool {
 struct MutexPool(Mutex<Vec<Vec<u8>>>);
 impl Source for MutexPool {
     #[inline]
-    fn op(&self, work: &mut dyn FnMut(&mut Vec<u8>)) {
+    fn op(&self, mut work: impl FnMut(&mut Vec<u8>)) {
         let mut buf = self.0.lock().unwrap().pop().unwrap_or_default();
         work(&mut buf);
         buf.clear();
@@ -82,7 +85,7 @@ impl Source for MutexPool {
 struct ObjectPool(object_pool::Pool<Vec<u8>>);
 impl Source for ObjectPool {
     #[inline]
-    fn op(&self, work: &mut dyn FnMut(&mut Vec<u8>)) {
+    fn op(&self, mut work: impl FnMut(&mut Vec<u8>)) {
         let mut buf = self.0.pull(Vec::new);
         work(&mut buf);
         buf.clear();
@@ -97,7 +100,7 @@ thread_local! {
 struct Floor;
 impl Source for Floor {
     #[inline]
-    fn op(&self, work: &mut dyn FnMut(&mut Vec<u8>)) {
+    fn op(&self, mut work: impl FnMut(&mut Vec<u8>)) {
         FLOOR.with_borrow_mut(|buf| {
             work(buf);
             buf.clear();
@@ -117,30 +120,44 @@ fn heapscape(max_buffer_size: usize, over_max: OverMaxPolicy) -> Heapscape {
     )
 }
 
-fn sources() -> Vec<(&'static str, Box<dyn Source>)> {
-    vec![
-        ("floor", Box::new(Floor)),
-        (
-            "heapscape",
-            Box::new(heapscape(8 << 20, OverMaxPolicy::Shrink)),
-        ),
-        ("no_pool_jemalloc", Box::new(NoPool)),
-        ("mutex_vec", Box::new(MutexPool(Mutex::default()))),
-        (
-            "object_pool",
-            Box::new(ObjectPool(object_pool::Pool::new(0, Vec::new))),
-        ),
-    ]
+/// Runs `$body` once per implementation, with `$name` and `$source` bound to it (each its
+/// own type, so that nothing in the timed loop goes through a vtable).
+macro_rules! for_each_source {
+    (|$name:ident, $source:ident| $body:block) => {{
+        {
+            let ($name, $source) = ("floor", &Floor);
+            $body
+        }
+        {
+            let ($name, $source) = ("heapscape", &heapscape(8 << 20, OverMaxPolicy::Shrink));
+            $body
+        }
+        {
+            let ($name, $source) = ("no_pool_jemalloc", &NoPool);
+            $body
+        }
+        {
+            let ($name, $source) = ("mutex_vec", &MutexPool(Mutex::default()));
+            $body
+        }
+        {
+            let ($name, $source) = (
+                "object_pool",
+                &ObjectPool(object_pool::Pool::new(0, Vec::new)),
+            );
+            $body
+        }
+    }};
 }
 
 /// One operation of W1 (`sizes` empty) or W2 (`i` steps through `sizes`).
 #[inline]
-fn one_op(source: &dyn Source, sizes: &[usize], i: &mut usize) {
+fn one_op<S: Source>(source: &S, sizes: &[usize], i: &mut usize) {
     if sizes.is_empty() {
-        source.op(&mut w1);
+        source.op(w1);
     } else {
         *i = (*i + 1) % sizes.len();
-        source.op(&mut |buf| w2(buf, sizes[*i]));
+        source.op(|buf| w2(buf, sizes[*i]));
     }
 }
 
@@ -167,10 +184,10 @@ impl Drop for StopWorkers<'_> {
 /// thread, and no sample pays thread start-up or exit. (Spawning threads per sample handed
 /// the floor a fresh buffer and the pools the buffers of exited threads, and timed the
 /// thread-exit hand-off.)
-fn bench_threads(
+fn bench_threads<S: Source>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
-    source: &dyn Source,
+    source: &S,
     sizes: &[usize],
     threads: usize,
 ) {
@@ -214,10 +231,10 @@ fn bench_threads(
     });
 }
 
-fn bench_source(
+fn bench_source<S: Source>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
-    source: &dyn Source,
+    source: &S,
     sizes: &[usize],
 ) {
     group.bench_function(format!("{name}/1thr"), |b| {
@@ -229,10 +246,26 @@ fn bench_source(
 
 fn w1_get_put(c: &mut Criterion) {
     let mut group = c.benchmark_group("W1");
-    for (name, source) in sources() {
-        bench_source(&mut group, name, &*source, &[]);
-    }
+    for_each_source!(|name, source| {
+        bench_source(&mut group, name, source, &[]);
+    });
     group.finish();
+}
+
+/// Prints the allocations per W2 operation in steady state (after one warm-up pass over the
+/// sizes).
+fn print_allocations<S: Source>(name: &str, source: &S, sizes: &[usize]) {
+    for &size in sizes {
+        source.op(|buf| w2(buf, size));
+    }
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    for &size in sizes {
+        source.op(|buf| w2(buf, size));
+    }
+    COUNTING.store(false, Ordering::Relaxed);
+    let per_op = ALLOCATIONS.load(Ordering::Relaxed) as f64 / sizes.len() as f64;
+    println!("W2 allocations/op {name:<32} {per_op:.2}");
 }
 
 fn w2_stream_buffering(c: &mut Criterion) {
@@ -244,34 +277,20 @@ fn w2_stream_buffering(c: &mut Criterion) {
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(4));
-    let mut all = sources();
-    all.push((
-        "heapscape_capped_p90_shrink",
-        Box::new(heapscape(p90, OverMaxPolicy::Shrink)),
-    ));
-    all.push((
-        "heapscape_capped_p90_drop",
-        Box::new(heapscape(p90, OverMaxPolicy::Drop)),
-    ));
-    for (name, source) in &all {
-        bench_source(&mut group, name, &**source, &sizes);
+    let capped = [
+        ("heapscape_capped_p90_shrink", OverMaxPolicy::Shrink),
+        ("heapscape_capped_p90_drop", OverMaxPolicy::Drop),
+    ];
+    for_each_source!(|name, source| {
+        bench_source(&mut group, name, source, &sizes);
+        print_allocations(name, source, &sizes);
+    });
+    for (name, over_max) in capped {
+        let source = heapscape(p90, over_max);
+        bench_source(&mut group, name, &source, &sizes);
+        print_allocations(name, &source, &sizes);
     }
     group.finish();
-
-    // Allocations per operation in steady state (after one warm-up pass over the sizes).
-    for (name, source) in &all {
-        for &size in &sizes {
-            source.op(&mut |buf| w2(buf, size));
-        }
-        ALLOCATIONS.store(0, Ordering::Relaxed);
-        COUNTING.store(true, Ordering::Relaxed);
-        for &size in &sizes {
-            source.op(&mut |buf| w2(buf, size));
-        }
-        COUNTING.store(false, Ordering::Relaxed);
-        let per_op = ALLOCATIONS.load(Ordering::Relaxed) as f64 / sizes.len() as f64;
-        println!("W2 allocations/op {name:<32} {per_op:.2}");
-    }
 }
 
 criterion_group!(benches, w1_get_put, w2_stream_buffering);

@@ -54,13 +54,25 @@
 //!   once.
 //! - **Return policy.** A returned buffer is cleared, its length and capacity are counted in
 //!   power-of-two histograms, then: over the max buffer size it is shrunk to the max
-//!   ([`OverMaxPolicy::Shrink`], the default) or dropped ([`OverMaxPolicy::Drop`]); kept if the
-//!   idle-buffer and idle-byte caps allow, else discarded (`idle_buffers_cap`,
-//!   `idle_bytes_cap`). [`Pool::trim`] releases depot buffers idle longer than the idle timeout
-//!   (`idle_timeout`): Rust has no garbage collector to empty a pool after a burst.
-//! - **Safety.** No `unsafe` code (`#![forbid(unsafe_code)]`) and no lock-free data structure:
-//!   the shared state is behind mutexes and the per-thread counters have a single writer, so
-//!   neither loom nor Miri has anything to check that the type system does not.
+//!   ([`OverMaxPolicy::Shrink`], the default) or dropped ([`OverMaxPolicy::Drop`],
+//!   `over_max`); kept if the idle-buffer and idle-byte caps allow, else discarded
+//!   (`idle_buffers_cap`, `idle_bytes_cap`). Idle buffers that a lowered cap no longer allows
+//!   are released by [`Pool::reconfigure`] (`reconfigure`), and [`Pool::trim`] releases depot
+//!   buffers idle longer than the idle timeout (`idle_timeout`): Rust has no garbage
+//!   collector to empty a pool after a burst.
+//! - **Safety.** No `unsafe` code (`#![forbid(unsafe_code)]`) and no lock-free data
+//!   structure, but two protocols rest on atomics rather than on the locks alone. *Retire*:
+//!   per-thread counters are written without a lock, and [`Pool::stats`] folds an exited
+//!   thread's counters into retired totals once `Arc::strong_count` shows the thread dropped
+//!   its handle, after an `Acquire` fence pairing with the `Release` of that drop.
+//!   *Generation*: `reconfigure` bumps a counter under the depot lock; each thread compares
+//!   it with its own copy on every get and return and re-reads the config, under the lock,
+//!   when it changed. A loom model runs the retire protocol on this crate's code
+//!   (`RUSTFLAGS="--cfg loom" cargo test -p heapscape-pool --lib --release loom`); loom's
+//!   `strong_count` synchronizes by itself, so the fence is argued in the code, not checked.
+//!   The generation protocol lives in the thread-local cache, which holds a `Weak` handle
+//!   (loom has none): it is exercised by the many-thread reconfiguration test and the
+//!   property test of the return policy.
 //! - **Confidentiality.** A buffer from [`Pool::get`] is always empty (`len() == 0`): the bytes
 //!   of its previous user are never readable through safe code.
 //!
@@ -76,7 +88,7 @@
 //! | `heapscape_pool_hits_total` | counter | count | buffers handed out from idle buffers |
 //! | `heapscape_pool_misses_total` | counter | count | buffers newly allocated (no idle buffer) |
 //! | `heapscape_pool_returns_total` | counter | count | buffers returned (guards, `Bytes`, donations) |
-//! | `heapscape_pool_discards_total{reason}` | counter | count | buffers released: `over_max`, `idle_buffers_cap`, `idle_bytes_cap`, `idle_timeout` |
+//! | `heapscape_pool_discards_total{reason}` | counter | count | buffers released: `over_max`, `idle_buffers_cap`, `idle_bytes_cap` (on return), `idle_timeout` (by `trim`), `reconfigure` (by a lowered cap) |
 //! | `heapscape_pool_shrinks_total` | counter | count | returned buffers shrunk to the max and kept |
 //! | `heapscape_pool_detaches_total` | counter | count | buffers taken out for good |
 //! | `heapscape_pool_idle_buffers` | gauge | count | idle buffers held |
@@ -99,18 +111,24 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod builder;
+mod cache;
 pub mod catalog;
 mod config;
+mod depot;
 mod error;
-mod local;
+mod guard;
 pub mod metrics;
 mod pool;
 mod publish;
 mod shard;
 mod stats;
+mod sync;
 
+pub use builder::PoolBuilder;
 pub use config::{OverMaxPolicy, PoolConfig};
 pub use error::PoolError;
+pub use guard::PooledBuf;
 pub use metrics::{HISTOGRAM_METRICS, describe_metrics, histogram_buckets};
-pub use pool::{Pool, PoolBuilder, PooledBuf};
+pub use pool::Pool;
 pub use stats::{DiscardReason, PoolStats, SIZE_BUCKETS, SizeHistogram};

@@ -1,7 +1,7 @@
 //! A pool's publication through the `metrics` facade, by the definitions of its
 //! [catalog](crate::metrics::CATALOG).
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use metrics::SharedString;
 
@@ -11,6 +11,7 @@ use crate::metrics::{
     RECOMMENDED_INITIAL, RECOMMENDED_MAX, RETURNED_CAPACITY, RETURNED_LENGTH, RETURNS, SHRINKS,
 };
 use crate::stats::DiscardReason;
+use crate::sync::lock;
 
 impl Pool {
     /// Publishes the pool's metrics through the `metrics` facade (label `pool="<name>"`):
@@ -18,11 +19,7 @@ impl Pool {
     /// Called by the heartbeat each tick; cheap enough to call every second.
     pub fn publish(&self) {
         let stats = self.stats();
-        let mut last = self
-            .shared
-            .published
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut last = lock(&self.shared.published);
         // Shared, so each series' label is a reference count, not a copy of the name.
         let pool = SharedString::from(Arc::<str>::from(self.shared.name.as_str()));
         let delta = |now: u64, before: u64| now.saturating_sub(before);

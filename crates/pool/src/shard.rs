@@ -1,30 +1,30 @@
 //! Per-thread counters: written by one thread without read-modify-write instructions, summed
-//! by whoever reads the stats.
+//! by whoever reads the stats, and folded into retired totals once their thread has exited.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::stats::{DiscardReason, SIZE_BUCKETS, SizeHistogram};
+use crate::stats::{DiscardReason, SIZE_BUCKETS, SizeHistogram, bucket_of};
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering, fence, lock};
 
 /// One thread's counters for one pool (or the shared counters of the slow path).
 ///
-/// Invariant: a shard is written either by its owning thread only, through the `bump_*`
-/// methods (a plain load and store, no lock prefix), or only under the pool's depot lock
-/// (the shared shard) — never both. Readers may see a slightly stale value, never a torn
-/// one, and never lose an increment.
+/// Invariant: a shard is written either by its owning thread only, through [`bump`] (a
+/// plain load and store, no lock prefix), or only under the pool's depot lock (the shared
+/// shard) — never both. Readers may see a slightly stale value, never a torn one, and never
+/// lose an increment.
 ///
 /// Aligned (and so padded) to 128 bytes, the unit of the adjacent-line prefetcher, so that
 /// two threads' shards never share a cache line whatever the allocator puts next to them.
-#[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct Shard {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) detaches: AtomicU64,
     pub(crate) shrinks: AtomicU64,
-    pub(crate) discards: [AtomicU64; 4],
-    pub(crate) lengths: [AtomicU64; SIZE_BUCKETS],
-    pub(crate) capacities: [AtomicU64; SIZE_BUCKETS],
-    /// Capacity of the buffer in the owner's private slot (0 when empty).
+    discards: [AtomicU64; DiscardReason::ALL.len()],
+    lengths: [AtomicU64; SIZE_BUCKETS],
+    capacities: [AtomicU64; SIZE_BUCKETS],
+    /// Capacity of the buffer in the owner's private slot (0 when empty). Written before
+    /// any change of the owner's reservation (see `depot::Reservation`), so that under the
+    /// depot lock it never exceeds the reservation.
     pub(crate) slot_bytes: AtomicU64,
 }
 
@@ -38,14 +38,15 @@ pub(crate) fn bump(counter: &AtomicU64) {
 
 impl Shard {
     pub(crate) fn new() -> Self {
+        let zero = |_| AtomicU64::new(0);
         Self {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             detaches: AtomicU64::new(0),
             shrinks: AtomicU64::new(0),
-            discards: Default::default(),
-            lengths: std::array::from_fn(|_| AtomicU64::new(0)),
-            capacities: std::array::from_fn(|_| AtomicU64::new(0)),
+            discards: std::array::from_fn(zero),
+            lengths: std::array::from_fn(zero),
+            capacities: std::array::from_fn(zero),
             slot_bytes: AtomicU64::new(0),
         }
     }
@@ -55,8 +56,16 @@ impl Shard {
         bump(&self.discards[reason.index()]);
     }
 
+    /// Counts a returned buffer's length and capacity: the bookkeeping every return path
+    /// does first, before the buffer is cleared.
+    #[inline]
+    pub(crate) fn count_return(&self, len: usize, capacity: usize) {
+        bump(&self.lengths[bucket_of(len)]);
+        bump(&self.capacities[bucket_of(capacity)]);
+    }
+
     /// Adds this shard's counts to `totals`.
-    pub(crate) fn add_to(&self, totals: &mut Counts) {
+    fn add_to(&self, totals: &mut Counts) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         totals.hits += load(&self.hits);
         totals.misses += load(&self.misses);
@@ -82,9 +91,119 @@ pub(crate) struct Counts {
     pub(crate) misses: u64,
     pub(crate) detaches: u64,
     pub(crate) shrinks: u64,
-    pub(crate) discards: [u64; 4],
+    pub(crate) discards: [u64; DiscardReason::ALL.len()],
     pub(crate) lengths: SizeHistogram,
     pub(crate) capacities: SizeHistogram,
     pub(crate) idle_buffers: u64,
     pub(crate) idle_bytes: u64,
+}
+
+/// The shards of a pool's threads.
+#[derive(Default)]
+pub(crate) struct Shards {
+    inner: Mutex<Registry>,
+}
+
+/// Invariant: every shard ever registered is counted exactly once, either in `live` or
+/// (once its owner has dropped its handle and can write no more) in `retired`.
+#[derive(Default)]
+struct Registry {
+    live: Vec<Arc<Shard>>,
+    retired: Counts,
+}
+
+impl Shards {
+    /// Registers a new shard and returns its owner's handle.
+    pub(crate) fn register(&self) -> Arc<Shard> {
+        let shard = Arc::new(Shard::new());
+        lock(&self.inner).live.push(Arc::clone(&shard));
+        shard
+    }
+
+    /// Sums every shard, plus `extra`, folding the shards of exited threads into the retired
+    /// totals.
+    pub(crate) fn sum(&self, extra: &Shard) -> Counts {
+        let mut registry = lock(&self.inner);
+        let Registry { live, retired } = &mut *registry;
+        live.retain(|shard| {
+            if Arc::strong_count(shard) > 1 {
+                return true;
+            }
+            // The owner thread dropped its handle (Release, in Arc's drop); this fence makes
+            // its last counter writes visible before they are folded for good.
+            fence(Ordering::Acquire);
+            shard.add_to(retired);
+            false
+        });
+        let mut totals = *retired;
+        for shard in live.iter() {
+            shard.add_to(&mut totals);
+        }
+        extra.add_to(&mut totals);
+        totals
+    }
+}
+
+/// The retire protocol under loom, on the code above: run with
+/// `RUSTFLAGS="--cfg loom" cargo test -p heapscape-pool --lib --release loom`.
+#[cfg(all(test, loom))]
+mod loom {
+    use super::{Shard, Shards, bump};
+    use ::loom::model::Builder;
+    use ::loom::thread;
+
+    /// Loom's defaults, except: summing a shard reads its 140 counters, each a step of the
+    /// model, so a run takes more steps than loom allows by default; and the preemptions are
+    /// bounded (unless `LOOM_MAX_PREEMPTIONS` says otherwise) so that the model ends in
+    /// seconds.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = Builder::new();
+        builder.max_branches = 100_000;
+        builder.preemption_bound.get_or_insert(3);
+        builder.check(f);
+    }
+
+    /// A thread counts and exits (drops its handle) while another sums: whatever the
+    /// interleaving, the concurrent sum sees no more than was counted, and every count ends
+    /// up in the totals exactly once, whether the shard was folded by that sum or a later one.
+    #[test]
+    fn counts_of_an_exiting_thread_are_folded_exactly_once() {
+        model(|| {
+            let shards = Shards::default();
+            let shared = Shard::new();
+            let owner = shards.register();
+            let worker = thread::spawn(move || {
+                bump(&owner.hits);
+                bump(&owner.hits);
+                drop(owner);
+            });
+            assert!(shards.sum(&shared).hits <= 2);
+            worker.join().unwrap();
+            assert_eq!(shards.sum(&shared).hits, 2);
+            assert_eq!(shards.sum(&shared).hits, 2, "folded once, not again");
+        });
+    }
+
+    /// Two threads register, count and exit while the stats are read: the totals are exact.
+    #[test]
+    fn concurrent_registrations_and_exits_lose_nothing() {
+        model(|| {
+            let shards = ::loom::sync::Arc::new(Shards::default());
+            let shared = Shard::new();
+            let workers: Vec<_> = (0..2)
+                .map(|_| {
+                    let shards = ::loom::sync::Arc::clone(&shards);
+                    thread::spawn(move || {
+                        let owner = shards.register();
+                        bump(&owner.misses);
+                    })
+                })
+                .collect();
+            assert!(shards.sum(&shared).misses <= 2);
+            for worker in workers {
+                worker.join().unwrap();
+            }
+            assert_eq!(shards.sum(&shared).misses, 2);
+        });
+    }
 }

@@ -115,7 +115,11 @@ impl SizeHistogram {
 }
 
 /// Why a returned or idle buffer left the pool.
+///
+/// `OverMax`, `IdleBuffersCap` and `IdleBytesCap` are decided when a buffer comes back;
+/// `IdleTimeout` and `Reconfigure` release buffers that were already idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DiscardReason {
     /// Its capacity was over the max buffer size (with [`OverMaxPolicy::Drop`]).
     OverMax,
@@ -126,15 +130,22 @@ pub enum DiscardReason {
     /// It stayed idle longer than the idle timeout and [`Pool::trim`](crate::Pool::trim)
     /// released it.
     IdleTimeout,
+    /// It was idle when [`Pool::reconfigure`](crate::Pool::reconfigure) (or
+    /// [`Pool::set_max_buffer_size`](crate::Pool::set_max_buffer_size)) lowered a cap it
+    /// no longer fitted under: the max buffer size with [`OverMaxPolicy::Drop`], the idle
+    /// buffers or the idle bytes. Released from the shared depot at once, from a thread's
+    /// private slot at that thread's next `get` or return.
+    Reconfigure,
 }
 
 impl DiscardReason {
     /// Every reason, in the order of [`PoolStats::discards`].
-    pub const ALL: [DiscardReason; 4] = [
+    pub const ALL: [DiscardReason; 5] = [
         Self::OverMax,
         Self::IdleBuffersCap,
         Self::IdleBytesCap,
         Self::IdleTimeout,
+        Self::Reconfigure,
     ];
 
     /// The `reason` label value of `heapscape_pool_discards_total`.
@@ -144,6 +155,7 @@ impl DiscardReason {
             Self::IdleBuffersCap => "idle_buffers_cap",
             Self::IdleBytesCap => "idle_bytes_cap",
             Self::IdleTimeout => "idle_timeout",
+            Self::Reconfigure => "reconfigure",
         }
     }
 
@@ -157,7 +169,9 @@ impl DiscardReason {
 ///
 /// Counters are totals since the pool was built. The snapshot sums per-thread counters that
 /// keep changing while it is taken, so under load it is consistent per counter, not across
-/// counters.
+/// counters. The idle gauges are read with the depot locked, so they never exceed the idle
+/// caps in force (once every thread has seen a lowered cap), even while buffers move between
+/// threads' private slots and the depot.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PoolStats {
@@ -172,7 +186,7 @@ pub struct PoolStats {
     /// Returned buffers shrunk to the max buffer size and kept.
     pub shrinks: u64,
     /// Buffers released, by [`DiscardReason`] (indexed in [`DiscardReason::ALL`] order).
-    pub discards: [u64; 4],
+    pub discards: [u64; DiscardReason::ALL.len()],
     /// Idle buffers held now.
     pub idle_buffers: u64,
     /// Bytes (capacities) of the idle buffers held now.

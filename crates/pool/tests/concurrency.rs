@@ -31,9 +31,10 @@ const ROUNDS: usize = if cfg!(debug_assertions) {
 #[test]
 fn hits_plus_misses_equal_gets_and_no_buffer_is_shared() {
     let max_idle_bytes = 96 << 10;
+    let max_buffer_size = 16 << 10;
     let pool = Pool::builder("stress")
         .initial_capacity(512)
-        .max_buffer_size(16 << 10)
+        .max_buffer_size(max_buffer_size)
         .max_idle_buffers(6)
         .max_idle_bytes(max_idle_bytes)
         .build()
@@ -44,7 +45,9 @@ fn hits_plus_misses_equal_gets_and_no_buffer_is_shared() {
     let worst_idle_bytes = AtomicU64::new(0);
 
     std::thread::scope(|s| {
-        // A monitor checks the idle-bytes cap while the workers run.
+        // A monitor checks the idle-bytes cap while the workers run: `stats` reads the idle
+        // gauges with the depot locked, so a buffer moving between a thread's slot and the
+        // depot cannot be counted twice.
         s.spawn(|| {
             while !done.load(Ordering::Relaxed) {
                 let stats = pool.stats();
@@ -58,18 +61,21 @@ fn hits_plus_misses_equal_gets_and_no_buffer_is_shared() {
                 s.spawn(move || {
                     let mut held = Vec::new();
                     for round in 0..ROUNDS {
-                        let mut buf = pool.get_with_capacity((round * 131 + t * 977) % (24 << 10));
+                        let hint = (round * 131 + t * 977) % (24 << 10);
+                        let mut buf = pool.get_with_capacity(hint);
                         gets.fetch_add(1, Ordering::Relaxed);
                         assert!(buf.is_empty(), "a buffer from get() must be empty");
+                        assert!(
+                            buf.capacity() >= hint.min(max_buffer_size),
+                            "room for the hint, clamped to the max"
+                        );
                         // The address identifies the allocation while it is lent out.
                         let ptr = buf.as_ptr() as usize;
                         assert!(
                             in_use.lock().unwrap().insert(ptr),
                             "buffer handed out twice"
                         );
-                        let fill = (round % 251) as u8;
-                        buf.resize(round % (20 << 10) + 1, fill);
-                        assert!(buf.iter().all(|&b| b == fill));
+                        buf.resize(round % (20 << 10) + 1, (round % 251) as u8);
                         // Growing may move the allocation: track it at its new address.
                         let moved = buf.as_ptr() as usize;
                         if moved != ptr {
@@ -121,17 +127,19 @@ fn reconfiguring_under_load_keeps_counts_consistent() {
         .unwrap();
     let gets = AtomicU64::new(0);
     std::thread::scope(|s| {
-        for t in 0..4 {
-            let (pool, gets) = (&pool, &gets);
-            s.spawn(move || {
-                for round in 0..ROUNDS / 2 {
-                    let mut buf = pool.get();
-                    gets.fetch_add(1, Ordering::Relaxed);
-                    assert!(buf.is_empty());
-                    buf.resize((round * 37 + t) % (60 << 10), 1);
-                }
-            });
-        }
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let (pool, gets) = (&pool, &gets);
+                s.spawn(move || {
+                    for round in 0..ROUNDS / 2 {
+                        let mut buf = pool.get();
+                        gets.fetch_add(1, Ordering::Relaxed);
+                        assert!(buf.is_empty());
+                        buf.resize((round * 37 + t) % (60 << 10), 1);
+                    }
+                })
+            })
+            .collect();
         s.spawn(|| {
             for i in 0..200 {
                 let mut config = pool.config();
@@ -141,8 +149,13 @@ fn reconfiguring_under_load_keeps_counts_consistent() {
                 std::thread::yield_now();
             }
         });
+        // Joined explicitly: the end of a scope waits for the threads' closures, not for
+        // their thread-local destructors, which move the private buffers to the depot.
+        for worker in workers {
+            worker.join().unwrap();
+        }
     });
-    // Every thread has exited: private buffers are in the depot, which obeys the last caps.
+    // Every worker has exited: private buffers are in the depot, which obeys the last caps.
     let stats = pool.stats();
     assert_every_buffer_accounted_for(&stats, gets.load(Ordering::Relaxed));
     let config = pool.config();
@@ -157,12 +170,47 @@ fn a_request_never_sees_the_previous_requests_bytes() {
     let pool = Pool::builder("privacy").build().unwrap();
     let mut a = pool.get();
     a.extend_from_slice(&[0xAA; 10_000]);
+    let reused = a.as_ptr();
     drop(a);
+    // The same allocation comes back, its old bytes out of reach of safe code.
     let mut b = pool.get();
+    assert_eq!(b.as_ptr(), reused, "the idle buffer is handed out again");
     assert!(b.is_empty());
+    assert!(b.capacity() >= 10_000);
     b.extend_from_slice(b"request B");
-    assert_eq!(&b[..], b"request B");
-    // Growing without writing cannot expose old bytes either: `resize` fills.
-    b.resize(5_000, 0);
-    assert!(b[9..].iter().all(|&x| x == 0));
+
+    // The same through the shared depot: returned on one thread, taken on another.
+    let held = pool.get();
+    drop(b);
+    let across = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut c = pool.get();
+            c.extend_from_slice(&[0xBB; 100]);
+            let ptr = c.as_ptr() as usize;
+            drop(c);
+            ptr
+        })
+        .join()
+        .unwrap()
+    });
+    drop(held);
+    let stats = pool.stats();
+    assert!(stats.idle_buffers >= 1, "{stats:?}");
+    let mut seen = Vec::new();
+    let bufs: Vec<_> = (0..stats.idle_buffers).map(|_| pool.get()).collect();
+    for buf in &bufs {
+        assert!(buf.is_empty(), "every idle buffer is handed out empty");
+        seen.push(buf.as_ptr() as usize);
+    }
+    assert!(
+        seen.contains(&across),
+        "the other thread's buffer came back through the depot"
+    );
+
+    // And a donated buffer with contents.
+    drop(bufs);
+    pool.donate(vec![0xCC; 4096]);
+    let stats = pool.stats();
+    let bufs: Vec<_> = (0..stats.idle_buffers).map(|_| pool.get()).collect();
+    assert!(bufs.iter().all(|buf| buf.is_empty()));
 }

@@ -168,7 +168,7 @@ fn lowering_caps_releases_idle_buffers_at_once() {
     pool.reconfigure(config).unwrap();
     let stats = pool.stats();
     assert!(stats.idle_buffers <= 2, "{stats:?}");
-    assert_eq!(stats.discarded(DiscardReason::IdleBuffersCap), 4);
+    assert_eq!(stats.discarded(DiscardReason::Reconfigure), 4);
 
     pool.set_max_buffer_size(4096).unwrap();
     let stats = pool.stats();
@@ -190,24 +190,80 @@ fn a_rejected_reconfiguration_keeps_the_old_settings() {
 
 #[test]
 fn trim_releases_buffers_idle_past_the_timeout() {
+    // An hour: no descheduling of this thread makes a buffer that old before the first trim.
     let pool = small()
-        .idle_timeout(Duration::from_millis(50))
+        .idle_timeout(Duration::from_secs(3600))
         .build()
         .unwrap();
     // Two buffers out at once: one lands in this thread's slot, one in the shared depot.
     let (a, b) = (pool.get(), pool.get());
     drop((a, b));
     assert_eq!(pool.trim(), 0, "nothing is old yet");
+
+    let mut config = pool.config();
+    config.idle_timeout = Duration::from_millis(1);
+    pool.reconfigure(config).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut trimmed = 0;
     while trimmed == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
         trimmed = pool.trim();
     }
-    assert_eq!(trimmed, 1);
+    assert_eq!(trimmed, 1, "only the depot's buffer is trimmed");
     let stats = pool.stats();
     assert_eq!(stats.discarded(DiscardReason::IdleTimeout), 1);
     assert_eq!(stats.idle_buffers, 1);
+}
+
+#[test]
+fn releases_by_a_reconfiguration_are_told_apart_from_return_time_discards() {
+    let pool = small()
+        .max_idle_buffers(2)
+        .over_max(OverMaxPolicy::Drop)
+        .build()
+        .unwrap();
+    // Return time: a buffer grown over the max, then three buffers back at once where the
+    // cap allows two (one in this thread's slot, one in the depot).
+    let mut big = pool.get_with_capacity(64 << 10);
+    big.resize(100 << 10, 1);
+    drop(big);
+    let bufs: Vec<_> = (0..3)
+        .map(|_| {
+            let mut b = pool.get();
+            b.reserve_exact(8 << 10);
+            b
+        })
+        .collect();
+    drop(bufs);
+    let stats = pool.stats();
+    assert_eq!(
+        stats.discarded(DiscardReason::IdleBuffersCap),
+        1,
+        "{stats:?}"
+    );
+    assert_eq!(stats.discarded(DiscardReason::OverMax), 1, "{stats:?}");
+    assert_eq!(stats.discarded(DiscardReason::Reconfigure), 0, "{stats:?}");
+    assert_eq!(stats.idle_buffers, 2, "{stats:?}");
+
+    // A lowered max releases both idle buffers: the depot's at once, the private one at this
+    // thread's next get. Neither counts as a return-time discard.
+    pool.set_max_buffer_size(4096).unwrap();
+    let stats = pool.stats();
+    assert_eq!(stats.discarded(DiscardReason::Reconfigure), 1, "{stats:?}");
+    drop(pool.get());
+    let stats = pool.stats();
+    assert_eq!(stats.discarded(DiscardReason::Reconfigure), 2, "{stats:?}");
+    assert_eq!(stats.discarded(DiscardReason::OverMax), 1, "{stats:?}");
+    assert_eq!(
+        stats.discarded(DiscardReason::IdleBuffersCap),
+        1,
+        "{stats:?}"
+    );
+    assert_eq!(stats.discarded(DiscardReason::IdleBytesCap), 0, "{stats:?}");
+    let discarded: u64 = stats.discards.iter().sum();
+    assert_eq!(discarded, 4, "every reason is in `discards`: {stats:?}");
+    assert!(DiscardReason::ALL.contains(&DiscardReason::Reconfigure));
+    assert_eq!(DiscardReason::Reconfigure.as_str(), "reconfigure");
 }
 
 #[test]
@@ -273,12 +329,19 @@ fn stats_recommend_from_returned_lengths() {
 fn counts_survive_thread_exit() {
     let pool = small().build().unwrap();
     std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                for _ in 0..10 {
-                    drop(pool.get());
-                }
-            });
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        drop(pool.get());
+                    }
+                })
+            })
+            .collect();
+        // Joined explicitly: the end of a scope does not wait for thread-local destructors,
+        // which hand the private buffers to the depot.
+        for thread in threads {
+            thread.join().unwrap();
         }
     });
     let stats = pool.stats();

@@ -6,13 +6,13 @@
 
 use std::cell::RefCell;
 use std::mem::{self, ManuallyDrop};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use crate::OverMaxPolicy;
-use crate::pool::{Fit, Shared};
+use crate::depot::{Fit, Reservation, Shared, fit};
 use crate::shard::{Shard, bump};
-use crate::stats::{DiscardReason, bucket_of};
+use crate::stats::DiscardReason;
+use crate::sync::{self, Ordering};
 
 thread_local! {
     /// The caches, without drop glue (`ManuallyDrop`): accessing a thread-local that needs
@@ -57,7 +57,7 @@ impl Caches {
     #[inline]
     fn current(&mut self, shared: &Shared) -> Option<&mut LocalCache> {
         let local = self.list.get_mut(self.last)?;
-        // Acquire pairs with the Release bump in `Pool::reconfigure` (see `refresh_if_stale`).
+        // Acquire pairs with the Release bump in `Shared::reconfigure` (see `refresh_if_stale`).
         (local.is_for(shared) && local.generation == shared.generation.load(Ordering::Acquire))
             .then_some(local)
     }
@@ -77,10 +77,9 @@ pub(crate) fn take_fast(shared: &Shared) -> Vec<u8> {
             };
             match caches.current(shared) {
                 Some(local) if local.slot.capacity() != 0 => {
-                    let shard: &Shard = &local.shard;
+                    let (buf, shard) = local.take_slot();
                     bump(&shard.hits);
-                    shard.slot_bytes.store(0, Ordering::Relaxed);
-                    mem::take(&mut local.slot)
+                    buf
                 }
                 _ => Vec::new(),
             }
@@ -95,7 +94,7 @@ pub(crate) fn take_fast(shared: &Shared) -> Vec<u8> {
 /// Returns `false` without touching `buf` or any counter otherwise; the caller then takes
 /// the full path.
 #[inline]
-pub(crate) fn put_fast(shared: &Shared, buf: &mut Vec<u8>) -> bool {
+fn put_fast(shared: &Shared, buf: &mut Vec<u8>) -> bool {
     CACHES
         .try_with(|caches| {
             let Ok(mut caches) = caches.try_borrow_mut() else {
@@ -109,15 +108,54 @@ pub(crate) fn put_fast(shared: &Shared, buf: &mut Vec<u8>) -> bool {
             if local.slot.capacity() != 0 || capacity.wrapping_sub(1) >= local.fast_limit {
                 return false;
             }
-            let shard: &Shard = &local.shard;
-            bump(&shard.lengths[bucket_of(buf.len())]);
-            bump(&shard.capacities[bucket_of(capacity)]);
-            shard.slot_bytes.store(capacity as u64, Ordering::Relaxed);
-            buf.clear();
-            mem::swap(&mut local.slot, buf);
+            let len = buf.len();
+            local.fill_slot(buf).count_return(len, capacity);
             true
         })
         .unwrap_or(false)
+}
+
+/// The full `get` path: refreshes a stale config copy, registers this thread's cache,
+/// falls back to the depot.
+#[cold]
+#[inline(never)]
+pub(crate) fn take_slow(shared: &Arc<Shared>) -> Vec<u8> {
+    with_local(shared, |local| {
+        local
+            .take(shared)
+            .unwrap_or_else(|| Vec::with_capacity(local.initial_capacity))
+    })
+    .unwrap_or_else(|| shared.take())
+}
+
+/// Takes back a buffer, leaving an empty `Vec` in its place.
+#[inline]
+pub(crate) fn give_back(shared: &Arc<Shared>, buf: &mut Vec<u8>) {
+    if !put_fast(shared, buf) {
+        put_slow(shared, mem::take(buf));
+    }
+}
+
+/// The full return path.
+#[cold]
+#[inline(never)]
+fn put_slow(shared: &Arc<Shared>, buf: Vec<u8>) {
+    let mut pending = Some(buf);
+    with_local(shared, |local| {
+        if let Some(buf) = pending.take() {
+            local.put(shared, buf);
+        }
+    });
+    if let Some(buf) = pending {
+        shared.put(buf);
+    }
+}
+
+/// Counts a buffer taken out of the pool for good.
+pub(crate) fn count_detach(shared: &Arc<Shared>) {
+    if with_local(shared, |local| bump(&local.shard.detaches)).is_none() {
+        shared.count_detach();
+    }
 }
 
 /// Runs `f` on this thread's cache for `shared`, registering one on first use.
@@ -125,10 +163,7 @@ pub(crate) fn put_fast(shared: &Shared, buf: &mut Vec<u8>) -> bool {
 /// Returns `None` when the thread's caches are unavailable (the thread is being torn down,
 /// or re-entered from inside a cache operation): callers then take the shared slow path.
 #[inline]
-pub(crate) fn with_local<R>(
-    shared: &Arc<Shared>,
-    f: impl FnOnce(&mut LocalCache) -> R,
-) -> Option<R> {
+fn with_local<R>(shared: &Arc<Shared>, f: impl FnOnce(&mut LocalCache) -> R) -> Option<R> {
     CACHES
         .try_with(|caches| {
             let mut caches = caches.try_borrow_mut().ok()?;
@@ -152,14 +187,12 @@ fn register(caches: &mut Vec<LocalCache>, shared: &Arc<Shared>) -> Option<usize>
     RELEASE_AT_EXIT.try_with(|_| ()).ok()?;
     // Caches of dropped pools are released here rather than on every access.
     caches.retain(|c| c.pool.strong_count() > 0);
-    let shard = Arc::new(Shard::new());
-    shared.register_shard(Arc::clone(&shard));
     caches.push(LocalCache {
         pool_addr: Arc::as_ptr(shared).addr(),
         pool: Arc::downgrade(shared),
-        shard,
+        shard: shared.shards.register(),
         slot: Vec::new(),
-        reserved: 0,
+        reservation: Reservation::default(),
         fast_limit: 0,
         generation: u64::MAX,
         max_buffer_size: 0,
@@ -172,28 +205,28 @@ fn register(caches: &mut Vec<LocalCache>, shared: &Arc<Shared>) -> Option<usize>
 /// One thread's cache for one pool.
 ///
 /// Invariants: `slot` has capacity 0 (empty) or holds an idle buffer of capacity
-/// `<= reserved`; `reserved > 0` means this thread holds `reserved` bytes and one buffer of
-/// the pool's idle budget (see `Depot::reserve`); `shard.slot_bytes == slot.capacity()`.
+/// `<= reservation.bytes()`; `shard.slot_bytes == slot.capacity()` (both changed only by
+/// `fill_slot` and `take_slot`); the slot is emptied before the reservation shrinks.
 ///
 /// Aligned to 128 bytes (a cache-line pair) so that its hot fields never share a line with
 /// another thread's data.
-#[derive(Debug)]
 #[repr(align(128))]
-pub(crate) struct LocalCache {
+struct LocalCache {
     /// The address of the pool's shared state: its identity, since `pool` keeps that
     /// allocation from being reused for another pool while this cache exists.
     pool_addr: usize,
     pool: Weak<Shared>,
-    pub(crate) shard: Arc<Shard>,
+    shard: sync::Arc<Shard>,
     slot: Vec<u8>,
-    reserved: usize,
-    /// `min(reserved, max_buffer_size)`: a returned buffer of capacity `1..=fast_limit` goes
-    /// into the empty slot without further checks. Updated wherever either changes.
+    /// This thread's share of the pool's idle budget (see `depot::Reservation`).
+    reservation: Reservation,
+    /// `min(reservation, max_buffer_size)`: a returned buffer of capacity `1..=fast_limit`
+    /// goes into the empty slot without further checks. Updated wherever either changes.
     fast_limit: usize,
     /// The config generation the copies below were read at (`u64::MAX`: never).
     generation: u64,
     max_buffer_size: usize,
-    pub(crate) initial_capacity: usize,
+    initial_capacity: usize,
     over_max: OverMaxPolicy,
 }
 
@@ -204,14 +237,39 @@ impl LocalCache {
         self.pool_addr == std::ptr::from_ref(shared).addr()
     }
 
+    /// Moves a buffer, cleared, into the empty slot (within the reservation), leaving the
+    /// slot's empty `Vec` in `buf`: a swap, so nothing is dropped.
+    ///
+    /// Returns the shard for the caller's counting: a counter store could alias `self.shard`
+    /// as far as the compiler knows, so reading the field again would reload it.
+    #[inline]
+    fn fill_slot(&mut self, buf: &mut Vec<u8>) -> &Shard {
+        let shard: &Shard = &self.shard;
+        shard
+            .slot_bytes
+            .store(buf.capacity() as u64, Ordering::Relaxed);
+        buf.clear();
+        mem::swap(&mut self.slot, buf);
+        shard
+    }
+
+    /// Empties the slot, returning its buffer (capacity 0 if there was none) and, as
+    /// `fill_slot` does, the shard.
+    #[inline]
+    fn take_slot(&mut self) -> (Vec<u8>, &Shard) {
+        let shard: &Shard = &self.shard;
+        shard.slot_bytes.store(0, Ordering::Relaxed);
+        (mem::take(&mut self.slot), shard)
+    }
+
     /// Takes an idle buffer, or `None` on a miss (counted).
     #[inline]
-    pub(crate) fn take(&mut self, shared: &Shared) -> Option<Vec<u8>> {
+    fn take(&mut self, shared: &Shared) -> Option<Vec<u8>> {
         self.refresh_if_stale(shared);
         if self.slot.capacity() != 0 {
-            bump(&self.shard.hits);
-            self.shard.slot_bytes.store(0, Ordering::Relaxed);
-            return Some(mem::take(&mut self.slot));
+            let (buf, shard) = self.take_slot();
+            bump(&shard.hits);
+            return Some(buf);
         }
         self.take_from_depot(shared)
     }
@@ -221,7 +279,7 @@ impl LocalCache {
         let mut depot = shared.lock_depot();
         // The buffer this thread last took went elsewhere: hand its reservation back so
         // other threads can keep buffers under the caps.
-        depot.release(&mut self.reserved);
+        depot.release(&mut self.reservation);
         let buf = depot.pop();
         drop(depot);
         self.sync_fast_limit();
@@ -235,47 +293,42 @@ impl LocalCache {
 
     /// Takes back a buffer (any length; it is cleared here).
     #[inline]
-    pub(crate) fn put(&mut self, shared: &Shared, mut buf: Vec<u8>) {
-        bump(&self.shard.lengths[bucket_of(buf.len())]);
-        bump(&self.shard.capacities[bucket_of(buf.capacity())]);
+    fn put(&mut self, shared: &Shared, mut buf: Vec<u8>) {
+        self.shard.count_return(buf.len(), buf.capacity());
         buf.clear();
         self.refresh_if_stale(shared);
-        self.keep(shared, buf);
+        if let Err(reason) = self.keep(shared, buf) {
+            self.shard.discard(reason);
+        }
     }
 
-    /// Applies the return policy to an empty buffer.
+    /// Applies the return policy to an empty buffer; a buffer it does not keep is freed and
+    /// the reason returned.
     #[inline]
-    fn keep(&mut self, shared: &Shared, mut buf: Vec<u8>) {
-        match self.over_max.apply(&mut buf, self.max_buffer_size) {
+    fn keep(&mut self, shared: &Shared, mut buf: Vec<u8>) -> Result<(), DiscardReason> {
+        match fit(&mut buf, self.max_buffer_size, self.over_max) {
             Fit::Fits => {}
             Fit::Shrunk => bump(&self.shard.shrinks),
-            Fit::Drop => return self.shard.discard(DiscardReason::OverMax),
+            Fit::Drop => return Err(DiscardReason::OverMax),
         }
         let capacity = buf.capacity();
         if capacity == 0 {
-            return;
+            return Ok(());
         }
-        if self.slot.capacity() == 0 && capacity <= self.reserved {
-            self.shard
-                .slot_bytes
-                .store(capacity as u64, Ordering::Relaxed);
-            self.slot = buf;
-            return;
+        if self.slot.capacity() == 0 && capacity <= self.reservation.bytes() {
+            self.fill_slot(&mut buf);
+            return Ok(());
         }
-        self.keep_slow(shared, buf);
+        self.keep_slow(shared, buf)
     }
 
     #[cold]
-    fn keep_slow(&mut self, shared: &Shared, buf: Vec<u8>) {
-        let capacity = buf.capacity();
+    fn keep_slow(&mut self, shared: &Shared, mut buf: Vec<u8>) -> Result<(), DiscardReason> {
         let mut depot = shared.lock_depot();
         let kept = if self.slot.capacity() == 0 {
-            match depot.reserve(&mut self.reserved, capacity) {
+            match depot.reserve(&mut self.reservation, buf.capacity()) {
                 Ok(()) => {
-                    self.shard
-                        .slot_bytes
-                        .store(capacity as u64, Ordering::Relaxed);
-                    self.slot = buf;
+                    self.fill_slot(&mut buf);
                     Ok(())
                 }
                 Err(reason) => Err((reason, buf)),
@@ -285,19 +338,17 @@ impl LocalCache {
         };
         drop(depot);
         self.sync_fast_limit();
-        if let Err((reason, buf)) = kept {
-            self.shard.discard(reason);
-            drop(buf);
-        }
+        // A rejected buffer is freed here, outside the lock.
+        kept.map_err(|(reason, _)| reason)
     }
 
     fn sync_fast_limit(&mut self) {
-        self.fast_limit = self.reserved.min(self.max_buffer_size);
+        self.fast_limit = self.reservation.bytes().min(self.max_buffer_size);
     }
 
     #[inline]
     fn refresh_if_stale(&mut self, shared: &Shared) {
-        // Acquire pairs with the Release bump in `Pool::reconfigure`; the config itself is
+        // Acquire pairs with the Release bump in `Shared::reconfigure`; the config itself is
         // then read under the depot lock.
         if self.generation != shared.generation.load(Ordering::Acquire) {
             self.refresh(shared);
@@ -305,22 +356,22 @@ impl LocalCache {
     }
 
     /// Re-reads the config and re-applies the return policy to the slot's buffer, so lowered
-    /// caps reach this thread's idle buffer at its next get or put.
+    /// caps reach this thread's idle buffer at its next get or put. A buffer the new caps do
+    /// not keep is counted as released by the reconfiguration.
     #[cold]
     fn refresh(&mut self, shared: &Shared) {
+        let (idle, _) = self.take_slot();
         let mut depot = shared.lock_depot();
         self.generation = shared.generation.load(Ordering::Relaxed);
         let config = depot.config();
         self.max_buffer_size = config.max_buffer_size;
         self.initial_capacity = config.initial_capacity;
         self.over_max = config.over_max;
-        depot.release(&mut self.reserved);
+        depot.release(&mut self.reservation);
         drop(depot);
         self.sync_fast_limit();
-        let idle = mem::take(&mut self.slot);
-        self.shard.slot_bytes.store(0, Ordering::Relaxed);
-        if idle.capacity() != 0 {
-            self.keep(shared, idle);
+        if idle.capacity() != 0 && self.keep(shared, idle).is_err() {
+            self.shard.discard(DiscardReason::Reconfigure);
         }
     }
 }
@@ -328,13 +379,12 @@ impl LocalCache {
 impl Drop for LocalCache {
     /// On thread exit the private buffer moves to the shared depot (if the caps allow).
     fn drop(&mut self) {
-        let idle = mem::take(&mut self.slot);
-        self.shard.slot_bytes.store(0, Ordering::Relaxed);
+        let (idle, _) = self.take_slot();
         let Some(shared) = self.pool.upgrade() else {
             return;
         };
         let mut depot = shared.lock_depot();
-        depot.release(&mut self.reserved);
+        depot.release(&mut self.reservation);
         if idle.capacity() != 0
             && let Err((reason, idle)) = depot.push(idle)
         {

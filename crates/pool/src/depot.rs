@@ -1,0 +1,359 @@
+//! The state shared by all handles and threads of a pool: the depot of idle buffers with
+//! the idle budget and the caps, the config generation, and the counters' registry.
+
+use std::mem;
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+
+use crate::shard::{Shard, Shards, bump};
+use crate::stats::DiscardReason;
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, lock};
+use crate::{OverMaxPolicy, PoolConfig, PoolError, PoolStats};
+
+/// State shared by all handles and threads.
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    /// Bumped under the depot lock after each config change, read (on its own cache line,
+    /// written only by reconfiguration) on every get and put: a thread's copy of the config
+    /// is current while its generation equals this.
+    pub(crate) generation: CachePadded<AtomicU64>,
+    /// Copy of `config.max_buffer_size`, written under the depot lock, so that clamping a
+    /// capacity hint takes no lock.
+    max_buffer_size: AtomicUsize,
+    depot: Mutex<Depot>,
+    /// Per-thread counters. Locked only on its own or after the depot lock, never before it.
+    pub(crate) shards: Shards,
+    /// Counters of the paths that run without a thread cache; written only under the depot
+    /// lock.
+    shared_shard: Shard,
+    /// Totals last published through the metrics facade.
+    pub(crate) published: Mutex<PoolStats>,
+}
+
+/// The shared store of idle buffers and the idle budget.
+///
+/// Every field is changed only by the methods below, which keep the invariants stated on
+/// the fields; a cap lowered by `reconfigure` is restored by [`Depot::enforce_caps`] and by
+/// each thread's next get or put (which re-reserves under the new caps).
+pub(crate) struct Depot {
+    config: PoolConfig,
+    /// Ordered by `since`, oldest first (pushes and pops happen at the end). With the
+    /// reservations: `idle.len() + reserved_buffers <= config.max_idle_buffers` after every
+    /// push or reservation.
+    idle: Vec<Idle>,
+    /// The sum of the capacities in `idle`. With the reservations: `idle_bytes +
+    /// reserved_bytes <= config.max_idle_bytes` after every push or reservation.
+    idle_bytes: usize,
+    /// The sum of the live [`Reservation`]s' bytes.
+    reserved_bytes: usize,
+    /// The number of live non-empty [`Reservation`]s (each lets its thread keep one buffer).
+    reserved_buffers: usize,
+}
+
+struct Idle {
+    buf: Vec<u8>,
+    since: Instant,
+}
+
+/// A thread's share of the idle budget, for the one buffer its private slot may hold.
+///
+/// Only the depot changes it (under its lock), so the depot's `reserved_*` sums stay exact.
+/// Its owner must give it back with [`Depot::release`] before dropping it, and must empty
+/// its slot (and zero its `Shard::slot_bytes`) before the reservation shrinks, so that a
+/// slot never holds more than its reservation.
+#[derive(Default)]
+pub(crate) struct Reservation {
+    bytes: usize,
+}
+
+impl Reservation {
+    /// The reserved bytes; 0 when nothing is reserved.
+    #[inline]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// A buffer the caps would not keep, with the reason.
+pub(crate) type Rejected = (DiscardReason, Vec<u8>);
+
+/// What the over-max policy did to a buffer.
+pub(crate) enum Fit {
+    /// Within the max (or empty): keep as is.
+    Fits,
+    /// Shrunk to the max: keep.
+    Shrunk,
+    /// Over the max under [`OverMaxPolicy::Drop`]: discard.
+    Drop,
+}
+
+/// Applies the over-max policy to `buf`: the one place that decides what happens to a buffer
+/// over the max buffer size, on return and on reconfiguration alike.
+#[inline]
+pub(crate) fn fit(buf: &mut Vec<u8>, max_buffer_size: usize, policy: OverMaxPolicy) -> Fit {
+    if buf.capacity() <= max_buffer_size {
+        return Fit::Fits;
+    }
+    match policy {
+        OverMaxPolicy::Drop => Fit::Drop,
+        OverMaxPolicy::Shrink => {
+            buf.shrink_to(max_buffer_size);
+            Fit::Shrunk
+        }
+    }
+}
+
+impl Depot {
+    pub(crate) fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Vec<u8>> {
+        let Idle { buf, .. } = self.idle.pop()?;
+        self.idle_bytes -= buf.capacity();
+        Some(buf)
+    }
+
+    /// Keeps an empty buffer if the caps allow, else hands it back with the reason.
+    pub(crate) fn push(&mut self, buf: Vec<u8>) -> Result<(), Rejected> {
+        if self.idle.len() + self.reserved_buffers >= self.config.max_idle_buffers {
+            return Err((DiscardReason::IdleBuffersCap, buf));
+        }
+        if self.idle_bytes + self.reserved_bytes + buf.capacity() > self.config.max_idle_bytes {
+            return Err((DiscardReason::IdleBytesCap, buf));
+        }
+        self.idle_bytes += buf.capacity();
+        self.idle.push(Idle {
+            buf,
+            since: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Changes a reservation to `bytes` (and one buffer) if the caps allow. On failure the
+    /// reservation is released and the reason returned.
+    pub(crate) fn reserve(
+        &mut self,
+        reservation: &mut Reservation,
+        bytes: usize,
+    ) -> Result<(), DiscardReason> {
+        let buffers = self.reserved_buffers + usize::from(reservation.bytes == 0);
+        let others = self.reserved_bytes - reservation.bytes;
+        let result = if self.idle.len() + buffers > self.config.max_idle_buffers {
+            Err(DiscardReason::IdleBuffersCap)
+        } else if self.idle_bytes + others + bytes > self.config.max_idle_bytes {
+            Err(DiscardReason::IdleBytesCap)
+        } else {
+            self.reserved_buffers = buffers;
+            self.reserved_bytes = others + bytes;
+            reservation.bytes = bytes;
+            return Ok(());
+        };
+        self.release(reservation);
+        result
+    }
+
+    /// Gives a reservation back.
+    pub(crate) fn release(&mut self, reservation: &mut Reservation) {
+        if reservation.bytes > 0 {
+            self.reserved_bytes -= reservation.bytes;
+            self.reserved_buffers -= 1;
+            reservation.bytes = 0;
+        }
+    }
+
+    /// Removes idle buffers until the caps in force hold again (oldest first), shrinking
+    /// or removing those over the max buffer size; returns what was removed.
+    fn enforce_caps(&mut self) -> Vec<Vec<u8>> {
+        let PoolConfig {
+            max_buffer_size,
+            max_idle_buffers,
+            max_idle_bytes,
+            over_max,
+            ..
+        } = self.config;
+        let mut released = Vec::new();
+        let mut idle_bytes = self.idle_bytes;
+        self.idle.retain_mut(|idle| {
+            idle_bytes -= idle.buf.capacity();
+            match fit(&mut idle.buf, max_buffer_size, over_max) {
+                Fit::Fits | Fit::Shrunk => {
+                    idle_bytes += idle.buf.capacity();
+                    true
+                }
+                Fit::Drop => {
+                    released.push(mem::take(&mut idle.buf));
+                    false
+                }
+            }
+        });
+        let mut oldest = 0;
+        while oldest < self.idle.len()
+            && (self.idle.len() - oldest + self.reserved_buffers > max_idle_buffers
+                || idle_bytes + self.reserved_bytes > max_idle_bytes)
+        {
+            idle_bytes -= self.idle[oldest].buf.capacity();
+            oldest += 1;
+        }
+        released.extend(self.idle.drain(..oldest).map(|idle| idle.buf));
+        self.idle_bytes = idle_bytes;
+        released
+    }
+
+    /// Removes buffers idle since before `cutoff`.
+    fn expire(&mut self, cutoff: Instant) -> Vec<Vec<u8>> {
+        let expired = self.idle.partition_point(|idle| idle.since <= cutoff);
+        let expired: Vec<Vec<u8>> = self.idle.drain(..expired).map(|idle| idle.buf).collect();
+        self.idle_bytes -= expired.iter().map(Vec::capacity).sum::<usize>();
+        expired
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(name: String, config: PoolConfig) -> Self {
+        Self {
+            name,
+            generation: CachePadded::new(AtomicU64::new(0)),
+            max_buffer_size: AtomicUsize::new(config.max_buffer_size),
+            depot: Mutex::new(Depot {
+                config,
+                idle: Vec::new(),
+                idle_bytes: 0,
+                reserved_bytes: 0,
+                reserved_buffers: 0,
+            }),
+            shards: Shards::default(),
+            shared_shard: Shard::new(),
+            published: Mutex::new(PoolStats::default()),
+        }
+    }
+
+    pub(crate) fn lock_depot(&self) -> MutexGuard<'_, Depot> {
+        lock(&self.depot)
+    }
+
+    /// The max buffer size, without the lock.
+    pub(crate) fn max_buffer_size(&self) -> usize {
+        // Relaxed: a hint clamped by a max changed a moment ago is as good as by the new one;
+        // the return policy applies the max in force when the buffer comes back.
+        self.max_buffer_size.load(Ordering::Relaxed)
+    }
+
+    /// Counts released buffers on the shared shard, then frees them outside the lock.
+    fn discard_all(
+        &self,
+        depot: MutexGuard<'_, Depot>,
+        reason: DiscardReason,
+        released: Vec<Vec<u8>>,
+    ) {
+        for _ in &released {
+            self.shared_shard.discard(reason);
+        }
+        drop(depot);
+        drop(released);
+    }
+
+    /// Takes an idle buffer from the depot, or allocates one (for threads without a usable
+    /// cache).
+    #[cold]
+    pub(crate) fn take(&self) -> Vec<u8> {
+        let mut depot = self.lock_depot();
+        match depot.pop() {
+            Some(buf) => {
+                bump(&self.shared_shard.hits);
+                buf
+            }
+            None => {
+                bump(&self.shared_shard.misses);
+                Vec::with_capacity(depot.config.initial_capacity)
+            }
+        }
+    }
+
+    /// The return path for threads without a usable cache (e.g. during thread teardown).
+    #[cold]
+    pub(crate) fn put(&self, mut buf: Vec<u8>) {
+        let mut depot = self.lock_depot();
+        self.shared_shard.count_return(buf.len(), buf.capacity());
+        buf.clear();
+        let kept = match fit(
+            &mut buf,
+            depot.config.max_buffer_size,
+            depot.config.over_max,
+        ) {
+            Fit::Fits => depot.push(buf),
+            Fit::Shrunk => {
+                bump(&self.shared_shard.shrinks);
+                depot.push(buf)
+            }
+            Fit::Drop => Err((DiscardReason::OverMax, buf)),
+        };
+        if let Err((reason, buf)) = kept {
+            self.discard_all(depot, reason, vec![buf]);
+        }
+    }
+
+    /// Counts a detach for a thread without a usable cache.
+    #[cold]
+    pub(crate) fn count_detach(&self) {
+        let _depot = self.lock_depot();
+        bump(&self.shared_shard.detaches);
+    }
+
+    /// Replaces the config and releases (or shrinks) the idle buffers that break it.
+    pub(crate) fn reconfigure(&self, config: PoolConfig) -> Result<(), PoolError> {
+        config.validate()?;
+        let mut depot = self.lock_depot();
+        self.max_buffer_size
+            .store(config.max_buffer_size, Ordering::Relaxed);
+        depot.config = config;
+        // Release: a thread that sees the new generation then takes the depot lock to read
+        // the config, so ordering the bump after the write is enough.
+        self.generation.fetch_add(1, Ordering::Release);
+        let released = depot.enforce_caps();
+        self.discard_all(depot, DiscardReason::Reconfigure, released);
+        Ok(())
+    }
+
+    /// Releases the depot's buffers idle for at least the idle timeout; returns how many.
+    pub(crate) fn trim(&self) -> usize {
+        let mut depot = self.lock_depot();
+        let Some(cutoff) = Instant::now().checked_sub(depot.config.idle_timeout) else {
+            return 0;
+        };
+        let expired = depot.expire(cutoff);
+        let count = expired.len();
+        self.discard_all(depot, DiscardReason::IdleTimeout, expired);
+        count
+    }
+
+    /// A snapshot of the counters, gauges and size histograms.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let depot = self.lock_depot();
+        // Summed with the depot locked: no buffer can enter the depot or a reservation grow
+        // meanwhile, and every slot was emptied before its reservation last shrank, so the
+        // private slots add up to at most the reservations and the idle gauges stay within
+        // the caps however buffers move.
+        let mut totals = self.shards.sum(&self.shared_shard);
+        totals.idle_buffers += depot.idle.len() as u64;
+        totals.idle_bytes += depot.idle_bytes as u64;
+        let config = &depot.config;
+        PoolStats {
+            hits: totals.hits,
+            misses: totals.misses,
+            returns: totals.lengths.count(),
+            detaches: totals.detaches,
+            shrinks: totals.shrinks,
+            discards: totals.discards,
+            idle_buffers: totals.idle_buffers,
+            idle_bytes: totals.idle_bytes,
+            max_buffer_size: config.max_buffer_size as u64,
+            max_idle_bytes: config.max_idle_bytes as u64,
+            over_max: config.over_max,
+            recommend_percentile: config.recommend_percentile,
+            lengths: totals.lengths,
+            capacities: totals.capacities,
+        }
+    }
+}

@@ -10,10 +10,10 @@ use common::{
     PROMETHEUS_HINT, assert_success, committed_dashboards, dashboard_queries, metric_names, panels,
     parse_label_values, read, run, variables, yaml, yaml_file,
 };
+use heapscape::metrics::{CATALOGS, MetricDef, MetricKind};
 use heapscape_monitoring::{
     Config, DASHBOARDS_DIR, DATASOURCE_VARIABLE, RULES_DIR, TAG, dashboards, generate,
 };
-use heapscape::metrics::{CATALOGS, MetricDef, MetricKind};
 use heapscape_testkit::workspace_root;
 use serde_json::Value;
 
@@ -32,8 +32,11 @@ fn assert_known_metric(name: &str, table: &BTreeMap<&str, &MetricDef>, place: &s
         return;
     }
     let histogram_series = ["_bucket", "_sum", "_count"].iter().any(|suffix| {
-        name.strip_suffix(suffix)
-            .is_some_and(|base| table.get(base).is_some_and(|def| def.kind == MetricKind::Histogram))
+        name.strip_suffix(suffix).is_some_and(|base| {
+            table
+                .get(base)
+                .is_some_and(|def| def.kind == MetricKind::Histogram)
+        })
     });
     assert!(
         histogram_series,

@@ -406,12 +406,13 @@ impl Shared {
             .cloned()
             .collect();
         for name in &removed {
-            pools.remove(name);
-            current.pools.remove(name);
             // The heartbeat first: a tick that already took the pool may still publish it, and
-            // the exporter ignores a removed pool's late publications.
+            // the exporter ignores a removed pool's late publications. The registry last: once
+            // `Agent::pool` misses a pool, its series are gone.
             self.heartbeat.remove_pool(name);
             self.exporter.pool_removed(name);
+            pools.remove(name);
+            current.pools.remove(name);
         }
         drop(pools);
         // One line per kind of change, whatever the number of pools.

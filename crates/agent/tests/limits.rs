@@ -160,7 +160,11 @@ fn bounds_and_pool_removal_hold_through_reloads() {
         drop(buffer);
         assert!(scrape(addr).contains("heapscape_config_reload_failures_total"));
     }
-    let errors = captured.lines_with("config reload rejected");
+    // Each line comes just after its failure is counted.
+    let errors = wait_for(WAIT, "four rejections logged", || {
+        let errors = captured.lines_with("config reload rejected");
+        (errors.len() >= 4).then_some(errors)
+    });
     assert_eq!(errors.len(), 4, "{errors:#?}");
     assert!(errors[0].contains("above the 1 GiB limit"), "{}", errors[0]);
     assert!(errors[2].contains("outside 100ms..1h"), "{}", errors[2]);
@@ -250,7 +254,11 @@ fn bounds_and_pool_removal_hold_through_reloads() {
         .count();
     assert_eq!(left, 0, "series of removed pools are still rendered");
     assert!(body.len() < 64 << 10, "{} bytes for one pool", body.len());
-    let removed = captured.lines_with("pools removed");
+    // The line comes after the pools are gone.
+    let removed = wait_for(WAIT, "the removal's log line", || {
+        let removed = captured.lines_with("pools removed");
+        (removed.len() >= 2).then_some(removed)
+    });
     assert_eq!(removed.len(), 2, "{removed:#?}");
     assert!(removed[1].contains("count=1023"), "{}", removed[1]);
     assert!(removed[1].contains("and 1013 more"), "{}", removed[1]);

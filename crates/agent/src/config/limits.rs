@@ -23,8 +23,8 @@ pub(crate) const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 pub(crate) const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3600);
 /// The `limits.max_pools` used when the key is omitted.
 pub(crate) const DEFAULT_MAX_POOLS: usize = 64;
-/// The largest `limits.max_pools`: each pool adds about 7 KB to every scrape and its work to
-/// every heartbeat tick, so 1024 pools make a 7 MB exposition.
+/// The largest `limits.max_pools`: each pool adds about 6 KB to every scrape and its work to
+/// every heartbeat tick, so 1024 pools make a 6 MB exposition.
 pub(crate) const MAX_MAX_POOLS: usize = 1024;
 /// The physical memory assumed where `/proc/meminfo` cannot be read (not Linux, no `/proc`).
 const FALLBACK_PHYSICAL_MEMORY: u64 = 64 << 30;
@@ -77,7 +77,7 @@ pub(crate) fn check_max_pools(max_pools: usize) -> Result<(), String> {
     }
     Err(format!(
         "max_pools is {max_pools}: write a number from 1 to {MAX_MAX_POOLS} \
-         (each pool adds about 7 KB to every scrape)"
+         (each pool adds about 6 KB to every scrape)"
     ))
 }
 

@@ -38,7 +38,7 @@ pub struct Config {
     /// The named buffer pools; each name becomes the `pool` label of its metrics.
     pub pools: BTreeMap<String, PoolConfig>,
     /// `limits.max_pools`: the most pools the config may name (default 64, at most 1024). Each
-    /// pool adds about 7 KB to every scrape and its work to every heartbeat tick.
+    /// pool adds about 6 KB to every scrape and its work to every heartbeat tick.
     pub max_pools: usize,
 }
 

@@ -147,13 +147,14 @@ impl NativeSeries {
 
     /// Drops every series of the pool called `pool` and ignores its late publications.
     pub(crate) fn pool_removed(&self, pool: &str) {
-        {
-            let mut removed = lock(&self.removed);
-            let now = Instant::now();
-            removed.retain(|_, at| now.duration_since(*at) < LATE_PUBLICATION_WINDOW);
-            removed.insert(pool.to_owned(), now);
-        }
-        lock(&self.series).retain(|_, entry| entry.pool.as_deref() != Some(pool));
+        // The series lock first, as in `register`: a registration that raced with this
+        // removal either ran before it (and is dropped here) or sees the tombstone.
+        let mut series = lock(&self.series);
+        let mut removed = lock(&self.removed);
+        let now = Instant::now();
+        removed.retain(|_, at| now.duration_since(*at) < LATE_PUBLICATION_WINDOW);
+        removed.insert(pool.to_owned(), now);
+        series.retain(|_, entry| entry.pool.as_deref() != Some(pool));
     }
 
     /// The storage of `key`, created as `kind` on first use; `None` (a no-op handle) for a
@@ -163,12 +164,12 @@ impl NativeSeries {
             .labels()
             .find(|label| label.key() == "pool")
             .map(|label| label.value().to_owned());
+        let mut series = lock(&self.series);
         if let Some(pool) = &pool
             && lock(&self.removed).contains_key(pool)
         {
             return None;
         }
-        let mut series = lock(&self.series);
         let entry = series.entry(key.clone()).or_insert_with(|| Entry {
             name: sanitize_metric_name(key.name()),
             labels: self.label_text(key),

@@ -219,8 +219,8 @@ fn bounds_and_pool_removal_hold_through_reloads() {
     buffer.extend_from_slice(b"still usable");
     drop(buffer);
 
-    // 32 concurrent scrapes of the large exposition, from five addresses (each address may
-    // hold 8 connections): all succeed, sharing renders.
+    // 32 concurrent scrapes of the large exposition, from five addresses: all succeed,
+    // sharing renders.
     let before = resident_bytes();
     let statuses = runtime.block_on(async {
         let scrapes: Vec<_> = (0..32u8)

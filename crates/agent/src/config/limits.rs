@@ -21,8 +21,6 @@ pub(crate) const MAX_BUFFER_SIZE: usize = 1 << 30;
 pub(crate) const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 /// The longest heartbeat interval: gauges older than an hour mislead every dashboard and alert.
 pub(crate) const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3600);
-/// The `limits.max_pools` used when the key is omitted.
-pub(crate) const DEFAULT_MAX_POOLS: usize = 64;
 /// The largest `limits.max_pools`: each pool adds about 6 KB to every scrape and its work to
 /// every heartbeat tick, so 1024 pools make a 6 MB exposition.
 pub(crate) const MAX_MAX_POOLS: usize = 1024;

@@ -16,6 +16,8 @@ pub const DEFAULT_STATSD_QUEUE_SIZE: usize = 5000;
 /// The StatsD datagram buffer used when `exporter.statsd.buffer_size` is omitted: the largest
 /// UDP payload that fits an Ethernet frame (1500 - 20 IPv4 - 8 UDP bytes, rounded down).
 pub const DEFAULT_STATSD_BUFFER_SIZE: usize = 1432;
+/// The `limits.max_pools` used when the key is omitted.
+pub(crate) const DEFAULT_MAX_POOLS: usize = 64;
 /// The heartbeat interval used when `heartbeat.interval` is omitted.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -50,7 +52,7 @@ impl Default for Config {
             exporter: ExporterConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             pools: BTreeMap::new(),
-            max_pools: super::limits::DEFAULT_MAX_POOLS,
+            max_pools: DEFAULT_MAX_POOLS,
         }
     }
 }

@@ -21,9 +21,12 @@ use super::recorder::Exposition;
 use super::stall::StallLimit;
 
 /// Scrape connections served at once; further connections are closed at once until one ends.
-const MAX_CONNECTIONS: usize = 64;
-/// Scrape connections one peer address may hold, so that one host cannot take every slot.
-const MAX_CONNECTIONS_PER_PEER: usize = 8;
+/// Concurrent scrapes share renders, so a connection costs little beyond its socket.
+const MAX_CONNECTIONS: usize = 128;
+/// Scrape connections one peer address may hold, so that one host cannot take every slot:
+/// room for a scraper's bursts (the demo's soak fires 20 scrapes at once from one address)
+/// while at least four addresses are needed to fill the listener.
+const MAX_CONNECTIONS_PER_PEER: usize = 32;
 /// Refused peers answered at once (403); beyond this they are closed without an answer.
 const MAX_REFUSALS: usize = 16;
 /// How long a client may take to send its request head.

@@ -3,6 +3,7 @@
 //! (`validate`) and the error type (`error`) each have their own module.
 
 mod error;
+pub(crate) mod limits;
 mod raw;
 mod types;
 mod validate;
@@ -23,8 +24,8 @@ impl Config {
     ///
     /// A [`ConfigError`] naming the file and, for a problem in its text, the line, column and
     /// key, with what to change: unreadable file, YAML syntax, unknown key, wrong type, bad
-    /// size or duration, or a value that fails validation (pool caps, zero interval, not
-    /// exactly one exporter, bad address or network).
+    /// size or duration, or a value that fails validation (pool caps, a size or interval out
+    /// of bounds, too many pools, not exactly one exporter, bad address or network).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let file = path.display().to_string();

@@ -16,6 +16,13 @@ pub(super) struct RawConfig {
     pub(super) exporter: Option<Spanned<RawExporter>>,
     pub(super) heartbeat: Option<RawHeartbeat>,
     pub(super) pools: Option<BTreeMap<String, Spanned<RawPool>>>,
+    pub(super) limits: Option<RawLimits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) max_pools: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]

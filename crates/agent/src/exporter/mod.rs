@@ -41,6 +41,21 @@ impl Exporter {
         }
     }
 
+    /// A pool called `name` is (again) managed by the agent: its series may appear.
+    pub(crate) fn pool_added(&self, name: &str) {
+        if let Self::Prometheus(prometheus) = self {
+            prometheus.pool_added(name);
+        }
+    }
+
+    /// The pool called `name` was removed: its series stop. StatsD needs nothing: a pool that
+    /// is not published sends nothing.
+    pub(crate) fn pool_removed(&self, name: &str) {
+        if let Self::Prometheus(prometheus) = self {
+            prometheus.pool_removed(name);
+        }
+    }
+
     /// Flushes, then stops the Prometheus listener (closing its open connections) and upkeep,
     /// or the StatsD flusher.
     pub(crate) fn shutdown(&self, timeout: Duration) {

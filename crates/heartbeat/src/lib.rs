@@ -8,7 +8,7 @@
 //!    `active`, `resident`, `mapped`, `metadata`, `retained` and the cumulative small and large
 //!    request counts, plus the process's resident set size and page faults: a [`HeapStats`];
 //! 2. publishes them as gauges, and the cumulative values as counters by delta (StatsD ignores
-//!    absolute counters), see the [metric table](METRICS);
+//!    absolute counters), see the [metric table](metrics::CATALOG);
 //! 3. publishes every registered [`Pool`](heapscape_pool::Pool) (`pool.publish()`) and trims
 //!    its idle buffers (`pool.trim()`);
 //! 4. observes itself: tick duration histogram, last-success timestamp, `up` gauge.
@@ -90,9 +90,6 @@ pub use heapscape_pool::catalog::{MetricDef, MetricKind};
 pub use heartbeat::{
     DEFAULT_INTERVAL, Heartbeat, HeartbeatBuilder, HeartbeatHandle, MAX_INTERVAL, MIN_INTERVAL,
 };
-/// The catalog under its earlier name, which the monitoring checks and the docs' links read.
-#[doc(hidden)]
-pub use metrics::CATALOG as METRICS;
 pub use metrics::{SAMPLE_DURATION_BUCKETS, describe_metrics};
 pub use stats::HeapStats;
 

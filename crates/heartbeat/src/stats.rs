@@ -14,7 +14,7 @@ const ARENAS_ALL: usize = 4096;
 ///
 /// Every jemalloc value is read right after advancing jemalloc's `epoch`, which refreshes
 /// jemalloc's cached statistics; [`HeapStats::sample`] does both. A running heartbeat takes one
-/// snapshot per tick and publishes it (see the [metric table](crate::METRICS)).
+/// snapshot per tick and publishes it (see the [metric table](crate::metrics::CATALOG)).
 ///
 /// Byte values obey `allocated <= active <= resident` (resident is an upper bound that also
 /// counts dirty pages) and `active <= mapped`.

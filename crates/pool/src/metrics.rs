@@ -58,10 +58,6 @@ catalog! {
         "Capacities of returned buffers (before any shrink), in power-of-two buckets.";
 }
 
-/// The catalog's earlier name, still read by the monitoring checks.
-#[doc(hidden)]
-pub use self::CATALOG as METRICS;
-
 /// Names of the pool's histogram metrics (exporters need explicit buckets for them).
 pub const HISTOGRAM_METRICS: &[&str] = &[RETURNED_LENGTH.name, RETURNED_CAPACITY.name];
 

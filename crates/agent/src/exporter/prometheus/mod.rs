@@ -87,7 +87,7 @@ impl PrometheusExporter {
         let inner = builder.build_recorder();
         let handle = inner.handle();
         let native = Arc::new(NativeSeries::new(
-            heapscape_pool::metrics::METRICS
+            heapscape_pool::metrics::CATALOG
                 .iter()
                 .map(|metric| metric.name)
                 .collect(),

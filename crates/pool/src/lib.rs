@@ -68,7 +68,7 @@
 //!   *Generation*: `reconfigure` bumps a counter under the depot lock; each thread compares
 //!   it with its own copy on every get and return and re-reads the config, under the lock,
 //!   when it changed. A loom model runs the retire protocol on this crate's code
-//!   (`RUSTFLAGS="--cfg loom" cargo test -p heapscape-pool --lib --release loom`); loom's
+//!   (`cargo test -p heapscape-pool --features loom --lib loom`); loom's
 //!   `strong_count` synchronizes by itself, so the fence is argued in the code, not checked.
 //!   The generation protocol lives in the thread-local cache, which holds a `Weak` handle
 //!   (loom has none): it is exercised by the many-thread reconfiguration test and the

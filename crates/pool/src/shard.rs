@@ -145,8 +145,8 @@ impl Shards {
 }
 
 /// The retire protocol under loom, on the code above: run with
-/// `RUSTFLAGS="--cfg loom" cargo test -p heapscape-pool --lib --release loom`.
-#[cfg(all(test, loom))]
+/// `cargo test -p heapscape-pool --features loom --lib loom`.
+#[cfg(all(test, feature = "loom"))]
 mod loom {
     use super::{Shard, Shards, bump};
     use ::loom::model::Builder;

@@ -94,5 +94,5 @@ pub use error::Error;
 /// ```
 #[cfg(feature = "counting")]
 pub use heapscape_heartbeat::CountingJemalloc;
-pub use heapscape_heartbeat::HeapStats;
+pub use heapscape_heartbeat::{Allocator, HeapStats};
 pub use heapscape_pool::{OverMaxPolicy, Pool, PoolConfig, PoolStats, PooledBuf};

@@ -23,8 +23,12 @@
 //! while it runs, and [`HeartbeatHandle::stop`] ends it with a final sample. The library never
 //! installs a recorder: call [`describe_metrics`] after installing yours.
 //!
-//! jemalloc must be the global allocator, or every sample fails with
-//! [`HeartbeatError::NotGlobalAllocator`].
+//! The jemalloc statistics need jemalloc as the global allocator. The heartbeat checks once
+//! ([`Allocator::detect`]), logs what it found and exports it as `heapscape_allocator_info`;
+//! under another allocator (the system allocator, mimalloc) it keeps publishing the process's
+//! resident memory, page faults and every pool, and leaves the `heapscape_jemalloc_*` metrics
+//! out. [`HeapStats::sample`] on its own fails with [`HeartbeatError::NotGlobalAllocator`]
+//! there.
 //!
 //! # Example
 //!
@@ -74,6 +78,7 @@
 
 #![deny(missing_docs)]
 
+mod allocator;
 #[cfg(feature = "counting")]
 mod counting;
 mod error;
@@ -83,6 +88,7 @@ mod publish;
 mod stats;
 mod sync;
 
+pub use allocator::Allocator;
 #[cfg(feature = "counting")]
 pub use counting::{AllocationTotals, CountingJemalloc};
 pub use error::HeartbeatError;

@@ -161,14 +161,25 @@ mod loom {
     use ::loom::thread;
 
     /// Loom's defaults, except: summing a shard reads its 336 counters, each a step of the
-    /// model, so a run takes more steps than loom allows by default; and the preemptions are
+    /// model, so a run takes more steps than loom allows by default; the preemptions are
     /// bounded (unless `LOOM_MAX_PREEMPTIONS` says otherwise) so that the model ends in
-    /// seconds.
+    /// seconds; and `f` runs on a model thread with a larger stack than loom's default, which
+    /// a summed shard's totals (2.7 KiB, copied several frames deep in an unoptimized build)
+    /// overflow.
     fn model(f: impl Fn() + Sync + Send + 'static) {
+        let f = std::sync::Arc::new(f);
         let mut builder = Builder::new();
         builder.max_branches = 100_000;
         builder.preemption_bound.get_or_insert(3);
-        builder.check(f);
+        builder.check(move || {
+            let f = std::sync::Arc::clone(&f);
+            thread::Builder::new()
+                .stack_size(1 << 20)
+                .spawn(move || f())
+                .expect("a model thread")
+                .join()
+                .expect("the model body");
+        });
     }
 
     /// A thread counts and exits (drops its handle) while another sums: whatever the

@@ -65,7 +65,7 @@ fn sizes_take_plain_integers_and_units() {
         "sizes.yaml",
         "exporter: { statsd: { queue_size: 100, buffer_size: 1KiB } }\n\
          heartbeat: { interval: 500ms }\n\
-         pools:\n  a: { initial_capacity: 4096, max_buffer_size: 1MB, max_idle_bytes: 1GiB, idle_timeout: 1m, over_max: drop, recommend_percentile: 0.9 }\n",
+         pools:\n  a: { initial_capacity: 4096, max_buffer_size: 1MB, max_idle_bytes: 1GiB, idle_timeout: 1m, over_max: drop, recommend_percentile: 0.9, recommendation_window: 15m }\n",
     );
     let config = result.unwrap_or_else(|error| panic!("{error}"));
     let a = &config.pools["a"];
@@ -74,6 +74,7 @@ fn sizes_take_plain_integers_and_units() {
         (4096, 1_000_000, 1 << 30)
     );
     assert_eq!(a.idle_timeout, Duration::from_secs(60));
+    assert_eq!(a.recommendation_window, Duration::from_secs(15 * 60));
     assert_eq!(a.over_max, heapscape_pool::OverMaxPolicy::Drop);
     assert_eq!(config.heartbeat.interval, Duration::from_millis(500));
     match config.exporter {
@@ -394,6 +395,13 @@ const BAD_FILES: &[BadFile] = &[
         23,
         Some("pools.pcm.max_idle_buffers"),
         &["zero", "positive"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    recommendation_window: 0s\n",
+        4,
+        28,
+        Some("pools.pcm.recommendation_window"),
+        &["zero"],
     ),
     (
         "exporter: { prometheus: {} }\npools:\n  pcm:\n    recommend_percentile: 95\n",

@@ -82,6 +82,7 @@ pub(super) struct RawPool {
     pub(super) max_idle_buffers: Option<Spanned<usize>>,
     pub(super) max_idle_bytes: Option<Spanned<ByteSize>>,
     pub(super) idle_timeout: Option<Spanned<HumanDuration>>,
+    pub(super) recommendation_window: Option<Spanned<HumanDuration>>,
     pub(super) over_max: Option<RawOverMax>,
     pub(super) recommend_percentile: Option<Spanned<f64>>,
 }

@@ -345,6 +345,10 @@ fn validate_pool(
         config.idle_timeout = timeout.value.0;
         written.insert("idle_timeout", timeout.referenced);
     }
+    if let Some(window) = raw.recommendation_window {
+        config.recommendation_window = window.value.0;
+        written.insert("recommendation_window", window.referenced);
+    }
     if let Some(policy) = raw.over_max {
         config.over_max = match policy {
             RawOverMax::Shrink => OverMaxPolicy::Shrink,

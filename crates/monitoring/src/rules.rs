@@ -73,7 +73,8 @@ pub(crate) fn windowed_recommendation_record(config: &Config) -> String {
 }
 
 /// `2 ^ ceil(log2(histogram_quantile(q, buckets)))`: the quantile rounded up to a power of
-/// two, as each pool rounds its own recommendation.
+/// two, the resolution of the exported histograms (each pool's own recommendation reads finer
+/// buckets, four per octave, so the two can differ by up to one octave).
 fn power_of_two_quantile(q: f64, buckets: &str) -> String {
     format!("2 ^ ceil(log2(histogram_quantile({q}, {buckets})))")
 }
@@ -152,7 +153,7 @@ fn pool_records(c: &Config) -> Vec<Rule> {
         ),
         record(
             "The fleet-wide recommended max buffer size: the recommend quantile of the fleet's \
-             returned lengths, rounded up to a power of two as each pool rounds its own.",
+             returned lengths, rounded up to a power of two (the histograms' buckets).",
             format!(
                 "job:heapscape_pool_returned_length_bytes:{}_rate{w}",
                 quantile_name(c.recommend_quantile)
@@ -164,7 +165,8 @@ fn pool_records(c: &Config) -> Vec<Rule> {
         ),
         record(
             "The recommended max buffer size per instance over the far-from-recommended \
-             alert's window (the pools' own recommendation covers every return since start).",
+             alert's window, as a power of two (the pools' own recommendation covers their \
+             recommendation_window on finer buckets: up to one octave apart).",
             windowed_recommendation_record(c),
             power_of_two_quantile(
                 c.recommend_quantile,

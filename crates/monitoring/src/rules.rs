@@ -305,6 +305,7 @@ fn alerts(c: &Config) -> Vec<Alert> {
                 window = c.far_from_recommended_window,
             ),
         ),
+        idle_caps_alert(c),
         alert(
             "HeapscapeHeartbeatStale",
             format!(
@@ -414,6 +415,53 @@ fn alerts(c: &Config) -> Vec<Alert> {
             ),
         ),
     ]
+}
+
+/// `HeapscapePoolIdleCapsFarAboveRecommended`: idle caps that let a pool keep far more memory
+/// than its recent traffic needs, while it keeps more than that.
+fn idle_caps_alert(c: &Config) -> Alert {
+    let gauge = |metric: &str| {
+        format!(
+            "max by ({}) ({})",
+            c.by("job, instance, pool"),
+            c.select(metric, "")
+        )
+    };
+    let bytes_cap = gauge("heapscape_pool_max_idle_bytes");
+    let buffers_cap = format!(
+        "{} * {}",
+        gauge("heapscape_pool_max_idle_buffers"),
+        gauge("heapscape_pool_max_buffer_size_bytes")
+    );
+    let recommended = gauge("heapscape_pool_recommended_max_idle_bytes");
+    let factor = c.idle_caps_factor;
+    // The caps together allow the smaller of the two; `(a < b) or b` is that minimum per
+    // series. Holding more than recommended is what makes a generous cap cost memory: idle
+    // buffers only come from buffers once in use.
+    let name = "HeapscapePoolIdleCapsFarAboveRecommended";
+    Alert {
+        name,
+        expr: format!(
+            "(\n  ({bytes_cap}\n    < {buffers_cap})\n  or\n  {buffers_cap}\n)\n  / {recommended} > {factor}\nand\n{idle}\n  > {recommended}",
+            idle = gauge("heapscape_pool_idle_bytes"),
+        ),
+        for_: Some(c.idle_caps_for),
+        severity: "info",
+        summary: "Pool {{ $labels.pool }} on {{ $labels.instance }}: its idle caps allow {{ $value | printf \"%.1f\" }}x the recommended idle memory.".to_owned(),
+        description: format!(
+            "For {for_} the idle caps of pool {{{{ $labels.pool }}}} \
+             ({{{{ $labels.job }}}}/{{{{ $labels.instance }}}}) have allowed more than {factor} \
+             times the idle memory it recommends (min(max_idle_bytes, max_idle_buffers x \
+             max_buffer_size) against heapscape_pool_recommended_max_idle_bytes: the peak of \
+             buffers in use over its recommendation window plus an eighth, times the \
+             recommended max buffer size), and it held more idle bytes than recommended: \
+             memory kept for requests that did not come. Lower max_idle_buffers and \
+             max_idle_bytes towards the recommended values on the \"Buffer pool tuning\" \
+             dashboard, or shorten idle_timeout (applied live).",
+            for_ = c.idle_caps_for,
+        ),
+        runbook_url: c.runbook_link(name),
+    }
 }
 
 /// `25%` for 0.25.

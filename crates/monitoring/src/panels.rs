@@ -72,6 +72,9 @@ pub(crate) struct Panel {
     stacked: bool,
     transformations: Vec<Value>,
     column_units: Vec<(&'static str, &'static str)>,
+    /// A table's initial row order: columns by display name, ascending, the first the
+    /// primary key.
+    sort_by: Vec<&'static str>,
     /// A stat panel's texts for exact values: (value, text, colour).
     value_texts: Vec<(&'static str, &'static str, &'static str)>,
     /// A stat panel's text when its query returns nothing.
@@ -93,6 +96,7 @@ impl Panel {
             stacked: false,
             transformations: Vec::new(),
             column_units: Vec::new(),
+            sort_by: Vec::new(),
             value_texts: Vec::new(),
             no_value: None,
             moves_under_load: false,
@@ -110,6 +114,14 @@ impl Panel {
     /// hold different quantities, so a table has no panel-wide unit.
     pub(crate) fn column_unit(mut self, column: &'static str, unit: &'static str) -> Self {
         self.column_units.push((column, unit));
+        self
+    }
+
+    /// A table's rows sorted by these columns (display names after the transformations'
+    /// renames), ascending, each breaking the ties of the one before: Grafana's sortBy
+    /// transformation sorts by one field only, the table's own sort by several.
+    pub(crate) fn sort_by(mut self, columns: &[&'static str]) -> Self {
+        self.sort_by.extend_from_slice(columns);
         self
     }
 
@@ -282,6 +294,14 @@ impl Panel {
                 panel["type"] = json!("table");
                 panel["options"] =
                     json!({ "showHeader": true, "cellHeight": "sm", "frameIndex": 0 });
+                if !self.sort_by.is_empty() {
+                    let sort: Vec<Value> = self
+                        .sort_by
+                        .iter()
+                        .map(|column| json!({ "displayName": column, "desc": false }))
+                        .collect();
+                    panel["options"]["sortBy"] = json!(sort);
+                }
                 panel["transformations"] = json!(self.transformations);
                 let overrides: Vec<Value> = self
                     .column_units

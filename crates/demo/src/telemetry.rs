@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | `heapscape_demo_requests_total{status}` | counter | count | responses by HTTP status |
 //! | `heapscape_demo_audio_bytes_total` | counter | bytes | PCM bytes buffered and sent |
+//! | `heapscape_demo_log_lines_dropped_total` | counter | count | log lines standard error refused |
 
 use axum::http::StatusCode;
 use metrics::Unit;
@@ -27,8 +28,14 @@ const AUDIO_BYTES: Metric = Metric {
     help: "PCM bytes the speech service buffered and sent (WAV headers excluded).",
 };
 
+const LOG_LINES_DROPPED: Metric = Metric {
+    name: "heapscape_demo_log_lines_dropped_total",
+    unit: Unit::Count,
+    help: "Log lines lost because standard error refused them (closed pipe, write error).",
+};
+
 /// Every metric of this crate (all counters).
-const COUNTERS: [Metric; 2] = [REQUESTS, AUDIO_BYTES];
+const COUNTERS: [Metric; 3] = [REQUESTS, AUDIO_BYTES, LOG_LINES_DROPPED];
 
 /// Registers help text and units of the service's metrics with the installed recorder.
 pub fn describe_metrics() {
@@ -58,6 +65,12 @@ pub(crate) fn count_audio_bytes(len: usize) {
     metrics::counter!(AUDIO_BYTES.name).increment(len as u64);
 }
 
+/// `total`: every line lost since the start (a counter keeps the largest total it was given,
+/// so lines lost before the recorder was installed are counted at the next loss).
+pub(crate) fn set_log_lines_dropped(total: u64) {
+    metrics::counter!(LOG_LINES_DROPPED.name).absolute(total);
+}
+
 #[cfg(test)]
 mod tests {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
@@ -73,6 +86,7 @@ mod tests {
             count_response(StatusCode::OK);
             count_response(StatusCode::IM_A_TEAPOT);
             count_audio_bytes(10);
+            set_log_lines_dropped(1);
         });
         let snapshot = snapshotter.snapshot().into_vec();
         for metric in COUNTERS {

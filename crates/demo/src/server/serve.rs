@@ -1,6 +1,7 @@
 //! The `serve` command: its options, the agent it starts (config file, flags layered over it,
 //! live reload), the ready line, and the shutdown signals.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -205,7 +206,7 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
     };
     let metrics = ready.metrics_field();
     tracing::info!(%http, %metrics, pooling = options.pooling.as_str(), "serving");
-    println!("{ready}");
+    print_ready_line(&ready);
 
     let connections = Connections {
         header_read_timeout: options.header_read_timeout,
@@ -224,6 +225,16 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
     tracing::info!("metrics flushed; stopped");
     Ok(())
 }
+/// Prints the ready line on standard output. A closed standard output loses it (with a warning)
+/// instead of panicking like `println!`: the service runs on, only a parent that waits for the
+/// line misses it.
+fn print_ready_line(ready: &ReadyLine) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{ready}").and_then(|()| stdout.flush()) {
+        tracing::warn!(%error, "the ready line could not be written to standard output");
+    }
+}
+
 /// Resolves on Ctrl-C, SIGTERM, or the end of standard input if `stdin_close` is set.
 async fn shutdown_signal(stdin_close: bool) {
     let ctrl_c = async {

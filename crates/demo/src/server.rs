@@ -3,8 +3,8 @@
 //!
 //! - `api`: the router, its handlers, request validation and JSON errors
 //!   ([`router`], [`Buffers`], [`ServiceConfig`], [`ApiError`]);
-//! - `connections`: the accept loop, header read timeout and draining on shutdown
-//!   ([`serve_connections`]);
+//! - `connections`: the accept loop, connection cap, header read timeout and draining on
+//!   shutdown ([`serve_connections`]), with `send_timeout`, the connection's send timeout;
 //! - `serve`: the command's options and wiring: the agent, the listener, the signals
 //!   ([`serve`], [`ServeOptions`]);
 //! - `ready`: the line `serve` prints once it accepts requests ([`ReadyLine`]).
@@ -14,6 +14,7 @@
 mod api;
 mod connections;
 mod ready;
+mod send_timeout;
 mod serve;
 
 pub use api::{

@@ -372,6 +372,7 @@ async fn the_grace_period_bounds_the_shutdown() {
             Connections {
                 header_read_timeout: Duration::from_secs(600),
                 shutdown_grace: Duration::from_secs(1),
+                ..Connections::default()
             },
             async move {
                 let _ = stopped.await;

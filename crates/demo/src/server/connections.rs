@@ -1,12 +1,16 @@
-//! The accept loop: HTTP/1.1 connections with a header read timeout, and their draining on
-//! shutdown within a grace period.
+//! The accept loop: HTTP/1.1 connections, at most so many at once, with a header read timeout
+//! and a send timeout, and their draining on shutdown within a grace period.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
+
+use super::send_timeout::SendTimeout;
 
 /// How [`serve_connections`] treats connections.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +20,11 @@ pub struct Connections {
     pub header_read_timeout: Duration,
     /// After the shutdown signal: time in-flight requests have to finish.
     pub shutdown_grace: Duration,
+    /// Longest a write to the client may make no progress (a client that stopped reading);
+    /// the connection and the response it holds are dropped after it.
+    pub send_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for Connections {
@@ -23,6 +32,8 @@ impl Default for Connections {
         Self {
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
+            max_connections: 512,
         }
     }
 }
@@ -41,7 +52,10 @@ pub enum Drained {
 ///
 /// Every connection has a header read timeout ([`Connections::header_read_timeout`]), so a
 /// client that opens connections and sends nothing (or sends headers a byte at a time) cannot
-/// hold them; reading the body is bounded by the request timeout of the router.
+/// hold them; reading the body is bounded by the request timeout of the router, and a client
+/// that stops reading its response by the send timeout ([`Connections::send_timeout`]). No more
+/// than [`Connections::max_connections`] are served at once: the loop accepts the next one when
+/// one has closed.
 ///
 /// A failed connection is logged at debug level; a failed accept (e.g. out of file
 /// descriptors) is logged and retried after a short pause.
@@ -56,10 +70,15 @@ pub async fn serve_connections(
         .header_read_timeout(connections.header_read_timeout);
     let graceful = GracefulShutdown::new();
     let mut tasks = tokio::task::JoinSet::new();
+    let slots = Arc::new(Semaphore::new(connections.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // Reaps finished connection tasks so the set holds only live ones.
         while tasks.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            Ok(slot) = slots.clone().acquire_owned() => slot,
+        };
         let stream = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -75,11 +94,13 @@ pub async fn serve_connections(
         // Ignored: a socket that refuses TCP_NODELAY still works.
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
+        let stream = SendTimeout::new(stream, connections.send_timeout);
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tasks.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -87,6 +108,8 @@ pub async fn serve_connections(
     match tokio::time::timeout(connections.shutdown_grace, graceful.shutdown()).await {
         Ok(()) => Drained::All,
         Err(_) => {
+            // Connections that ended during the grace period are not open any more.
+            while tasks.try_join_next().is_some() {}
             tracing::warn!(
                 grace = ?connections.shutdown_grace,
                 connections = tasks.len(),

@@ -491,6 +491,48 @@ async fn silent_and_slow_header_connections_are_closed() {
     );
 }
 
+/// Over `max_connections`, a connection waits until one closes: with a cap of 1, an idle first
+/// connection holds the only slot until the header read timeout closes it, and only then is the
+/// second one served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_the_cap_waits_for_a_free_slot() {
+    use heapscape_demo::server::{Connections, router, serve_connections};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Connections {
+        header_read_timeout: Duration::from_secs(1),
+        max_connections: 1,
+        ..Connections::default()
+    };
+    tokio::spawn(serve_connections(
+        listener,
+        router(Buffers::Fresh, ServiceConfig::default()),
+        connections,
+        std::future::pending(),
+    ));
+    let idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    second
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(CLIENT_TIMEOUT, second.read_to_end(&mut response))
+        .await
+        .expect("the second connection is served once the first is closed")
+        .unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+    // A direct, non-blocking read: 0 is the end of stream the server sent before it took the
+    // second connection.
+    let mut idle = idle.into_std().unwrap();
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut idle, &mut byte);
+    assert!(
+        matches!(read, Ok(0)),
+        "the first connection was still open when the second was served: {read:?}"
+    );
+}
+
 fn lying_requests() -> [(&'static str, &'static str); 2] {
     [
         (

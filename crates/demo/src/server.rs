@@ -2,7 +2,8 @@
 //! the `serve` command that runs it.
 //!
 //! - `api`: the router, its handlers, request validation and JSON errors
-//!   ([`router`], [`Buffers`], [`ServiceConfig`], [`ApiError`]);
+//!   ([`router`], [`Buffers`], [`ServiceConfig`], [`ApiError`]), with `visible`, which text
+//!   has something to say;
 //! - `connections`: the accept loop, connection cap, header read timeout and draining on
 //!   shutdown ([`serve_connections`]), with `send_timeout`, the connection's send timeout;
 //! - `serve`: the command's options and wiring: the agent, the listener, the signals
@@ -16,6 +17,7 @@ mod connections;
 mod ready;
 mod send_timeout;
 mod serve;
+mod visible;
 
 pub use api::{
     ApiError, Buffers, DEFAULT_SAMPLE_RATE, DEFAULT_VOICE, NOT_AN_OBJECT, ServiceConfig,

@@ -29,6 +29,28 @@ async fn bad_requests_get_a_status_and_a_reason() {
             "text is empty",
         ),
         (
+            "zero-width spaces only",
+            speak(addr, json!({ "text": "\u{200B}\u{200B}\u{200B}" })).await,
+            400,
+            "text is empty",
+        ),
+        (
+            "NULs only",
+            speak(addr, json!({ "text": "\u{0}\u{0}" })).await,
+            400,
+            "text is empty",
+        ),
+        (
+            "direction marks, a byte-order mark and blanks only",
+            speak(
+                addr,
+                json!({ "text": "\u{200E} \u{200F}\u{202E}\u{FEFF}\t" }),
+            )
+            .await,
+            400,
+            "text is empty",
+        ),
+        (
             "text over the limit",
             speak(addr, json!({ "text": "a".repeat(3001) })).await,
             413,

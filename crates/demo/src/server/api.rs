@@ -35,6 +35,7 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::visible;
 use crate::engine::{self, Engine, Voice};
 use crate::telemetry;
 use crate::wav::{self, PcmFormat, WavError};
@@ -406,10 +407,11 @@ impl Service {
     /// length of the WAV file.
     fn validate(&self, request: &SpeechRequest) -> Result<(Voice, PcmFormat, u64), ApiError> {
         let chars = request.text.chars().count();
-        if request.text.trim().is_empty() {
+        if !visible::has_visible(&request.text) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "text is empty; send something to say",
+                "text is empty (or only whitespace, control and invisible characters such as \
+                 zero-width spaces); send something to say",
             ));
         }
         let max = self.config.max_text_chars;

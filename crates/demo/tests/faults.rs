@@ -37,6 +37,24 @@ fn a_taken_metrics_port_fails_the_start_naming_the_port() {
     );
 }
 
+#[test]
+fn the_metrics_port_as_the_speech_port_names_the_metrics_listener() {
+    let port = heapscape_testkit::free_port();
+    let address = format!("127.0.0.1:{port}");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
+        .args(["serve", "--listen", &address, "--metrics-listen", &address])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the agent's metrics listener took that port"),
+        "{stderr}"
+    );
+}
+
 fn config_with_max(max: &str) -> String {
     format!(
         "service: reload-test\nexporter:\n  prometheus: {{ listen: 127.0.0.1:0 }}\n\

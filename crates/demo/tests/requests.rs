@@ -315,3 +315,27 @@ async fn concurrent_requests_return_every_buffer() {
         "{stats:?}"
     );
 }
+
+/// A file larger than the whole byte budget could never start: refused before synthesis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_larger_than_the_byte_budget_is_refused() {
+    let config = ServiceConfig {
+        max_buffered_bytes: 1 << 20,
+        ..ServiceConfig::default()
+    };
+    let addr = spawn_server(Buffers::Fresh, config).await;
+    let reply = speak(
+        addr,
+        json!({ "text": "a".repeat(3000), "sample_rate": 48000 }),
+    )
+    .await;
+    assert_eq!(reply.status, 413);
+    assert!(
+        reply
+            .error()
+            .contains("more than the 1048576 bytes the service buffers at once"),
+        "{}",
+        reply.error()
+    );
+    assert_eq!(speak(addr, json!({ "text": "short" })).await.status, 200);
+}

@@ -454,7 +454,8 @@ impl Service {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
-                    "the audio would be {wav_len} bytes, more than the {budget} bytes the service                      buffers at once; send a shorter text or a lower sample_rate"
+                    "the audio would be {wav_len} bytes, more than the {budget} bytes the service \
+                     buffers at once; send a shorter text or a lower sample_rate"
                 ),
             ));
         }

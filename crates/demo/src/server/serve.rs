@@ -228,9 +228,25 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
         max_buffered_bytes: options.max_buffered_bytes,
         fault_injection: options.fault_injection,
     };
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(Error::io(format!("binding {}", options.listen)))?;
+    let listener = match tokio::net::TcpListener::bind(options.listen).await {
+        Ok(listener) => listener,
+        Err(source) => {
+            // The agent binds its metrics listener first; the bare "address in use" would not
+            // say that it is the one holding the port.
+            if let Some(metrics) = agent
+                .metrics_addr()
+                .filter(|metrics| metrics.port() == options.listen.port())
+            {
+                return Err(Error::InvalidOptions(format!(
+                    "cannot listen on {}: the agent's metrics listener took that port \
+                     ({metrics}, from --metrics-listen or the config's exporter); give the \
+                     service and the metrics listener different ports",
+                    options.listen
+                )));
+            }
+            return Err(Error::io(format!("binding {}", options.listen))(source));
+        }
+    };
     let http = listener
         .local_addr()
         .map_err(Error::io("reading the bound address"))?;

@@ -55,6 +55,57 @@ fn the_metrics_port_as_the_speech_port_names_the_metrics_listener() {
     );
 }
 
+/// The shutdown warning counts the connections still open, not those that ended since the
+/// last accept: 19 connections answered and closed, one request whose body never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shutdown_warning_counts_only_open_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut serve =
+        ServeProcess::start(&["--metrics-listen", "127.0.0.1:0", "--shutdown-grace", "1s"]);
+    let mut stuck = tokio::net::TcpStream::connect(serve.http).await.unwrap();
+    stuck
+        .write_all(
+            b"POST /v1/speech HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{\"text\":",
+        )
+        .await
+        .unwrap();
+    let mut finished = Vec::new();
+    for _ in 0..19 {
+        finished.push(tokio::net::TcpStream::connect(serve.http).await.unwrap());
+    }
+    for stream in &mut finished {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        assert!(response.starts_with(b"HTTP/1.1 200"));
+    }
+    eventually("the stuck request in the service", WAIT, || async {
+        let reply = send(serve.http, "GET", "/healthz", None, "").await;
+        let health: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        // /healthz counts itself.
+        health["requests"].as_u64() == Some(2)
+    })
+    .await;
+    serve.signal("TERM");
+    assert_eq!(serve.wait_exit(WAIT).code(), Some(0));
+    let stderr = serve.stderr();
+    let warning = stderr
+        .lines()
+        .find(|line| line.contains("still running after the shutdown grace period"))
+        .unwrap_or_else(|| panic!("no shutdown warning:\n{stderr}"));
+    assert!(
+        warning
+            .split_whitespace()
+            .any(|field| field == "connections=1"),
+        "{warning}"
+    );
+    drop(stuck);
+}
+
 fn config_with_max(max: &str) -> String {
     format!(
         "service: reload-test\nexporter:\n  prometheus: {{ listen: 127.0.0.1:0 }}\n\

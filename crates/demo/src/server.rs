@@ -5,7 +5,8 @@
 //!   ([`router`], [`Buffers`], [`ServiceConfig`], [`ApiError`]), with `visible`, which text
 //!   has something to say;
 //! - `connections`: the accept loop, connection cap, header read timeout and draining on
-//!   shutdown ([`serve_connections`]), with `send_timeout`, the connection's send timeout;
+//!   shutdown ([`serve_connections`]), with `send_timeout`, the connection's send timeout, and
+//!   `unanswered`, whether a request head was arriving when the connection ended;
 //! - `serve`: the command's options and wiring: the agent, the listener, the signals
 //!   ([`serve`], [`ServeOptions`]);
 //! - `ready`: the line `serve` prints once it accepts requests ([`ReadyLine`]).
@@ -17,6 +18,7 @@ mod connections;
 mod ready;
 mod send_timeout;
 mod serve;
+mod unanswered;
 mod visible;
 
 pub use api::{

@@ -2,7 +2,7 @@
 //!
 //! | name | type | unit | meaning |
 //! |---|---|---|---|
-//! | `heapscape_demo_requests_total{status}` | counter | count | responses by HTTP status |
+//! | `heapscape_demo_requests_total{status}` | counter | count | responses by HTTP status, also hyper's own refusals (400, 414, 431) and requests whose head timed out (408) |
 //! | `heapscape_demo_audio_bytes_total` | counter | bytes | PCM bytes buffered and sent |
 //! | `heapscape_demo_log_lines_dropped_total` | counter | count | log lines standard error refused |
 
@@ -55,8 +55,9 @@ pub(crate) fn count_response(status: StatusCode) {
         };
     }
     by_status!(
-        200 => "200", 400 => "400", 404 => "404", 405 => "405", 413 => "413",
-        415 => "415", 422 => "422", 500 => "500", 502 => "502", 503 => "503"
+        200 => "200", 400 => "400", 404 => "404", 405 => "405", 408 => "408", 413 => "413",
+        414 => "414", 415 => "415", 422 => "422", 431 => "431", 500 => "500", 502 => "502",
+        503 => "503"
     )
     .increment(1);
 }

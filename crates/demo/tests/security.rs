@@ -682,3 +682,61 @@ async fn no_endpoint_but_the_documented_ones_does_anything() {
         pool.stats()
     );
 }
+
+/// Requests hyper refuses before the router sees them are counted with their status in
+/// `heapscape_demo_requests_total`, so attacks of that shape show on the dashboards: a broken
+/// header (400), a URI over 64 KiB (414), too many headers (431), a head that never ends (408,
+/// though hyper closes without an answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_refused_before_the_router_are_counted() {
+    let serve = common::ServeProcess::start(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--header-read-timeout",
+        "1s",
+    ]);
+    let metrics = serve.metrics.expect("a metrics address");
+    let long_uri = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000));
+    // More headers than hyper parses (100): the same refusal as a head over its buffer, without
+    // leaving unread bytes that would reset the connection before the answer is read.
+    let headers: String = (0..150).map(|i| format!("x-h{i}: 1\r\n")).collect();
+    let many_headers = format!("GET / HTTP/1.1\r\nhost: x\r\n{headers}\r\n");
+    for (case, request, status) in [
+        (
+            "a broken header",
+            "GET / HTTP/1.1\r\nno colon here\r\n\r\n".to_owned(),
+            "400",
+        ),
+        ("a URI over 64 KiB", long_uri, "414"),
+        ("more headers than hyper parses", many_headers, "431"),
+    ] {
+        let answer = raw_exchange(serve.http, &request).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{case}: {answer}"
+        );
+    }
+    // Half a head, then nothing: closed after the header read timeout.
+    let mut stream = tokio::net::TcpStream::connect(serve.http).await.unwrap();
+    stream
+        .write_all(b"POST /v1/speech HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(CLIENT_TIMEOUT, stream.read_to_end(&mut rest))
+        .await
+        .expect("closed after the header read timeout")
+        .unwrap();
+
+    common::eventually("every refusal counted", CLIENT_TIMEOUT, || async {
+        let samples = common::scrape(metrics).await;
+        ["400", "408", "414", "431"].iter().all(|status| {
+            samples.iter().any(|sample| {
+                sample.name == "heapscape_demo_requests_total"
+                    && sample.label("status") == Some(status)
+                    && sample.value >= 1.0
+            })
+        })
+    })
+    .await;
+}

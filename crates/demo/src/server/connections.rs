@@ -5,12 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 
 use super::send_timeout::SendTimeout;
+use super::unanswered::Unanswered;
+use crate::telemetry;
 
 /// How [`serve_connections`] treats connections.
 #[derive(Debug, Clone, Copy)]
@@ -94,10 +97,16 @@ pub async fn serve_connections(
         // Ignored: a socket that refuses TCP_NODELAY still works.
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
+        let (stream, unanswered) = Unanswered::new(stream);
         let stream = SendTimeout::new(stream, connections.send_timeout);
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tasks.spawn(async move {
             if let Err(error) = connection.await {
+                // Relaxed: written by this task's own connection future, which has ended.
+                let head_started = unanswered.load(std::sync::atomic::Ordering::Relaxed);
+                if let Some(status) = rejection_status(&error, head_started) {
+                    telemetry::count_response(status);
+                }
                 tracing::debug!(%error, "connection ended with an error");
             }
             drop(slot);
@@ -118,5 +127,27 @@ pub async fn serve_connections(
             tasks.abort_all();
             Drained::GraceExpired
         }
+    }
+}
+
+/// The status of a request hyper refused before the router saw it (the router counts its own),
+/// from the error that ended the connection: hyper answered 400, 414 or 431 itself; a header
+/// read timeout while a request head was arriving (`head_started`) is counted as 408, although
+/// hyper closes the connection without an answer. An idle keep-alive connection that timed out
+/// or a client that went away is no request.
+fn rejection_status(error: &hyper::Error, head_started: bool) -> Option<StatusCode> {
+    if error.is_parse_too_large() {
+        // hyper's public API tells the two apart only by the message.
+        if error.to_string().contains("URI too long") {
+            Some(StatusCode::URI_TOO_LONG)
+        } else {
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        }
+    } else if error.is_parse() && !error.is_parse_version_h2() {
+        Some(StatusCode::BAD_REQUEST)
+    } else if error.is_timeout() && head_started {
+        Some(StatusCode::REQUEST_TIMEOUT)
+    } else {
+        None
     }
 }

@@ -6,7 +6,8 @@
 //!   has something to say;
 //! - `connections`: the accept loop, connection cap, header read timeout and draining on
 //!   shutdown ([`serve_connections`]), with `send_timeout`, the connection's send timeout, and
-//!   `unanswered`, whether a request head was arriving when the connection ended;
+//!   `head_watch`, which watches request heads below hyper (one arriving when the connection
+//!   ended; a `Content-Length` too large for hyper, answered 413);
 //! - `serve`: the command's options and wiring: the agent, the listener, the signals
 //!   ([`serve`], [`ServeOptions`]);
 //! - `ready`: the line `serve` prints once it accepts requests ([`ReadyLine`]).
@@ -15,10 +16,10 @@
 
 mod api;
 mod connections;
+mod head_watch;
 mod ready;
 mod send_timeout;
 mod serve;
-mod unanswered;
 mod visible;
 
 pub use api::{

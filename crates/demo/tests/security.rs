@@ -686,7 +686,8 @@ async fn no_endpoint_but_the_documented_ones_does_anything() {
 /// Requests hyper refuses before the router sees them are counted with their status in
 /// `heapscape_demo_requests_total`, so attacks of that shape show on the dashboards: a broken
 /// header (400), a URI over 64 KiB (414), too many headers (431), a head that never ends (408,
-/// though hyper closes without an answer).
+/// though hyper closes without an answer); and a `Content-Length` hyper cannot represent is a
+/// body over the limit (413 with a reason), not a head too large.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_refused_before_the_router_are_counted() {
     let serve = common::ServeProcess::start(&[
@@ -709,12 +710,22 @@ async fn requests_refused_before_the_router_are_counted() {
         ),
         ("a URI over 64 KiB", long_uri, "414"),
         ("more headers than hyper parses", many_headers, "431"),
+        (
+            "a Content-Length of 2^64 - 1, over the largest body hyper can represent",
+            "POST /v1/speech HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: 18446744073709551615\r\n\r\n{\"text\":"
+                .to_owned(),
+            "413",
+        ),
     ] {
         let answer = raw_exchange(serve.http, &request).await;
         assert!(
             answer.starts_with(&format!("HTTP/1.1 {status}")),
             "{case}: {answer}"
         );
+        if status == "413" {
+            assert!(answer.contains("length limit exceeded"), "{case}: {answer}");
+        }
     }
     // Half a head, then nothing: closed after the header read timeout.
     let mut stream = tokio::net::TcpStream::connect(serve.http).await.unwrap();
@@ -730,7 +741,7 @@ async fn requests_refused_before_the_router_are_counted() {
 
     common::eventually("every refusal counted", CLIENT_TIMEOUT, || async {
         let samples = common::scrape(metrics).await;
-        ["400", "408", "414", "431"].iter().all(|status| {
+        ["400", "408", "413", "414", "431"].iter().all(|status| {
             samples.iter().any(|sample| {
                 sample.name == "heapscape_demo_requests_total"
                     && sample.label("status") == Some(status)

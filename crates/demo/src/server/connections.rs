@@ -2,6 +2,7 @@
 //! and a send timeout, and their draining on shutdown within a grace period.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,8 +12,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 
+use super::head_watch::{HeadState, HeadWatch};
 use super::send_timeout::SendTimeout;
-use super::unanswered::Unanswered;
 use crate::telemetry;
 
 /// How [`serve_connections`] treats connections.
@@ -97,16 +98,15 @@ pub async fn serve_connections(
         // Ignored: a socket that refuses TCP_NODELAY still works.
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let (stream, unanswered) = Unanswered::new(stream);
+        let (stream, heads) = HeadWatch::new(stream);
         let stream = SendTimeout::new(stream, connections.send_timeout);
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tasks.spawn(async move {
-            if let Err(error) = connection.await {
-                // Relaxed: written by this task's own connection future, which has ended.
-                let head_started = unanswered.load(std::sync::atomic::Ordering::Relaxed);
-                if let Some(status) = rejection_status(&error, head_started) {
-                    telemetry::count_response(status);
-                }
+            let ended = connection.await;
+            if let Some(status) = rejection_status(ended.as_ref().err(), &heads) {
+                telemetry::count_response(status);
+            }
+            if let Err(error) = ended {
                 tracing::debug!(%error, "connection ended with an error");
             }
             drop(slot);
@@ -130,12 +130,18 @@ pub async fn serve_connections(
     }
 }
 
-/// The status of a request hyper refused before the router saw it (the router counts its own),
-/// from the error that ended the connection: hyper answered 400, 414 or 431 itself; a header
-/// read timeout while a request head was arriving (`head_started`) is counted as 408, although
-/// hyper closes the connection without an answer. An idle keep-alive connection that timed out
-/// or a client that went away is no request.
-fn rejection_status(error: &hyper::Error, head_started: bool) -> Option<StatusCode> {
+/// The status of a request refused before the router saw it (the router counts its own), from
+/// how the connection ended: a `Content-Length` too large to represent was answered
+/// 413 below hyper (which then saw the stream end); hyper answered 400, 414 or 431 itself; a
+/// header read timeout while a request head was arriving is counted as 408, although hyper
+/// closes the connection without an answer. An idle keep-alive connection that timed out or a
+/// client that went away is no request.
+fn rejection_status(error: Option<&hyper::Error>, heads: &HeadState) -> Option<StatusCode> {
+    // Relaxed: written by this task's own connection future, which has ended.
+    if heads.length_refused.load(Ordering::Relaxed) {
+        return Some(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let error = error?;
     if error.is_parse_too_large() {
         // hyper's public API tells the two apart only by the message.
         if error.to_string().contains("URI too long") {
@@ -145,7 +151,7 @@ fn rejection_status(error: &hyper::Error, head_started: bool) -> Option<StatusCo
         }
     } else if error.is_parse() && !error.is_parse_version_h2() {
         Some(StatusCode::BAD_REQUEST)
-    } else if error.is_timeout() && head_started {
+    } else if error.is_timeout() && heads.unanswered.load(Ordering::Relaxed) {
         Some(StatusCode::REQUEST_TIMEOUT)
     } else {
         None

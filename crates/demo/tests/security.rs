@@ -5,7 +5,8 @@
 //! - hostile or absurd input gets a JSON reason with a 4xx status, never a panic, a hang or a
 //!   stack overflow;
 //! - no HTTP method on any path other than `POST /v1/speech` and `GET /healthz` does anything:
-//!   404/405, and the pool's settings stay as they were.
+//!   404/405, and the pool's settings stay as they were;
+//! - connections are capped, and requests refused before the router are answered and counted.
 
 mod common;
 

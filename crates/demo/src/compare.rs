@@ -170,12 +170,12 @@ async fn compare(
     report::write_html(&comparison, &options.report)?;
     let text = serde_json::to_string_pretty(&comparison).unwrap_or_default();
     if let Some(dir) = json.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        std::fs::create_dir_all(dir).map_err(|error| Error::Write {
             path: dir.to_owned(),
-            source,
+            error,
         })?;
     }
-    std::fs::write(&json, text).map_err(|source| Error::Write { path: json, source })?;
+    std::fs::write(&json, text).map_err(|error| Error::Write { path: json, error })?;
     Ok(comparison)
 }
 

@@ -211,9 +211,9 @@ fn escape(text: &str) -> String {
 
 /// Writes the HTML report to `path` (creating its folder).
 pub(super) fn write_html(comparison: &Comparison, path: &Path) -> Result<(), Error> {
-    let write_error = |source| Error::Write {
+    let write_error = |error| Error::Write {
         path: path.to_owned(),
-        source,
+        error,
     };
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(write_error)?;

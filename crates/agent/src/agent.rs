@@ -62,7 +62,8 @@ struct Shared {
     config: Mutex<Config>,
     pools: RwLock<BTreeMap<String, Pool>>,
     heartbeat: HeartbeatHandle,
-    exporter: Exporter,
+    /// `None` when the service installed its own recorder.
+    exporter: Option<Exporter>,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     /// File checks made by the watcher; see [`AgentStats::config_checks`].
@@ -77,24 +78,70 @@ struct Watcher {
 
 impl Agent {
     /// Installs the configured exporter as the global `metrics` recorder, builds the pools
-    /// and starts the heartbeat on the current tokio runtime.
+    /// and starts the heartbeat.
+    ///
+    /// Inside a tokio runtime the heartbeat and the exporter's tasks run on it (each heap
+    /// sample on its blocking pool). Outside one, the heartbeat runs on a thread of its own
+    /// (`heapscape-heartbeat`) and the exporter's tasks on a private single-threaded runtime
+    /// on another (`heapscape-metrics`); [`Agent::shutdown`] ends both.
     ///
     /// # Errors
     ///
-    /// [`Error::NoRuntime`] outside a tokio runtime, [`Error::Pool`] for a pool the pool crate
-    /// refuses, [`Error::PortInUse`] / [`Error::Listen`] when the Prometheus address cannot be
-    /// bound, [`Error::Statsd`] when the StatsD host does not resolve, and
-    /// [`Error::RecorderAlreadyInstalled`] when something installed a recorder first. A StatsD
-    /// daemon that is down is not an error.
+    /// [`Error::Pool`] for a pool the pool crate refuses, [`Error::PortInUse`] /
+    /// [`Error::Listen`] when the Prometheus address cannot be bound, [`Error::Statsd`] when
+    /// the StatsD host does not resolve, [`Error::RecorderAlreadyInstalled`] when something
+    /// installed a recorder first, and [`Error::Runtime`] / [`Error::Heartbeat`] when a
+    /// thread cannot be started outside a runtime. A StatsD daemon that is down is not an
+    /// error.
     pub fn start(config: Config) -> Result<Self, Error> {
-        tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        Self::launch(config, true)
+    }
+
+    /// Builds the pools and starts the heartbeat (and, through the `*_from_file*`
+    /// constructors, live reload) without installing any recorder: heapscape publishes
+    /// through the recorder the service installed before this call.
+    ///
+    /// For a service that owns its metrics stack. With metrics-exporter-prometheus, install
+    /// [`prometheus::Recorder`](crate::prometheus::Recorder) around the exporter's recorder so
+    /// heapscape's histograms keep real buckets at a constant cost; with any other recorder,
+    /// see the crate README ("Add heapscape to your service") for what the histograms cost.
+    /// The config's `exporter`, `service` and `labels` are not used: the service's recorder
+    /// sets the labels. Runs with or without a tokio runtime, as [`Agent::start`].
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use metrics_exporter_prometheus::PrometheusBuilder;
+    ///
+    /// let recorder = heapscape::prometheus::Recorder::wrap(PrometheusBuilder::new().build_recorder());
+    /// let exposition = recorder.exposition(); // serve exposition.render() on /metrics
+    /// metrics::set_global_recorder(recorder)?;
+    /// let agent = heapscape::Agent::start_without_exporter(heapscape::Config::from_file(
+    ///     "heapscape.yaml",
+    /// )?)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Pool`] for a pool the pool crate refuses and [`Error::Heartbeat`] when the
+    /// heartbeat's thread cannot be started outside a runtime.
+    pub fn start_without_exporter(config: Config) -> Result<Self, Error> {
+        Self::launch(config, false)
+    }
+
+    fn launch(config: Config, install_exporter: bool) -> Result<Self, Error> {
         let pools = config
             .pools
             .iter()
             .map(|(name, pool_config)| Ok((name.clone(), build_pool(name, pool_config)?)))
             .collect::<Result<BTreeMap<_, _>, Error>>()?;
 
-        let exporter = Exporter::install(&config)?;
+        let exporter = if install_exporter {
+            Some(Exporter::install(&config)?)
+        } else {
+            None
+        };
         heapscape_pool::describe_metrics();
         heapscape_heartbeat::describe_metrics();
         crate::metrics_table::describe_and_initialize();
@@ -105,15 +152,27 @@ impl Agent {
                 Heartbeat::builder().interval(config.heartbeat.interval),
                 |builder, pool| builder.pool(pool.clone()),
             )
-            .build()
-            .spawn();
-        tracing::info!(
-            exporter = ?config.exporter,
-            metrics_addr = ?exporter.metrics_addr(),
-            pools = ?pools.keys().collect::<Vec<_>>(),
-            interval = ?config.heartbeat.interval,
-            "heapscape agent started"
-        );
+            .build();
+        let heartbeat = if tokio::runtime::Handle::try_current().is_ok() {
+            heartbeat.spawn()
+        } else {
+            heartbeat.spawn_thread().map_err(Error::Heartbeat)?
+        };
+        match &exporter {
+            Some(exporter) => tracing::info!(
+                exporter = ?config.exporter,
+                metrics_addr = ?exporter.metrics_addr(),
+                pools = ?pools.keys().collect::<Vec<_>>(),
+                interval = ?config.heartbeat.interval,
+                "heapscape agent started"
+            ),
+            None => tracing::info!(
+                pools = ?pools.keys().collect::<Vec<_>>(),
+                interval = ?config.heartbeat.interval,
+                "heapscape agent started, publishing through the service's recorder \
+                 (the config's exporter, service and labels are not used)"
+            ),
+        }
         Ok(Self {
             shared: Arc::new(Shared {
                 config: Mutex::new(config),
@@ -175,12 +234,34 @@ impl Agent {
         path: impl AsRef<Path>,
         overrides: impl Fn(&mut Config) + Send + Sync + 'static,
     ) -> Result<Self, Error> {
-        let path = path.as_ref().to_path_buf();
-        let overrides: Arc<Overrides> = Arc::new(overrides);
+        Self::launch_watching(path.as_ref(), Arc::new(overrides), true)
+    }
+
+    /// [`Agent::start_without_exporter`] with the config read from `path` and `overrides`
+    /// applied, reloaded as [`Agent::start_from_file_with`] does (SIGHUP, file change).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unreadable or invalid file, [`Error::Watch`] if the SIGHUP
+    /// handler or the watcher thread cannot be set up, and the errors of
+    /// [`Agent::start_without_exporter`].
+    pub fn start_from_file_without_exporter(
+        path: impl AsRef<Path>,
+        overrides: impl Fn(&mut Config) + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        Self::launch_watching(path.as_ref(), Arc::new(overrides), false)
+    }
+
+    fn launch_watching(
+        path: &Path,
+        overrides: Arc<Overrides>,
+        install_exporter: bool,
+    ) -> Result<Self, Error> {
+        let path = path.to_path_buf();
         let seen = Fingerprint::of(&path);
         let mut config = Config::from_file(&path)?;
         overrides(&mut config);
-        let mut agent = Self::start(config)?;
+        let mut agent = Self::launch(config, install_exporter)?;
         agent.watcher = Some(Watcher::spawn(
             Arc::clone(&agent.shared),
             path,
@@ -203,10 +284,10 @@ impl Agent {
     }
 
     /// The address the Prometheus listener is bound to (the actual port when the config says
-    /// port 0); `None` for StatsD.
+    /// port 0); `None` for StatsD and for an agent started without an exporter.
     #[must_use]
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.shared.exporter.metrics_addr()
+        self.shared.exporter.as_ref()?.metrics_addr()
     }
 
     /// Pool statistics, the last heap sample and reload counts.
@@ -259,7 +340,9 @@ impl Agent {
             watcher.stop();
         }
         self.shared.heartbeat.stop();
-        self.shared.exporter.shutdown(FLUSH_TIMEOUT);
+        if let Some(exporter) = &self.shared.exporter {
+            exporter.shutdown(FLUSH_TIMEOUT);
+        }
         tracing::info!("heapscape agent stopped");
     }
 }

@@ -74,6 +74,14 @@ mod error;
 mod exporter;
 pub mod metrics;
 mod metrics_table;
+pub mod prometheus {
+    //! For a service that owns its metrics-exporter-prometheus recorder (its own builder,
+    //! listener or route): wrap that recorder in [`Recorder`] before installing it, start the
+    //! agent with [`Agent::start_without_exporter`](crate::Agent::start_without_exporter), and
+    //! serve [`Exposition::render`]. heapscape's histograms then keep real buckets, spelled as
+    //! the StatsD path spells them, at one addition per published bucket.
+    pub use crate::exporter::prometheus::{Exposition, Recorder};
+}
 mod sync;
 mod units;
 

@@ -26,8 +26,10 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The running agent: one exporter, the heap heartbeat and the named pools.
 ///
-/// Create it with [`Agent::start`] or [`Agent::start_from_file`]; end it with
-/// [`Agent::shutdown`] (dropping it does the same).
+/// Create it with [`Agent::start`] or [`Agent::start_from_file`] (the agent installs the
+/// exporter), or with [`Agent::start_without_exporter`] /
+/// [`Agent::start_from_file_without_exporter`] (the service installed its own recorder); end
+/// it with [`Agent::shutdown`] (dropping it does the same).
 pub struct Agent {
     shared: Arc<Shared>,
     watcher: Option<Watcher>,

@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 use heapscape_heartbeat::{HeapStats, Heartbeat, HeartbeatHandle};
 use heapscape_pool::{Pool, PoolStats};
 
-use crate::exporter::Exporter;
+use crate::config::limits;
+use crate::exporter::{Exporter, prometheus};
 use crate::metrics_table::{LAST_RELOAD_SUCCESS, RELOAD_FAILURES, RELOADS};
 use crate::sync::{lock, read, write};
 use crate::{Config, Error};
@@ -23,6 +24,8 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const WATCH_STEP: Duration = Duration::from_millis(100);
 /// How long shutdown waits for the StatsD queue to drain.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many pool names a log line lists; the rest are counted.
+const NAMES_IN_A_LINE: usize = 10;
 
 /// The running agent: one exporter, the heap heartbeat and the named pools.
 ///
@@ -89,12 +92,13 @@ impl Agent {
     ///
     /// # Errors
     ///
-    /// [`Error::Pool`] for a pool the pool crate refuses, [`Error::PortInUse`] /
-    /// [`Error::Listen`] when the Prometheus address cannot be bound, [`Error::Statsd`] when
-    /// the StatsD host does not resolve, [`Error::RecorderAlreadyInstalled`] when something
-    /// installed a recorder first, and [`Error::Runtime`] / [`Error::Heartbeat`] when a
-    /// thread cannot be started outside a runtime. A StatsD daemon that is down is not an
-    /// error.
+    /// [`Error::Limit`] for a value out of the README's bounds (too many pools, a size or
+    /// interval out of range), [`Error::Pool`] for a pool the pool crate refuses,
+    /// [`Error::PortInUse`] / [`Error::Listen`] when the Prometheus address cannot be bound,
+    /// [`Error::Statsd`] when the StatsD host does not resolve,
+    /// [`Error::RecorderAlreadyInstalled`] when something installed a recorder first, and
+    /// [`Error::Runtime`] / [`Error::Heartbeat`] when a thread cannot be started outside a
+    /// runtime. A StatsD daemon that is down is not an error.
     pub fn start(config: Config) -> Result<Self, Error> {
         Self::launch(config, true)
     }
@@ -126,13 +130,15 @@ impl Agent {
     ///
     /// # Errors
     ///
-    /// [`Error::Pool`] for a pool the pool crate refuses and [`Error::Heartbeat`] when the
-    /// heartbeat's thread cannot be started outside a runtime.
+    /// [`Error::Limit`] for a value out of the README's bounds, [`Error::Pool`] for a pool the
+    /// pool crate refuses and [`Error::Heartbeat`] when the heartbeat's thread cannot be
+    /// started outside a runtime.
     pub fn start_without_exporter(config: Config) -> Result<Self, Error> {
         Self::launch(config, false)
     }
 
     fn launch(config: Config, install_exporter: bool) -> Result<Self, Error> {
+        check_limits(&config)?;
         let pools = config
             .pools
             .iter()
@@ -193,9 +199,9 @@ impl Agent {
     /// [`Agent::start`] with the config read from `path`, re-read on SIGHUP and whenever the
     /// file changes (checked every second).
     ///
-    /// A reload applies pool caps, the heartbeat interval and new pools at once. The exporter,
-    /// `service` and `labels` cannot change while the service runs: a change is logged and the
-    /// old values stay. An unreadable or invalid file is logged with its error and counted in
+    /// A reload applies pool caps, the heartbeat interval, new pools and removed pools at once
+    /// (see [`Agent::apply_config`]). The exporter, `service` and `labels` cannot change while
+    /// the service runs: a change is logged and the old values stay. An unreadable or invalid file is logged with its error and counted in
     /// `heapscape_config_reload_failures_total`; the previous config stays in force.
     ///
     /// # Errors
@@ -313,14 +319,21 @@ impl Agent {
         }
     }
 
-    /// Applies a new config as a reload would (pool caps, heartbeat interval, new pools;
-    /// exporter, service and labels stay as started). For services that manage their config
-    /// themselves; [`Agent::start_from_file`] does this on its own.
+    /// Applies a new config as a reload would (pool caps, heartbeat interval, new and removed
+    /// pools, `max_pools`; exporter, service and labels stay as started). For services that
+    /// manage their config themselves; [`Agent::start_from_file`] does this on its own.
+    ///
+    /// A pool the new config no longer names is removed: [`Agent::pool`] no longer finds it,
+    /// the heartbeat stops publishing and trimming it and the Prometheus exposition (the
+    /// agent's, or a service's [`prometheus::Recorder`](crate::prometheus::Recorder)) drops
+    /// its series. Handles and buffers still out keep working; a buffer returns to the removed
+    /// pool, which nobody publishes, and is freed with the last handle.
     ///
     /// # Errors
     ///
-    /// [`Error::Pool`] if a new pool cannot be built or a pool refuses its new caps; the other
-    /// changes are applied.
+    /// [`Error::Limit`] for a value out of bounds (nothing is applied then), [`Error::Pool`] if
+    /// a new pool cannot be built or a pool refuses its new caps (the other changes are
+    /// applied).
     pub fn apply_config(&self, config: Config) -> Result<(), Error> {
         self.shared.apply(config)
     }
@@ -369,10 +382,31 @@ fn build_pool(name: &str, config: &heapscape_pool::PoolConfig) -> Result<Pool, E
     Pool::builder(name)
         .config(config.clone())
         .build()
-        .map_err(|source| Error::Pool {
+        .map_err(|error| Error::Pool {
             name: name.to_owned(),
-            source,
+            error,
         })
+}
+
+fn check_limits(config: &Config) -> Result<(), Error> {
+    limits::check(config).map_err(|violation| Error::Limit {
+        key: violation.key,
+        message: violation.message,
+    })
+}
+
+/// Up to [`NAMES_IN_A_LINE`] names, then how many more: one log line for any number of pools.
+fn some_names(names: &[&String]) -> String {
+    let mut shown = names
+        .iter()
+        .take(NAMES_IN_A_LINE)
+        .map(|name| name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMES_IN_A_LINE {
+        shown.push_str(&format!(" and {} more", names.len() - NAMES_IN_A_LINE));
+    }
+    shown
 }
 
 impl Shared {
@@ -404,6 +438,8 @@ impl Shared {
     }
 
     fn apply(&self, new: Config) -> Result<(), Error> {
+        // Bounds first, for the whole config: a reload with one absurd value changes nothing.
+        check_limits(&new)?;
         let mut current = lock(&self.config);
         if new.exporter != current.exporter
             || new.service != current.service
@@ -419,23 +455,26 @@ impl Shared {
             tracing::info!(interval = ?applied, "heartbeat interval changed");
             current.heartbeat.interval = applied;
         }
+        current.max_pools = new.max_pools;
 
         let mut first_error = None;
+        let (mut added, mut reconfigured) = (Vec::new(), Vec::new());
         let mut pools = write(&self.pools);
         for (name, pool_config) in &new.pools {
             let outcome = match pools.get(name) {
                 Some(pool) if pool.config() == *pool_config => Ok(()),
                 Some(pool) => pool
                     .reconfigure(pool_config.clone())
-                    .map(|()| tracing::info!(pool = %name, config = ?pool_config, "pool reconfigured"))
-                    .map_err(|source| Error::Pool {
+                    .map(|()| reconfigured.push(name))
+                    .map_err(|error| Error::Pool {
                         name: name.clone(),
-                        source,
+                        error,
                     }),
                 None => build_pool(name, pool_config).map(|pool| {
+                    prometheus::pool_added(name);
                     self.heartbeat.add_pool(pool.clone());
                     pools.insert(name.clone(), pool);
-                    tracing::info!(pool = %name, config = ?pool_config, "pool added");
+                    added.push(name);
                 }),
             };
             match outcome {
@@ -447,11 +486,38 @@ impl Shared {
                 }
             }
         }
-        for name in pools.keys().filter(|name| !new.pools.contains_key(*name)) {
-            tracing::warn!(
-                pool = %name,
-                "the pool is no longer in the config file; it keeps running with its settings \
-                 until the service restarts"
+        let removed: Vec<String> = pools
+            .keys()
+            .filter(|name| !new.pools.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in &removed {
+            // The heartbeat first: a tick that already took the pool may still publish it, and
+            // heapscape's Prometheus recorder (the agent's or the service's) ignores a removed
+            // pool's late publications. The registry last: once `Agent::pool` misses a pool,
+            // its series are gone.
+            self.heartbeat.remove_pool(name);
+            prometheus::pool_removed(name);
+            pools.remove(name);
+            current.pools.remove(name);
+        }
+        drop(pools);
+        // One line per kind of change, whatever the number of pools.
+        if !added.is_empty() {
+            tracing::info!(count = added.len(), "pools added: {}", some_names(&added));
+        }
+        if !reconfigured.is_empty() {
+            tracing::info!(
+                count = reconfigured.len(),
+                "pools reconfigured: {}",
+                some_names(&reconfigured)
+            );
+        }
+        if !removed.is_empty() {
+            tracing::info!(
+                count = removed.len(),
+                "pools removed (no longer in the config; their series stop): {}",
+                some_names(&removed.iter().collect::<Vec<_>>())
             );
         }
         first_error.map_or(Ok(()), Err)

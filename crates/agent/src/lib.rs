@@ -85,7 +85,8 @@ pub mod prometheus {
     //! listener or route): wrap that recorder in [`Recorder`] before installing it, start the
     //! agent with [`Agent::start_without_exporter`](crate::Agent::start_without_exporter), and
     //! serve [`Exposition::render`]. heapscape's histograms then keep real buckets, spelled as
-    //! the StatsD path spells them, at one addition per published bucket.
+    //! the StatsD path spells them, at one addition per published bucket, and the series of a
+    //! pool a reload removes leave the exposition.
     pub use crate::exporter::prometheus::{Exposition, Recorder};
 }
 mod sync;
@@ -108,5 +109,5 @@ pub use error::Error;
 /// ```
 #[cfg(feature = "counting")]
 pub use heapscape_heartbeat::CountingJemalloc;
-pub use heapscape_heartbeat::HeapStats;
+pub use heapscape_heartbeat::{Allocator, HeapStats};
 pub use heapscape_pool::{OverMaxPolicy, Pool, PoolConfig, PoolStats, PooledBuf};

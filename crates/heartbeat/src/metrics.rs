@@ -1,8 +1,9 @@
 //! The heartbeat's metric catalog: every metric a tick publishes, defined once.
 //!
 //! All values refresh once per heartbeat tick (default every 10 s); jemalloc values are read
-//! right after the tick advances jemalloc's epoch. Counters are published by delta. None has
-//! labels: they describe the whole process.
+//! right after the tick advances jemalloc's epoch. Counters are published by delta. They
+//! describe the whole process, so only [`ALLOCATOR_INFO`] has a label. When jemalloc is not the
+//! global allocator, the `heapscape_jemalloc_*` metrics are not published at all.
 
 use heapscape_pool::catalog::{MetricDef, MetricKind};
 use metrics::Unit;
@@ -63,6 +64,16 @@ pub const JEMALLOC_LARGE_REQUESTS: MetricDef = MetricDef::new(
     Unit::Count,
     "Large allocation requests served by jemalloc, all arenas.",
 );
+/// Which allocator serves the heap, from [`Allocator::detect`](crate::Allocator::detect):
+/// the `allocator` label is `jemalloc` or `other`.
+pub const ALLOCATOR_INFO: MetricDef = MetricDef::new(
+    "heapscape_allocator_info",
+    MetricKind::Gauge,
+    Unit::Count,
+    "Always 1; the allocator label says whether jemalloc is the global allocator (jemalloc) or \
+     not (other, and the heapscape_jemalloc_* metrics are absent).",
+)
+.with_labels(&["allocator"]);
 /// The process's resident set size. From `/proc/self/statm` (resident pages x page size).
 pub const PROCESS_RESIDENT: MetricDef = MetricDef::new(
     "heapscape_process_resident_bytes",
@@ -118,7 +129,7 @@ pub const UP: MetricDef = MetricDef::new(
     "heapscape_heartbeat_up",
     MetricKind::Gauge,
     Unit::Count,
-    "1 when the last sample succeeded, 0 when it failed.",
+    "1 when the last sample succeeded, 0 when it failed (with jemalloc not the global allocator, the sample is the process's values alone).",
 );
 /// The heartbeat's configured interval.
 pub const INTERVAL: MetricDef = MetricDef::new(
@@ -143,6 +154,7 @@ pub const CATALOG: &[MetricDef] = &[
     JEMALLOC_RETAINED,
     JEMALLOC_SMALL_REQUESTS,
     JEMALLOC_LARGE_REQUESTS,
+    ALLOCATOR_INFO,
     PROCESS_RESIDENT,
     PROCESS_MINOR_FAULTS,
     PROCESS_MAJOR_FAULTS,

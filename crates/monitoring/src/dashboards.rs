@@ -246,6 +246,30 @@ fn heap(config: &Config) -> Dashboard {
     let s = Selectors::new(config);
     let (sel, by_instance) = (&s.sel, &s.by_instance);
     let mut b = Board::new();
+    // Without jemalloc as the global allocator the jemalloc panels below are empty: this
+    // says why, per instance, rather than leaving empty panels to be read as a broken scrape.
+    b.add(
+        stat(
+            "Allocator",
+            "Whether jemalloc is each instance's global allocator (heapscape_allocator_info). \
+             Where it is not, the heartbeat still publishes process resident memory, page \
+             faults and pools, but no jemalloc statistics: the jemalloc panels stay empty for \
+             that instance. Make jemalloc the global allocator to fill them.",
+            "none",
+        )
+        .width(24)
+        .height(3)
+        .value_text("0", "jemalloc", "green")
+        .value_text("1", "jemalloc is not the global allocator", "orange")
+        .no_value("No heartbeat reports its allocator")
+        .query(
+            format!(
+                "max by ({by_instance}) (heapscape_allocator_info{{{sel},allocator=\"other\"}}) \
+                 or 0 * max by ({by_instance}) (heapscape_allocator_info{{{sel},allocator=\"jemalloc\"}})"
+            ),
+            LEGEND,
+        ),
+    );
     b.row("Heap: pooling off (red) and on (green), per instance");
     for (title, metric, description) in [
         (
@@ -464,7 +488,8 @@ fn heap(config: &Config) -> Dashboard {
         stat(
             "Heartbeats up",
             "Instances whose last heap sample succeeded (heapscape_heartbeat_up = 1) out of \
-             those reporting. 0 up usually means jemalloc is not the global allocator.",
+             those reporting. A sample fails when the process's statistics cannot be read; the \
+             service's log says why.",
             "short",
         )
         .moves_under_load()

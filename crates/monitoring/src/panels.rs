@@ -72,6 +72,10 @@ pub(crate) struct Panel {
     stacked: bool,
     transformations: Vec<Value>,
     column_units: Vec<(&'static str, &'static str)>,
+    /// A stat panel's texts for exact values: (value, text, colour).
+    value_texts: Vec<(&'static str, &'static str, &'static str)>,
+    /// A stat panel's text when its query returns nothing.
+    no_value: Option<&'static str>,
     moves_under_load: bool,
 }
 
@@ -89,6 +93,8 @@ impl Panel {
             stacked: false,
             transformations: Vec::new(),
             column_units: Vec::new(),
+            value_texts: Vec::new(),
+            no_value: None,
             moves_under_load: false,
         }
     }
@@ -104,6 +110,24 @@ impl Panel {
     /// hold different quantities, so a table has no panel-wide unit.
     pub(crate) fn column_unit(mut self, column: &'static str, unit: &'static str) -> Self {
         self.column_units.push((column, unit));
+        self
+    }
+
+    /// A stat panel shows `text` in `colour` instead of the number when the value is
+    /// `value` (Grafana's value mappings): for states that a number would not explain.
+    pub(crate) fn value_text(
+        mut self,
+        value: &'static str,
+        text: &'static str,
+        colour: &'static str,
+    ) -> Self {
+        self.value_texts.push((value, text, colour));
+        self
+    }
+
+    /// A stat panel shows `text` when its query returns no series.
+    pub(crate) fn no_value(mut self, text: &'static str) -> Self {
+        self.no_value = Some(text);
         self
     }
 
@@ -232,8 +256,27 @@ impl Panel {
                     "justifyMode": "auto", "orientation": "auto", "wideLayout": true,
                     "showPercentChange": false, "percentChangeColorMode": "standard",
                 });
-                json!({ "defaults": { "unit": self.unit, "color": { "mode": "thresholds" } },
-                        "overrides": [] })
+                let mut fields = json!({
+                    "defaults": { "unit": self.unit, "color": { "mode": "thresholds" } },
+                    "overrides": [],
+                });
+                if !self.value_texts.is_empty() {
+                    let options: serde_json::Map<String, Value> = self
+                        .value_texts
+                        .iter()
+                        .zip(0..)
+                        .map(|(&(value, text, colour), index)| {
+                            let result = json!({ "text": text, "color": colour, "index": index });
+                            (value.to_owned(), result)
+                        })
+                        .collect();
+                    fields["defaults"]["mappings"] =
+                        json!([{ "type": "value", "options": options }]);
+                }
+                if let Some(text) = self.no_value {
+                    fields["defaults"]["noValue"] = json!(text);
+                }
+                fields
             }
             Kind::Table => {
                 panel["type"] = json!("table");

@@ -318,7 +318,7 @@ fn alerts(c: &Config) -> Vec<Alert> {
                 "The last successful heap sample of {{{{ $labels.job }}}}/{{{{ $labels.instance }}}} \
                  is more than {} intervals old: the heartbeat is stuck or failing, so heap and \
                  pool metrics are stale. Check the service's logs; heapscape_heartbeat_up = 0 \
-                 means sampling fails (for instance jemalloc is not the global allocator).",
+                 means sampling fails (for instance /proc cannot be read).",
                 c.heartbeat_stale_intervals
             ),
         ),
@@ -330,8 +330,8 @@ fn alerts(c: &Config) -> Vec<Alert> {
             "Heap sampling fails on {{ $labels.instance }}.".to_owned(),
             format!(
                 "heapscape_heartbeat_up has been 0 for {} on \
-                 {{{{ $labels.job }}}}/{{{{ $labels.instance }}}}: every heap sample fails. The \
-                 usual cause is a binary whose global allocator is not jemalloc; the service's \
+                 {{{{ $labels.job }}}}/{{{{ $labels.instance }}}}: every heap sample fails: \
+                 the process's statistics (/proc) or jemalloc's cannot be read; the service's \
                  log says which error.",
                 c.heartbeat_failing_for
             ),

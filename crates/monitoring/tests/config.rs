@@ -10,48 +10,33 @@ use common::{
     PROMETHEUS_HINT, assert_success, committed_dashboards, dashboard_queries, metric_names, panels,
     parse_label_values, read, run, variables, yaml, yaml_file,
 };
+use heapscape::metrics::{CATALOGS, MetricDef, MetricKind};
 use heapscape_monitoring::{
     Config, DASHBOARDS_DIR, DATASOURCE_VARIABLE, RULES_DIR, TAG, dashboards, generate,
 };
 use heapscape_testkit::workspace_root;
 use serde_json::Value;
 
-/// The agent's own metrics (crates/agent/README.md, "Live re-tuning").
-const AGENT_METRICS: &[&str] = &[
-    "heapscape_config_reloads_total",
-    "heapscape_config_reload_failures_total",
-    "heapscape_config_last_reload_success_timestamp_seconds",
-];
-
-/// Every metric the crates publish, with whether it is a histogram.
-fn metric_table() -> BTreeMap<&'static str, bool> {
-    let mut table = BTreeMap::new();
-    for def in heapscape_pool::metrics::METRICS {
-        table.insert(
-            def.name,
-            def.kind == heapscape_pool::metrics::MetricKind::Histogram,
-        );
-    }
-    for def in heapscape_heartbeat::METRICS {
-        table.insert(
-            def.name,
-            def.kind == heapscape_heartbeat::MetricKind::Histogram,
-        );
-    }
-    for name in AGENT_METRICS {
-        table.insert(name, false);
-    }
-    table
+/// Every metric the library crates publish, from their catalogs, by name.
+fn metric_table() -> BTreeMap<&'static str, &'static MetricDef> {
+    CATALOGS
+        .iter()
+        .flat_map(|catalog| catalog.iter())
+        .map(|def| (def.name, def))
+        .collect()
 }
 
 /// Panics unless `name` is a published metric, or a histogram's `_bucket`/`_sum`/`_count`.
-fn assert_known_metric(name: &str, table: &BTreeMap<&str, bool>, place: &str) {
+fn assert_known_metric(name: &str, table: &BTreeMap<&str, &MetricDef>, place: &str) {
     if table.contains_key(name) {
         return;
     }
     let histogram_series = ["_bucket", "_sum", "_count"].iter().any(|suffix| {
-        name.strip_suffix(suffix)
-            .is_some_and(|base| table.get(base) == Some(&true))
+        name.strip_suffix(suffix).is_some_and(|base| {
+            table
+                .get(base)
+                .is_some_and(|def| def.kind == MetricKind::Histogram)
+        })
     });
     assert!(
         histogram_series,
@@ -437,23 +422,22 @@ fn statsd_mapping_yields_the_prometheus_names_labels_and_buckets() {
     );
     let mappings = mapping["mappings"].as_array().expect("a mappings list");
 
-    let expected_buckets: BTreeMap<&str, Vec<f64>> = heapscape_pool::HISTOGRAM_METRICS
-        .iter()
-        .map(|name| (*name, heapscape_pool::histogram_buckets()))
-        .chain(
-            heapscape_heartbeat::METRICS
-                .iter()
-                .filter(|def| def.kind == heapscape_heartbeat::MetricKind::Histogram)
-                .map(|def| {
-                    (
-                        def.name,
-                        heapscape_heartbeat::SAMPLE_DURATION_BUCKETS.to_vec(),
-                    )
-                }),
-        )
+    // Every histogram in a catalog needs its buckets in the mapping, the same as on the
+    // Prometheus path.
+    let expected_buckets: BTreeMap<&str, Vec<f64>> = metric_table()
+        .into_values()
+        .filter(|def| def.kind == MetricKind::Histogram)
+        .map(|def| {
+            let buckets = if def.name == heapscape_heartbeat::metrics::SAMPLE_DURATION.name {
+                heapscape_heartbeat::SAMPLE_DURATION_BUCKETS.to_vec()
+            } else {
+                heapscape_pool::histogram_buckets()
+            };
+            (def.name, buckets)
+        })
         .collect();
-    assert!(expected_buckets.contains_key("heapscape_pool_returned_length_bytes"));
-    assert!(expected_buckets.contains_key("heapscape_heartbeat_sample_duration_seconds"));
+    assert!(expected_buckets.contains_key(heapscape_pool::metrics::RETURNED_LENGTH.name));
+    assert!(expected_buckets.contains_key(heapscape_heartbeat::metrics::SAMPLE_DURATION.name));
 
     for (name, buckets) in &expected_buckets {
         let matching: Vec<&Value> = mappings
@@ -497,18 +481,13 @@ fn statsd_mapping_yields_the_prometheus_names_labels_and_buckets() {
 
     // Unmapped metrics keep their names (statsd_exporter escapes only characters outside
     // [a-zA-Z0-9_] and adds no suffix), so counters must already end in `_total`.
-    for (name, histogram) in metric_table() {
+    for (name, def) in metric_table() {
+        let histogram = def.kind == MetricKind::Histogram;
         assert!(
             name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "{name} would be renamed by statsd_exporter"
         );
-        let counter = heapscape_pool::metrics::METRICS
-            .iter()
-            .any(|d| d.name == name && d.kind == heapscape_pool::metrics::MetricKind::Counter)
-            || heapscape_heartbeat::METRICS
-                .iter()
-                .any(|d| d.name == name && d.kind == heapscape_heartbeat::MetricKind::Counter);
-        if counter {
+        if def.kind == MetricKind::Counter {
             assert!(
                 name.ends_with("_total"),
                 "counter {name} must end in _total on both paths"

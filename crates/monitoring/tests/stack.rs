@@ -25,6 +25,7 @@ use common::{
     DashboardQuery, committed_dashboards, dashboard_queries, demo_binary, parse_label_values, read,
     substitute, variables, yaml,
 };
+use heapscape_demo::server::{READY_PREFIX, ReadyLine};
 use heapscape_monitoring::Config;
 use heapscape_testkit::{ChildGuard, Prometheus, workspace_root};
 use serde_json::{Value, json};
@@ -62,15 +63,13 @@ fn start_demo(pooling: &str) -> Demo {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped()),
     );
-    let ready = service.wait_for_line("heapscape-demo serve: ready", READY_TIMEOUT);
-    let field = |key: &str| {
-        ready
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix(key))
-            .unwrap_or_else(|| panic!("no {key} in the ready line {ready:?}"))
-            .to_owned()
-    };
-    let (http, metrics) = (field("http="), field("metrics="));
+    let ready = ReadyLine::parse(&service.wait_for_line(READY_PREFIX, READY_TIMEOUT))
+        .expect("a well-formed ready line");
+    let http = ready.http.to_string();
+    let metrics = ready
+        .metrics
+        .expect("the demo serves /metrics with the Prometheus exporter")
+        .to_string();
     // Bounded by its duration; killed on drop if the test ends first.
     let load = ChildGuard::spawn(
         &format!("heapscape-demo load ({pooling})"),
@@ -109,17 +108,17 @@ fn statsd_path_exposition(scrape: u64) -> String {
         misses = 2.0 * n,
     );
     text.push_str(&statsd_path_histogram(
-        "heapscape_pool_returned_length_bytes",
+        heapscape_pool::metrics::RETURNED_LENGTH.name,
         &pool,
         &lengths,
     ));
     text.push_str(&statsd_path_histogram(
-        "heapscape_pool_returned_capacity_bytes",
+        heapscape_pool::metrics::RETURNED_CAPACITY.name,
         &pool,
         &lengths,
     ));
     text.push_str(&statsd_path_histogram(
-        "heapscape_heartbeat_sample_duration_seconds",
+        heapscape_heartbeat::metrics::SAMPLE_DURATION.name,
         labels,
         &durations,
     ));

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::cache;
 use crate::depot::Shared;
@@ -43,6 +44,7 @@ impl Pool {
 
     /// Gives the pool a buffer allocated elsewhere; it is treated like a returned buffer.
     pub fn donate(&self, mut buf: Vec<u8>) {
+        cache::count(&self.shared, |shard| &shard.donations);
         cache::give_back(&self.shared, &mut buf);
     }
 
@@ -84,9 +86,13 @@ impl Pool {
         self.shared.trim()
     }
 
-    /// A snapshot of the counters, gauges and size histograms.
+    /// A snapshot of the counters, gauges, size histograms and recommendations.
+    ///
+    /// Each call also moves the recommendation window on (see [`PoolStats`]): the returns
+    /// since the previous call enter it, and the buffers in use now are a sample of its peak.
+    /// Read it at least every few minutes (the heartbeat publishes, and so reads, every tick).
     pub fn stats(&self) -> PoolStats {
-        self.shared.stats()
+        self.shared.stats_at(Instant::now())
     }
 }
 
@@ -96,5 +102,75 @@ impl fmt::Debug for Pool {
             .field("name", &self.shared.name)
             .field("config", &self.config())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Pool;
+
+    /// Every minute from `from` to `to` (exclusive), holds `held` buffers, donates buffers of
+    /// the given lengths and reads the stats, as the heartbeat would.
+    fn minutes_of_traffic(
+        pool: &Pool,
+        t0: Instant,
+        from: u64,
+        to: u64,
+        held: usize,
+        lengths: &[usize],
+    ) {
+        for minute in from..to {
+            let guards: Vec<_> = (0..held).map(|_| pool.get()).collect();
+            for &len in lengths {
+                // A zeroed allocation touches no page: the pool counts its length on return.
+                pool.donate(vec![0; len]);
+            }
+            pool.shared.stats_at(t0 + Duration::from_secs(60 * minute));
+            drop(guards);
+        }
+    }
+
+    #[test]
+    fn a_shift_in_sizes_and_concurrency_shows_within_one_window() {
+        let pool = Pool::builder("shift")
+            .recommendation_window(Duration::from_secs(3600))
+            .max_idle_bytes(1 << 30)
+            .build()
+            .unwrap();
+        let t0 = Instant::now();
+        let at = |minute: u64| pool.shared.stats_at(t0 + Duration::from_secs(60 * minute));
+        let large = [900_000, 1_000_000, 1_100_000, 1_200_000];
+        let small: Vec<usize> = (0..20).map(|i| 10_000 + 500 * i).collect();
+
+        // Half an hour of large streams, eight at a time ...
+        minutes_of_traffic(&pool, t0, 0, 30, 8, &large);
+        let stats = at(30);
+        assert_eq!(stats.recommended_max_buffer_size(), Some(1_245_184));
+        assert_eq!(stats.recommended_max_idle_buffers(), Some(9));
+        // ... then only small requests, two at a time.
+        minutes_of_traffic(&pool, t0, 30, 60, 2, &small);
+        let stats = at(60);
+        assert_eq!(
+            stats.recommended_max_buffer_size(),
+            Some(1_245_184),
+            "the large ones are still within the window"
+        );
+        minutes_of_traffic(&pool, t0, 60, 90, 2, &small);
+        let stats = at(90);
+        let exact_p95 = 10_000 + 500 * 18; // the 19th of 20
+        let recommended = stats.recommended_max_buffer_size().unwrap();
+        assert!(
+            recommended >= exact_p95 && recommended * 5 <= exact_p95 * 6,
+            "one window after the shift: recommended {recommended}, exact p95 {exact_p95}"
+        );
+        assert_eq!(stats.peak_in_use, 2);
+        assert_eq!(stats.recommended_max_idle_buffers(), Some(3));
+        assert_eq!(stats.would_discard_fraction(1 << 20), 0.0);
+        // The lifetime histogram and counters still hold everything.
+        assert_eq!(stats.returns, 30 * (8 + 4) + 60 * (2 + 20));
+        assert_eq!(stats.lengths.quantile(1.0), Some(2 << 20));
+        assert_eq!(stats.in_use, 0);
     }
 }

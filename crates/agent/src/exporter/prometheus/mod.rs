@@ -1,11 +1,13 @@
-//! The Prometheus path: the recorder of metrics-exporter-prometheus with heapscape's
-//! histograms counted natively (`native`, `recorder`), served by the agent's own `/metrics`
-//! listener (`listener`). A service that owns its exporter installs the same recorder itself
-//! ([`Recorder`]).
+//! The Prometheus path: the recorder of metrics-exporter-prometheus with heapscape's series
+//! held natively (`native`, `recorder`), served by the agent's own `/metrics` listener
+//! (`listener`, `stall`). A service that owns its exporter installs the same recorder itself
+//! ([`Recorder`]); pool removals reach it either way (`live`).
 
 mod listener;
+mod live;
 mod native;
 mod recorder;
+mod stall;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::config::PrometheusConfig;
+pub(crate) use live::{pool_added, pool_removed};
 pub use recorder::{Exposition, Recorder};
 
 /// How often the exporter's upkeep (draining its histogram buffers) runs; the crate's default.
@@ -42,13 +45,13 @@ impl PrometheusExporter {
         let _entered = runtime.enter();
         // The socket bound here is the one served: a taken port fails the start before anything
         // is installed, and port 0 resolves to the port scrapes reach.
-        let listen_error = |source: std::io::Error| match source.kind() {
+        let listen_error = |error: std::io::Error| match error.kind() {
             std::io::ErrorKind::AddrInUse => Error::PortInUse {
                 addr: config.listen,
             },
             _ => Error::Listen {
                 addr: config.listen,
-                source,
+                error,
             },
         };
         let listener = std::net::TcpListener::bind(config.listen)
@@ -58,6 +61,14 @@ impl PrometheusExporter {
             })
             .map_err(listen_error)?;
         let addr = listener.local_addr().map_err(listen_error)?;
+        if addr.ip().is_unspecified() && config.allow.is_empty() {
+            tracing::warn!(
+                %addr,
+                "metrics are served on every network interface to anyone who can connect: set \
+                 exporter.prometheus.allow to the scrapers' networks (e.g. [10.0.0.0/8]), or \
+                 listen on 127.0.0.1 if only this machine scrapes"
+            );
+        }
 
         let mut builder = PrometheusBuilder::new();
         for (name, value) in labels {

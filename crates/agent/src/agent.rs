@@ -13,7 +13,7 @@ use heapscape_heartbeat::{HeapStats, Heartbeat, HeartbeatHandle};
 use heapscape_pool::{Pool, PoolStats};
 
 use crate::config::limits;
-use crate::exporter::Exporter;
+use crate::exporter::{Exporter, prometheus};
 use crate::metrics_table::{LAST_RELOAD_SUCCESS, RELOAD_FAILURES, RELOADS};
 use crate::sync::{lock, read, write};
 use crate::{Config, Error};
@@ -29,8 +29,10 @@ const NAMES_IN_A_LINE: usize = 10;
 
 /// The running agent: one exporter, the heap heartbeat and the named pools.
 ///
-/// Create it with [`Agent::start`] or [`Agent::start_from_file`]; end it with
-/// [`Agent::shutdown`] (dropping it does the same).
+/// Create it with [`Agent::start`] or [`Agent::start_from_file`] (the agent installs the
+/// exporter), or with [`Agent::start_without_exporter`] /
+/// [`Agent::start_from_file_without_exporter`] (the service installed its own recorder); end
+/// it with [`Agent::shutdown`] (dropping it does the same).
 pub struct Agent {
     shared: Arc<Shared>,
     watcher: Option<Watcher>,
@@ -65,7 +67,8 @@ struct Shared {
     config: Mutex<Config>,
     pools: RwLock<BTreeMap<String, Pool>>,
     heartbeat: HeartbeatHandle,
-    exporter: Exporter,
+    /// `None` when the service installed its own recorder.
+    exporter: Option<Exporter>,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     /// File checks made by the watcher; see [`AgentStats::config_checks`].
@@ -80,18 +83,61 @@ struct Watcher {
 
 impl Agent {
     /// Installs the configured exporter as the global `metrics` recorder, builds the pools
-    /// and starts the heartbeat on the current tokio runtime.
+    /// and starts the heartbeat.
+    ///
+    /// Inside a tokio runtime the heartbeat and the exporter's tasks run on it (each heap
+    /// sample on its blocking pool). Outside one, the heartbeat runs on a thread of its own
+    /// (`heapscape-heartbeat`) and the exporter's tasks on a private single-threaded runtime
+    /// on another (`heapscape-metrics`); [`Agent::shutdown`] ends both.
     ///
     /// # Errors
     ///
-    /// [`Error::NoRuntime`] outside a tokio runtime, [`Error::Limit`] for a value out of the
-    /// README's bounds (too many pools, a size or interval out of range), [`Error::Pool`] for a
-    /// pool the pool crate refuses, [`Error::PortInUse`] / [`Error::Listen`] when the Prometheus address cannot be
-    /// bound, [`Error::Statsd`] when the StatsD host does not resolve, and
-    /// [`Error::RecorderAlreadyInstalled`] when something installed a recorder first. A StatsD
-    /// daemon that is down is not an error.
+    /// [`Error::Limit`] for a value out of the README's bounds (too many pools, a size or
+    /// interval out of range), [`Error::Pool`] for a pool the pool crate refuses,
+    /// [`Error::PortInUse`] / [`Error::Listen`] when the Prometheus address cannot be bound,
+    /// [`Error::Statsd`] when the StatsD host does not resolve,
+    /// [`Error::RecorderAlreadyInstalled`] when something installed a recorder first, and
+    /// [`Error::Runtime`] / [`Error::Heartbeat`] when a thread cannot be started outside a
+    /// runtime. A StatsD daemon that is down is not an error.
     pub fn start(config: Config) -> Result<Self, Error> {
-        tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        Self::launch(config, true)
+    }
+
+    /// Builds the pools and starts the heartbeat (and, through the `*_from_file*`
+    /// constructors, live reload) without installing any recorder: heapscape publishes
+    /// through the recorder the service installed before this call.
+    ///
+    /// For a service that owns its metrics stack. With metrics-exporter-prometheus, install
+    /// [`prometheus::Recorder`](crate::prometheus::Recorder) around the exporter's recorder so
+    /// heapscape's histograms keep real buckets at a constant cost; with any other recorder,
+    /// see the crate README ("Add heapscape to your service") for what the histograms cost.
+    /// The config's `exporter`, `service` and `labels` are not used: the service's recorder
+    /// sets the labels. Runs with or without a tokio runtime, as [`Agent::start`].
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use metrics_exporter_prometheus::PrometheusBuilder;
+    ///
+    /// let recorder = heapscape::prometheus::Recorder::wrap(PrometheusBuilder::new().build_recorder());
+    /// let exposition = recorder.exposition(); // serve exposition.render() on /metrics
+    /// metrics::set_global_recorder(recorder)?;
+    /// let agent = heapscape::Agent::start_without_exporter(heapscape::Config::from_file(
+    ///     "heapscape.yaml",
+    /// )?)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Limit`] for a value out of the README's bounds, [`Error::Pool`] for a pool the
+    /// pool crate refuses and [`Error::Heartbeat`] when the heartbeat's thread cannot be
+    /// started outside a runtime.
+    pub fn start_without_exporter(config: Config) -> Result<Self, Error> {
+        Self::launch(config, false)
+    }
+
+    fn launch(config: Config, install_exporter: bool) -> Result<Self, Error> {
         check_limits(&config)?;
         let pools = config
             .pools
@@ -99,7 +145,11 @@ impl Agent {
             .map(|(name, pool_config)| Ok((name.clone(), build_pool(name, pool_config)?)))
             .collect::<Result<BTreeMap<_, _>, Error>>()?;
 
-        let exporter = Exporter::install(&config)?;
+        let exporter = if install_exporter {
+            Some(Exporter::install(&config)?)
+        } else {
+            None
+        };
         heapscape_pool::describe_metrics();
         heapscape_heartbeat::describe_metrics();
         crate::metrics_table::describe_and_initialize();
@@ -110,15 +160,27 @@ impl Agent {
                 Heartbeat::builder().interval(config.heartbeat.interval),
                 |builder, pool| builder.pool(pool.clone()),
             )
-            .build()
-            .spawn();
-        tracing::info!(
-            exporter = ?config.exporter,
-            metrics_addr = ?exporter.metrics_addr(),
-            pools = ?pools.keys().collect::<Vec<_>>(),
-            interval = ?config.heartbeat.interval,
-            "heapscape agent started"
-        );
+            .build();
+        let heartbeat = if tokio::runtime::Handle::try_current().is_ok() {
+            heartbeat.spawn()
+        } else {
+            heartbeat.spawn_thread().map_err(Error::Heartbeat)?
+        };
+        match &exporter {
+            Some(exporter) => tracing::info!(
+                exporter = ?config.exporter,
+                metrics_addr = ?exporter.metrics_addr(),
+                pools = ?pools.keys().collect::<Vec<_>>(),
+                interval = ?config.heartbeat.interval,
+                "heapscape agent started"
+            ),
+            None => tracing::info!(
+                pools = ?pools.keys().collect::<Vec<_>>(),
+                interval = ?config.heartbeat.interval,
+                "heapscape agent started, publishing through the service's recorder \
+                 (the config's exporter, service and labels are not used)"
+            ),
+        }
         Ok(Self {
             shared: Arc::new(Shared {
                 config: Mutex::new(config),
@@ -138,9 +200,8 @@ impl Agent {
     /// file changes (checked every second).
     ///
     /// A reload applies pool caps, the heartbeat interval, new pools and removed pools at once
-    /// (see [`Agent::apply_config`]). The exporter,
-    /// `service` and `labels` cannot change while the service runs: a change is logged and the
-    /// old values stay. An unreadable or invalid file is logged with its error and counted in
+    /// (see [`Agent::apply_config`]). The exporter, `service` and `labels` cannot change while
+    /// the service runs: a change is logged and the old values stay. An unreadable or invalid file is logged with its error and counted in
     /// `heapscape_config_reload_failures_total`; the previous config stays in force.
     ///
     /// # Errors
@@ -181,12 +242,34 @@ impl Agent {
         path: impl AsRef<Path>,
         overrides: impl Fn(&mut Config) + Send + Sync + 'static,
     ) -> Result<Self, Error> {
-        let path = path.as_ref().to_path_buf();
-        let overrides: Arc<Overrides> = Arc::new(overrides);
+        Self::launch_watching(path.as_ref(), Arc::new(overrides), true)
+    }
+
+    /// [`Agent::start_without_exporter`] with the config read from `path` and `overrides`
+    /// applied, reloaded as [`Agent::start_from_file_with`] does (SIGHUP, file change).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unreadable or invalid file, [`Error::Watch`] if the SIGHUP
+    /// handler or the watcher thread cannot be set up, and the errors of
+    /// [`Agent::start_without_exporter`].
+    pub fn start_from_file_without_exporter(
+        path: impl AsRef<Path>,
+        overrides: impl Fn(&mut Config) + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        Self::launch_watching(path.as_ref(), Arc::new(overrides), false)
+    }
+
+    fn launch_watching(
+        path: &Path,
+        overrides: Arc<Overrides>,
+        install_exporter: bool,
+    ) -> Result<Self, Error> {
+        let path = path.to_path_buf();
         let seen = Fingerprint::of(&path);
         let mut config = Config::from_file(&path)?;
         overrides(&mut config);
-        let mut agent = Self::start(config)?;
+        let mut agent = Self::launch(config, install_exporter)?;
         agent.watcher = Some(Watcher::spawn(
             Arc::clone(&agent.shared),
             path,
@@ -209,10 +292,10 @@ impl Agent {
     }
 
     /// The address the Prometheus listener is bound to (the actual port when the config says
-    /// port 0); `None` for StatsD.
+    /// port 0); `None` for StatsD and for an agent started without an exporter.
     #[must_use]
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.shared.exporter.metrics_addr()
+        self.shared.exporter.as_ref()?.metrics_addr()
     }
 
     /// Pool statistics, the last heap sample and reload counts.
@@ -241,8 +324,9 @@ impl Agent {
     /// manage their config themselves; [`Agent::start_from_file`] does this on its own.
     ///
     /// A pool the new config no longer names is removed: [`Agent::pool`] no longer finds it,
-    /// the heartbeat stops publishing and trimming it and the Prometheus exposition drops its
-    /// series. Handles and buffers still out keep working; a buffer returns to the removed
+    /// the heartbeat stops publishing and trimming it and the Prometheus exposition (the
+    /// agent's, or a service's [`prometheus::Recorder`](crate::prometheus::Recorder)) drops
+    /// its series. Handles and buffers still out keep working; a buffer returns to the removed
     /// pool, which nobody publishes, and is freed with the last handle.
     ///
     /// # Errors
@@ -271,7 +355,9 @@ impl Agent {
             watcher.stop();
         }
         self.shared.heartbeat.stop();
-        self.shared.exporter.shutdown(FLUSH_TIMEOUT);
+        if let Some(exporter) = &self.shared.exporter {
+            exporter.shutdown(FLUSH_TIMEOUT);
+        }
         tracing::info!("heapscape agent stopped");
     }
 }
@@ -385,7 +471,7 @@ impl Shared {
                         error,
                     }),
                 None => build_pool(name, pool_config).map(|pool| {
-                    self.exporter.pool_added(name);
+                    prometheus::pool_added(name);
                     self.heartbeat.add_pool(pool.clone());
                     pools.insert(name.clone(), pool);
                     added.push(name);
@@ -407,10 +493,11 @@ impl Shared {
             .collect();
         for name in &removed {
             // The heartbeat first: a tick that already took the pool may still publish it, and
-            // the exporter ignores a removed pool's late publications. The registry last: once
-            // `Agent::pool` misses a pool, its series are gone.
+            // heapscape's Prometheus recorder (the agent's or the service's) ignores a removed
+            // pool's late publications. The registry last: once `Agent::pool` misses a pool,
+            // its series are gone.
             self.heartbeat.remove_pool(name);
-            self.exporter.pool_removed(name);
+            prometheus::pool_removed(name);
             pools.remove(name);
             current.pools.remove(name);
         }

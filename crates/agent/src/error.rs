@@ -42,10 +42,6 @@ pub enum Error {
         error: std::io::Error,
     },
 
-    /// metrics-exporter-prometheus refused its configuration.
-    #[error("cannot set up the Prometheus exporter: {0}; check exporter.prometheus")]
-    Prometheus(metrics_exporter_prometheus::BuildError),
-
     /// The StatsD client could not be set up (e.g. the host name does not resolve).
     /// A StatsD daemon that is down is not an error: UDP needs no connection.
     #[error(
@@ -68,12 +64,24 @@ pub enum Error {
     )]
     RecorderAlreadyInstalled,
 
-    /// [`Agent::start`](crate::Agent::start) was called outside a tokio runtime.
+    /// The StatsD exporter was set up outside a tokio runtime. The agent always enters one
+    /// first (its own when the program has none), so this is a bug in the agent.
     #[error(
-        "the agent needs a tokio runtime for its listener and heartbeat: call Agent::start \
-         inside #[tokio::main] or within Runtime::enter"
+        "the StatsD exporter was set up outside a tokio runtime; this is a bug in heapscape, \
+         please report it"
     )]
     NoRuntime,
+
+    /// Outside a tokio runtime, the agent's own runtime for the exporter could not be set up.
+    #[error(
+        "cannot start the thread that serves metrics outside a tokio runtime: {0}; the agent \
+         needs one more thread (or call Agent::start inside a tokio runtime)"
+    )]
+    Runtime(std::io::Error),
+
+    /// The heartbeat's thread could not be started (outside a tokio runtime).
+    #[error("cannot start the heartbeat: {0}; the agent needs one more thread")]
+    Heartbeat(heapscape_heartbeat::HeartbeatError),
 
     /// A configured pool could not be built.
     #[error("cannot build pool `{name}`: {error}")]
@@ -100,10 +108,4 @@ pub enum Error {
         "cannot watch the config file for changes: {0}; the agent needs one more thread and a SIGHUP handler"
     )]
     Watch(std::io::Error),
-}
-
-impl From<metrics_exporter_prometheus::BuildError> for Error {
-    fn from(error: metrics_exporter_prometheus::BuildError) -> Self {
-        Self::Prometheus(error)
-    }
 }

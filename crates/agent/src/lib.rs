@@ -16,10 +16,16 @@
 //! Every config error names the file, line, column and key, and says what to change
 //! ([`ConfigError`]); the crate README lists every key.
 //!
+//! A service that already owns its metrics stack keeps it: [`Agent::start_without_exporter`]
+//! runs the heartbeat, pools and reload through the recorder the service installed, and
+//! [`prometheus::Recorder`] keeps heapscape's histograms bucketed in a service's own
+//! metrics-exporter-prometheus. No tokio runtime is needed: outside one the agent uses threads
+//! of its own. The crate README's "Add heapscape to your service" compares the modes.
+//!
 //! # Example
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), heapscape::Error> {
+//! # fn run() -> Result<(), heapscape::Error> {
 //! // heapscape.yaml:
 //! //   service: tts-demo
 //! //   exporter: { prometheus: { listen: 127.0.0.1:9000 } }
@@ -74,6 +80,15 @@ mod error;
 mod exporter;
 pub mod metrics;
 mod metrics_table;
+pub mod prometheus {
+    //! For a service that owns its metrics-exporter-prometheus recorder (its own builder,
+    //! listener or route): wrap that recorder in [`Recorder`] before installing it, start the
+    //! agent with [`Agent::start_without_exporter`](crate::Agent::start_without_exporter), and
+    //! serve [`Exposition::render`]. heapscape's histograms then keep real buckets, spelled as
+    //! the StatsD path spells them, at one addition per published bucket, and the series of a
+    //! pool a reload removes leave the exposition.
+    pub use crate::exporter::prometheus::{Exposition, Recorder};
+}
 mod sync;
 mod units;
 

@@ -97,13 +97,6 @@ fn a_config_out_of_bounds_from_code_is_refused_with_its_key() {
 }
 
 #[test]
-fn outside_a_runtime_the_error_says_where_to_call_start() {
-    let error = Agent::start(prometheus_on("127.0.0.1:0")).unwrap_err();
-    assert!(matches!(error, Error::NoRuntime), "{error:?}");
-    assert!(error.to_string().contains("#[tokio::main]"), "{error}");
-}
-
-#[test]
 fn unreadable_file_is_a_config_error() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();

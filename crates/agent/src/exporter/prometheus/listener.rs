@@ -263,7 +263,6 @@ mod tests {
     use tokio::net::TcpSocket;
 
     use super::*;
-    use crate::exporter::prometheus::native::NativeSeries;
     use heapscape_testkit::WAIT;
 
     const ONE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
@@ -284,10 +283,7 @@ mod tests {
             );
             recorder.register_counter(&key, &METADATA).increment(1);
         }
-        let exposition = Exposition::new(
-            recorder.handle(),
-            Arc::new(NativeSeries::new(Vec::new(), &[], Vec::new())),
-        );
+        let exposition = crate::prometheus::Recorder::wrap(recorder).exposition();
         let allow: Vec<IpNet> = allow
             .iter()
             .map(|net| net.parse().expect("network"))

@@ -1,5 +1,6 @@
-//! The pool's series, held by the agent rather than by metrics-exporter-prometheus: so that a
-//! removed pool's series can be dropped, and so that its size histograms count whole buckets.
+//! The pool's series and the heartbeat's sample-duration histogram, held by heapscape rather
+//! than by metrics-exporter-prometheus: so that a removed pool's series can be dropped, and so
+//! that the histograms count whole buckets.
 //!
 //! The exporter never forgets a registered series: a pool removed by a reload (or renamed)
 //! would be rendered forever, and every rename would grow each scrape. Here every series with
@@ -11,7 +12,12 @@
 //! pool that publishes millions of returns per tick would make each publish take seconds and
 //! hold memory in proportion to the returns. The pool only ever records whole buckets
 //! (`record_many(bucket_upper_bound, count)`), so its histograms are counted here, per bucket.
-//! Everything is rendered next to the exporter's output in the same format.
+//! The heartbeat's histogram is counted here too, so that a service's own exporter (which knows
+//! no buckets for it and would render a summary) needs no configuration for it. Everything is
+//! rendered next to the exporter's output in the same format.
+//!
+//! Bucket bounds are written as the Go client writes them ([`go_float`]), so the series of this
+//! path and of the StatsD path (statsd_exporter) carry the same `le` strings.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -69,13 +75,13 @@ struct Entry {
     value: Value,
 }
 
-/// The series of the pool's metrics: counters and gauges as plain atomics, histograms whose
-/// `record_many(value, n)` adds `n` to one bucket (O(1) per call, a fixed size per series).
+/// The series of heapscape's metrics held here: counters and gauges as plain atomics,
+/// histograms whose `record_many(value, n)` adds `n` to one bucket (O(1) per call, a fixed size
+/// per series).
 pub(crate) struct NativeSeries {
-    /// The metric names held here (every metric a pool publishes).
-    names: Vec<&'static str>,
-    /// Histogram upper bounds, ascending; values above the last count only in `+Inf`.
-    bounds: Arc<[f64]>,
+    /// The metric names held here, each with the upper bounds of its histograms (ascending;
+    /// values above the last count only in `+Inf`; not used by a counter or gauge).
+    metrics: Vec<(&'static str, Arc<[f64]>)>,
     /// The global labels in the order the exporter renders them.
     global_labels: Vec<(String, String)>,
     /// Help texts, first description wins (as in the exporter).
@@ -87,16 +93,26 @@ pub(crate) struct NativeSeries {
 }
 
 impl NativeSeries {
-    /// Series for `names`, histograms with `bounds` (ascending), rendered with `global_labels`
-    /// first.
-    pub(crate) fn new(
-        names: Vec<&'static str>,
-        bounds: &[f64],
-        global_labels: Vec<(String, String)>,
-    ) -> Self {
+    /// Every metric a pool publishes (histograms with the pool's size buckets) and the
+    /// heartbeat's sample duration, rendered with `global_labels` first.
+    pub(crate) fn heapscape(global_labels: Vec<(String, String)>) -> Self {
+        let size_buckets: Arc<[f64]> = heapscape_pool::histogram_buckets().into();
+        let mut metrics: Vec<(&'static str, Arc<[f64]>)> = heapscape_pool::metrics::CATALOG
+            .iter()
+            .map(|metric| (metric.name, Arc::clone(&size_buckets)))
+            .collect();
+        metrics.push((
+            heapscape_heartbeat::metrics::SAMPLE_DURATION.name,
+            heapscape_heartbeat::SAMPLE_DURATION_BUCKETS.into(),
+        ));
+        Self::new(metrics, global_labels)
+    }
+
+    /// Series for `metrics` (each name with its histogram bounds), rendered with
+    /// `global_labels` first.
+    fn new(metrics: Vec<(&'static str, Arc<[f64]>)>, global_labels: Vec<(String, String)>) -> Self {
         Self {
-            names,
-            bounds: bounds.into(),
+            metrics,
             global_labels,
             descriptions: Mutex::new(HashMap::new()),
             series: Mutex::new(HashMap::new()),
@@ -106,7 +122,13 @@ impl NativeSeries {
 
     /// Whether `name` is held here rather than by the exporter.
     pub(crate) fn handles(&self, name: &str) -> bool {
-        self.names.contains(&name)
+        self.bounds_of(name).is_some()
+    }
+
+    fn bounds_of(&self, name: &str) -> Option<&Arc<[f64]>> {
+        self.metrics
+            .iter()
+            .find_map(|(known, bounds)| (*known == name).then_some(bounds))
     }
 
     /// Keeps the help text of `name`; the first description wins, as in the exporter.
@@ -158,8 +180,9 @@ impl NativeSeries {
     }
 
     /// The storage of `key`, created as `kind` on first use; `None` (a no-op handle) for a
-    /// removed pool, or a key already used with another kind.
+    /// removed pool, a name not held here, or a key already used with another kind.
     fn register(&self, key: &Key, kind: Kind) -> Option<Value> {
+        let bounds = self.bounds_of(key.name())?;
         let pool = key
             .labels()
             .find(|label| label.key() == "pool")
@@ -177,9 +200,7 @@ impl NativeSeries {
             value: match kind {
                 Kind::Counter => Value::Counter(Arc::new(AtomicU64::new(0))),
                 Kind::Gauge => Value::Gauge(Arc::new(AtomicU64::new(0))),
-                Kind::Histogram => {
-                    Value::Histogram(Arc::new(Series::new(Arc::clone(&self.bounds))))
-                }
+                Kind::Histogram => Value::Histogram(Arc::new(Series::new(Arc::clone(bounds)))),
             },
         });
         match (&entry.value, kind) {
@@ -240,7 +261,11 @@ impl NativeSeries {
                         let data = lock(&histogram.data);
                         (
                             Kind::Histogram,
-                            Snapshot::Histogram(data.counts.clone(), data.sum),
+                            Snapshot::Histogram(
+                                Arc::clone(&histogram.bounds),
+                                data.counts.clone(),
+                                data.sum,
+                            ),
                         )
                     }
                 };
@@ -273,8 +298,8 @@ impl NativeSeries {
                 Snapshot::Gauge(value) => {
                     let _ = writeln!(out, "{name}{braces} {value}");
                 }
-                Snapshot::Histogram(counts, sum) => {
-                    render_histogram(out, name, labels, &self.bounds, counts, *sum);
+                Snapshot::Histogram(bounds, counts, sum) => {
+                    render_histogram(out, name, labels, bounds, counts, *sum);
                 }
             }
         }
@@ -288,8 +313,8 @@ impl NativeSeries {
 enum Snapshot {
     Counter(u64),
     Gauge(f64),
-    /// Per-bucket counts (not cumulative) and the sum.
-    Histogram(Vec<u64>, f64),
+    /// The bounds, the per-bucket counts (not cumulative) and the sum.
+    Histogram(Arc<[f64]>, Vec<u64>, f64),
 }
 
 fn render_histogram(
@@ -306,7 +331,8 @@ fn render_histogram(
         cumulative = cumulative.saturating_add(*count);
         let _ = writeln!(
             out,
-            "{name}_bucket{{{labels}{separator}le=\"{bound}\"}} {cumulative}"
+            "{name}_bucket{{{labels}{separator}le=\"{}\"}} {cumulative}",
+            go_float(*bound)
         );
     }
     let total = counts.iter().fold(0u64, |a, b| a.saturating_add(*b));
@@ -365,6 +391,38 @@ impl HistogramFn for Series {
     }
 }
 
+/// `value` as Go's `strconv.FormatFloat(value, 'g', -1, 64)` writes it, which is how the Go
+/// client (and so statsd_exporter) spells `le`: the shortest digits that round-trip, in
+/// exponent form when the decimal exponent is below -4 or at least 6, the exponent with its
+/// sign and at least two digits (`524288`, `1.048576e+06`, `0.0001`, `1e-05`); `+Inf`.
+///
+/// An `le` value is a label string, so `1048576` here and `1.048576e+06` there would be two
+/// series for one bound wherever both paths meet in a query.
+pub(super) fn go_float(value: f64) -> String {
+    if value.is_nan() {
+        return "NaN".to_owned();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
+    }
+    if value == 0.0 {
+        return "0".to_owned();
+    }
+    // Rust's `{:e}` writes the same shortest round-trip digits, as `1.048576e6`.
+    let scientific = format!("{value:e}");
+    let Some((mantissa, exponent)) = scientific.split_once('e') else {
+        return scientific;
+    };
+    let exponent: i32 = exponent.parse().unwrap_or_default();
+    if (-4..6).contains(&exponent) {
+        // Rust's `{}` never uses an exponent and keeps the shortest digits.
+        format!("{value}")
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use metrics::Label;
@@ -375,11 +433,7 @@ mod tests {
     const HITS: &str = "heapscape_pool_hits_total";
 
     fn native() -> NativeSeries {
-        NativeSeries::new(
-            vec![NAME, HITS],
-            &heapscape_pool::histogram_buckets(),
-            Vec::new(),
-        )
+        NativeSeries::heapscape(Vec::new())
     }
 
     fn of_pool(name: &'static str, pool: &str) -> Key {
@@ -431,5 +485,59 @@ mod tests {
             text.contains(&format!("{HITS}{{pool=\"gone\"}} 1\n")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn bounds_are_spelled_as_go_spells_them() {
+        // What Go's strconv.FormatFloat(f, 'g', -1, 64) returns for these values.
+        for (value, go) in [
+            (0.0, "0"),
+            (64.0, "64"),
+            (524_288.0, "524288"),
+            (999_999.0, "999999"),
+            (1e6, "1e+06"),
+            (1_048_576.0, "1.048576e+06"),
+            (1_073_741_824.0, "1.073741824e+09"),
+            (1.0, "1"),
+            (0.1, "0.1"),
+            (0.0001, "0.0001"),
+            (0.000_25, "0.00025"),
+            (0.000_01, "1e-05"),
+            (0.000_025, "2.5e-05"),
+            (1e100, "1e+100"),
+            (1e-100, "1e-100"),
+            (-1_048_576.0, "-1.048576e+06"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(go_float(value), go, "{value}");
+        }
+    }
+
+    #[test]
+    fn rendered_bounds_use_the_go_spelling() {
+        let native = native();
+        native
+            .histogram(&of_pool(NAME, "p"))
+            .record_many(2_000_000.0, 3);
+        let sample_duration = heapscape_heartbeat::metrics::SAMPLE_DURATION.name;
+        assert!(native.handles(sample_duration));
+        assert!(!native.handles("other_seconds"));
+        native
+            .histogram(&Key::from_name(sample_duration))
+            .record(0.000_003);
+        let text = rendered(&native);
+        for line in [
+            format!("{NAME}_bucket{{pool=\"p\",le=\"1.048576e+06\"}} 0\n"),
+            format!("{NAME}_bucket{{pool=\"p\",le=\"2.097152e+06\"}} 3\n"),
+            format!("{NAME}_bucket{{pool=\"p\",le=\"524288\"}} 0\n"),
+            format!("{NAME}_bucket{{pool=\"p\",le=\"1.073741824e+09\"}} 3\n"),
+            "heapscape_heartbeat_sample_duration_seconds_bucket{le=\"1e-05\"} 1\n".to_owned(),
+            "heapscape_heartbeat_sample_duration_seconds_bucket{le=\"0.0001\"} 1\n".to_owned(),
+            "heapscape_heartbeat_sample_duration_seconds_bucket{le=\"+Inf\"} 1\n".to_owned(),
+        ] {
+            assert!(text.contains(&line), "{line:?} missing from\n{text}");
+        }
     }
 }

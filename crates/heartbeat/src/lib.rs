@@ -76,6 +76,7 @@
 
 #[cfg(feature = "counting")]
 mod counting;
+pub mod decay;
 mod error;
 mod heartbeat;
 pub mod metrics;

@@ -49,6 +49,10 @@ pub(crate) fn tick(pools: &[Pool], interval: Duration) -> Result<HeapStats, Hear
         let mut published = PUBLISHED.lock().unwrap_or_else(PoisonError::into_inner);
         if let Ok(stats) = &sample {
             publish_heap(stats, &mut published);
+            // Re-read every tick: `MALLOC_CONF` or another caller may change them too.
+            if let Ok(decay) = crate::decay::DecayState::read() {
+                decay.publish();
+            }
         }
         #[cfg(feature = "counting")]
         publish_counting(&mut published);

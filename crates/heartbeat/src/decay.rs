@@ -62,7 +62,7 @@ pub fn check_decay(decay: Duration) -> Result<(), String> {
              is 10s for dirty pages, 0s for muzzy ones)"
         ));
     }
-    if decay.subsec_nanos() % 1_000_000 != 0 {
+    if !decay.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(format!(
             "{decay:?} is not a whole number of milliseconds, which is jemalloc's resolution: \
              write e.g. 1s, 500ms or 0s"

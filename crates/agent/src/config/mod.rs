@@ -3,6 +3,7 @@
 //! (`validate`) and the error type (`error`) each have their own module.
 
 mod error;
+mod jemalloc;
 mod raw;
 mod types;
 mod validate;
@@ -13,7 +14,8 @@ pub use error::ConfigError;
 use raw::RawConfig;
 pub use types::{
     Config, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROMETHEUS_LISTEN, DEFAULT_STATSD_BUFFER_SIZE,
-    DEFAULT_STATSD_QUEUE_SIZE, ExporterConfig, HeartbeatConfig, PrometheusConfig, StatsdConfig,
+    DEFAULT_STATSD_QUEUE_SIZE, ExporterConfig, HeartbeatConfig, JemallocConfig, PrometheusConfig,
+    StatsdConfig,
 };
 
 impl Config {

@@ -7,6 +7,9 @@ use std::time::Duration;
 use heapscape_pool::PoolConfig;
 use ipnet::IpNet;
 
+/// `jemalloc`: how long freed pages stay resident, and whether background threads purge them.
+pub use heapscape_heartbeat::decay::DecaySettings as JemallocConfig;
+
 /// The Prometheus listen address used when `exporter.prometheus.listen` is omitted: loopback,
 /// so that metrics are not exposed to the network unless the file says so.
 pub const DEFAULT_PROMETHEUS_LISTEN: SocketAddr =
@@ -37,6 +40,8 @@ pub struct Config {
     pub heartbeat: HeartbeatConfig,
     /// The named buffer pools; each name becomes the `pool` label of its metrics.
     pub pools: BTreeMap<String, PoolConfig>,
+    /// jemalloc's purging settings (`jemalloc:`); unset ones keep jemalloc's values.
+    pub jemalloc: JemallocConfig,
 }
 
 /// The one exporter the agent installs.

@@ -201,10 +201,12 @@ fn mib_per_s(value: f64) -> String {
     format!("{:.1} MiB/s", value / MIB)
 }
 
-/// A byte size as KiB below 1 MiB, else MiB with two decimals (candidate bounds differ by less
-/// than a tenth of a MiB).
+/// A byte size as bytes below 1 KiB, KiB below 1 MiB, else MiB with two decimals (candidate
+/// bounds can differ by less than a tenth of a MiB).
 fn size(value: f64) -> String {
-    if value < MIB {
+    if value < KIB {
+        format!("{value:.0} B")
+    } else if value < MIB {
         format!("{:.0} KiB", value / KIB)
     } else {
         format!("{:.2} MiB", value / MIB)

@@ -18,7 +18,8 @@ pub(super) struct IdleCaps {
     pub(super) bytes: f64,
 }
 
-/// The distribution in `series` (one scrape, `pool` label dropped), costed at
+/// The distribution in `series` (one scrape, `pool` label dropped), from the bucket below the
+/// shortest return to the bucket above the longest, costed at
 /// `returns_per_second` with `caps`; `None` when the scrape has no returned-length buckets
 /// or no returns.
 pub(super) fn read(
@@ -44,7 +45,7 @@ pub(super) fn read(
     if total <= 0.0 {
         return None;
     }
-    let buckets: Vec<(f64, f64)> = cumulative
+    let all_buckets: Vec<(f64, f64)> = cumulative
         .iter()
         .scan(0.0, |below, &(bound, count)| {
             let in_bucket = count - *below;
@@ -52,6 +53,13 @@ pub(super) fn read(
             Some((bound, in_bucket))
         })
         .collect();
+    // The exported buckets span 64 B to 1 GiB; the distribution and the candidates keep the
+    // stretch where returns fell, and one empty bucket on each side.
+    let first = all_buckets.iter().position(|(_, count)| *count > 0.0)?;
+    let last = all_buckets.iter().rposition(|(_, count)| *count > 0.0)?;
+    let span = first.saturating_sub(1)..=(last + 1).min(all_buckets.len() - 1);
+    let buckets = all_buckets[span.clone()].to_vec();
+    let cumulative = &cumulative[span];
     let percentiles = PERCENTILES
         .into_iter()
         .filter_map(|(name, q)| {
@@ -125,6 +133,29 @@ mod tests {
         assert_eq!(at_4k.idle_bytes_bound, 8.0 * 4096.0);
         // The bytes cap binds for large candidates: one 65536-byte buffer fits.
         assert_eq!(sizes.candidates[3].idle_bytes_bound, 65536.0);
+    }
+
+    #[test]
+    fn empty_buckets_are_trimmed_to_one_on_each_side() {
+        let series = scrape(&[
+            ("64", 0.0),
+            ("128", 0.0),
+            ("256", 0.0),
+            ("512", 3.0),
+            ("1024", 4.0),
+            ("2048", 4.0),
+            ("4096", 4.0),
+            ("+Inf", 4.0),
+        ]);
+        let caps = IdleCaps {
+            buffers: 1.0,
+            bytes: 4096.0,
+        };
+        let sizes = read(&series, 1.0, caps).unwrap();
+        let bounds: Vec<f64> = sizes.buckets.iter().map(|(bound, _)| *bound).collect();
+        assert_eq!(bounds, [256.0, 512.0, 1024.0, 2048.0]);
+        assert_eq!(sizes.candidates.len(), 4);
+        assert_eq!(sizes.candidates[0].share_over, 1.0);
     }
 
     #[test]

@@ -154,6 +154,7 @@ impl Agent {
         heapscape_heartbeat::describe_metrics();
         crate::metrics_table::describe_and_initialize();
 
+        apply_jemalloc(&config.jemalloc);
         let heartbeat = pools
             .values()
             .fold(
@@ -378,6 +379,16 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// Applies jemalloc's decay settings. A failure (jemalloc not the global allocator, or built
+/// without background threads) costs resident memory, not service: it is logged, not fatal.
+fn apply_jemalloc(settings: &crate::JemallocConfig) {
+    match settings.apply() {
+        Ok(()) if *settings == crate::JemallocConfig::default() => {}
+        Ok(()) => tracing::info!(?settings, "jemalloc decay settings applied"),
+        Err(error) => tracing::warn!(%error, "jemalloc decay settings not applied"),
+    }
+}
+
 fn build_pool(name: &str, config: &heapscape_pool::PoolConfig) -> Result<Pool, Error> {
     Pool::builder(name)
         .config(config.clone())
@@ -456,6 +467,11 @@ impl Shared {
             current.heartbeat.interval = applied;
         }
         current.max_pools = new.max_pools;
+
+        if new.jemalloc != current.jemalloc {
+            apply_jemalloc(&new.jemalloc);
+            current.jemalloc = new.jemalloc;
+        }
 
         let mut first_error = None;
         let (mut added, mut reconfigured) = (Vec::new(), Vec::new());

@@ -96,7 +96,7 @@ pub use agent::{Agent, AgentStats};
 pub use config::{
     Config, ConfigError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROMETHEUS_LISTEN,
     DEFAULT_STATSD_BUFFER_SIZE, DEFAULT_STATSD_QUEUE_SIZE, ExporterConfig, HeartbeatConfig,
-    PrometheusConfig, StatsdConfig,
+    JemallocConfig, PrometheusConfig, StatsdConfig,
 };
 pub use error::Error;
 /// The counting jemalloc global allocator (feature `counting`): jemalloc plus per-thread counts

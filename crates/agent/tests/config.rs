@@ -36,6 +36,19 @@ fn full_example_file_parses() {
 }
 
 #[test]
+fn jemalloc_decay_settings_parse() {
+    let (_dir, result) = load(
+        "jemalloc.yaml",
+        "exporter: { prometheus: {} }\n\
+         jemalloc: { dirty_decay: 1s, muzzy_decay: 0s, background_thread: true }\n",
+    );
+    let jemalloc = result.unwrap().jemalloc;
+    assert_eq!(jemalloc.dirty_decay, Some(Duration::from_secs(1)));
+    assert_eq!(jemalloc.muzzy_decay, Some(Duration::ZERO));
+    assert_eq!(jemalloc.background_thread, Some(true));
+}
+
+#[test]
 fn defaults_fill_omitted_keys() {
     let (_dir, result) = load("min.yaml", "exporter: { prometheus: {} }\n");
     let config = result.unwrap();
@@ -409,6 +422,13 @@ const BAD_FILES: &[BadFile] = &[
         27,
         Some("pools.pcm.recommend_percentile"),
         &["0.95"],
+    ),
+    (
+        "exporter: { prometheus: {} }\njemalloc:\n  muzzy_decay: 25h\n",
+        3,
+        16,
+        Some("jemalloc.muzzy_decay"),
+        &["at most 24h"],
     ),
     (
         "exporter: { prometheus: {} }\npools:\n  \"p cm\": {}\n",

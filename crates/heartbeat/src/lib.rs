@@ -81,6 +81,7 @@
 mod allocator;
 #[cfg(feature = "counting")]
 mod counting;
+pub mod decay;
 mod error;
 mod heartbeat;
 pub mod metrics;

@@ -139,6 +139,28 @@ pub const INTERVAL: MetricDef = MetricDef::new(
     "Configured time between heartbeat ticks.",
 );
 
+/// jemalloc's dirty decay time. From `arenas.dirty_decay_ms`, see [`crate::decay`].
+pub const JEMALLOC_DIRTY_DECAY: MetricDef = MetricDef::new(
+    "heapscape_jemalloc_dirty_decay_seconds",
+    MetricKind::Gauge,
+    Unit::Seconds,
+    "Time a freed page stays dirty (resident) before jemalloc purges it; -1 for never.",
+);
+/// jemalloc's muzzy decay time. From `arenas.muzzy_decay_ms`, see [`crate::decay`].
+pub const JEMALLOC_MUZZY_DECAY: MetricDef = MetricDef::new(
+    "heapscape_jemalloc_muzzy_decay_seconds",
+    MetricKind::Gauge,
+    Unit::Seconds,
+    "Time a muzzy page waits before jemalloc releases it; -1 for never.",
+);
+/// Whether jemalloc's background threads purge. From `background_thread`.
+pub const JEMALLOC_BACKGROUND_THREAD: MetricDef = MetricDef::new(
+    "heapscape_jemalloc_background_thread",
+    MetricKind::Gauge,
+    Unit::Count,
+    "1 when jemalloc's background threads purge freed pages, 0 when purging waits for allocations.",
+);
+
 /// Every metric the heartbeat publishes, written once and used both by [`describe_metrics`] and
 /// by each tick.
 ///
@@ -155,6 +177,9 @@ pub const CATALOG: &[MetricDef] = &[
     JEMALLOC_SMALL_REQUESTS,
     JEMALLOC_LARGE_REQUESTS,
     ALLOCATOR_INFO,
+    JEMALLOC_DIRTY_DECAY,
+    JEMALLOC_MUZZY_DECAY,
+    JEMALLOC_BACKGROUND_THREAD,
     PROCESS_RESIDENT,
     PROCESS_MINOR_FAULTS,
     PROCESS_MAJOR_FAULTS,

@@ -1,6 +1,6 @@
 //! One tick: sample, publish through the [catalog](crate::metrics::CATALOG), drive the pools.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use heapscape_pool::Pool;
@@ -14,6 +14,7 @@ use crate::metrics::{
     JEMALLOC_SMALL_REQUESTS, LAST_SUCCESS, PROCESS_MAJOR_FAULTS, PROCESS_MINOR_FAULTS,
     PROCESS_RESIDENT, SAMPLE_DURATION, UP,
 };
+use crate::sync::lock;
 use crate::{Allocator, HeapStats, HeartbeatError};
 
 /// The last cumulative values published, process-wide: a restarted or second heartbeat
@@ -52,10 +53,16 @@ pub(crate) fn tick(pools: &[Pool], interval: Duration) -> Result<HeapStats, Hear
         Allocator::Other => HeapStats::sample_process(),
     };
     {
-        // Poisoning cannot leave `Published` inconsistent: each field is updated on its own.
-        let mut published = PUBLISHED.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut published = lock(&PUBLISHED);
         if let Ok(stats) = &sample {
             publish_heap(stats, &mut published);
+            // Re-read every tick: `MALLOC_CONF` or another caller may change them too. Only
+            // when jemalloc serves the process: otherwise its settings govern no memory.
+            if allocator == Allocator::Jemalloc
+                && let Ok(decay) = crate::decay::DecayState::read()
+            {
+                decay.publish();
+            }
         }
         #[cfg(feature = "counting")]
         publish_counting(&mut published);

@@ -6,6 +6,7 @@
 
 mod error;
 mod interpolate;
+mod jemalloc;
 pub(crate) mod limits;
 mod raw;
 mod types;
@@ -17,7 +18,8 @@ pub use error::ConfigError;
 use raw::RawConfig;
 pub use types::{
     Config, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROMETHEUS_LISTEN, DEFAULT_STATSD_BUFFER_SIZE,
-    DEFAULT_STATSD_QUEUE_SIZE, ExporterConfig, HeartbeatConfig, PrometheusConfig, StatsdConfig,
+    DEFAULT_STATSD_QUEUE_SIZE, ExporterConfig, HeartbeatConfig, JemallocConfig, PrometheusConfig,
+    StatsdConfig,
 };
 
 impl Config {

@@ -7,6 +7,9 @@ use std::time::Duration;
 use heapscape_pool::PoolConfig;
 use ipnet::IpNet;
 
+/// `jemalloc`: how long freed pages stay resident, and whether background threads purge them.
+pub use heapscape_heartbeat::decay::DecaySettings as JemallocConfig;
+
 /// The Prometheus listen address used when `exporter.prometheus.listen` is omitted: loopback,
 /// so that metrics are not exposed to the network unless the file says so.
 pub const DEFAULT_PROMETHEUS_LISTEN: SocketAddr =
@@ -42,6 +45,8 @@ pub struct Config {
     /// `limits.max_pools`: the most pools the config may name (default 64, at most 1024). Each
     /// pool adds about 6 KB to every scrape and its work to every heartbeat tick.
     pub max_pools: usize,
+    /// jemalloc's purging settings (`jemalloc:`); unset ones keep jemalloc's values.
+    pub jemalloc: JemallocConfig,
 }
 
 impl Default for Config {
@@ -53,6 +58,7 @@ impl Default for Config {
             heartbeat: HeartbeatConfig::default(),
             pools: BTreeMap::new(),
             max_pools: DEFAULT_MAX_POOLS,
+            jemalloc: JemallocConfig::default(),
         }
     }
 }

@@ -194,6 +194,9 @@ impl RawConfig {
             let pool_config = validate_pool(&report, &name, pool)?;
             config.pools.insert(name, pool_config);
         }
+        if let Some(jemalloc) = self.jemalloc {
+            config.jemalloc = jemalloc.validate(file)?;
+        }
         Ok(config)
     }
 }

@@ -690,7 +690,7 @@ fn pool(config: &Config) -> Dashboard {
             "{{instance}} {{pool}} in use",
         )
         .query(
-            format!("heapscape_pool_peak_in_use_buffers{{{pool_sel}}}"),
+            format!("heapscape_pool_peak_held_buffers{{{pool_sel}}}"),
             "{{instance}} {{pool}} peak over the window",
         ),
     );
@@ -896,7 +896,7 @@ fn pool(config: &Config) -> Dashboard {
              row per candidate: lower, recommended, higher), computed by the pool over its \
              recommendation_window: the share of the window's returns longer than the \
              candidate (each would regrow its buffer), and the idle memory the candidate \
-             implies (min(max idle buffers, peak in use) times the candidate, capped by max \
+             implies (min(max idle buffers, peak held) times the candidate, capped by max \
              idle bytes). A lower max saves idle memory at the price of more regrowth.",
         )
         .width(12)

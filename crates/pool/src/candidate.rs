@@ -11,7 +11,7 @@
 /// use heapscape_pool::PoolStats;
 /// let mut stats = PoolStats::default();
 /// (stats.max_idle_buffers, stats.max_idle_bytes) = (64, 1 << 30);
-/// stats.peak_in_use = 8;
+/// stats.peak_held = 8;
 /// for _ in 0..3 { stats.recent_lengths.record(100_000); }
 /// stats.recent_lengths.record(900_000);
 /// let candidate = stats.candidate(1 << 20);
@@ -30,7 +30,7 @@ pub struct Candidate {
     /// the initial capacity with the drop policy).
     pub over_max_ratio: f64,
     /// The idle memory the candidate implies, in bytes: `min(max_idle_buffers,
-    /// peak_in_use) * max_buffer_size`, capped by `max_idle_bytes`. An upper bound: idle
+    /// peak_held) * max_buffer_size`, capped by `max_idle_bytes`. An upper bound: idle
     /// buffers are shrunk to the max only when they grew past it.
     pub idle_bytes: u64,
 }

@@ -48,7 +48,7 @@ pub struct PoolConfig {
     /// reports. Default 0.95.
     pub recommend_percentile: f64,
     /// How far back the recommendations, the what-if and the candidates of
-    /// [`PoolStats`](crate::PoolStats) look: returns and the peak of buffers in use older than
+    /// [`PoolStats`](crate::PoolStats) look: returns and the peak of buffers held older than
     /// this leave them (in steps of a twelfth of the window). Default 1 h.
     pub recommendation_window: Duration,
 }

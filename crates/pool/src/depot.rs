@@ -323,9 +323,9 @@ impl Shared {
     }
 
     /// Releases the depot's buffers idle for at least the idle timeout; returns how many.
-    pub(crate) fn trim(&self) -> usize {
+    pub(crate) fn trim_at(&self, now: Instant) -> usize {
         let mut depot = self.lock_depot();
-        let Some(cutoff) = Instant::now().checked_sub(depot.config.idle_timeout) else {
+        let Some(cutoff) = now.checked_sub(depot.config.idle_timeout) else {
             return 0;
         };
         let expired = depot.expire(cutoff);
@@ -354,8 +354,13 @@ impl Shared {
             .saturating_sub(returns + totals.detaches);
         let Recent {
             lengths: recent_lengths,
-            peak_in_use,
-        } = window.read(config.recommendation_window, now, &totals.lengths, in_use);
+            peak_held,
+        } = window.read(
+            config.recommendation_window,
+            now,
+            &totals.lengths,
+            in_use + totals.idle_buffers,
+        );
         drop(window);
         PoolStats {
             hits: totals.hits,
@@ -371,7 +376,7 @@ impl Shared {
             max_idle_bytes: config.max_idle_bytes as u64,
             max_idle_buffers: config.max_idle_buffers as u64,
             in_use,
-            peak_in_use,
+            peak_held,
             recommendation_window: config.recommendation_window,
             over_max: config.over_max,
             recommend_percentile: config.recommend_percentile,

@@ -80,7 +80,7 @@
 //! # Recommendations
 //!
 //! [`PoolStats`] recommends the max buffer size (the p95 of returned lengths, configurable),
-//! the initial capacity (the median), the max idle buffers (the peak of buffers in use plus
+//! the initial capacity (the median), the max idle buffers (the peak of buffers held plus
 //! an eighth) and the max idle bytes (the two multiplied), and shows for the recommended max
 //! and its two neighbours what each costs ([`PoolStats::candidates`]): the share of returns
 //! over it, each of which regrows its buffer, and the idle memory it implies.
@@ -89,7 +89,7 @@
 //!   rather than every return since start, so a change in traffic shows within one window.
 //!   The window is a ring of twelve intervals filled when the stats are read ([`Pool::stats`],
 //!   [`Pool::publish`]: every heartbeat tick) from the change in the lifetime counters: the
-//!   get and return paths do no more than before. The peak of buffers in use is sampled at
+//!   get and return paths do no more than before. The peak of buffers held is sampled at
 //!   those reads too.
 //! - **On fine buckets.** Returned lengths are counted in four buckets per octave
 //!   ([`FineSizeHistogram`]), so the recommended max is at most 19.8 % above the real
@@ -118,15 +118,15 @@
 //! | `heapscape_pool_max_idle_bytes` | gauge | bytes | idle-bytes cap in force |
 //! | `heapscape_pool_max_idle_buffers` | gauge | count | idle-buffers cap in force |
 //! | `heapscape_pool_in_use_buffers` | gauge | count | buffers in use: gets and donations minus returns and detaches |
-//! | `heapscape_pool_peak_in_use_buffers` | gauge | count | most buffers in use over the recommendation window (sampled at each publish) |
+//! | `heapscape_pool_peak_held_buffers` | gauge | count | most buffers held at once, in use or idle, over the recommendation window (sampled at each publish; rises to the peak of concurrent use) |
 //! | `heapscape_pool_recommendation_window_seconds` | gauge | seconds | the window the recommendations cover (`recommendation_window`, default 1 h) |
 //! | `heapscape_pool_recommended_max_buffer_size_bytes` | gauge | bytes | p95 (configurable) of the lengths returned within the window, rounded up to a fine bucket (4 per octave: at most 19.8 % above) |
 //! | `heapscape_pool_recommended_initial_capacity_bytes` | gauge | bytes | median length returned within the window, rounded up to a fine bucket |
-//! | `heapscape_pool_recommended_max_idle_buffers` | gauge | count | peak in use over the window plus an eighth (at least one) |
+//! | `heapscape_pool_recommended_max_idle_buffers` | gauge | count | peak held over the window plus an eighth (at least one) |
 //! | `heapscape_pool_recommended_max_idle_bytes` | gauge | bytes | recommended max idle buffers times the recommended max buffer size |
 //! | `heapscape_pool_candidate_max_buffer_size_bytes{candidate}` | gauge | bytes | the recommended max (`recommended`) and its fine-bucket neighbours (`lower`, `higher`) |
 //! | `heapscape_pool_candidate_over_max_ratio{candidate}` | gauge | count | share (0..1) of the window's returns longer than the candidate: each would regrow |
-//! | `heapscape_pool_candidate_idle_bytes{candidate}` | gauge | bytes | idle memory the candidate implies: min(max idle buffers, peak in use) times the candidate, capped by max idle bytes |
+//! | `heapscape_pool_candidate_idle_bytes{candidate}` | gauge | bytes | idle memory the candidate implies: min(max idle buffers, peak held) times the candidate, capped by max idle bytes |
 //! | `heapscape_pool_returned_length_bytes` | histogram | bytes | returned lengths since start, power-of-two buckets |
 //! | `heapscape_pool_returned_capacity_bytes` | histogram | bytes | returned capacities, power-of-two buckets |
 //!

@@ -54,8 +54,8 @@ catalog! {
         "The cap on the number of idle buffers.";
     IN_USE = "heapscape_pool_in_use_buffers", Gauge, Count, [POOL],
         "Buffers in use: gets and donations minus returns and detaches.";
-    PEAK_IN_USE = "heapscape_pool_peak_in_use_buffers", Gauge, Count, [POOL],
-        "The most buffers in use over the recommendation window, sampled at each publish.";
+    PEAK_HELD = "heapscape_pool_peak_held_buffers", Gauge, Count, [POOL],
+        "The most buffers held at once (in use or idle) over the recommendation window, sampled at each publish: it rises to the peak of concurrent use, since a buffer is created only when none is idle.";
     RECOMMENDATION_WINDOW = "heapscape_pool_recommendation_window_seconds", Gauge, Seconds, [POOL],
         "The window of traffic the recommendations and candidates cover.";
     RECOMMENDED_MAX = "heapscape_pool_recommended_max_buffer_size_bytes", Gauge, Bytes, [POOL],
@@ -63,7 +63,7 @@ catalog! {
     RECOMMENDED_INITIAL = "heapscape_pool_recommended_initial_capacity_bytes", Gauge, Bytes, [POOL],
         "Recommended initial capacity: the median length returned within the recommendation window, rounded up to a fine bucket.";
     RECOMMENDED_MAX_IDLE_BUFFERS = "heapscape_pool_recommended_max_idle_buffers", Gauge, Count, [POOL],
-        "Recommended max idle buffers: the peak of buffers in use over the recommendation window plus an eighth.";
+        "Recommended max idle buffers: the peak of buffers held over the recommendation window plus an eighth.";
     RECOMMENDED_MAX_IDLE_BYTES = "heapscape_pool_recommended_max_idle_bytes", Gauge, Bytes, [POOL],
         "Recommended max idle bytes: the recommended max idle buffers times the recommended max buffer size.";
     CANDIDATE_MAX = "heapscape_pool_candidate_max_buffer_size_bytes", Gauge, Bytes, [POOL, CANDIDATE],
@@ -71,7 +71,7 @@ catalog! {
     CANDIDATE_OVER_MAX = "heapscape_pool_candidate_over_max_ratio", Gauge, Count, [POOL, CANDIDATE],
         "The share (0..1) of returns within the recommendation window longer than the candidate max: each would regrow its buffer.";
     CANDIDATE_IDLE_BYTES = "heapscape_pool_candidate_idle_bytes", Gauge, Bytes, [POOL, CANDIDATE],
-        "The idle memory the candidate max implies: min(max idle buffers, peak in use) times the candidate, capped by max idle bytes.";
+        "The idle memory the candidate max implies: min(max idle buffers, peak held) times the candidate, capped by max idle bytes.";
     RETURNED_LENGTH = "heapscape_pool_returned_length_bytes", Histogram, Bytes, [POOL],
         "Lengths of returned buffers, in power-of-two buckets.";
     RETURNED_CAPACITY = "heapscape_pool_returned_capacity_bytes", Histogram, Bytes, [POOL],

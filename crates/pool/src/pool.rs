@@ -83,13 +83,14 @@ impl Pool {
     /// idle timeout, and returns how many. Rust has no garbage collector to empty a pool
     /// after a burst: call this periodically (the heartbeat does, every tick).
     pub fn trim(&self) -> usize {
-        self.shared.trim()
+        self.shared.trim_at(Instant::now())
     }
 
     /// A snapshot of the counters, gauges, size histograms and recommendations.
     ///
     /// Each call also moves the recommendation window on (see [`PoolStats`]): the returns
-    /// since the previous call enter it, and the buffers in use now are a sample of its peak.
+    /// since the previous call enter it, and the buffers held now (in use or idle) are a sample
+    /// of its peak.
     /// Read it at least every few minutes (the heartbeat publishes, and so reads, every tick).
     pub fn stats(&self) -> PoolStats {
         self.shared.stats_at(Instant::now())
@@ -111,21 +112,14 @@ mod tests {
 
     use super::Pool;
 
-    /// Every minute from `from` to `to` (exclusive), holds `held` buffers, donates buffers of
-    /// the given lengths and reads the stats, as the heartbeat would.
-    fn minutes_of_traffic(
-        pool: &Pool,
-        t0: Instant,
-        from: u64,
-        to: u64,
-        held: usize,
-        lengths: &[usize],
-    ) {
+    /// Every minute from `from` to `to` (exclusive), takes `lengths.len()` buffers at once,
+    /// fills each to its length, reads the stats while they are out (as a heartbeat tick in
+    /// the middle of the traffic would) and returns them.
+    fn minutes_of_traffic(pool: &Pool, t0: Instant, from: u64, to: u64, lengths: &[usize]) {
         for minute in from..to {
-            let guards: Vec<_> = (0..held).map(|_| pool.get()).collect();
-            for &len in lengths {
-                // A zeroed allocation touches no page: the pool counts its length on return.
-                pool.donate(vec![0; len]);
+            let mut guards: Vec<_> = lengths.iter().map(|_| pool.get()).collect();
+            for (guard, &len) in guards.iter_mut().zip(lengths) {
+                guard.resize(len, 0);
             }
             pool.shared.stats_at(t0 + Duration::from_secs(60 * minute));
             drop(guards);
@@ -145,31 +139,39 @@ mod tests {
         let small: Vec<usize> = (0..20).map(|i| 10_000 + 500 * i).collect();
 
         // Half an hour of large streams, eight at a time ...
-        minutes_of_traffic(&pool, t0, 0, 30, 8, &large);
+        minutes_of_traffic(&pool, t0, 0, 30, &[large, large].concat());
         let stats = at(30);
         assert_eq!(stats.recommended_max_buffer_size(), Some(1_245_184));
+        assert_eq!(stats.peak_held, 8);
         assert_eq!(stats.recommended_max_idle_buffers(), Some(9));
-        // ... then only small requests, two at a time.
-        minutes_of_traffic(&pool, t0, 30, 60, 2, &small);
+        // ... then only small requests, two at a time; the idle timeout (60 s) releases the
+        // buffers the large streams left, as the heartbeat's trim would.
+        minutes_of_traffic(&pool, t0, 30, 31, &small[..2]);
+        // All but the one in this thread's private slot, which its next get takes.
+        assert_eq!(pool.shared.trim_at(t0 + Duration::from_secs(60 * 32)), 7);
+        minutes_of_traffic(&pool, t0, 31, 60, &small[..2]);
         let stats = at(60);
         assert_eq!(
             stats.recommended_max_buffer_size(),
             Some(1_245_184),
             "the large ones are still within the window"
         );
-        minutes_of_traffic(&pool, t0, 60, 90, 2, &small);
-        let stats = at(90);
+        minutes_of_traffic(&pool, t0, 60, 90, &small[..2]);
+        for chunk in small.chunks(2) {
+            minutes_of_traffic(&pool, t0, 90, 91, chunk);
+        }
+        let stats = at(91);
         let exact_p95 = 10_000 + 500 * 18; // the 19th of 20
         let recommended = stats.recommended_max_buffer_size().unwrap();
         assert!(
             recommended >= exact_p95 && recommended * 5 <= exact_p95 * 6,
             "one window after the shift: recommended {recommended}, exact p95 {exact_p95}"
         );
-        assert_eq!(stats.peak_in_use, 2);
+        assert_eq!(stats.peak_held, 2);
         assert_eq!(stats.recommended_max_idle_buffers(), Some(3));
         assert_eq!(stats.would_discard_fraction(1 << 20), 0.0);
         // The lifetime histogram and counters still hold everything.
-        assert_eq!(stats.returns, 30 * (8 + 4) + 60 * (2 + 20));
+        assert_eq!(stats.returns, 30 * 8 + 60 * 2 + 20);
         assert_eq!(stats.lengths.quantile(1.0), Some(2 << 20));
         assert_eq!(stats.in_use, 0);
     }

@@ -8,7 +8,7 @@ use metrics::SharedString;
 use crate::metrics::{
     CANDIDATE_IDLE_BYTES, CANDIDATE_MAX, CANDIDATE_OVER_MAX, DETACHES, DISCARDS, HITS,
     IDLE_BUFFERS, IDLE_BYTES, IN_USE, MAX_BUFFER_SIZE, MAX_IDLE_BUFFERS, MAX_IDLE_BYTES, MISSES,
-    PEAK_IN_USE, RECOMMENDATION_WINDOW, RECOMMENDED_INITIAL, RECOMMENDED_MAX,
+    PEAK_HELD, RECOMMENDATION_WINDOW, RECOMMENDED_INITIAL, RECOMMENDED_MAX,
     RECOMMENDED_MAX_IDLE_BUFFERS, RECOMMENDED_MAX_IDLE_BYTES, RETURNED_CAPACITY, RETURNED_LENGTH,
     RETURNS, SHRINKS,
 };
@@ -48,7 +48,7 @@ impl Pool {
             (MAX_IDLE_BYTES, Some(stats.max_idle_bytes)),
             (MAX_IDLE_BUFFERS, Some(stats.max_idle_buffers)),
             (IN_USE, Some(stats.in_use)),
-            (PEAK_IN_USE, Some(stats.peak_in_use)),
+            (PEAK_HELD, Some(stats.peak_held)),
             // No recommendation without a return in the window: no series (or the last value)
             // rather than a made-up 0.
             (RECOMMENDED_MAX, stats.recommended_max_buffer_size()),

@@ -182,7 +182,7 @@ impl DiscardReason {
 ///
 /// Counters and the histograms `lengths` and `capacities` are totals since the pool was
 /// built. The recommendations, the what-if and the candidates read the recent window instead
-/// (`recent_lengths`, `peak_in_use`: the last `recommendation_window`, default 1 h), so a
+/// (`recent_lengths`, `peak_held`: the last `recommendation_window`, default 1 h), so a
 /// change in traffic shows in them within one window. The snapshot sums per-thread counters
 /// that keep changing while it is taken, so under load it is consistent per counter, not across
 /// counters. The idle gauges are read with the depot locked, so they never exceed the idle
@@ -217,10 +217,15 @@ pub struct PoolStats {
     pub max_idle_buffers: u64,
     /// Buffers in use now: gets and donations minus returns and detaches.
     pub in_use: u64,
-    /// The most buffers in use over the recommendation window, as sampled at each read of
-    /// the stats ([`Pool::stats`](crate::Pool::stats), [`Pool::publish`](crate::Pool::publish):
-    /// every heartbeat tick); a burst between two reads is not seen.
-    pub peak_in_use: u64,
+    /// The most buffers the pool held at once over the recommendation window, in use or idle,
+    /// as sampled at each read of the stats ([`Pool::stats`](crate::Pool::stats),
+    /// [`Pool::publish`](crate::Pool::publish): every heartbeat tick).
+    ///
+    /// Why held, not in use: a sample of buffers in use sees only the requests of that instant
+    /// and misses a burst between two reads. The pool creates a buffer only when none is idle,
+    /// so the buffers it holds rise to the peak of concurrent use and stay there (as idle
+    /// ones) until caps, trims or a reconfigure release them: any read after the burst sees it.
+    pub peak_held: u64,
     /// The window the recommendations cover.
     pub recommendation_window: Duration,
     /// The over-max policy in force.
@@ -341,7 +346,7 @@ impl PoolStats {
     ///
     /// # Definition
     /// [`Candidate::over_max_ratio`] is [`PoolStats::would_discard_fraction`]`(max)`;
-    /// [`Candidate::idle_bytes`] is `min(max_idle_buffers, peak_in_use) * max`, capped by
+    /// [`Candidate::idle_bytes`] is `min(max_idle_buffers, peak_held) * max`, capped by
     /// `max_idle_bytes`.
     ///
     /// # Interpretation
@@ -350,7 +355,7 @@ impl PoolStats {
     ///
     /// See [`Candidate`] for an example.
     pub fn candidate(&self, max: u64) -> Candidate {
-        let buffers = self.max_idle_buffers.min(self.peak_in_use);
+        let buffers = self.max_idle_buffers.min(self.peak_held);
         Candidate {
             max_buffer_size: max,
             over_max_ratio: self.recent_lengths.fraction_above(max),
@@ -373,7 +378,7 @@ impl PoolStats {
     /// use heapscape_pool::PoolStats;
     /// let mut stats = PoolStats::default();
     /// (stats.recommend_percentile, stats.max_idle_buffers) = (0.9, 64);
-    /// (stats.max_idle_bytes, stats.peak_in_use) = (1 << 30, 4);
+    /// (stats.max_idle_bytes, stats.peak_held) = (1 << 30, 4);
     /// for len in 1..=100 { stats.recent_lengths.record(len * 1000); }
     /// let [lower, recommended, higher] = stats.candidates().unwrap();
     /// assert_eq!(recommended.max_buffer_size, 93_184); // the exact p90 is 90_000
@@ -391,7 +396,7 @@ impl PoolStats {
     /// The max idle buffers the data recommends.
     ///
     /// # Definition
-    /// [`PoolStats::peak_in_use`] over the window plus an eighth (rounded up, at least one)
+    /// [`PoolStats::peak_held`] over the window plus an eighth (rounded up, at least one)
     /// of headroom; `None` without a return in the window.
     ///
     /// # Interpretation
@@ -401,14 +406,14 @@ impl PoolStats {
     /// ```
     /// let mut stats = heapscape_pool::PoolStats::default();
     /// stats.recent_lengths.record(1000);
-    /// stats.peak_in_use = 20;
+    /// stats.peak_held = 20;
     /// assert_eq!(stats.recommended_max_idle_buffers(), Some(23));
     /// ```
     pub fn recommended_max_idle_buffers(&self) -> Option<u64> {
         if self.recent_lengths.count() == 0 {
             return None;
         }
-        Some(self.peak_in_use + self.peak_in_use.div_ceil(8).max(1))
+        Some(self.peak_held + self.peak_held.div_ceil(8).max(1))
     }
 
     /// The max idle bytes the data recommends.
@@ -425,7 +430,7 @@ impl PoolStats {
     /// let mut stats = heapscape_pool::PoolStats::default();
     /// stats.recommend_percentile = 1.0;
     /// stats.recent_lengths.record(4096);
-    /// stats.peak_in_use = 7;
+    /// stats.peak_held = 7;
     /// assert_eq!(stats.recommended_max_idle_bytes(), Some(8 * 4096));
     /// ```
     pub fn recommended_max_idle_bytes(&self) -> Option<u64> {

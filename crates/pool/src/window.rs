@@ -32,7 +32,7 @@ pub(crate) struct Window {
 #[derive(Clone, Copy, Default)]
 struct Interval {
     lengths: FineSizeHistogram,
-    peak_in_use: u64,
+    peak_held: u64,
 }
 
 /// The window's sums at a read.
@@ -40,7 +40,7 @@ pub(crate) struct Recent {
     /// Lengths returned within the window.
     pub(crate) lengths: FineSizeHistogram,
     /// The most buffers in use at any read within the window.
-    pub(crate) peak_in_use: u64,
+    pub(crate) peak_held: u64,
 }
 
 impl Window {
@@ -56,7 +56,7 @@ impl Window {
 
     /// Adds what changed since the last read to the interval of `now` (moving past the
     /// intervals that ended first), given the lifetime histogram of returned lengths and the
-    /// buffers in use now, and returns the window's sums.
+    /// buffers held now (in use or idle), and returns the window's sums.
     ///
     /// A window `length` other than the ring's (a reconfiguration) starts a new ring whose
     /// first interval holds everything the old one did, so the old data leave within one new
@@ -66,25 +66,25 @@ impl Window {
         length: Duration,
         now: Instant,
         lengths: &FineSizeHistogram,
-        in_use: u64,
+        held: u64,
     ) -> Recent {
         if length != self.length {
             let Recent {
                 lengths: old,
-                peak_in_use,
+                peak_held,
             } = self.sums();
             let seen = self.seen;
             *self = Self::new(length, now);
             self.seen = seen;
             self.slots[0] = Interval {
                 lengths: old,
-                peak_in_use,
+                peak_held,
             };
         }
         self.advance_to(now);
         let slot = &mut self.slots[self.newest as usize % INTERVALS];
         slot.lengths.add(&lengths.since(&self.seen));
-        slot.peak_in_use = slot.peak_in_use.max(in_use);
+        slot.peak_held = slot.peak_held.max(held);
         self.seen = *lengths;
         self.sums()
     }
@@ -105,11 +105,11 @@ impl Window {
     fn sums(&self) -> Recent {
         let mut recent = Recent {
             lengths: FineSizeHistogram::default(),
-            peak_in_use: 0,
+            peak_held: 0,
         };
         for slot in self.slots.iter() {
             recent.lengths.add(&slot.lengths);
-            recent.peak_in_use = recent.peak_in_use.max(slot.peak_in_use);
+            recent.peak_held = recent.peak_held.max(slot.peak_held);
         }
         recent
     }
@@ -140,17 +140,17 @@ mod tests {
         let mut window = Window::new(HOUR, t0);
         let mut lifetime = Lifetime(FineSizeHistogram::default());
         let recent = window.read(HOUR, t0 + STEP / 2, lifetime.add(10, 1000), 3);
-        assert_eq!((recent.lengths.count(), recent.peak_in_use), (10, 3));
+        assert_eq!((recent.lengths.count(), recent.peak_held), (10, 3));
         // Still there in the last interval of the window...
         let recent = window.read(HOUR, t0 + HOUR - STEP / 2, lifetime.add(5, 2000), 1);
-        assert_eq!((recent.lengths.count(), recent.peak_in_use), (15, 3));
+        assert_eq!((recent.lengths.count(), recent.peak_held), (15, 3));
         // ... and gone when the interval they were read in is a window old.
         let recent = window.read(HOUR, t0 + HOUR, lifetime.add(0, 0), 1);
-        assert_eq!((recent.lengths.count(), recent.peak_in_use), (5, 1));
+        assert_eq!((recent.lengths.count(), recent.peak_held), (5, 1));
         assert_eq!(recent.lengths.quantile(0.0), Some(2048));
         // A long silence empties every interval, counted once however long.
         let recent = window.read(HOUR, t0 + 100 * HOUR, lifetime.add(0, 0), 0);
-        assert_eq!((recent.lengths.count(), recent.peak_in_use), (0, 0));
+        assert_eq!((recent.lengths.count(), recent.peak_held), (0, 0));
     }
 
     #[test]
@@ -176,8 +176,8 @@ mod tests {
         window.read(HOUR, t0, lifetime.add(4, 100), 2);
         let minute = Duration::from_secs(60);
         let recent = window.read(minute, t0 + STEP, lifetime.add(1, 100), 1);
-        assert_eq!((recent.lengths.count(), recent.peak_in_use), (5, 2));
+        assert_eq!((recent.lengths.count(), recent.peak_held), (5, 2));
         let recent = window.read(minute, t0 + STEP + minute, lifetime.add(0, 0), 1);
-        assert_eq!((recent.lengths.count(), recent.peak_in_use), (0, 1));
+        assert_eq!((recent.lengths.count(), recent.peak_held), (0, 1));
     }
 }

@@ -97,10 +97,7 @@ fn every_metric_is_published_with_its_label_and_the_right_values() {
         recommended
     );
     assert_eq!(gauge(&rows, "heapscape_pool_in_use_buffers", None), 1.0);
-    assert_eq!(
-        gauge(&rows, "heapscape_pool_peak_in_use_buffers", None),
-        1.0
-    );
+    assert_eq!(gauge(&rows, "heapscape_pool_peak_held_buffers", None), 1.0);
     assert_eq!(
         gauge(&rows, "heapscape_pool_max_idle_buffers", None),
         1024.0

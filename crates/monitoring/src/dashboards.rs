@@ -678,10 +678,13 @@ fn pool(config: &Config) -> Dashboard {
     // request holds one at that instant, however busy the service.
     b.add(
         timeseries(
-            "Buffers in use and their peak",
+            "Buffers in use, and the peak held",
             "Buffers handed out and not yet returned, sampled at each heartbeat, and the \
-             most in use over the recommendation_window: what the recommended max idle \
-             buffers is derived from.",
+             most buffers held at once (in use or idle) over the recommendation_window: what \
+             the recommended max idle buffers is derived from. The pool creates a buffer only \
+             when none is idle, so the buffers it holds rise to the peak of concurrent use and \
+             stay there until trimmed; a sample of those in use would miss a burst between \
+             two heartbeats.",
             "short",
         )
         .width(8)
@@ -691,7 +694,7 @@ fn pool(config: &Config) -> Dashboard {
         )
         .query(
             format!("heapscape_pool_peak_held_buffers{{{pool_sel}}}"),
-            "{{instance}} {{pool}} peak over the window",
+            "{{instance}} {{pool}} peak held over the window",
         ),
     );
 

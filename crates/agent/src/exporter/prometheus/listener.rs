@@ -55,11 +55,13 @@ struct Dropped {
 }
 
 impl Dropped {
-    /// One line for everything since the last one, then starts counting afresh.
-    fn report(&mut self) {
+    /// One line for everything since the last one, then starts counting afresh. `listen`
+    /// names the listener, for a process (or a test binary) that runs more than one.
+    fn report(&mut self, listen: &str) {
         let dropped = std::mem::take(self);
         if dropped.over_cap + dropped.over_peer_cap + dropped.refusals_over_cap > 0 {
             tracing::warn!(
+                listen = %listen,
                 over_cap = dropped.over_cap,
                 over_peer_cap = dropped.over_peer_cap,
                 refused_over_cap = dropped.refusals_over_cap,
@@ -75,6 +77,7 @@ impl Dropped {
         }
         if dropped.accept_errors > 0 {
             tracing::warn!(
+                listen = %listen,
                 count = dropped.accept_errors,
                 last_error = dropped.last_accept_error.as_deref().unwrap_or(""),
                 "cannot accept scrape connections (e.g. out of file descriptors)"
@@ -82,6 +85,7 @@ impl Dropped {
         }
         if dropped.refused > 0 {
             tracing::debug!(
+                listen = %listen,
                 count = dropped.refused,
                 "scrapes refused: the addresses are not in exporter.prometheus.allow"
             );
@@ -98,6 +102,9 @@ pub(crate) async fn serve(listener: TcpListener, exposition: Exposition, allow: 
     let mut held: HashMap<IpAddr, usize> = HashMap::new();
     let mut refusals = JoinSet::new();
     let mut dropped = Dropped::default();
+    let listen = listener
+        .local_addr()
+        .map_or_else(|error| error.to_string(), |addr| addr.to_string());
     let mut report = tokio::time::interval(WARNING_INTERVAL);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -152,7 +159,7 @@ pub(crate) async fn serve(listener: TcpListener, exposition: Exposition, allow: 
                 }
             }
             Some(_) = refusals.join_next() => {}
-            _ = report.tick() => dropped.report(),
+            _ = report.tick() => dropped.report(&listen),
         }
     }
 }
@@ -494,8 +501,11 @@ mod tests {
             .with_max_level(tracing::Level::WARN)
             .with_ansi(false)
             .finish();
-        let _default = tracing::subscriber::set_default(subscriber);
-        // One thread: the listener's tasks log under the subscriber set above.
+        // Global, not `set_default`: tracing caches per call site whether anyone listens, and
+        // another test thread hitting the warning's call site first with no subscriber of its
+        // own could leave this thread's local one unasked. The only subscriber of this binary;
+        // other tests' listeners log here too, so lines are told apart by `listen`.
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -506,7 +516,14 @@ mod tests {
             for _ in 0..MAX_CONNECTIONS_PER_PEER + 200 {
                 held.push(connect_from(ONE, addr).await.expect("connect"));
             }
-            let log = || String::from_utf8_lossy(&crate::sync::lock(&captured.0)).into_owned();
+            let own = format!("listen={addr}");
+            let log = || {
+                String::from_utf8_lossy(&crate::sync::lock(&captured.0))
+                    .lines()
+                    .filter(|line| line.contains(&own))
+                    .map(|line| format!("{line}\n"))
+                    .collect::<String>()
+            };
             let counted = |log: &str| -> u64 {
                 log.lines()
                     .filter_map(|line| line.split("over_peer_cap=").nth(1)?.split(' ').next())

@@ -84,4 +84,10 @@ pub enum Error {
         "cannot watch the config file for changes: {0}; the agent needs one more thread and a SIGHUP handler"
     )]
     Watch(#[source] std::io::Error),
+    /// `profiling.enabled` asks for heap profiles that this build or binary cannot make.
+    #[error("cannot switch heap profiling as the config says: {reason}")]
+    Profiling {
+        /// What is missing and how to add it.
+        reason: String,
+    },
 }

@@ -74,14 +74,15 @@ mod error;
 mod exporter;
 pub mod metrics;
 mod metrics_table;
+mod profile;
 mod sync;
 mod units;
 
 pub use agent::{Agent, AgentStats};
 pub use config::{
-    Config, ConfigError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROMETHEUS_LISTEN,
-    DEFAULT_STATSD_BUFFER_SIZE, DEFAULT_STATSD_QUEUE_SIZE, ExporterConfig, HeartbeatConfig,
-    PrometheusConfig, StatsdConfig,
+    Config, ConfigError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROFILING_SAMPLE_RATE,
+    DEFAULT_PROMETHEUS_LISTEN, DEFAULT_STATSD_BUFFER_SIZE, DEFAULT_STATSD_QUEUE_SIZE,
+    ExporterConfig, HeartbeatConfig, ProfilingConfig, PrometheusConfig, StatsdConfig,
 };
 pub use error::Error;
 /// The counting jemalloc global allocator (feature `counting`): jemalloc plus per-thread counts
@@ -95,4 +96,13 @@ pub use error::Error;
 #[cfg(feature = "counting")]
 pub use heapscape_heartbeat::CountingJemalloc;
 pub use heapscape_heartbeat::HeapStats;
+/// What the binary exports as `_rjem_malloc_conf` for heap profiles (feature `profiling`):
+/// jemalloc's profiler built in, sampling off until `profiling.enabled` turns it on.
+///
+/// ```ignore
+/// #[unsafe(export_name = "_rjem_malloc_conf")]
+/// static MALLOC_CONF: &[u8] = heapscape::PROFILING_MALLOC_CONF;
+/// ```
+#[cfg(feature = "profiling")]
+pub use heapscape_heartbeat::profile::MALLOC_CONF as PROFILING_MALLOC_CONF;
 pub use heapscape_pool::{OverMaxPolicy, Pool, PoolConfig, PoolStats, PooledBuf};

@@ -3,6 +3,7 @@
 //! (`validate`) and the error type (`error`) each have their own module.
 
 mod error;
+mod profiling;
 mod raw;
 mod types;
 mod validate;
@@ -10,6 +11,7 @@ mod validate;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use profiling::{DEFAULT_PROFILING_SAMPLE_RATE, ProfilingConfig};
 use raw::RawConfig;
 pub use types::{
     Config, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROMETHEUS_LISTEN, DEFAULT_STATSD_BUFFER_SIZE,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::profiling::RawProfiling;
 use crate::units::{ByteSize, HumanDuration};
 
 #[derive(Deserialize)]
@@ -16,6 +17,7 @@ pub(super) struct RawConfig {
     pub(super) exporter: Option<Spanned<RawExporter>>,
     pub(super) heartbeat: Option<RawHeartbeat>,
     pub(super) pools: Option<BTreeMap<String, Spanned<RawPool>>>,
+    pub(super) profiling: Option<RawProfiling>,
 }
 
 #[derive(Deserialize)]

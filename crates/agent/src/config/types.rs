@@ -7,6 +7,8 @@ use std::time::Duration;
 use heapscape_pool::PoolConfig;
 use ipnet::IpNet;
 
+use super::profiling::ProfilingConfig;
+
 /// The Prometheus listen address used when `exporter.prometheus.listen` is omitted: loopback,
 /// so that metrics are not exposed to the network unless the file says so.
 pub const DEFAULT_PROMETHEUS_LISTEN: SocketAddr =
@@ -37,6 +39,8 @@ pub struct Config {
     pub heartbeat: HeartbeatConfig,
     /// The named buffer pools; each name becomes the `pool` label of its metrics.
     pub pools: BTreeMap<String, PoolConfig>,
+    /// The heap profiler behind `/debug/pprof/heap`; off by default. Changeable at run time.
+    pub profiling: ProfilingConfig,
 }
 
 /// The one exporter the agent installs.

@@ -185,6 +185,9 @@ impl RawConfig {
             let pool_config = validate_pool(&report, &name, pool)?;
             config.pools.insert(name, pool_config);
         }
+        if let Some(profiling) = self.profiling {
+            config.profiling = profiling.validate(file)?;
+        }
         Ok(config)
     }
 }

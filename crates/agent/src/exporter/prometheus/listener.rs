@@ -64,8 +64,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, allowed: bool, expositi
         tracing::debug!(%peer, "scrape refused: the address is not in exporter.prometheus.allow");
     }
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let response = respond(&request, allowed, &exposition);
-        async move { Ok::<_, Infallible>(response) }
+        let exposition = exposition.clone();
+        async move {
+            // Routes beyond /metrics answer in their own modules, behind the same allowlist.
+            if allowed && let Some(response) = crate::profile::route(&request).await {
+                return Ok::<_, Infallible>(response);
+            }
+            Ok(respond(&request, allowed, &exposition))
+        }
     });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

@@ -30,9 +30,15 @@ pub(crate) struct ServeChild {
 }
 
 impl ServeChild {
-    /// A `serve` child of `exe` (this binary) with pooling on or off, once it is ready.
+    /// A `serve` child of `exe` (this binary) with pooling on or off, once it is ready; with
+    /// the `profiling` feature it samples its heap from the start, for `compare`'s flame graphs.
     pub(crate) async fn spawn(exe: &Path, pooling: Pooling) -> Result<Self, Error> {
-        Self::spawn_with(exe, pooling, &[]).await
+        let extra: &[&str] = if cfg!(feature = "profiling") {
+            &["--heap-profiling"]
+        } else {
+            &[]
+        };
+        Self::spawn_with(exe, pooling, extra).await
     }
 
     /// A `serve` child with `extra` arguments after the ones `compare` uses.

@@ -9,10 +9,13 @@
 //!
 //! - `summary`: what was measured ([`Comparison`], [`ModeSummary`]), plain data;
 //! - `phase`: one mode's load phase and its scrapes, summarized;
-//! - `report`: the table and the HTML page, read from the summary.
+//! - `report`: the table and the HTML page, read from the summary;
+//! - `heap_profile` (feature `profiling`): each mode's heap flame graph, beside the report.
 //!
 //! The children are `crate::child`'s, the scrapes `crate::scrape`'s.
 
+#[cfg(feature = "profiling")]
+mod heap_profile;
 mod phase;
 mod report;
 mod summary;
@@ -120,6 +123,8 @@ async fn compare(
     ));
 
     let mut phases = Vec::new();
+    #[cfg_attr(not(feature = "profiling"), expect(unused_mut))]
+    let mut heap_profiles = Vec::new();
     for child in children.iter_mut() {
         eprintln!(
             "loading the service with pooling {}",
@@ -142,6 +147,12 @@ async fn compare(
             .await
             .map_err(|reason| child.failed(reason))?;
         child.check_running()?;
+        #[cfg(feature = "profiling")]
+        heap_profiles.push(
+            heap_profile::save(child.metrics, child.pooling, &options.report)
+                .await
+                .map_err(|reason| child.failed(reason))?,
+        );
         phases.push(Phase {
             pooling: child.pooling,
             load,
@@ -166,6 +177,7 @@ async fn compare(
         modes,
         report: options.report.clone(),
         json: json.clone(),
+        heap_profiles,
     };
     report::write_html(&comparison, &options.report)?;
     let text = serde_json::to_string_pretty(&comparison).unwrap_or_default();

@@ -77,6 +77,10 @@ pub struct ServeOptions {
     /// Syntheses buffered at once (bounds memory); more requests wait.
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,
+    /// Sample the heap for `/debug/pprof/heap` from the start, as `profiling.enabled: true`
+    /// would (needs the `profiling` feature).
+    #[arg(long)]
+    pub heap_profiling: bool,
     /// Let texts containing `#fault` make the engine fail mid-stream (for tests).
     #[arg(long)]
     pub fault_injection: bool,
@@ -102,7 +106,8 @@ pub fn agent_config(options: &ServeOptions) -> Result<heapscape::Config, Error> 
 }
 
 /// Applies the command-line flags to a config (read from the file or the default): the
-/// `pooling` label, `--metrics-listen`, `--heartbeat-interval`, and the `pcm` pool if missing.
+/// `pooling` label, `--metrics-listen`, `--heartbeat-interval`, `--heap-profiling`, and the
+/// `pcm` pool if missing.
 /// `serve --config` runs this after every reload of the file as well.
 ///
 /// # Errors
@@ -118,6 +123,9 @@ pub fn apply_overrides(
         .insert("pooling".to_owned(), options.pooling.as_str().to_owned());
     if let Some(interval) = options.heartbeat_interval {
         config.heartbeat.interval = interval;
+    }
+    if options.heap_profiling {
+        config.profiling.enabled = true;
     }
     config
         .pools

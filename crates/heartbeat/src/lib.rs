@@ -63,8 +63,8 @@
 //!
 //! - `tokio` (default): [`Heartbeat::spawn`] and [`HeartbeatHandle::shutdown`].
 //! - `counting`: `CountingJemalloc` (a global allocator) and the `heapscape_alloc_*_total` metrics.
-//! - `profiling`: jemalloc built with its sampling profiler, and [`profile`]: sampling on and
-//!   off at run time, heap dumps as pprof or as a flame graph.
+//! - `profiling`: jemalloc built with its sampling profiler, and the `profile` module:
+//!   sampling on and off at run time, heap dumps as pprof or as a flame graph.
 //!
 //! # Cost
 //!

@@ -4,7 +4,7 @@
 //! jemalloc only builds the profiler's bookkeeping when it reads `prof:true` at startup, from
 //! the `_rjem_malloc_conf` symbol of the binary (or the `_RJEM_MALLOC_CONF` environment
 //! variable). [`MALLOC_CONF`] is the value to export; it leaves sampling inactive, so a binary
-//! built with it pays nothing until [`set_sampling`] turns `prof.active` on.
+//! built with it samples nothing until [`set_sampling`] turns `prof.active` on.
 
 use std::sync::Arc;
 use std::time::Duration;

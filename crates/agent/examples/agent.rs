@@ -1,4 +1,6 @@
-//! Runs the agent from a config file until SIGINT or SIGTERM, with a little pool traffic.
+//! Mode a: the agent owns the exporter. Runs it from a config file until SIGINT or SIGTERM,
+//! with a little pool traffic, in a plain `fn main` without a tokio runtime (the heartbeat
+//! and the `/metrics` listener get threads of their own).
 //!
 //! ```text
 //! cargo run -p heapscape --example agent -- crates/agent/examples/heapscape.yaml
@@ -18,8 +20,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "crates/agent/examples/heapscape.yaml".to_owned());
     tracing_subscriber::fmt().init();
-    let runtime = tokio::runtime::Runtime::new()?;
-    let _entered = runtime.enter();
     let agent = heapscape::Agent::start_from_file(&path)?;
     if let Some(addr) = agent.metrics_addr() {
         println!("metrics on http://{addr}/metrics");

@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 use heapscape_heartbeat::{HeapStats, Heartbeat, HeartbeatHandle};
 use heapscape_pool::{Pool, PoolStats};
 
-use crate::exporter::Exporter;
+use crate::config::limits;
+use crate::exporter::{Exporter, prometheus};
 use crate::metrics_table::{LAST_RELOAD_SUCCESS, RELOAD_FAILURES, RELOADS};
 use crate::sync::{lock, read, write};
 use crate::{Config, Error};
@@ -23,11 +24,15 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const WATCH_STEP: Duration = Duration::from_millis(100);
 /// How long shutdown waits for the StatsD queue to drain.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many pool names a log line lists; the rest are counted.
+const NAMES_IN_A_LINE: usize = 10;
 
 /// The running agent: one exporter, the heap heartbeat and the named pools.
 ///
-/// Create it with [`Agent::start`] or [`Agent::start_from_file`]; end it with
-/// [`Agent::shutdown`] (dropping it does the same).
+/// Create it with [`Agent::start`] or [`Agent::start_from_file`] (the agent installs the
+/// exporter), or with [`Agent::start_without_exporter`] /
+/// [`Agent::start_from_file_without_exporter`] (the service installed its own recorder); end
+/// it with [`Agent::shutdown`] (dropping it does the same).
 pub struct Agent {
     shared: Arc<Shared>,
     watcher: Option<Watcher>,
@@ -62,7 +67,8 @@ struct Shared {
     config: Mutex<Config>,
     pools: RwLock<BTreeMap<String, Pool>>,
     heartbeat: HeartbeatHandle,
-    exporter: Exporter,
+    /// `None` when the service installed its own recorder.
+    exporter: Option<Exporter>,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     /// File checks made by the watcher; see [`AgentStats::config_checks`].
@@ -77,17 +83,62 @@ struct Watcher {
 
 impl Agent {
     /// Installs the configured exporter as the global `metrics` recorder, builds the pools
-    /// and starts the heartbeat on the current tokio runtime.
+    /// and starts the heartbeat.
+    ///
+    /// Inside a tokio runtime the heartbeat and the exporter's tasks run on it (each heap
+    /// sample on its blocking pool). Outside one, the heartbeat runs on a thread of its own
+    /// (`heapscape-heartbeat`) and the exporter's tasks on a private single-threaded runtime
+    /// on another (`heapscape-metrics`); [`Agent::shutdown`] ends both.
     ///
     /// # Errors
     ///
-    /// [`Error::NoRuntime`] outside a tokio runtime, [`Error::Pool`] for a pool the pool crate
-    /// refuses, [`Error::PortInUse`] / [`Error::Listen`] when the Prometheus address cannot be
-    /// bound, [`Error::Statsd`] when the StatsD host does not resolve, and
-    /// [`Error::RecorderAlreadyInstalled`] when something installed a recorder first. A StatsD
-    /// daemon that is down is not an error.
+    /// [`Error::Limit`] for a value out of the README's bounds (too many pools, a size or
+    /// interval out of range), [`Error::Pool`] for a pool the pool crate refuses,
+    /// [`Error::PortInUse`] / [`Error::Listen`] when the Prometheus address cannot be bound,
+    /// [`Error::Statsd`] when the StatsD host does not resolve,
+    /// [`Error::RecorderAlreadyInstalled`] when something installed a recorder first, and
+    /// [`Error::Runtime`] / [`Error::Heartbeat`] when a thread cannot be started outside a
+    /// runtime. A StatsD daemon that is down is not an error.
     pub fn start(config: Config) -> Result<Self, Error> {
-        tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        Self::launch(config, true)
+    }
+
+    /// Builds the pools and starts the heartbeat (and, through the `*_from_file*`
+    /// constructors, live reload) without installing any recorder: heapscape publishes
+    /// through the recorder the service installed before this call.
+    ///
+    /// For a service that owns its metrics stack. With metrics-exporter-prometheus, install
+    /// [`prometheus::Recorder`](crate::prometheus::Recorder) around the exporter's recorder so
+    /// heapscape's histograms keep real buckets at a constant cost; with any other recorder,
+    /// see the crate README ("Add heapscape to your service") for what the histograms cost.
+    /// The config's `exporter`, `service` and `labels` are not used: the service's recorder
+    /// sets the labels. Runs with or without a tokio runtime, as [`Agent::start`].
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use metrics_exporter_prometheus::PrometheusBuilder;
+    ///
+    /// let recorder = heapscape::prometheus::Recorder::wrap(PrometheusBuilder::new().build_recorder());
+    /// let exposition = recorder.exposition(); // serve exposition.render() on /metrics
+    /// metrics::set_global_recorder(recorder)?;
+    /// let agent = heapscape::Agent::start_without_exporter(heapscape::Config::from_file(
+    ///     "heapscape.yaml",
+    /// )?)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Limit`] for a value out of the README's bounds, [`Error::Pool`] for a pool the
+    /// pool crate refuses and [`Error::Heartbeat`] when the heartbeat's thread cannot be
+    /// started outside a runtime.
+    pub fn start_without_exporter(config: Config) -> Result<Self, Error> {
+        Self::launch(config, false)
+    }
+
+    fn launch(config: Config, install_exporter: bool) -> Result<Self, Error> {
+        check_limits(&config)?;
         let pools = config
             .pools
             .iter()
@@ -95,26 +146,43 @@ impl Agent {
             .collect::<Result<BTreeMap<_, _>, Error>>()?;
         crate::profile::apply(&config.profiling)?;
 
-        let exporter = Exporter::install(&config)?;
+        let exporter = if install_exporter {
+            Some(Exporter::install(&config)?)
+        } else {
+            None
+        };
         heapscape_pool::describe_metrics();
         heapscape_heartbeat::describe_metrics();
         crate::metrics_table::describe_and_initialize();
 
+        apply_jemalloc(&config.jemalloc);
         let heartbeat = pools
             .values()
             .fold(
                 Heartbeat::builder().interval(config.heartbeat.interval),
                 |builder, pool| builder.pool(pool.clone()),
             )
-            .build()
-            .spawn();
-        tracing::info!(
-            exporter = ?config.exporter,
-            metrics_addr = ?exporter.metrics_addr(),
-            pools = ?pools.keys().collect::<Vec<_>>(),
-            interval = ?config.heartbeat.interval,
-            "heapscape agent started"
-        );
+            .build();
+        let heartbeat = if tokio::runtime::Handle::try_current().is_ok() {
+            heartbeat.spawn()
+        } else {
+            heartbeat.spawn_thread().map_err(Error::Heartbeat)?
+        };
+        match &exporter {
+            Some(exporter) => tracing::info!(
+                exporter = ?config.exporter,
+                metrics_addr = ?exporter.metrics_addr(),
+                pools = ?pools.keys().collect::<Vec<_>>(),
+                interval = ?config.heartbeat.interval,
+                "heapscape agent started"
+            ),
+            None => tracing::info!(
+                pools = ?pools.keys().collect::<Vec<_>>(),
+                interval = ?config.heartbeat.interval,
+                "heapscape agent started, publishing through the service's recorder \
+                 (the config's exporter, service and labels are not used)"
+            ),
+        }
         Ok(Self {
             shared: Arc::new(Shared {
                 config: Mutex::new(config),
@@ -133,9 +201,9 @@ impl Agent {
     /// [`Agent::start`] with the config read from `path`, re-read on SIGHUP and whenever the
     /// file changes (checked every second).
     ///
-    /// A reload applies pool caps, the heartbeat interval and new pools at once. The exporter,
-    /// `service` and `labels` cannot change while the service runs: a change is logged and the
-    /// old values stay. An unreadable or invalid file is logged with its error and counted in
+    /// A reload applies pool caps, the heartbeat interval, new pools and removed pools at once
+    /// (see [`Agent::apply_config`]). The exporter, `service` and `labels` cannot change while
+    /// the service runs: a change is logged and the old values stay. An unreadable or invalid file is logged with its error and counted in
     /// `heapscape_config_reload_failures_total`; the previous config stays in force.
     ///
     /// # Errors
@@ -176,12 +244,34 @@ impl Agent {
         path: impl AsRef<Path>,
         overrides: impl Fn(&mut Config) + Send + Sync + 'static,
     ) -> Result<Self, Error> {
-        let path = path.as_ref().to_path_buf();
-        let overrides: Arc<Overrides> = Arc::new(overrides);
+        Self::launch_watching(path.as_ref(), Arc::new(overrides), true)
+    }
+
+    /// [`Agent::start_without_exporter`] with the config read from `path` and `overrides`
+    /// applied, reloaded as [`Agent::start_from_file_with`] does (SIGHUP, file change).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unreadable or invalid file, [`Error::Watch`] if the SIGHUP
+    /// handler or the watcher thread cannot be set up, and the errors of
+    /// [`Agent::start_without_exporter`].
+    pub fn start_from_file_without_exporter(
+        path: impl AsRef<Path>,
+        overrides: impl Fn(&mut Config) + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        Self::launch_watching(path.as_ref(), Arc::new(overrides), false)
+    }
+
+    fn launch_watching(
+        path: &Path,
+        overrides: Arc<Overrides>,
+        install_exporter: bool,
+    ) -> Result<Self, Error> {
+        let path = path.to_path_buf();
         let seen = Fingerprint::of(&path);
         let mut config = Config::from_file(&path)?;
         overrides(&mut config);
-        let mut agent = Self::start(config)?;
+        let mut agent = Self::launch(config, install_exporter)?;
         agent.watcher = Some(Watcher::spawn(
             Arc::clone(&agent.shared),
             path,
@@ -204,10 +294,10 @@ impl Agent {
     }
 
     /// The address the Prometheus listener is bound to (the actual port when the config says
-    /// port 0); `None` for StatsD.
+    /// port 0); `None` for StatsD and for an agent started without an exporter.
     #[must_use]
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.shared.exporter.metrics_addr()
+        self.shared.exporter.as_ref()?.metrics_addr()
     }
 
     /// Pool statistics, the last heap sample and reload counts.
@@ -231,14 +321,21 @@ impl Agent {
         }
     }
 
-    /// Applies a new config as a reload would (pool caps, heartbeat interval, new pools;
-    /// exporter, service and labels stay as started). For services that manage their config
-    /// themselves; [`Agent::start_from_file`] does this on its own.
+    /// Applies a new config as a reload would (pool caps, heartbeat interval, new and removed
+    /// pools, `max_pools`; exporter, service and labels stay as started). For services that
+    /// manage their config themselves; [`Agent::start_from_file`] does this on its own.
+    ///
+    /// A pool the new config no longer names is removed: [`Agent::pool`] no longer finds it,
+    /// the heartbeat stops publishing and trimming it and the Prometheus exposition (the
+    /// agent's, or a service's [`prometheus::Recorder`](crate::prometheus::Recorder)) drops
+    /// its series. Handles and buffers still out keep working; a buffer returns to the removed
+    /// pool, which nobody publishes, and is freed with the last handle.
     ///
     /// # Errors
     ///
-    /// [`Error::Pool`] if a new pool cannot be built or a pool refuses its new caps; the other
-    /// changes are applied.
+    /// [`Error::Limit`] for a value out of bounds (nothing is applied then), [`Error::Pool`] if
+    /// a new pool cannot be built or a pool refuses its new caps (the other changes are
+    /// applied).
     pub fn apply_config(&self, config: Config) -> Result<(), Error> {
         self.shared.apply(config)
     }
@@ -260,7 +357,9 @@ impl Agent {
             watcher.stop();
         }
         self.shared.heartbeat.stop();
-        self.shared.exporter.shutdown(FLUSH_TIMEOUT);
+        if let Some(exporter) = &self.shared.exporter {
+            exporter.shutdown(FLUSH_TIMEOUT);
+        }
         tracing::info!("heapscape agent stopped");
     }
 }
@@ -281,14 +380,45 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// Applies jemalloc's decay settings. A failure (jemalloc not the global allocator, or built
+/// without background threads) costs resident memory, not service: it is logged, not fatal.
+fn apply_jemalloc(settings: &crate::JemallocConfig) {
+    match settings.apply() {
+        Ok(()) if *settings == crate::JemallocConfig::default() => {}
+        Ok(()) => tracing::info!(?settings, "jemalloc decay settings applied"),
+        Err(error) => tracing::warn!(%error, "jemalloc decay settings not applied"),
+    }
+}
+
 fn build_pool(name: &str, config: &heapscape_pool::PoolConfig) -> Result<Pool, Error> {
     Pool::builder(name)
         .config(config.clone())
         .build()
-        .map_err(|source| Error::Pool {
+        .map_err(|error| Error::Pool {
             name: name.to_owned(),
-            source,
+            error,
         })
+}
+
+fn check_limits(config: &Config) -> Result<(), Error> {
+    limits::check(config).map_err(|violation| Error::Limit {
+        key: violation.key,
+        message: violation.message,
+    })
+}
+
+/// Up to [`NAMES_IN_A_LINE`] names, then how many more: one log line for any number of pools.
+fn some_names(names: &[&String]) -> String {
+    let mut shown = names
+        .iter()
+        .take(NAMES_IN_A_LINE)
+        .map(|name| name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMES_IN_A_LINE {
+        shown.push_str(&format!(" and {} more", names.len() - NAMES_IN_A_LINE));
+    }
+    shown
 }
 
 impl Shared {
@@ -320,6 +450,8 @@ impl Shared {
     }
 
     fn apply(&self, new: Config) -> Result<(), Error> {
+        // Bounds first, for the whole config: a reload with one absurd value changes nothing.
+        check_limits(&new)?;
         let mut current = lock(&self.config);
         if new.exporter != current.exporter
             || new.service != current.service
@@ -335,6 +467,12 @@ impl Shared {
             tracing::info!(interval = ?applied, "heartbeat interval changed");
             current.heartbeat.interval = applied;
         }
+        current.max_pools = new.max_pools;
+
+        if new.jemalloc != current.jemalloc {
+            apply_jemalloc(&new.jemalloc);
+            current.jemalloc = new.jemalloc;
+        }
 
         let mut first_error = None;
         if new.profiling != current.profiling {
@@ -346,21 +484,23 @@ impl Shared {
                 Err(error) => first_error = Some(error),
             }
         }
+        let (mut added, mut reconfigured) = (Vec::new(), Vec::new());
         let mut pools = write(&self.pools);
         for (name, pool_config) in &new.pools {
             let outcome = match pools.get(name) {
                 Some(pool) if pool.config() == *pool_config => Ok(()),
                 Some(pool) => pool
                     .reconfigure(pool_config.clone())
-                    .map(|()| tracing::info!(pool = %name, config = ?pool_config, "pool reconfigured"))
-                    .map_err(|source| Error::Pool {
+                    .map(|()| reconfigured.push(name))
+                    .map_err(|error| Error::Pool {
                         name: name.clone(),
-                        source,
+                        error,
                     }),
                 None => build_pool(name, pool_config).map(|pool| {
+                    prometheus::pool_added(name);
                     self.heartbeat.add_pool(pool.clone());
                     pools.insert(name.clone(), pool);
-                    tracing::info!(pool = %name, config = ?pool_config, "pool added");
+                    added.push(name);
                 }),
             };
             match outcome {
@@ -372,11 +512,38 @@ impl Shared {
                 }
             }
         }
-        for name in pools.keys().filter(|name| !new.pools.contains_key(*name)) {
-            tracing::warn!(
-                pool = %name,
-                "the pool is no longer in the config file; it keeps running with its settings \
-                 until the service restarts"
+        let removed: Vec<String> = pools
+            .keys()
+            .filter(|name| !new.pools.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in &removed {
+            // The heartbeat first: a tick that already took the pool may still publish it, and
+            // heapscape's Prometheus recorder (the agent's or the service's) ignores a removed
+            // pool's late publications. The registry last: once `Agent::pool` misses a pool,
+            // its series are gone.
+            self.heartbeat.remove_pool(name);
+            prometheus::pool_removed(name);
+            pools.remove(name);
+            current.pools.remove(name);
+        }
+        drop(pools);
+        // One line per kind of change, whatever the number of pools.
+        if !added.is_empty() {
+            tracing::info!(count = added.len(), "pools added: {}", some_names(&added));
+        }
+        if !reconfigured.is_empty() {
+            tracing::info!(
+                count = reconfigured.len(),
+                "pools reconfigured: {}",
+                some_names(&reconfigured)
+            );
+        }
+        if !removed.is_empty() {
+            tracing::info!(
+                count = removed.len(),
+                "pools removed (no longer in the config; their series stop): {}",
+                some_names(&removed.iter().collect::<Vec<_>>())
             );
         }
         first_error.map_or(Ok(()), Err)

@@ -4,7 +4,12 @@ use std::net::SocketAddr;
 
 use crate::ConfigError;
 
-/// Why the agent could not start. Each message says what to do.
+/// Why the agent could not start (or a config could not be applied). Each message says what to
+/// do.
+///
+/// A message already includes its cause (the operating system's words, the pool's reason), so
+/// [`source`](std::error::Error::source) is `None`: a binary that prints the whole chain
+/// (`anyhow`'s `{:#}`) shows each cause once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -26,7 +31,7 @@ pub enum Error {
 
     /// The Prometheus listen address cannot be bound for another reason.
     #[error(
-        "cannot serve Prometheus metrics on {addr}: {source}; set exporter.prometheus.listen \
+        "cannot serve Prometheus metrics on {addr}: {error}; set exporter.prometheus.listen \
          to an address of this machine (e.g. 127.0.0.1:9000), and use a port above 1023 \
          unless the service may bind privileged ports"
     )]
@@ -34,17 +39,13 @@ pub enum Error {
         /// The address from `exporter.prometheus.listen`.
         addr: SocketAddr,
         /// What the operating system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
-
-    /// metrics-exporter-prometheus refused its configuration.
-    #[error("cannot set up the Prometheus exporter: {0}; check exporter.prometheus")]
-    Prometheus(#[from] metrics_exporter_prometheus::BuildError),
 
     /// The StatsD client could not be set up (e.g. the host name does not resolve).
     /// A StatsD daemon that is down is not an error: UDP needs no connection.
     #[error(
-        "cannot set up the StatsD client for {host}:{port}: {source}; check \
+        "cannot set up the StatsD client for {host}:{port}: {error}; check \
          exporter.statsd.host (a host name must resolve when the agent starts)"
     )]
     Statsd {
@@ -53,7 +54,7 @@ pub enum Error {
         /// `exporter.statsd.port`.
         port: u16,
         /// What failed.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// Something installed a `metrics` recorder before the agent.
@@ -63,28 +64,53 @@ pub enum Error {
     )]
     RecorderAlreadyInstalled,
 
-    /// [`Agent::start`](crate::Agent::start) was called outside a tokio runtime.
+    /// The StatsD exporter was set up outside a tokio runtime. The agent always enters one
+    /// first (its own when the program has none), so this is a bug in the agent.
     #[error(
-        "the agent needs a tokio runtime for its listener and heartbeat: call Agent::start \
-         inside #[tokio::main] or within Runtime::enter"
+        "the StatsD exporter was set up outside a tokio runtime; this is a bug in heapscape, \
+         please report it"
     )]
     NoRuntime,
 
+    /// Outside a tokio runtime, the agent's own runtime for the exporter could not be set up.
+    #[error(
+        "cannot start the thread that serves metrics outside a tokio runtime: {0}; the agent \
+         needs one more thread (or call Agent::start inside a tokio runtime)"
+    )]
+    Runtime(std::io::Error),
+
+    /// The heartbeat's thread could not be started (outside a tokio runtime).
+    #[error("cannot start the heartbeat: {0}; the agent needs one more thread")]
+    Heartbeat(heapscape_heartbeat::HeartbeatError),
+
     /// A configured pool could not be built.
-    #[error("cannot build pool `{name}`: {source}")]
+    #[error("cannot build pool `{name}`: {error}")]
     Pool {
         /// The pool's name in the config.
         name: String,
         /// What the pool says to change.
-        source: heapscape_pool::PoolError,
+        error: heapscape_pool::PoolError,
+    },
+
+    /// A config given to [`Agent::start`](crate::Agent::start) or
+    /// [`Agent::apply_config`](crate::Agent::apply_config) (or changed by overrides) has a value
+    /// out of the bounds the crate README lists; a config file gets [`Error::Config`] instead.
+    #[error("{key}: {message}")]
+    Limit {
+        /// The dotted key path, e.g. `pools.pcm.max_buffer_size`.
+        key: String,
+        /// What is wrong and what to write instead.
+        message: String,
     },
 
     /// The reload watcher (SIGHUP handler or file-polling thread) could not be started.
     #[error(
         "cannot watch the config file for changes: {0}; the agent needs one more thread and a SIGHUP handler"
     )]
-    Watch(#[source] std::io::Error),
-    /// `profiling.enabled` asks for heap profiles that this build or binary cannot make.
+    Watch(std::io::Error),
+
+    /// `profiling.enabled` asks for heap profiles that this build or binary cannot make. The
+    /// reason is the whole cause (what is missing and how to add it), so there is no `source`.
     #[error("cannot switch heap profiling as the config says: {reason}")]
     Profiling {
         /// What is missing and how to add it.

@@ -16,10 +16,16 @@
 //! Every config error names the file, line, column and key, and says what to change
 //! ([`ConfigError`]); the crate README lists every key.
 //!
+//! A service that already owns its metrics stack keeps it: [`Agent::start_without_exporter`]
+//! runs the heartbeat, pools and reload through the recorder the service installed, and
+//! [`prometheus::Recorder`] keeps heapscape's histograms bucketed in a service's own
+//! metrics-exporter-prometheus. No tokio runtime is needed: outside one the agent uses threads
+//! of its own. The crate README's "Add heapscape to your service" compares the modes.
+//!
 //! # Example
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), heapscape::Error> {
+//! # fn run() -> Result<(), heapscape::Error> {
 //! // heapscape.yaml:
 //! //   service: tts-demo
 //! //   exporter: { prometheus: { listen: 127.0.0.1:9000 } }
@@ -75,6 +81,15 @@ mod exporter;
 pub mod metrics;
 mod metrics_table;
 mod profile;
+pub mod prometheus {
+    //! For a service that owns its metrics-exporter-prometheus recorder (its own builder,
+    //! listener or route): wrap that recorder in [`Recorder`] before installing it, start the
+    //! agent with [`Agent::start_without_exporter`](crate::Agent::start_without_exporter), and
+    //! serve [`Exposition::render`]. heapscape's histograms then keep real buckets, spelled as
+    //! the StatsD path spells them, at one addition per published bucket, and the series of a
+    //! pool a reload removes leave the exposition.
+    pub use crate::exporter::prometheus::{Exposition, Recorder};
+}
 mod sync;
 mod units;
 
@@ -82,7 +97,8 @@ pub use agent::{Agent, AgentStats};
 pub use config::{
     Config, ConfigError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROFILING_SAMPLE_RATE,
     DEFAULT_PROMETHEUS_LISTEN, DEFAULT_STATSD_BUFFER_SIZE, DEFAULT_STATSD_QUEUE_SIZE,
-    ExporterConfig, HeartbeatConfig, ProfilingConfig, PrometheusConfig, StatsdConfig,
+    ExporterConfig, HeartbeatConfig, JemallocConfig, ProfilingConfig, PrometheusConfig,
+    StatsdConfig,
 };
 pub use error::Error;
 /// The counting jemalloc global allocator (feature `counting`): jemalloc plus per-thread counts
@@ -95,7 +111,6 @@ pub use error::Error;
 /// ```
 #[cfg(feature = "counting")]
 pub use heapscape_heartbeat::CountingJemalloc;
-pub use heapscape_heartbeat::HeapStats;
 /// What the binary exports as `_rjem_malloc_conf` for heap profiles (feature `profiling`):
 /// jemalloc's profiler built in, sampling off until `profiling.enabled` turns it on.
 ///
@@ -105,4 +120,5 @@ pub use heapscape_heartbeat::HeapStats;
 /// ```
 #[cfg(feature = "profiling")]
 pub use heapscape_heartbeat::profile::MALLOC_CONF as PROFILING_MALLOC_CONF;
+pub use heapscape_heartbeat::{Allocator, HeapStats};
 pub use heapscape_pool::{OverMaxPolicy, Pool, PoolConfig, PoolStats, PooledBuf};

@@ -181,8 +181,10 @@ mod tests {
             assert!(body(response).await.contains("`profiling` feature"));
         }
         assert!(apply(&ProfilingConfig::default()).is_ok());
-        let mut enabled = ProfilingConfig::default();
-        enabled.enabled = true;
+        let enabled = ProfilingConfig {
+            enabled: true,
+            ..ProfilingConfig::default()
+        };
         let error = apply(&enabled).expect_err("cannot be turned on");
         assert!(error.to_string().contains("`profiling` feature"), "{error}");
     }

@@ -36,6 +36,19 @@ fn full_example_file_parses() {
 }
 
 #[test]
+fn jemalloc_decay_settings_parse() {
+    let (_dir, result) = load(
+        "jemalloc.yaml",
+        "exporter: { prometheus: {} }\n\
+         jemalloc: { dirty_decay: 1s, muzzy_decay: 0s, background_thread: true }\n",
+    );
+    let jemalloc = result.unwrap().jemalloc;
+    assert_eq!(jemalloc.dirty_decay, Some(Duration::from_secs(1)));
+    assert_eq!(jemalloc.muzzy_decay, Some(Duration::ZERO));
+    assert_eq!(jemalloc.background_thread, Some(true));
+}
+
+#[test]
 fn defaults_fill_omitted_keys() {
     let (_dir, result) = load("min.yaml", "exporter: { prometheus: {} }\n");
     let config = result.unwrap();
@@ -65,7 +78,7 @@ fn sizes_take_plain_integers_and_units() {
         "sizes.yaml",
         "exporter: { statsd: { queue_size: 100, buffer_size: 1KiB } }\n\
          heartbeat: { interval: 500ms }\n\
-         pools:\n  a: { initial_capacity: 4096, max_buffer_size: 1MB, max_idle_bytes: 1GiB, idle_timeout: 1m, over_max: drop, recommend_percentile: 0.9 }\n",
+         pools:\n  a: { initial_capacity: 4096, max_buffer_size: 1MB, max_idle_bytes: 1GiB, idle_timeout: 1m, over_max: drop, recommend_percentile: 0.9, recommendation_window: 15m }\n",
     );
     let config = result.unwrap_or_else(|error| panic!("{error}"));
     let a = &config.pools["a"];
@@ -74,6 +87,7 @@ fn sizes_take_plain_integers_and_units() {
         (4096, 1_000_000, 1 << 30)
     );
     assert_eq!(a.idle_timeout, Duration::from_secs(60));
+    assert_eq!(a.recommendation_window, Duration::from_secs(15 * 60));
     assert_eq!(a.over_max, heapscape_pool::OverMaxPolicy::Drop);
     assert_eq!(config.heartbeat.interval, Duration::from_millis(500));
     match config.exporter {
@@ -224,7 +238,78 @@ const BAD_FILES: &[BadFile] = &[
         3,
         13,
         Some("heartbeat.interval"),
-        &["zero", "positive duration"],
+        &["0ns is outside 100ms..1h", "e.g. 10s"],
+    ),
+    // Bounds (issue 15): each of these was accepted and then ran the process out of memory,
+    // burned CPU or was silently clamped.
+    (
+        "exporter: { prometheus: {} }\nheartbeat: { interval: 1ms }\n",
+        2,
+        24,
+        Some("heartbeat.interval"),
+        &["1ms is outside 100ms..1h", "e.g. 10s"],
+    ),
+    (
+        "exporter: { prometheus: {} }\nheartbeat: { interval: 1000000000h }\n",
+        2,
+        24,
+        Some("heartbeat.interval"),
+        &["outside 100ms..1h"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm: { initial_capacity: 1000000GiB, \
+         max_buffer_size: 1000000GiB, max_idle_bytes: 1000000GiB }\n",
+        3,
+        28,
+        Some("pools.pcm.initial_capacity"),
+        &[
+            "1073741824000000 bytes",
+            "above the 1 GiB limit",
+            "write at most 1GiB",
+        ],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm: { max_buffer_size: 100GiB, \
+         max_idle_bytes: 200GiB }\n",
+        3,
+        27,
+        Some("pools.pcm.max_buffer_size"),
+        &["above the 1 GiB limit"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm: { max_idle_bytes: 1000000GiB }\n",
+        3,
+        26,
+        Some("pools.pcm.max_idle_bytes"),
+        &[
+            "more than half this machine's memory",
+            "write a smaller cap",
+        ],
+    ),
+    (
+        "exporter: { prometheus: {} }\nlimits: { max_pools: 0 }\n",
+        2,
+        22,
+        Some("limits.max_pools"),
+        &["max_pools is 0", "from 1 to 1024"],
+    ),
+    (
+        "exporter: { prometheus: {} }\nlimits: { max_pools: 5000 }\n",
+        2,
+        22,
+        Some("limits.max_pools"),
+        &["from 1 to 1024"],
+    ),
+    (
+        "exporter: { prometheus: {} }\nlimits: { max_pools: 2 }\n\
+         pools:\n  a: {}\n  b: {}\n  c: {}\n",
+        6,
+        6,
+        Some("pools.c"),
+        &[
+            "3 pools are configured but limits.max_pools is 2",
+            "remove pools",
+        ],
     ),
     (
         "exporter:\n  prometheus: {}\n  statsd: {}\n",
@@ -325,11 +410,25 @@ const BAD_FILES: &[BadFile] = &[
         &["zero", "positive"],
     ),
     (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    recommendation_window: 0s\n",
+        4,
+        28,
+        Some("pools.pcm.recommendation_window"),
+        &["zero"],
+    ),
+    (
         "exporter: { prometheus: {} }\npools:\n  pcm:\n    recommend_percentile: 95\n",
         4,
         27,
         Some("pools.pcm.recommend_percentile"),
         &["0.95"],
+    ),
+    (
+        "exporter: { prometheus: {} }\njemalloc:\n  muzzy_decay: 25h\n",
+        3,
+        16,
+        Some("jemalloc.muzzy_decay"),
+        &["at most 24h"],
     ),
     (
         "exporter: { prometheus: {} }\npools:\n  \"p cm\": {}\n",

@@ -82,7 +82,8 @@ fn five_million_returns_render_exact_counts() {
             Some(RETURNS.to_string()),
         ),
         (
-            format!("{length}_bucket{{{labels},le=\"1073741824\"}}"),
+            // Spelled as the Go client (and so the StatsD path) spells it.
+            format!("{length}_bucket{{{labels},le=\"1.073741824e+09\"}}"),
             Some(RETURNS.to_string()),
         ),
         (

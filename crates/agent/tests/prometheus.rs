@@ -1,9 +1,9 @@
 //! The Prometheus path against a real Prometheus: exposition passes `promtool check metrics`,
 //! and PromQL returns the heap gauges, pool counters and histogram buckets with their labels.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
+use common::exposition::{promtool_check, repeated_lines};
 use heapscape::{Agent, Config};
 use heapscape_testkit::{ConfigFile, Prometheus, WAIT, http_get, wait_for};
 
@@ -19,35 +19,6 @@ heartbeat: { interval: 500ms }
 pools:
   pcm: { initial_capacity: 4KiB, max_buffer_size: 1MiB, max_idle_buffers: 8, max_idle_bytes: 16MiB }
 ";
-
-/// Runs `promtool check metrics` on an exposition; returns its combined output on failure.
-fn promtool_check(exposition: &str) -> Result<(), String> {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|error| format!("cannot run promtool (Debian package `prometheus`): {error}"))?;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(exposition.as_bytes())
-        .map_err(|error| error.to_string())?;
-    let output = child
-        .wait_with_output()
-        .map_err(|error| error.to_string())?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
-}
 
 #[test]
 fn prometheus_scrapes_heap_pool_and_histogram_series() {
@@ -81,7 +52,9 @@ fn prometheus_scrapes_heap_pool_and_histogram_series() {
         !exposition.contains("quantile="),
         "histograms must not render as summaries:\n{exposition}"
     );
-    assert!(exposition.contains("le=\"1048576\""), "{exposition}");
+    // Bounds as the Go client (and so the StatsD path) spells them.
+    assert!(exposition.contains("le=\"1.048576e+06\""), "{exposition}");
+    assert!(exposition.contains("le=\"1e-05\""), "{exposition}");
     assert!(
         exposition.contains("service=\"it-prometheus\""),
         "{exposition}"
@@ -90,6 +63,8 @@ fn prometheus_scrapes_heap_pool_and_histogram_series() {
         exposition.contains("heapscape_config_reloads_total"),
         "{exposition}"
     );
+    let repeated = repeated_lines(&exposition);
+    assert!(repeated.is_empty(), "{repeated:?} in\n{exposition}");
     if let Err(problems) = promtool_check(&exposition) {
         panic!("promtool check metrics failed:\n{problems}\n---\n{exposition}");
     }

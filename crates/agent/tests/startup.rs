@@ -39,13 +39,61 @@ fn an_address_of_another_machine_cannot_be_bound() {
         error.to_string().contains("an address of this machine"),
         "{error}"
     );
+    // The operating system's words once, also when a binary prints the whole chain.
+    let chain = chain(&error);
+    assert_eq!(chain.matches("(os error").count(), 1, "{chain}");
+}
+
+/// The error and its sources, as `anyhow` prints them with `{:#}`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[test]
-fn outside_a_runtime_the_error_says_where_to_call_start() {
-    let error = Agent::start(prometheus_on("127.0.0.1:0")).unwrap_err();
-    assert!(matches!(error, Error::NoRuntime), "{error:?}");
-    assert!(error.to_string().contains("#[tokio::main]"), "{error}");
+fn a_config_error_is_printed_once_in_the_chain() {
+    let error = Error::from(
+        Config::from_yaml_str("exporter: {}\n", "startup.yaml").expect_err("no exporter"),
+    );
+    let chain = chain(&error);
+    assert_eq!(chain.matches("startup.yaml").count(), 1, "{chain}");
+    assert_eq!(chain, error.to_string());
+}
+
+#[test]
+fn a_pool_error_is_printed_once_in_the_chain() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _entered = runtime.enter();
+    let mut config = prometheus_on("127.0.0.1:0");
+    let mut pool = heapscape::PoolConfig::default();
+    pool.max_idle_buffers = 0;
+    config.pools.insert("pcm".to_owned(), pool);
+    let error = Agent::start(config).unwrap_err();
+    assert!(matches!(error, Error::Pool { .. }), "{error:?}");
+    let chain = chain(&error);
+    assert_eq!(chain.matches("is zero").count(), 1, "{chain}");
+}
+
+#[test]
+fn a_config_out_of_bounds_from_code_is_refused_with_its_key() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _entered = runtime.enter();
+    let mut config = prometheus_on("127.0.0.1:0");
+    config.heartbeat.interval = std::time::Duration::from_millis(1);
+    let error = Agent::start(config).unwrap_err();
+    assert!(matches!(error, Error::Limit { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("heartbeat.interval: an interval of 1ms is outside 100ms..1h"),
+        "{error}"
+    );
 }
 
 #[test]

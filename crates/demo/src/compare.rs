@@ -1,14 +1,25 @@
-//! `heapscape-demo compare`: the heap of the service without and with pooling, side by side.
+//! `heapscape-demo compare`: the heap of the service unpooled, pooled with the default settings,
+//! and pooled with the settings the pooled service recommended, side by side.
 //!
-//! Starts two `serve` children of this same binary on free loopback ports (pooling off and on,
-//! 1 s heartbeat), runs the same seeded load against one and then the other (one after the other,
-//! so they do not compete for the CPU), scrapes both metric endpoints every second, and
-//! summarizes: throughput and latency from the load generator; allocation rate, jemalloc heap
-//! gauges, page faults and pool behaviour from the services' own metrics. The summary is printed
-//! as a table and written as a self-contained HTML report with charts (and as JSON beside it).
+//! Starts three `serve` children of this same binary on free loopback ports (pooling off, on,
+//! and on with a `--config` file; 1 s heartbeat). A warm-up gives each the same seeded load in
+//! turn; the pooled service's recommendation (max buffer size, initial capacity, and the idle
+//! caps where the pool publishes them) is then written into the tuned service's config file with
+//! jemalloc decay settings, as ops would, and the service hot-reloads it. Then the modes take
+//! turns in short slices of the same seeded requests (unpooled slice 1, pooled slice 1, tuned
+//! slice 1, unpooled slice 2, ...): the children stay up and only the load moves, so a busy
+//! machine weighs on every mode alike. All three metric endpoints are scraped every second.
 //!
-//! - `summary`: what was measured ([`Comparison`], [`ModeSummary`]), plain data;
-//! - `phase`: one mode's load phase and its scrapes, summarized;
+//! The summary (throughput and latency from the load generator; allocation rate, jemalloc heap
+//! gauges, page faults and pool behaviour from the services' own metrics; the spread of each
+//! slice's numbers; the returned lengths and each candidate max's cost) is printed as a table
+//! and written as a self-contained HTML report with charts (and as JSON beside it). With the
+//! `profiling` feature, each mode's heap flame graph is saved beside the report.
+//!
+//! - `summary`: what was measured, plain data;
+//! - `slice`: one mode's slices, summarized;
+//! - `tuned`: the recommendation read, written to the tuned service's file and confirmed;
+//! - `sizes`: the distribution of returned lengths and the candidates' costs;
 //! - `report`: the table and the HTML page, read from the summary;
 //! - `heap_profile` (feature `profiling`): each mode's heap flame graph, beside the report.
 //!
@@ -16,10 +27,13 @@
 
 #[cfg(feature = "profiling")]
 mod heap_profile;
-mod phase;
 mod report;
+mod sizes;
+mod slice;
 mod summary;
+mod tuned;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,55 +41,96 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use self::phase::{Phase, Scrape};
-pub use self::summary::{Comparison, ModeSummary, OverTime, Point};
+use self::slice::{ModeRun, Scrape, Slice};
+pub use self::summary::{
+    Candidate, Comparison, ModeSummary, OverTime, Point, Sizes, Spread, Tuned,
+};
+pub use self::tuned::TunedDecay;
 use crate::Error;
-use crate::child::ServeChild;
-use crate::load::{self, LoadOptions};
-use crate::scrape;
+use crate::child::{PROFILING_ARGS, ServeChild};
+use crate::load::{self, LoadOptions, LoadReport};
+use crate::scrape::{self, RETURNS};
 use crate::server::Pooling;
 use crate::sync::lock;
 
-/// Load time per mode of a default run (the whole run stays under 2 minutes).
+/// Load time per mode of a default run, all slices together.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(40);
 
 /// Load time per mode with `--quick`.
 pub const QUICK_DURATION: Duration = Duration::from_secs(3);
 
+/// Slice length of a default run.
+pub const DEFAULT_SLICE: Duration = Duration::from_secs(5);
+
+/// Slice length with `--quick`.
+pub const QUICK_SLICE: Duration = Duration::from_secs(1);
+
+/// Warm-up load per mode of a default run.
+pub const DEFAULT_WARMUP: Duration = Duration::from_secs(10);
+
+/// Warm-up load per mode with `--quick`.
+pub const QUICK_WARMUP: Duration = Duration::from_secs(1);
+
 /// Scrape and heartbeat period.
 const TICK: Duration = Duration::from_secs(1);
 
-/// Wait after a load phase: two heartbeat ticks, so every counter of the phase is published.
+/// Wait after the warm-up and after the last slice: two heartbeat ticks, so every counter and
+/// gauge of the load is published.
 const SETTLE: Duration = Duration::from_millis(2500);
+
+/// The modes, in the order of their children and of each round.
+const MODES: [(&str, Pooling); 3] = [
+    ("unpooled", Pooling::Off),
+    ("pooled", Pooling::On),
+    ("tuned", Pooling::On),
+];
 
 /// What `heapscape-demo compare` does.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareOptions {
-    /// A few-second run (3 s of load per mode) instead of 40 s per mode.
+    /// A few-second run (1 s warm-up, 3 s of load per mode in 1 s slices).
     #[arg(long)]
     pub quick: bool,
-    /// Load time per mode, instead of 40 s (or 3 s with --quick).
+    /// Load time per mode, all slices together, instead of 40 s (or 3 s with --quick).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// Length of one slice, instead of 5 s (or 1 s with --quick).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub slice: Option<Duration>,
+    /// Warm-up load per mode before the recommendation is read, instead of 10 s (or 1 s with
+    /// --quick).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub warmup: Option<Duration>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
-    /// Seed of the request texts; both modes get the same requests.
+    /// Seed of the request texts; every mode gets the same requests.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Where to write the HTML report (a JSON summary goes beside it, `.json`).
+    /// Where to write the HTML report (a JSON summary goes beside it, `.json`, and the tuned
+    /// service's config file, `-tuned.yaml`).
     #[arg(long, default_value = "reports/heapscape-compare.html")]
     pub report: PathBuf,
+    /// jemalloc settings of the tuned mode.
+    #[command(flatten)]
+    pub decay: TunedDecay,
+}
+
+impl CompareOptions {
+    fn pick(&self, set: Option<Duration>, default: Duration, quick: Duration) -> Duration {
+        set.unwrap_or(if self.quick { quick } else { default })
+    }
 }
 
 /// Runs the comparison, writes the report and returns the summary.
 ///
-/// Ctrl-C stops the load, shuts both children down and returns [`Error::Interrupted`].
+/// Ctrl-C stops the load, shuts the children down and returns [`Error::Interrupted`].
 ///
 /// # Errors
 ///
-/// A child that does not start or exits with an error, a report that cannot be written, or
-/// Ctrl-C. Failed requests are not errors here: see [`Comparison::failed_requests`].
+/// A child that does not start, rejects the tuned config or exits with an error, a report that
+/// cannot be written, or Ctrl-C. Failed requests are not errors here: see
+/// [`Comparison::failed_requests`].
 pub async fn run(options: &CompareOptions) -> Result<Comparison, Error> {
     let exe = std::env::current_exe().map_err(Error::io("finding this program's path"))?;
     let mut children = Vec::new();
@@ -95,105 +150,211 @@ pub async fn run(options: &CompareOptions) -> Result<Comparison, Error> {
     Ok(comparison)
 }
 
+/// The tuned service's config file: beside the report.
+fn tuned_config_path(report: &Path) -> PathBuf {
+    let stem = report
+        .file_stem()
+        .map_or_else(|| "heapscape-compare".into(), |s| s.to_string_lossy());
+    report.with_file_name(format!("{stem}-tuned.yaml"))
+}
+
+fn create_parent(path: &Path) -> Result<(), Error> {
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|error| Error::Write {
+            path: dir.to_owned(),
+            error,
+        }),
+        None => Ok(()),
+    }
+}
+
 async fn compare(
     options: &CompareOptions,
     exe: &Path,
     children: &mut Vec<ServeChild>,
 ) -> Result<Comparison, Error> {
-    let duration = options.duration.unwrap_or(if options.quick {
-        QUICK_DURATION
-    } else {
-        DEFAULT_DURATION
-    });
+    let duration = options.pick(options.duration, DEFAULT_DURATION, QUICK_DURATION);
+    let slice = options
+        .pick(options.slice, DEFAULT_SLICE, QUICK_SLICE)
+        .min(duration);
+    let warmup = options.pick(options.warmup, DEFAULT_WARMUP, QUICK_WARMUP);
+    let rounds = (duration.as_secs_f64() / slice.as_secs_f64().max(1e-3))
+        .ceil()
+        .max(1.0) as usize;
+    let defaults = tuned::pooled_defaults()?;
+    let config_file = tuned_config_path(&options.report);
+    create_parent(&config_file)?;
+    tuned::write_config(&config_file, &tuned::baseline_yaml())?;
+
     eprintln!(
-        "starting two services (pooling off and on); each gets {} of load in turn, so they do \
-         not compete for the CPU",
-        humantime::format_duration(duration)
+        "starting three services (unpooled, pooled, tuned); {} of warm-up each, then {rounds} \
+         rounds of {} slices in turn, so a busy machine weighs on every mode alike",
+        humantime::format_duration(warmup),
+        humantime::format_duration(slice)
     );
-    for pooling in [Pooling::Off, Pooling::On] {
-        children.push(ServeChild::spawn(exe, pooling).await?);
+    let config_arg = config_file.to_string_lossy().into_owned();
+    for (mode, pooling) in MODES {
+        let child = if mode == "tuned" {
+            let args = [&["--config", config_arg.as_str()], PROFILING_ARGS].concat();
+            ServeChild::spawn_with(exe, pooling, &args).await?
+        } else {
+            ServeChild::spawn(exe, pooling).await?
+        };
+        children.push(child);
     }
+    let targets = [
+        children[0].metrics,
+        children[1].metrics,
+        children[2].metrics,
+    ];
 
     let start = Instant::now();
-    let timelines: Arc<Mutex<[Vec<Scrape>; 2]>> = Arc::default();
-    let scraper = tokio::spawn(scrape_every_tick(
-        [children[0].metrics, children[1].metrics],
-        timelines.clone(),
-        start,
-    ));
+    let timelines: Arc<Mutex<[Vec<Scrape>; 3]>> = Arc::default();
+    let scraper = tokio::spawn(scrape_every_tick(targets, timelines.clone(), start));
 
-    let mut phases = Vec::new();
+    eprintln!("warm-up; then the pooled service's recommendation goes to the tuned service");
+    let pooled = &children[1];
+    let warm_before = scrape::fetch(pooled.metrics)
+        .await
+        .map_err(|reason| pooled.failed(reason))?;
+    let mut warm_seconds = 0.0;
+    for (index, child) in children.iter().enumerate() {
+        let report = load(child.http, options, warmup, options.seed).await?;
+        if index == 1 {
+            warm_seconds = report.elapsed.as_secs_f64();
+        }
+    }
+    tokio::time::sleep(SETTLE).await;
+    let pooled = &children[1];
+    let warm_after = scrape::fetch(pooled.metrics)
+        .await
+        .map_err(|reason| pooled.failed(reason))?;
+    let (pool, recommendation) =
+        tuned::recommend(&defaults, &warm_after).map_err(|reason| pooled.failed(reason))?;
+    let returns = warm_after.get(RETURNS).copied().unwrap_or(0.0)
+        - warm_before.get(RETURNS).copied().unwrap_or(0.0);
+    let sizes = sizes::read(
+        &warm_after,
+        returns / warm_seconds.max(1e-9),
+        sizes::IdleCaps {
+            buffers: pool.max_idle_buffers as f64,
+            bytes: pool.max_idle_bytes as f64,
+        },
+    );
+    let applied = tuned::apply(&children[2], &config_file, &pool, &options.decay).await?;
+    let tuned = tuned::describe(
+        recommendation,
+        &defaults,
+        &pool,
+        &options.decay,
+        applied,
+        &config_file,
+    );
+    eprintln!(
+        "tuned: max buffer size {} B, initial capacity {} B (reloaded); interleaving",
+        pool.max_buffer_size, pool.initial_capacity
+    );
+
+    let origin = start.elapsed().as_secs_f64();
+    let mut runs: Vec<ModeRun> = MODES
+        .iter()
+        .map(|&(mode, pooling)| ModeRun {
+            mode,
+            pooling,
+            slices: Vec::new(),
+        })
+        .collect();
+    for round in 0..rounds {
+        let seed = options.seed.wrapping_add(1 + round as u64);
+        for (child, run) in children.iter_mut().zip(&mut runs) {
+            let before = scrape::fetch(child.metrics)
+                .await
+                .map_err(|reason| child.failed(reason))?;
+            if let Some(previous) = run.slices.last_mut() {
+                previous.after = before.clone();
+            }
+            let load_start = start.elapsed().as_secs_f64();
+            let report = load(child.http, options, slice, seed).await?;
+            child.check_running()?;
+            run.slices.push(Slice {
+                load: report,
+                before,
+                after: BTreeMap::new(),
+                window: (load_start, start.elapsed().as_secs_f64()),
+            });
+        }
+    }
+    tokio::time::sleep(SETTLE).await;
     #[cfg_attr(not(feature = "profiling"), expect(unused_mut))]
     let mut heap_profiles = Vec::new();
-    for child in children.iter_mut() {
-        eprintln!(
-            "loading the service with pooling {}",
-            child.pooling.as_str()
-        );
-        let before = scrape::fetch(child.metrics)
-            .await
-            .map_err(|reason| child.failed(reason))?;
-        let load_start = start.elapsed();
-        let load = load::run(&LoadOptions {
-            url: format!("http://{}", child.http),
-            concurrency: options.concurrency,
-            duration: Some(duration),
-            seed: options.seed,
-            ..LoadOptions::default()
-        })
-        .await?;
-        tokio::time::sleep(SETTLE).await;
+    for (child, run) in children.iter_mut().zip(&mut runs) {
         let after = scrape::fetch(child.metrics)
             .await
             .map_err(|reason| child.failed(reason))?;
+        if let Some(last) = run.slices.last_mut() {
+            last.after = after;
+        }
         child.check_running()?;
         #[cfg(feature = "profiling")]
         heap_profiles.push(
-            heap_profile::save(child.metrics, child.pooling, &options.report)
+            heap_profile::save(child.metrics, run.mode, &options.report)
                 .await
                 .map_err(|reason| child.failed(reason))?,
         );
-        phases.push(Phase {
-            pooling: child.pooling,
-            load,
-            before,
-            after,
-            window: (load_start.as_secs_f64(), start.elapsed().as_secs_f64()),
-        });
     }
     scraper.abort();
     let timelines = std::mem::take(&mut *lock(&timelines));
 
-    let [off, on] = <[Phase; 2]>::try_from(phases).map_err(|_| Error::Child {
-        mode: "both".to_owned(),
-        reason: "a load phase is missing".to_owned(),
+    let summaries: Vec<ModeSummary> = runs
+        .iter()
+        .zip(&timelines)
+        .filter_map(|(run, timeline)| run.summarize(timeline, origin))
+        .collect();
+    let modes = <[ModeSummary; 3]>::try_from(summaries).map_err(|_| Error::Child {
+        mode: "all".to_owned(),
+        reason: "a mode ran no slice".to_owned(),
     })?;
-    let [off_timeline, on_timeline] = timelines;
-    let modes = [off.summarize(&off_timeline), on.summarize(&on_timeline)];
     let json = options.report.with_extension("json");
     let comparison = Comparison {
         concurrency: options.concurrency,
         seed: options.seed,
+        warmup_seconds: warmup.as_secs_f64(),
+        slices: rounds,
+        slice_seconds: slice.as_secs_f64(),
         modes,
+        tuned,
+        sizes,
         report: options.report.clone(),
         json: json.clone(),
         heap_profiles,
     };
     report::write_html(&comparison, &options.report)?;
     let text = serde_json::to_string_pretty(&comparison).unwrap_or_default();
-    if let Some(dir) = json.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-            path: dir.to_owned(),
-            source,
-        })?;
-    }
-    std::fs::write(&json, text).map_err(|source| Error::Write { path: json, source })?;
+    create_parent(&json)?;
+    std::fs::write(&json, text).map_err(|error| Error::Write { path: json, error })?;
     Ok(comparison)
 }
 
+/// One stretch of the seeded load against `http`.
+async fn load(
+    http: SocketAddr,
+    options: &CompareOptions,
+    duration: Duration,
+    seed: u64,
+) -> Result<LoadReport, Error> {
+    load::run(&LoadOptions {
+        url: format!("http://{http}"),
+        concurrency: options.concurrency,
+        duration: Some(duration),
+        seed,
+        ..LoadOptions::default()
+    })
+    .await
+}
+
 async fn scrape_every_tick(
-    targets: [SocketAddr; 2],
-    timelines: Arc<Mutex<[Vec<Scrape>; 2]>>,
+    targets: [SocketAddr; 3],
+    timelines: Arc<Mutex<[Vec<Scrape>; 3]>>,
     start: Instant,
 ) {
     let mut ticker = tokio::time::interval(TICK);
@@ -201,7 +362,7 @@ async fn scrape_every_tick(
     loop {
         ticker.tick().await;
         for (index, target) in targets.iter().enumerate() {
-            // A failed scrape leaves a gap; a child that died is reported by its phase.
+            // A failed scrape leaves a gap; a child that died is reported by its slice.
             if let Ok(series) = scrape::fetch(*target).await {
                 let at = start.elapsed().as_secs_f64();
                 lock(&timelines)[index].push(Scrape { at, series });

@@ -27,24 +27,26 @@ pub enum Error {
     /// Options that cannot work together or name something unknown.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+    // The messages below include their cause, so none of these variants reports it again as
+    // a `source` (the binary prints the chain, which would repeat it).
     /// The metrics agent would not start or its configuration is wrong.
     #[error("metrics agent: {0}")]
-    Agent(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Agent(Box<dyn std::error::Error + Send + Sync>),
     /// An I/O operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What was being done, e.g. "binding 127.0.0.1:8080".
         context: String,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Write {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A child `serve` process failed or did not become ready.
     #[error("the {mode} server: {reason}")]
@@ -69,6 +71,6 @@ impl Error {
     /// An [`Error::Io`] with what was being done.
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let context = context.into();
-        move |source| Error::Io { context, source }
+        move |error| Error::Io { context, error }
     }
 }

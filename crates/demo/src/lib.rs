@@ -15,6 +15,7 @@
 //! - [`soak`]: sustained load with resident-memory and scrape checks; `soak`.
 //! - [`prom`]: a reader for the Prometheus text format, for the scrapes.
 //! - [`telemetry`]: the service's own metrics.
+//! - [`logging`]: the log writer, which loses (and counts) lines standard error refuses.
 //!
 //! `compare` and `soak` share the `serve` child they start (`child`) and their scrapes with the
 //! names of the series they read (`scrape`).
@@ -37,6 +38,7 @@ pub mod compare;
 pub mod engine;
 mod error;
 pub mod load;
+pub mod logging;
 pub mod prom;
 mod scrape;
 pub mod server;

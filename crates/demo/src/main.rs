@@ -1,11 +1,13 @@
 //! `heapscape-demo`: the speech service of the story, its load generator and the before/after
 //! heap comparison.
 
+use std::fmt::Display;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use heapscape_demo::{Error, compare, load, server, soak};
+use heapscape_demo::{Error, compare, load, logging, server, soak};
 
 // Counting jemalloc: the heartbeat reads jemalloc's heap statistics and publishes the
 // allocation rate (`heapscape_alloc_*_total`) that `compare` reports per request.
@@ -31,8 +33,9 @@ enum Command {
     Serve(server::ServeOptions),
     /// Send a bounded, seeded load to a running service and report latency and errors.
     Load(load::LoadOptions),
-    /// Run the service without and with pooling under the same load; print a table and write
-    /// an HTML report.
+    /// Run the service unpooled, pooled with the defaults, and pooled with the settings the
+    /// pooled run recommends (applied through a config file), in interleaved slices of the same
+    /// load; print a table and write an HTML report.
     Compare(compare::CompareOptions),
     /// Sustained load (default 5 minutes at 64 connections) against a `serve` child with
     /// concurrent scrapes: fails on any error, an incomplete scrape, or resident memory over
@@ -47,15 +50,26 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(logging::LossyStderr)
+        .log_internal_errors(false)
         .init();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("heapscape-demo: {error:#}");
+            // Not `eprintln!`: it panics when standard error is closed; the exit code tells.
+            let _ = writeln!(std::io::stderr(), "heapscape-demo: {error:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes a command's output: an error, not a panic like `print!`, when standard output is
+/// closed.
+fn output(text: impl Display) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    write!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .context("writing to standard output")
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -70,7 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Load(options) => {
             let report = runtime.block_on(load::run(&options))?;
-            print!("{report}");
+            output(&report)?;
             Ok(if report.error_count() == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -80,7 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Soak(options) => {
             let summaries = runtime.block_on(soak::run(&options))?;
             for summary in &summaries {
-                print!("{summary}");
+                output(summary)?;
             }
             Ok(if summaries.iter().all(soak::SoakSummary::passed) {
                 ExitCode::SUCCESS
@@ -90,9 +104,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Compare(options) => {
             let comparison = runtime.block_on(compare::run(&options))?;
-            print!("{}", comparison.table());
-            println!("report: {}", comparison.report.display());
-            println!("summary: {}", comparison.json.display());
+            output(comparison.table())?;
+            output(format_args!(
+                "report: {}\nsummary: {}\n",
+                comparison.report.display(),
+                comparison.json.display()
+            ))?;
             match comparison.failed_requests() {
                 0 => Ok(ExitCode::SUCCESS),
                 count => Err(Error::RequestsFailed { count }.into()),

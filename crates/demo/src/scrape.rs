@@ -41,6 +41,18 @@ pub(crate) const MISSES: &str = "heapscape_pool_misses_total";
 pub(crate) const DISCARDS: &str = "heapscape_pool_discards_total";
 /// The pool's recommended `max_buffer_size`.
 pub(crate) const RECOMMENDED_MAX: &str = "heapscape_pool_recommended_max_buffer_size_bytes";
+/// The pool's recommended `initial_capacity`.
+pub(crate) const RECOMMENDED_INITIAL: &str = "heapscape_pool_recommended_initial_capacity_bytes";
+/// The pool's recommended `max_idle_buffers` (from pool versions that publish it).
+pub(crate) const RECOMMENDED_IDLE_BUFFERS: &str = "heapscape_pool_recommended_max_idle_buffers";
+/// The pool's recommended `max_idle_bytes` (from pool versions that publish it).
+pub(crate) const RECOMMENDED_IDLE_BYTES: &str = "heapscape_pool_recommended_max_idle_bytes";
+/// The pool's `max_buffer_size` in force.
+pub(crate) const MAX_BUFFER_SIZE: &str = "heapscape_pool_max_buffer_size_bytes";
+/// Buffers returned to the pool.
+pub(crate) const RETURNS: &str = "heapscape_pool_returns_total";
+/// Cumulative buckets of the returned lengths, keyed `..._bucket{le="<bound>"}`.
+pub(crate) const RETURNED_LENGTH_BUCKET: &str = "heapscape_pool_returned_length_bytes_bucket";
 
 /// Scrapes `http://<target>/metrics` once and reads it with [`prom`]: each series keyed by its
 /// name and labels, the `pooling` and `pool` labels left out (both modes read alike).

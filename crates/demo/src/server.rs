@@ -2,9 +2,12 @@
 //! the `serve` command that runs it.
 //!
 //! - `api`: the router, its handlers, request validation and JSON errors
-//!   ([`router`], [`Buffers`], [`ServiceConfig`], [`ApiError`]);
-//! - `connections`: the accept loop, header read timeout and draining on shutdown
-//!   ([`serve_connections`]);
+//!   ([`router`], [`Buffers`], [`ServiceConfig`], [`ApiError`]), with `visible`, which text
+//!   has something to say;
+//! - `connections`: the accept loop, connection cap, header read timeout and draining on
+//!   shutdown ([`serve_connections`]), with `send_timeout`, the connection's send timeout, and
+//!   `head_watch`, which watches request heads below hyper (one arriving when the connection
+//!   ended; a `Content-Length` too large for hyper, answered 413);
 //! - `serve`: the command's options and wiring: the agent, the listener, the signals
 //!   ([`serve`], [`ServeOptions`]);
 //! - `ready`: the line `serve` prints once it accepts requests ([`ReadyLine`]).
@@ -13,8 +16,11 @@
 
 mod api;
 mod connections;
+mod head_watch;
 mod ready;
+mod send_timeout;
 mod serve;
+mod visible;
 
 pub use api::{
     ApiError, Buffers, DEFAULT_SAMPLE_RATE, DEFAULT_VOICE, NOT_AN_OBJECT, ServiceConfig,

@@ -363,7 +363,7 @@ pub fn resident_bytes(pid: u32) -> Result<u64, Error> {
         .map(|kb| kb * 1024)
         .ok_or_else(|| Error::Io {
             context: format!("reading {path}"),
-            source: std::io::Error::other("no VmRSS line"),
+            error: std::io::Error::other("no VmRSS line"),
         })
 }
 

@@ -10,7 +10,7 @@ pub const REQUESTS: MetricDef = MetricDef::new(
     "heapscape_demo_requests_total",
     MetricKind::Counter,
     Unit::Count,
-    "Responses of the speech service, by HTTP status.",
+    "Responses of the speech service, by HTTP status, also hyper's own refusals (400, 414, 431) and request heads that timed out (408).",
 )
 .with_labels(&["status"]);
 
@@ -22,9 +22,17 @@ pub const AUDIO_BYTES: MetricDef = MetricDef::new(
     "PCM bytes the speech service buffered and sent (WAV headers excluded).",
 );
 
+/// `heapscape_demo_log_lines_dropped_total`: log lines standard error refused.
+pub const LOG_LINES_DROPPED: MetricDef = MetricDef::new(
+    "heapscape_demo_log_lines_dropped_total",
+    MetricKind::Counter,
+    Unit::Count,
+    "Log lines lost because standard error refused them (closed pipe, write error).",
+);
+
 /// Every metric the service itself publishes (the agent's catalogs,
 /// [`heapscape::metrics::CATALOGS`], hold the rest).
-pub const CATALOG: &[MetricDef] = &[REQUESTS, AUDIO_BYTES];
+pub const CATALOG: &[MetricDef] = &[REQUESTS, AUDIO_BYTES, LOG_LINES_DROPPED];
 
 /// Registers help text and units of the service's metrics with the installed recorder.
 pub fn describe_metrics() {
@@ -47,12 +55,22 @@ pub fn count_response(status: StatusCode) {
             }
         };
     }
-    by_status!(200, 400, 404, 405, 413, 415, 422, 500, 502, 503).increment(1);
+    by_status!(
+        200, 400, 404, 405, 408, 413, 414, 415, 422, 431, 500, 502, 503
+    )
+    .increment(1);
 }
 
 /// Counts `len` bytes of audio sent.
 pub fn count_audio_bytes(len: usize) {
     AUDIO_BYTES.increment(len as u64);
+}
+
+/// Sets the count of lost log lines to `total`, every line lost since the start (a counter
+/// keeps the largest total it was given,
+/// so lines lost before the recorder was installed are counted at the next loss).
+pub fn set_log_lines_dropped(total: u64) {
+    LOG_LINES_DROPPED.counter([]).absolute(total);
 }
 
 #[cfg(test)]
@@ -72,6 +90,7 @@ mod tests {
             count_response(StatusCode::IM_A_TEAPOT);
             count_audio_bytes(10);
             count_audio_bytes(5);
+            set_log_lines_dropped(1);
         });
         let mut series: Vec<(String, Vec<String>, DebugValue)> = snapshotter
             .snapshot()
@@ -95,6 +114,7 @@ mod tests {
             series,
             [
                 expected(AUDIO_BYTES.name, &[], 15),
+                expected(LOG_LINES_DROPPED.name, &[], 1),
                 expected(REQUESTS.name, &["status=200"], 2),
                 expected(REQUESTS.name, &["status=418"], 1),
             ]

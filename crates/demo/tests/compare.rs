@@ -1,5 +1,6 @@
-//! `heapscape-demo compare --quick` end to end: two real `serve` children, load, scrapes, the
-//! table, the HTML report and the JSON summary.
+//! `heapscape-demo compare --quick` end to end: three real `serve` children (unpooled, pooled,
+//! tuned from the pooled one's recommendation through a config file), interleaved slices,
+//! scrapes, the table, the HTML report and the JSON summary.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use heapscape_testkit::ChildGuard;
 
 #[test]
-fn quick_compare_writes_the_report_and_pooling_allocates_less() {
+fn quick_compare_runs_three_modes_and_tuned_runs_the_pooled_recommendation() {
     let dir = std::env::temp_dir().join(format!("heapscape-demo-compare-{}", std::process::id()));
     let report = dir.join("report.html");
     let compare = ChildGuard::spawn(
@@ -26,8 +27,11 @@ fn quick_compare_writes_the_report_and_pooling_allocates_less() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
 
+    let header = stdout.lines().next().unwrap_or_default();
+    for mode in ["unpooled", "pooled", "tuned"] {
+        assert!(header.contains(mode), "no {mode} column: {header}");
+    }
     for row in [
-        "pooling off",
         "requests/s",
         "latency p99 (ms)",
         "allocated bytes/request",
@@ -36,6 +40,11 @@ fn quick_compare_writes_the_report_and_pooling_allocates_less() {
         "pool hit ratio",
         "pool discards: over_max",
         "recommended max buffer size",
+        "spread across 3 slices",
+        "tuned settings",
+        "returned lengths",
+        "candidate max",
+        "targets of a default run",
     ] {
         assert!(
             stdout.contains(row),
@@ -46,15 +55,16 @@ fn quick_compare_writes_the_report_and_pooling_allocates_less() {
         stdout.contains(&format!("report: {}", report.display())),
         "{stdout}"
     );
-    assert!(stderr.contains("do not compete for the CPU"), "{stderr}");
+    assert!(stderr.contains("weighs on every mode alike"), "{stderr}");
 
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
     assert_eq!(
         html.matches("<svg").count(),
-        5,
-        "four timelines and the latency chart"
+        6,
+        "four timelines, the latency chart and the returned lengths"
     );
+    assert!(html.contains("tuned max") && html.contains("p95"));
     assert!(
         !html.contains("<script") && !html.contains("http-equiv"),
         "self-contained, static"
@@ -64,25 +74,65 @@ fn quick_compare_writes_the_report_and_pooling_allocates_less() {
         serde_json::from_str(&std::fs::read_to_string(report.with_extension("json")).unwrap())
             .unwrap();
     let modes = json["modes"].as_array().unwrap();
-    assert_eq!(
-        (modes[0]["pooling"].as_str(), modes[1]["pooling"].as_str()),
-        (Some("off"), Some("on"))
-    );
+    let names: Vec<&str> = modes.iter().filter_map(|m| m["mode"].as_str()).collect();
+    assert_eq!(names, ["unpooled", "pooled", "tuned"]);
+    assert_eq!(json["slices"].as_u64(), Some(3));
     for mode in modes {
         assert!(mode["requests"].as_u64().unwrap() > 0, "{mode}");
         assert!(mode["errors"].as_object().unwrap().is_empty(), "{mode}");
-        assert!(
-            mode["timeline"].as_array().unwrap().len() >= 2,
-            "scraped every second: {mode}"
+        let timeline = mode["timeline"].as_array().unwrap();
+        assert!(timeline.len() >= 2, "scraped every second: {mode}");
+        let slices_seen: std::collections::BTreeSet<u64> = timeline
+            .iter()
+            .filter_map(|point| point["slice"].as_u64())
+            .collect();
+        assert!(slices_seen.len() >= 2, "points from several slices: {mode}");
+        let spread = &mode["slices"]["requests/s"];
+        let (min, median, max) = (
+            spread["min"].as_f64().unwrap(),
+            spread["median"].as_f64().unwrap(),
+            spread["max"].as_f64().unwrap(),
         );
+        assert!(min > 0.0 && min <= median && median <= max, "{spread}");
     }
     let per_request = |mode: &serde_json::Value| mode["alloc_bytes_per_request"].as_f64().unwrap();
-    assert!(
-        per_request(&modes[1]) < per_request(&modes[0]),
-        "pooled {} B/request, fresh {} B/request",
-        per_request(&modes[1]),
-        per_request(&modes[0])
+    for pooled in &modes[1..] {
+        assert!(
+            per_request(pooled) < per_request(&modes[0]),
+            "{} B/request pooled, {} B/request fresh",
+            per_request(pooled),
+            per_request(&modes[0])
+        );
+        assert!(pooled["pool_hit_ratio"].as_f64().unwrap() > 0.0);
+    }
+
+    // The tuned service ran the pooled service's recommendation, from its config file.
+    let tuned = &json["tuned"];
+    let recommended_max = tuned["recommendation"]["max_buffer_size"].as_f64().unwrap();
+    assert!(recommended_max > 0.0, "{tuned}");
+    assert_eq!(
+        tuned["pool"]["max_buffer_size"].as_f64(),
+        Some(recommended_max)
     );
-    assert!(modes[1]["pool_hit_ratio"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        tuned["applied_max_buffer_size"].as_f64(),
+        Some(recommended_max),
+        "the tuned service published the recommended max after reloading"
+    );
+    assert_eq!(
+        tuned["pool"]["initial_capacity"].as_f64(),
+        tuned["recommendation"]["initial_capacity"]
+            .as_f64()
+            .map(|initial| initial.min(recommended_max))
+    );
+    let file = std::fs::read_to_string(tuned["config_file"].as_str().unwrap()).unwrap();
+    assert!(
+        file.contains(&format!("max_buffer_size: {recommended_max}")),
+        "{file}"
+    );
+    assert!(
+        file.contains("jemalloc:") && file.contains("dirty_decay:"),
+        "{file}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

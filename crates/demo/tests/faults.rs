@@ -37,6 +37,119 @@ fn a_taken_metrics_port_fails_the_start_naming_the_port() {
     );
 }
 
+#[test]
+fn the_metrics_port_as_the_speech_port_names_the_metrics_listener() {
+    let port = heapscape_testkit::free_port();
+    let address = format!("127.0.0.1:{port}");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
+        .args(["serve", "--listen", &address, "--metrics-listen", &address])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the agent's metrics listener took that port"),
+        "{stderr}"
+    );
+}
+
+/// A taken speech port: the error says the cause once (it used to repeat the OS error).
+#[test]
+fn a_taken_speech_port_says_its_cause_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
+        .args(["serve", "--listen", &address])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains(&address), "{stderr}");
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        1,
+        "the cause must be said once: {stderr}"
+    );
+}
+
+/// An invalid config file at start: its error (file, line, column, key) is printed once.
+#[test]
+fn an_invalid_config_is_reported_once() {
+    let config = heapscape_testkit::ConfigFile::new(
+        "heapscape.yaml",
+        "exporter: { prometheus: { listen: 127.0.0.1:0 } }\npools: { pcm: { max_buffer_size: 4Mb } }\n",
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("`4Mb` is not a size").count(),
+        1,
+        "the config error must be printed once: {stderr}"
+    );
+}
+
+/// The shutdown warning counts the connections still open, not those that ended since the
+/// last accept: 19 connections answered and closed, one request whose body never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shutdown_warning_counts_only_open_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut serve =
+        ServeProcess::start(&["--metrics-listen", "127.0.0.1:0", "--shutdown-grace", "1s"]);
+    let mut stuck = tokio::net::TcpStream::connect(serve.http).await.unwrap();
+    stuck
+        .write_all(
+            b"POST /v1/speech HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{\"text\":",
+        )
+        .await
+        .unwrap();
+    let mut finished = Vec::new();
+    for _ in 0..19 {
+        finished.push(tokio::net::TcpStream::connect(serve.http).await.unwrap());
+    }
+    for stream in &mut finished {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        assert!(response.starts_with(b"HTTP/1.1 200"));
+    }
+    eventually("the stuck request in the service", WAIT, || async {
+        let reply = send(serve.http, "GET", "/healthz", None, "").await;
+        let health: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        // /healthz counts itself.
+        health["requests"].as_u64() == Some(2)
+    })
+    .await;
+    serve.signal("TERM");
+    assert_eq!(serve.wait_exit(WAIT).code(), Some(0));
+    let stderr = serve.stderr();
+    let warning = stderr
+        .lines()
+        .find(|line| line.contains("still running after the shutdown grace period"))
+        .unwrap_or_else(|| panic!("no shutdown warning:\n{stderr}"));
+    assert!(
+        warning
+            .split_whitespace()
+            .any(|field| field == "connections=1"),
+        "{warning}"
+    );
+    drop(stuck);
+}
+
 fn config_with_max(max: &str) -> String {
     format!(
         "service: reload-test\nexporter:\n  prometheus: {{ listen: 127.0.0.1:0 }}\n\
@@ -372,6 +485,7 @@ async fn the_grace_period_bounds_the_shutdown() {
             Connections {
                 header_read_timeout: Duration::from_secs(600),
                 shutdown_grace: Duration::from_secs(1),
+                ..Connections::default()
             },
             async move {
                 let _ = stopped.await;

@@ -29,6 +29,28 @@ async fn bad_requests_get_a_status_and_a_reason() {
             "text is empty",
         ),
         (
+            "zero-width spaces only",
+            speak(addr, json!({ "text": "\u{200B}\u{200B}\u{200B}" })).await,
+            400,
+            "text is empty",
+        ),
+        (
+            "NULs only",
+            speak(addr, json!({ "text": "\u{0}\u{0}" })).await,
+            400,
+            "text is empty",
+        ),
+        (
+            "direction marks, a byte-order mark and blanks only",
+            speak(
+                addr,
+                json!({ "text": "\u{200E} \u{200F}\u{202E}\u{FEFF}\t" }),
+            )
+            .await,
+            400,
+            "text is empty",
+        ),
+        (
             "text over the limit",
             speak(addr, json!({ "text": "a".repeat(3001) })).await,
             413,
@@ -292,4 +314,28 @@ async fn concurrent_requests_return_every_buffer() {
         stats.idle_buffers >= 1 && stats.idle_buffers <= 8,
         "{stats:?}"
     );
+}
+
+/// A file larger than the whole byte budget could never start: refused before synthesis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_larger_than_the_byte_budget_is_refused() {
+    let config = ServiceConfig {
+        max_buffered_bytes: 1 << 20,
+        ..ServiceConfig::default()
+    };
+    let addr = spawn_server(Buffers::Fresh, config).await;
+    let reply = speak(
+        addr,
+        json!({ "text": "a".repeat(3000), "sample_rate": 48000 }),
+    )
+    .await;
+    assert_eq!(reply.status, 413);
+    assert!(
+        reply
+            .error()
+            .contains("more than the 1048576 bytes the service buffers at once"),
+        "{}",
+        reply.error()
+    );
+    assert_eq!(speak(addr, json!({ "text": "short" })).await.status, 200);
 }

@@ -5,7 +5,8 @@
 //! - hostile or absurd input gets a JSON reason with a 4xx status, never a panic, a hang or a
 //!   stack overflow;
 //! - no HTTP method on any path other than `POST /v1/speech` and `GET /healthz` does anything:
-//!   404/405, and the pool's settings stay as they were.
+//!   404/405, and the pool's settings stay as they were;
+//! - connections are capped, and requests refused before the router are answered and counted.
 
 mod common;
 
@@ -491,6 +492,48 @@ async fn silent_and_slow_header_connections_are_closed() {
     );
 }
 
+/// Over `max_connections`, a connection waits until one closes: with a cap of 1, an idle first
+/// connection holds the only slot until the header read timeout closes it, and only then is the
+/// second one served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_the_cap_waits_for_a_free_slot() {
+    use heapscape_demo::server::{Connections, router, serve_connections};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Connections {
+        header_read_timeout: Duration::from_secs(1),
+        max_connections: 1,
+        ..Connections::default()
+    };
+    tokio::spawn(serve_connections(
+        listener,
+        router(Buffers::Fresh, ServiceConfig::default()),
+        connections,
+        std::future::pending(),
+    ));
+    let idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    second
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(CLIENT_TIMEOUT, second.read_to_end(&mut response))
+        .await
+        .expect("the second connection is served once the first is closed")
+        .unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+    // A direct, non-blocking read: 0 is the end of stream the server sent before it took the
+    // second connection.
+    let mut idle = idle.into_std().unwrap();
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut idle, &mut byte);
+    assert!(
+        matches!(read, Ok(0)),
+        "the first connection was still open when the second was served: {read:?}"
+    );
+}
+
 fn lying_requests() -> [(&'static str, &'static str); 2] {
     [
         (
@@ -639,4 +682,73 @@ async fn no_endpoint_but_the_documented_ones_does_anything() {
         "no buffer was taken: {:?}",
         pool.stats()
     );
+}
+
+/// Requests hyper refuses before the router sees them are counted with their status in
+/// `heapscape_demo_requests_total`, so attacks of that shape show on the dashboards: a broken
+/// header (400), a URI over 64 KiB (414), too many headers (431), a head that never ends (408,
+/// though hyper closes without an answer); and a `Content-Length` hyper cannot represent is a
+/// body over the limit (413 with a reason), not a head too large.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_refused_before_the_router_are_counted() {
+    let serve = common::ServeProcess::start(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--header-read-timeout",
+        "1s",
+    ]);
+    let metrics = serve.metrics.expect("a metrics address");
+    let long_uri = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000));
+    // More headers than hyper parses (100): the same refusal as a head over its buffer, without
+    // leaving unread bytes that would reset the connection before the answer is read.
+    let headers: String = (0..150).map(|i| format!("x-h{i}: 1\r\n")).collect();
+    let many_headers = format!("GET / HTTP/1.1\r\nhost: x\r\n{headers}\r\n");
+    for (case, request, status) in [
+        (
+            "a broken header",
+            "GET / HTTP/1.1\r\nno colon here\r\n\r\n".to_owned(),
+            "400",
+        ),
+        ("a URI over 64 KiB", long_uri, "414"),
+        ("more headers than hyper parses", many_headers, "431"),
+        (
+            "a Content-Length of 2^64 - 1, over the largest body hyper can represent",
+            "POST /v1/speech HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: 18446744073709551615\r\n\r\n{\"text\":"
+                .to_owned(),
+            "413",
+        ),
+    ] {
+        let answer = raw_exchange(serve.http, &request).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{case}: {answer}"
+        );
+        if status == "413" {
+            assert!(answer.contains("length limit exceeded"), "{case}: {answer}");
+        }
+    }
+    // Half a head, then nothing: closed after the header read timeout.
+    let mut stream = tokio::net::TcpStream::connect(serve.http).await.unwrap();
+    stream
+        .write_all(b"POST /v1/speech HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(CLIENT_TIMEOUT, stream.read_to_end(&mut rest))
+        .await
+        .expect("closed after the header read timeout")
+        .unwrap();
+
+    common::eventually("every refusal counted", CLIENT_TIMEOUT, || async {
+        let samples = common::scrape(metrics).await;
+        ["400", "408", "413", "414", "431"].iter().all(|status| {
+            samples.iter().any(|sample| {
+                sample.name == "heapscape_demo_requests_total"
+                    && sample.label("status") == Some(status)
+                    && sample.value >= 1.0
+            })
+        })
+    })
+    .await;
 }

@@ -25,7 +25,8 @@ pub enum HeartbeatError {
     },
 
     /// jemalloc is linked into the program but allocations do not go through it, so its
-    /// statistics would describe an empty heap.
+    /// statistics would describe an empty heap. Only [`HeapStats::sample`](crate::HeapStats::sample)
+    /// returns it: a heartbeat publishes the process's values instead.
     #[error(
         "jemalloc is not the global allocator, so its statistics miss this program's heap; is \
          jemalloc the global allocator? Add `#[global_allocator] static GLOBAL: \

@@ -63,7 +63,7 @@ impl HeartbeatBuilder {
     }
 }
 
-/// Samples jemalloc and the process on a timer, publishes the [metrics](crate::METRICS), and
+/// Samples jemalloc and the process on a timer, publishes the [metrics](crate::metrics::CATALOG), and
 /// publishes and trims the registered pools.
 ///
 /// Build it with [`Heartbeat::builder`], then run it as a tokio task ([`Heartbeat::spawn`]) or

@@ -8,7 +8,7 @@
 //!    `active`, `resident`, `mapped`, `metadata`, `retained` and the cumulative small and large
 //!    request counts, plus the process's resident set size and page faults: a [`HeapStats`];
 //! 2. publishes them as gauges, and the cumulative values as counters by delta (StatsD ignores
-//!    absolute counters), see the [metric table](METRICS);
+//!    absolute counters), see the [metric table](metrics::CATALOG);
 //! 3. publishes every registered [`Pool`](heapscape_pool::Pool) (`pool.publish()`) and trims
 //!    its idle buffers (`pool.trim()`);
 //! 4. observes itself: tick duration histogram, last-success timestamp, `up` gauge.
@@ -23,8 +23,12 @@
 //! while it runs, and [`HeartbeatHandle::stop`] ends it with a final sample. The library never
 //! installs a recorder: call [`describe_metrics`] after installing yours.
 //!
-//! jemalloc must be the global allocator, or every sample fails with
-//! [`HeartbeatError::NotGlobalAllocator`].
+//! The jemalloc statistics need jemalloc as the global allocator. The heartbeat checks once
+//! ([`Allocator::detect`]), logs what it found and exports it as `heapscape_allocator_info`;
+//! under another allocator (the system allocator, mimalloc) it keeps publishing the process's
+//! resident memory, page faults and every pool, and leaves the `heapscape_jemalloc_*` metrics
+//! out. [`HeapStats::sample`] on its own fails with [`HeartbeatError::NotGlobalAllocator`]
+//! there.
 //!
 //! # Example
 //!
@@ -76,8 +80,10 @@
 
 #![deny(missing_docs)]
 
+mod allocator;
 #[cfg(feature = "counting")]
 mod counting;
+pub mod decay;
 mod error;
 mod heartbeat;
 pub mod metrics;
@@ -87,6 +93,7 @@ mod publish;
 mod stats;
 mod sync;
 
+pub use allocator::Allocator;
 #[cfg(feature = "counting")]
 pub use counting::{AllocationTotals, CountingJemalloc};
 pub use error::HeartbeatError;
@@ -94,9 +101,6 @@ pub use heapscape_pool::catalog::{MetricDef, MetricKind};
 pub use heartbeat::{
     DEFAULT_INTERVAL, Heartbeat, HeartbeatBuilder, HeartbeatHandle, MAX_INTERVAL, MIN_INTERVAL,
 };
-/// The catalog under its earlier name, which the monitoring checks and the docs' links read.
-#[doc(hidden)]
-pub use metrics::CATALOG as METRICS;
 pub use metrics::{SAMPLE_DURATION_BUCKETS, describe_metrics};
 pub use stats::HeapStats;
 

@@ -1,8 +1,9 @@
 //! The heartbeat's metric catalog: every metric a tick publishes, defined once.
 //!
 //! All values refresh once per heartbeat tick (default every 10 s); jemalloc values are read
-//! right after the tick advances jemalloc's epoch. Counters are published by delta. None has
-//! labels: they describe the whole process.
+//! right after the tick advances jemalloc's epoch. Counters are published by delta. They
+//! describe the whole process, so only [`ALLOCATOR_INFO`] has a label. When jemalloc is not the
+//! global allocator, the `heapscape_jemalloc_*` metrics are not published at all.
 
 use heapscape_pool::catalog::{MetricDef, MetricKind};
 use metrics::Unit;
@@ -63,6 +64,16 @@ pub const JEMALLOC_LARGE_REQUESTS: MetricDef = MetricDef::new(
     Unit::Count,
     "Large allocation requests served by jemalloc, all arenas.",
 );
+/// Which allocator serves the heap, from [`Allocator::detect`](crate::Allocator::detect):
+/// the `allocator` label is `jemalloc` or `other`.
+pub const ALLOCATOR_INFO: MetricDef = MetricDef::new(
+    "heapscape_allocator_info",
+    MetricKind::Gauge,
+    Unit::Count,
+    "Always 1; the allocator label says whether jemalloc is the global allocator (jemalloc) or \
+     not (other, and the heapscape_jemalloc_* metrics are absent).",
+)
+.with_labels(&["allocator"]);
 /// The process's resident set size. From `/proc/self/statm` (resident pages x page size).
 pub const PROCESS_RESIDENT: MetricDef = MetricDef::new(
     "heapscape_process_resident_bytes",
@@ -118,7 +129,7 @@ pub const UP: MetricDef = MetricDef::new(
     "heapscape_heartbeat_up",
     MetricKind::Gauge,
     Unit::Count,
-    "1 when the last sample succeeded, 0 when it failed.",
+    "1 when the last sample succeeded, 0 when it failed (with jemalloc not the global allocator, the sample is the process's values alone).",
 );
 /// The heartbeat's configured interval.
 pub const INTERVAL: MetricDef = MetricDef::new(
@@ -126,6 +137,28 @@ pub const INTERVAL: MetricDef = MetricDef::new(
     MetricKind::Gauge,
     Unit::Seconds,
     "Configured time between heartbeat ticks.",
+);
+
+/// jemalloc's dirty decay time. From `arenas.dirty_decay_ms`, see [`crate::decay`].
+pub const JEMALLOC_DIRTY_DECAY: MetricDef = MetricDef::new(
+    "heapscape_jemalloc_dirty_decay_seconds",
+    MetricKind::Gauge,
+    Unit::Seconds,
+    "Time a freed page stays dirty (resident) before jemalloc purges it; -1 for never.",
+);
+/// jemalloc's muzzy decay time. From `arenas.muzzy_decay_ms`, see [`crate::decay`].
+pub const JEMALLOC_MUZZY_DECAY: MetricDef = MetricDef::new(
+    "heapscape_jemalloc_muzzy_decay_seconds",
+    MetricKind::Gauge,
+    Unit::Seconds,
+    "Time a muzzy page waits before jemalloc releases it; -1 for never.",
+);
+/// Whether jemalloc's background threads purge. From `background_thread`.
+pub const JEMALLOC_BACKGROUND_THREAD: MetricDef = MetricDef::new(
+    "heapscape_jemalloc_background_thread",
+    MetricKind::Gauge,
+    Unit::Count,
+    "1 when jemalloc's background threads purge freed pages, 0 when purging waits for allocations.",
 );
 
 /// Every metric the heartbeat publishes, written once and used both by [`describe_metrics`] and
@@ -143,6 +176,10 @@ pub const CATALOG: &[MetricDef] = &[
     JEMALLOC_RETAINED,
     JEMALLOC_SMALL_REQUESTS,
     JEMALLOC_LARGE_REQUESTS,
+    ALLOCATOR_INFO,
+    JEMALLOC_DIRTY_DECAY,
+    JEMALLOC_MUZZY_DECAY,
+    JEMALLOC_BACKGROUND_THREAD,
     PROCESS_RESIDENT,
     PROCESS_MINOR_FAULTS,
     PROCESS_MAJOR_FAULTS,

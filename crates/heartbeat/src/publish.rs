@@ -1,6 +1,6 @@
 //! One tick: sample, publish through the [catalog](crate::metrics::CATALOG), drive the pools.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use heapscape_pool::Pool;
@@ -9,11 +9,13 @@ use heapscape_pool::catalog::MetricDef;
 #[cfg(feature = "counting")]
 use crate::metrics::{ALLOC_ALLOCATIONS, ALLOC_BYTES};
 use crate::metrics::{
-    INTERVAL, JEMALLOC_ACTIVE, JEMALLOC_ALLOCATED, JEMALLOC_LARGE_REQUESTS, JEMALLOC_MAPPED,
-    JEMALLOC_METADATA, JEMALLOC_RESIDENT, JEMALLOC_RETAINED, JEMALLOC_SMALL_REQUESTS, LAST_SUCCESS,
-    PROCESS_MAJOR_FAULTS, PROCESS_MINOR_FAULTS, PROCESS_RESIDENT, SAMPLE_DURATION, UP,
+    ALLOCATOR_INFO, INTERVAL, JEMALLOC_ACTIVE, JEMALLOC_ALLOCATED, JEMALLOC_LARGE_REQUESTS,
+    JEMALLOC_MAPPED, JEMALLOC_METADATA, JEMALLOC_RESIDENT, JEMALLOC_RETAINED,
+    JEMALLOC_SMALL_REQUESTS, LAST_SUCCESS, PROCESS_MAJOR_FAULTS, PROCESS_MINOR_FAULTS,
+    PROCESS_RESIDENT, SAMPLE_DURATION, UP,
 };
-use crate::{HeapStats, HeartbeatError};
+use crate::sync::lock;
+use crate::{Allocator, HeapStats, HeartbeatError};
 
 /// The last cumulative values published, process-wide: a restarted or second heartbeat
 /// continues the deltas instead of re-adding everything since process start.
@@ -40,15 +42,27 @@ static PUBLISHED: Mutex<Published> = Mutex::new(Published {
 });
 
 /// One heartbeat tick on the calling thread (a blocking context): sample, publish, then publish
-/// and trim every pool.
+/// and trim every pool. Without jemalloc as the global allocator, the sample and its
+/// publication are the process's values alone.
 pub(crate) fn tick(pools: &[Pool], interval: Duration) -> Result<HeapStats, HeartbeatError> {
     let started = Instant::now();
-    let sample = HeapStats::sample();
+    let allocator = Allocator::detect();
+    ALLOCATOR_INFO.gauge([allocator.as_str().into()]).set(1.0);
+    let sample = match allocator {
+        Allocator::Jemalloc => HeapStats::sample(),
+        Allocator::Other => HeapStats::sample_process(),
+    };
     {
-        // Poisoning cannot leave `Published` inconsistent: each field is updated on its own.
-        let mut published = PUBLISHED.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut published = lock(&PUBLISHED);
         if let Ok(stats) = &sample {
             publish_heap(stats, &mut published);
+            // Re-read every tick: `MALLOC_CONF` or another caller may change them too. Only
+            // when jemalloc serves the process: otherwise its settings govern no memory.
+            if allocator == Allocator::Jemalloc
+                && let Ok(decay) = crate::decay::DecayState::read()
+            {
+                decay.publish();
+            }
         }
         #[cfg(feature = "counting")]
         publish_counting(&mut published);
@@ -72,6 +86,25 @@ pub(crate) fn tick(pools: &[Pool], interval: Duration) -> Result<HeapStats, Hear
 // Gauges are f64 in the `metrics` facade; byte counts below 2^53 (8 PiB) convert exactly.
 #[allow(clippy::cast_precision_loss)]
 fn publish_heap(stats: &HeapStats, published: &mut Published) {
+    // A gauge at 0 would read as an empty heap; an absent one says there is nothing to read.
+    if stats.allocator == Allocator::Jemalloc {
+        publish_jemalloc(stats, published);
+    }
+    PROCESS_RESIDENT.set(stats.process_resident as f64);
+    add_delta(
+        &PROCESS_MINOR_FAULTS,
+        &mut published.minor_page_faults,
+        stats.minor_page_faults,
+    );
+    add_delta(
+        &PROCESS_MAJOR_FAULTS,
+        &mut published.major_page_faults,
+        stats.major_page_faults,
+    );
+}
+
+#[allow(clippy::cast_precision_loss)] // as in `publish_heap`
+fn publish_jemalloc(stats: &HeapStats, published: &mut Published) {
     JEMALLOC_ALLOCATED.set(stats.allocated as f64);
     JEMALLOC_ACTIVE.set(stats.active as f64);
     JEMALLOC_RESIDENT.set(stats.resident as f64);
@@ -87,17 +120,6 @@ fn publish_heap(stats: &HeapStats, published: &mut Published) {
         &JEMALLOC_LARGE_REQUESTS,
         &mut published.large_requests,
         stats.large_requests,
-    );
-    PROCESS_RESIDENT.set(stats.process_resident as f64);
-    add_delta(
-        &PROCESS_MINOR_FAULTS,
-        &mut published.minor_page_faults,
-        stats.minor_page_faults,
-    );
-    add_delta(
-        &PROCESS_MAJOR_FAULTS,
-        &mut published.major_page_faults,
-        stats.major_page_faults,
     );
 }
 

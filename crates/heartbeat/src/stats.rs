@@ -1,11 +1,10 @@
 //! [`HeapStats`]: one typed snapshot of jemalloc's and the process's memory statistics.
 
-use std::hint::black_box;
 use std::sync::OnceLock;
 
-use tikv_jemalloc_ctl::{epoch, epoch_mib, raw, stats, thread};
+use tikv_jemalloc_ctl::{epoch, epoch_mib, raw, stats};
 
-use crate::HeartbeatError;
+use crate::{Allocator, HeartbeatError};
 
 /// `MALLCTL_ARENAS_ALL`: the pseudo arena index whose statistics are merged over all arenas.
 const ARENAS_ALL: usize = 4096;
@@ -14,10 +13,14 @@ const ARENAS_ALL: usize = 4096;
 ///
 /// Every jemalloc value is read right after advancing jemalloc's `epoch`, which refreshes
 /// jemalloc's cached statistics; [`HeapStats::sample`] does both. A running heartbeat takes one
-/// snapshot per tick and publishes it (see the [metric table](crate::METRICS)).
+/// snapshot per tick and publishes it (see the [metric table](crate::metrics::CATALOG)).
 ///
 /// Byte values obey `allocated <= active <= resident` (resident is an upper bound that also
 /// counts dirty pages) and `active <= mapped`.
+///
+/// A heartbeat in a program whose global allocator is not jemalloc keeps ticking: its
+/// snapshots have `allocator` [`Allocator::Other`], the process fields filled in and every
+/// jemalloc field 0 (and left unpublished).
 ///
 /// ```
 /// # #[global_allocator]
@@ -32,6 +35,9 @@ const ARENAS_ALL: usize = 4096;
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HeapStats {
+    /// The global allocator ([`Allocator::detect`]). With [`Allocator::Other`] only the
+    /// `process_*` and `*_page_faults` fields hold values; the jemalloc ones are 0.
+    pub allocator: Allocator,
     /// Bytes in live allocations (jemalloc `stats.allocated`).
     pub allocated: u64,
     /// Bytes in active pages, a multiple of the page size (jemalloc `stats.active`).
@@ -66,22 +72,28 @@ pub struct HeapStats {
 impl HeapStats {
     /// Advances jemalloc's epoch and reads a fresh snapshot.
     ///
-    /// The first call looks up the MIB handles (kept for the life of the process) and checks
-    /// that jemalloc is the global allocator. The epoch advance takes every arena's lock, so
-    /// call this from a blocking context, never from an async worker thread.
+    /// The first call checks that jemalloc is the global allocator ([`Allocator::detect`])
+    /// and looks up the MIB handles (kept for the life of the process). The epoch advance takes
+    /// every arena's lock, so call this from a blocking context, never from an async worker
+    /// thread.
     ///
     /// # Errors
     ///
-    /// [`HeartbeatError::NotGlobalAllocator`] if allocations do not go through jemalloc,
+    /// [`HeartbeatError::NotGlobalAllocator`] if allocations do not go through jemalloc (a
+    /// [`Heartbeat`](crate::Heartbeat) then publishes the process's values only),
     /// [`HeartbeatError::Mallctl`] if jemalloc refuses a statistic (usually a build without the
     /// `stats` feature), [`HeartbeatError::Process`] if the process counters cannot be read.
     pub fn sample() -> Result<Self, HeartbeatError> {
+        if Allocator::detect() != Allocator::Jemalloc {
+            return Err(HeartbeatError::NotGlobalAllocator);
+        }
         let mibs = Mibs::get()?;
         mibs.epoch
             .advance()
             .map_err(HeartbeatError::mallctl("epoch"))?;
         let faults = process::page_faults()?;
         Ok(Self {
+            allocator: Allocator::Jemalloc,
             allocated: widen(mibs.allocated.read(), "stats.allocated")?,
             active: widen(mibs.active.read(), "stats.active")?,
             resident: widen(mibs.resident.read(), "stats.resident")?,
@@ -93,6 +105,18 @@ impl HeapStats {
             process_resident: process::resident_bytes()?,
             minor_page_faults: faults.minor,
             major_page_faults: faults.major,
+        })
+    }
+
+    /// The process's values alone, for a program whose global allocator is not jemalloc.
+    pub(crate) fn sample_process() -> Result<Self, HeartbeatError> {
+        let faults = process::page_faults()?;
+        Ok(Self {
+            allocator: Allocator::Other,
+            process_resident: process::resident_bytes()?,
+            minor_page_faults: faults.minor,
+            major_page_faults: faults.major,
+            ..Self::default()
         })
     }
 
@@ -179,7 +203,6 @@ impl Mibs {
     }
 
     fn lookup() -> Result<Self, HeartbeatError> {
-        check_global_allocator()?;
         Ok(Self {
             epoch: epoch::mib().map_err(HeartbeatError::mallctl("epoch"))?,
             allocated: stats::allocated::mib()
@@ -225,20 +248,6 @@ fn widen(
     value
         .map(|bytes| bytes as u64)
         .map_err(HeartbeatError::mallctl(name))
-}
-
-/// jemalloc's statistics describe only what goes through it. `tikv-jemalloc-sys` links jemalloc
-/// with prefixed symbols, so it can be linked without being the global allocator; its
-/// per-thread `thread.allocated` counter then stays flat while we allocate.
-fn check_global_allocator() -> Result<(), HeartbeatError> {
-    let counter =
-        thread::allocatedp::read().map_err(HeartbeatError::mallctl("thread.allocatedp"))?;
-    let before = counter.get();
-    drop(black_box(Vec::<u8>::with_capacity(4096)));
-    if counter.get() == before {
-        return Err(HeartbeatError::NotGlobalAllocator);
-    }
-    Ok(())
 }
 
 /// Process-wide counters the kernel keeps: what churn costs outside the allocator.
@@ -326,11 +335,6 @@ mod tests {
         assert!(stats.small_requests > 0, "{stats:?}");
         #[cfg(target_os = "linux")]
         assert!(stats.process_resident > 0, "{stats:?}");
-    }
-
-    #[test]
-    fn global_allocator_check_passes_under_jemalloc() {
-        check_global_allocator().expect("jemalloc is the unit tests' global allocator");
     }
 
     #[test]

@@ -99,6 +99,19 @@ fn ticks_publish_gauges_counters_by_delta_and_pools() {
         allocated
     );
     assert_eq!(gauge(&entries, "heapscape_heartbeat_up"), 1.0);
+    let allocator_info: Vec<&Entry> = entries
+        .iter()
+        .filter(|entry| entry.1 == "heapscape_allocator_info")
+        .collect();
+    assert_eq!(
+        allocator_info,
+        [&(
+            MetricKind::Gauge,
+            "heapscape_allocator_info".to_owned(),
+            vec![("allocator".to_owned(), "jemalloc".to_owned())],
+            DebugValue::Gauge(1.0.into())
+        )]
+    );
     assert!(
         gauge(
             &entries,

@@ -45,6 +45,14 @@ pub struct Config {
     pub far_from_recommended_window: &'static str,
     /// ... for this long.
     pub far_from_recommended_for: &'static str,
+    /// `HeapscapePoolIdleCapsFarAboveRecommended` fires when the idle memory a pool's caps
+    /// allow (`min(max_idle_bytes, max_idle_buffers * max_buffer_size)`) is more than this
+    /// factor above the pool's recommended max idle bytes, while it holds more idle bytes
+    /// than recommended ...
+    pub idle_caps_factor: f64,
+    /// ... for this long (longer than the pools' recommendation window, so that a quiet hour
+    /// does not fire it).
+    pub idle_caps_for: &'static str,
     /// `HeapscapeHeartbeatStale` fires when the last successful sample is older than this many
     /// heartbeat intervals ...
     pub heartbeat_stale_intervals: u32,
@@ -88,6 +96,8 @@ impl Default for Config {
             far_from_recommended_factor: 4.0,
             far_from_recommended_window: "1h",
             far_from_recommended_for: "1h",
+            idle_caps_factor: 4.0,
+            idle_caps_for: "3h",
             heartbeat_stale_intervals: 3,
             heartbeat_stale_for: "2m",
             heartbeat_failing_for: "5m",

@@ -95,7 +95,8 @@ impl<'a> Selectors<'a> {
     }
 
     /// The `q` quantile of returned lengths of each job's whole fleet over `window`, rounded
-    /// up to a power of two as the pool rounds its own recommendation.
+    /// up to a power of two: the exported histograms' resolution (each pool's own
+    /// recommendation reads finer buckets, four per octave).
     fn fleet_length_quantile(&self, q: f64, window: &str) -> String {
         format!(
             "2 ^ ceil(log2(histogram_quantile({q}, sum by ({by}) \
@@ -246,6 +247,30 @@ fn heap(config: &Config) -> Dashboard {
     let s = Selectors::new(config);
     let (sel, by_instance) = (&s.sel, &s.by_instance);
     let mut b = Board::new();
+    // Without jemalloc as the global allocator the jemalloc panels below are empty: this
+    // says why, per instance, rather than leaving empty panels to be read as a broken scrape.
+    b.add(
+        stat(
+            "Allocator",
+            "Whether jemalloc is each instance's global allocator (heapscape_allocator_info). \
+             Where it is not, the heartbeat still publishes process resident memory, page \
+             faults and pools, but no jemalloc statistics: the jemalloc panels stay empty for \
+             that instance. Make jemalloc the global allocator to fill them.",
+            "none",
+        )
+        .width(24)
+        .height(3)
+        .value_text("0", "jemalloc", "green")
+        .value_text("1", "jemalloc is not the global allocator", "orange")
+        .no_value("No heartbeat reports its allocator")
+        .query(
+            format!(
+                "max by ({by_instance}) (heapscape_allocator_info{{{sel},allocator=\"other\"}}) \
+                 or 0 * max by ({by_instance}) (heapscape_allocator_info{{{sel},allocator=\"jemalloc\"}})"
+            ),
+            LEGEND,
+        ),
+    );
     b.row("Heap: pooling off (red) and on (green), per instance");
     for (title, metric, description) in [
         (
@@ -464,7 +489,8 @@ fn heap(config: &Config) -> Dashboard {
         stat(
             "Heartbeats up",
             "Instances whose last heap sample succeeded (heapscape_heartbeat_up = 1) out of \
-             those reporting. 0 up usually means jemalloc is not the global allocator.",
+             those reporting. A sample fails when the process's statistics cannot be read; the \
+             service's log says why.",
             "short",
         )
         .moves_under_load()
@@ -608,6 +634,70 @@ fn pool(config: &Config) -> Dashboard {
         ),
     );
 
+    b.row("Idle caps: configured against recommended");
+    b.add(
+        timeseries(
+            "Max idle buffers",
+            "The max_idle_buffers in force against the one the pool recommends: the peak of \
+             buffers in use over its recommendation_window plus an eighth. A cap far above \
+             lets the pool keep buffers no request of the window needed.",
+            "short",
+        )
+        .width(8)
+        .moves_under_load()
+        .query(
+            format!("heapscape_pool_max_idle_buffers{{{pool_sel}}}"),
+            "{{instance}} {{pool}} configured",
+        )
+        .query(
+            format!("heapscape_pool_recommended_max_idle_buffers{{{pool_sel}}}"),
+            "{{instance}} {{pool}} recommended",
+        ),
+    );
+    b.add(
+        timeseries(
+            "Max idle bytes",
+            "The max_idle_bytes in force against the one the pool recommends: the recommended \
+             max idle buffers times the recommended max buffer size, so that neither cap \
+             discards what the other allows.",
+            "bytes",
+        )
+        .width(8)
+        .log_scale()
+        .moves_under_load()
+        .query(
+            format!("heapscape_pool_max_idle_bytes{{{pool_sel}}}"),
+            "{{instance}} {{pool}} configured",
+        )
+        .query(
+            format!("heapscape_pool_recommended_max_idle_bytes{{{pool_sel}}}"),
+            "{{instance}} {{pool}} recommended",
+        ),
+    );
+    // Not marked as moving: buffers in use is sampled at each heartbeat and is 0 whenever no
+    // request holds one at that instant, however busy the service.
+    b.add(
+        timeseries(
+            "Buffers in use, and the peak held",
+            "Buffers handed out and not yet returned, sampled at each heartbeat, and the \
+             most buffers held at once (in use or idle) over the recommendation_window: what \
+             the recommended max idle buffers is derived from. The pool creates a buffer only \
+             when none is idle, so the buffers it holds rise to the peak of concurrent use and \
+             stay there until trimmed; a sample of those in use would miss a burst between \
+             two heartbeats.",
+            "short",
+        )
+        .width(8)
+        .query(
+            format!("heapscape_pool_in_use_buffers{{{pool_sel}}}"),
+            "{{instance}} {{pool}} in use",
+        )
+        .query(
+            format!("heapscape_pool_peak_held_buffers{{{pool_sel}}}"),
+            "{{instance}} {{pool}} peak held over the window",
+        ),
+    );
+
     b.row("Sizes of returned buffers");
     b.add(
         heatmap(
@@ -645,8 +735,10 @@ fn pool(config: &Config) -> Dashboard {
             "The max buffer size in force; the quantile of returned lengths over the alert's \
              window, as a power of two (the recording rule that the alert \
              HeapscapePoolMaxBufferSizeFarFromRecommended compares the max with); and the one \
-             each instance recommends from all its returns since it started (its \
-             recommend_percentile, default p95).",
+             each instance recommends from its returns within its recommendation_window \
+             (default 1 h) on fine buckets, four per octave, so at most about 20 % above its \
+             recommend_percentile (default p95). The two can differ by up to one octave: the \
+             alert's line reads the power-of-two histogram.",
             "bytes",
         )
         .log_scale()
@@ -668,7 +760,7 @@ fn pool(config: &Config) -> Dashboard {
         )
         .query(
             format!("heapscape_pool_recommended_max_buffer_size_bytes{{{pool_sel}}}"),
-            "{{instance}} {{pool}} recommended since start",
+            "{{instance}} {{pool}} recommended (pool, its window)",
         ),
     );
     b.add(
@@ -676,7 +768,11 @@ fn pool(config: &Config) -> Dashboard {
             "Fleet-wide (all instances of the job)",
             "p95 of returned lengths of every instance of a job together (the histograms' \
              buckets summed across instances), as a power of two, against the largest and \
-             smallest configured max. Ignores the instance selection; jobs stay apart.",
+             smallest configured max. Ignores the instance selection; jobs stay apart. The \
+             exported histograms have power-of-two buckets, so this line and the per-instance \
+             recommendations, which the pools compute on finer buckets (at most about 20 % \
+             above the percentile) over their recommendation_window, can differ by up to one \
+             octave.",
             "bytes",
         )
         .log_scale()
@@ -790,11 +886,65 @@ fn pool(config: &Config) -> Dashboard {
         .column_unit("Candidate max", "bytes")
         .column_unit("Returns it would discard", "percentunit"),
     );
+    let candidate_gauge = |metric: &str| {
+        format!(
+            "max by ({by}) ({metric}{{{pool_sel}}})",
+            by = config.by("job, instance, pool, candidate"),
+        )
+    };
+    b.add(
+        table(
+            "What each candidate max would cost (per instance, recommendation window)",
+            "Each instance's recommended max buffer size and its fine-bucket neighbours (one \
+             row per candidate: lower, recommended, higher), computed by the pool over its \
+             recommendation_window: the share of the window's returns longer than the \
+             candidate (each would regrow its buffer), and the idle memory the candidate \
+             implies (min(max idle buffers, peak held) times the candidate, capped by max \
+             idle bytes). A lower max saves idle memory at the price of more regrowth.",
+        )
+        .width(12)
+        .height(12)
+        .moves_under_load()
+        .query(
+            candidate_gauge("heapscape_pool_candidate_max_buffer_size_bytes"),
+            "",
+        )
+        .query(
+            candidate_gauge("heapscape_pool_candidate_over_max_ratio"),
+            "",
+        )
+        .query(candidate_gauge("heapscape_pool_candidate_idle_bytes"), "")
+        // One row per job, instance, pool and candidate, joined on those labels.
+        .transformation(json!({ "id": "merge", "options": {} }))
+        .transformation(json!({
+            "id": "organize",
+            "options": {
+                "excludeByName": { "Time": true },
+                "indexByName": {
+                    "job": 0, "instance": 1, "pool": 2, "candidate": 3,
+                    "Value #A": 4, "Value #B": 5, "Value #C": 6,
+                },
+                "renameByName": {
+                    "job": "Job", "instance": "Instance", "pool": "Pool",
+                    "candidate": "Candidate",
+                    "Value #A": "Candidate max",
+                    "Value #B": "Returns over it",
+                    "Value #C": "Idle memory it implies",
+                },
+            },
+        }))
+        // Within a pool the candidate max rises from lower to recommended to higher.
+        .sort_by(&["Job", "Instance", "Pool", "Candidate max"])
+        .column_unit("Candidate max", "bytes")
+        .column_unit("Returns over it", "percentunit")
+        .column_unit("Idle memory it implies", "bytes"),
+    );
     b.add(
         timeseries(
             "Recommended initial capacity per instance",
-            "Median returned length as a power of two, per instance: the initial_capacity \
-             that serves half of the requests without growing.",
+            "Median length returned within each instance's recommendation_window, rounded up \
+             to a fine bucket (four per octave): the initial_capacity that serves half of the \
+             requests without growing.",
             "bytes",
         )
         .width(12)
@@ -810,8 +960,10 @@ fn pool(config: &Config) -> Dashboard {
             file_name: "heapscape-pool.json",
             title: "Buffer pool tuning",
             description: "What ops use to set a pool's max buffer size and idle caps: hit ratio, \
-                          discards by reason, idle memory, the distribution of returned sizes \
-                          and the recommended max, per instance and fleet-wide.",
+                          discards by reason, idle memory, the idle caps against the \
+                          recommended ones, the distribution of returned sizes, the \
+                          recommended max and what each candidate costs, per instance and \
+                          fleet-wide.",
             tags: &["buffer-pool"],
         },
         variables(config, true),

@@ -72,6 +72,13 @@ pub(crate) struct Panel {
     stacked: bool,
     transformations: Vec<Value>,
     column_units: Vec<(&'static str, &'static str)>,
+    /// A table's initial row order: columns by display name, ascending, the first the
+    /// primary key.
+    sort_by: Vec<&'static str>,
+    /// A stat panel's texts for exact values: (value, text, colour).
+    value_texts: Vec<(&'static str, &'static str, &'static str)>,
+    /// A stat panel's text when its query returns nothing.
+    no_value: Option<&'static str>,
     moves_under_load: bool,
 }
 
@@ -89,6 +96,9 @@ impl Panel {
             stacked: false,
             transformations: Vec::new(),
             column_units: Vec::new(),
+            sort_by: Vec::new(),
+            value_texts: Vec::new(),
+            no_value: None,
             moves_under_load: false,
         }
     }
@@ -104,6 +114,32 @@ impl Panel {
     /// hold different quantities, so a table has no panel-wide unit.
     pub(crate) fn column_unit(mut self, column: &'static str, unit: &'static str) -> Self {
         self.column_units.push((column, unit));
+        self
+    }
+
+    /// A table's rows sorted by these columns (display names after the transformations'
+    /// renames), ascending, each breaking the ties of the one before: Grafana's sortBy
+    /// transformation sorts by one field only, the table's own sort by several.
+    pub(crate) fn sort_by(mut self, columns: &[&'static str]) -> Self {
+        self.sort_by.extend_from_slice(columns);
+        self
+    }
+
+    /// A stat panel shows `text` in `colour` instead of the number when the value is
+    /// `value` (Grafana's value mappings): for states that a number would not explain.
+    pub(crate) fn value_text(
+        mut self,
+        value: &'static str,
+        text: &'static str,
+        colour: &'static str,
+    ) -> Self {
+        self.value_texts.push((value, text, colour));
+        self
+    }
+
+    /// A stat panel shows `text` when its query returns no series.
+    pub(crate) fn no_value(mut self, text: &'static str) -> Self {
+        self.no_value = Some(text);
         self
     }
 
@@ -232,13 +268,40 @@ impl Panel {
                     "justifyMode": "auto", "orientation": "auto", "wideLayout": true,
                     "showPercentChange": false, "percentChangeColorMode": "standard",
                 });
-                json!({ "defaults": { "unit": self.unit, "color": { "mode": "thresholds" } },
-                        "overrides": [] })
+                let mut fields = json!({
+                    "defaults": { "unit": self.unit, "color": { "mode": "thresholds" } },
+                    "overrides": [],
+                });
+                if !self.value_texts.is_empty() {
+                    let options: serde_json::Map<String, Value> = self
+                        .value_texts
+                        .iter()
+                        .zip(0..)
+                        .map(|(&(value, text, colour), index)| {
+                            let result = json!({ "text": text, "color": colour, "index": index });
+                            (value.to_owned(), result)
+                        })
+                        .collect();
+                    fields["defaults"]["mappings"] =
+                        json!([{ "type": "value", "options": options }]);
+                }
+                if let Some(text) = self.no_value {
+                    fields["defaults"]["noValue"] = json!(text);
+                }
+                fields
             }
             Kind::Table => {
                 panel["type"] = json!("table");
                 panel["options"] =
                     json!({ "showHeader": true, "cellHeight": "sm", "frameIndex": 0 });
+                if !self.sort_by.is_empty() {
+                    let sort: Vec<Value> = self
+                        .sort_by
+                        .iter()
+                        .map(|column| json!({ "displayName": column, "desc": false }))
+                        .collect();
+                    panel["options"]["sortBy"] = json!(sort);
+                }
                 panel["transformations"] = json!(self.transformations);
                 let overrides: Vec<Value> = self
                     .column_units

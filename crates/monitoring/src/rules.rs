@@ -73,7 +73,8 @@ pub(crate) fn windowed_recommendation_record(config: &Config) -> String {
 }
 
 /// `2 ^ ceil(log2(histogram_quantile(q, buckets)))`: the quantile rounded up to a power of
-/// two, as each pool rounds its own recommendation.
+/// two, the resolution of the exported histograms (each pool's own recommendation reads finer
+/// buckets, four per octave, so the two can differ by up to one octave).
 fn power_of_two_quantile(q: f64, buckets: &str) -> String {
     format!("2 ^ ceil(log2(histogram_quantile({q}, {buckets})))")
 }
@@ -152,7 +153,7 @@ fn pool_records(c: &Config) -> Vec<Rule> {
         ),
         record(
             "The fleet-wide recommended max buffer size: the recommend quantile of the fleet's \
-             returned lengths, rounded up to a power of two as each pool rounds its own.",
+             returned lengths, rounded up to a power of two (the histograms' buckets).",
             format!(
                 "job:heapscape_pool_returned_length_bytes:{}_rate{w}",
                 quantile_name(c.recommend_quantile)
@@ -164,7 +165,8 @@ fn pool_records(c: &Config) -> Vec<Rule> {
         ),
         record(
             "The recommended max buffer size per instance over the far-from-recommended \
-             alert's window (the pools' own recommendation covers every return since start).",
+             alert's window, as a power of two (the pools' own recommendation covers their \
+             recommendation_window on finer buckets: up to one octave apart).",
             windowed_recommendation_record(c),
             power_of_two_quantile(
                 c.recommend_quantile,
@@ -303,6 +305,7 @@ fn alerts(c: &Config) -> Vec<Alert> {
                 window = c.far_from_recommended_window,
             ),
         ),
+        idle_caps_alert(c),
         alert(
             "HeapscapeHeartbeatStale",
             format!(
@@ -318,7 +321,7 @@ fn alerts(c: &Config) -> Vec<Alert> {
                 "The last successful heap sample of {{{{ $labels.job }}}}/{{{{ $labels.instance }}}} \
                  is more than {} intervals old: the heartbeat is stuck or failing, so heap and \
                  pool metrics are stale. Check the service's logs; heapscape_heartbeat_up = 0 \
-                 means sampling fails (for instance jemalloc is not the global allocator).",
+                 means sampling fails (for instance /proc cannot be read).",
                 c.heartbeat_stale_intervals
             ),
         ),
@@ -330,8 +333,8 @@ fn alerts(c: &Config) -> Vec<Alert> {
             "Heap sampling fails on {{ $labels.instance }}.".to_owned(),
             format!(
                 "heapscape_heartbeat_up has been 0 for {} on \
-                 {{{{ $labels.job }}}}/{{{{ $labels.instance }}}}: every heap sample fails. The \
-                 usual cause is a binary whose global allocator is not jemalloc; the service's \
+                 {{{{ $labels.job }}}}/{{{{ $labels.instance }}}}: every heap sample fails: \
+                 the process's statistics (/proc) or jemalloc's cannot be read; the service's \
                  log says which error.",
                 c.heartbeat_failing_for
             ),
@@ -412,6 +415,53 @@ fn alerts(c: &Config) -> Vec<Alert> {
             ),
         ),
     ]
+}
+
+/// `HeapscapePoolIdleCapsFarAboveRecommended`: idle caps that let a pool keep far more memory
+/// than its recent traffic needs, while it keeps more than that.
+fn idle_caps_alert(c: &Config) -> Alert {
+    let gauge = |metric: &str| {
+        format!(
+            "max by ({}) ({})",
+            c.by("job, instance, pool"),
+            c.select(metric, "")
+        )
+    };
+    let bytes_cap = gauge("heapscape_pool_max_idle_bytes");
+    let buffers_cap = format!(
+        "{} * {}",
+        gauge("heapscape_pool_max_idle_buffers"),
+        gauge("heapscape_pool_max_buffer_size_bytes")
+    );
+    let recommended = gauge("heapscape_pool_recommended_max_idle_bytes");
+    let factor = c.idle_caps_factor;
+    // The caps together allow the smaller of the two; `(a < b) or b` is that minimum per
+    // series. Holding more than recommended is what makes a generous cap cost memory: idle
+    // buffers only come from buffers once in use.
+    let name = "HeapscapePoolIdleCapsFarAboveRecommended";
+    Alert {
+        name,
+        expr: format!(
+            "(\n  ({bytes_cap}\n    < {buffers_cap})\n  or\n  {buffers_cap}\n)\n  / {recommended} > {factor}\nand\n{idle}\n  > {recommended}",
+            idle = gauge("heapscape_pool_idle_bytes"),
+        ),
+        for_: Some(c.idle_caps_for),
+        severity: "info",
+        summary: "Pool {{ $labels.pool }} on {{ $labels.instance }}: its idle caps allow {{ $value | printf \"%.1f\" }}x the recommended idle memory.".to_owned(),
+        description: format!(
+            "For {for_} the idle caps of pool {{{{ $labels.pool }}}} \
+             ({{{{ $labels.job }}}}/{{{{ $labels.instance }}}}) have allowed more than {factor} \
+             times the idle memory it recommends (min(max_idle_bytes, max_idle_buffers x \
+             max_buffer_size) against heapscape_pool_recommended_max_idle_bytes: the peak of \
+             buffers in use over its recommendation window plus an eighth, times the \
+             recommended max buffer size), and it held more idle bytes than recommended: \
+             memory kept for requests that did not come. Lower max_idle_buffers and \
+             max_idle_bytes towards the recommended values on the \"Buffer pool tuning\" \
+             dashboard, or shorten idle_timeout (applied live).",
+            for_ = c.idle_caps_for,
+        ),
+        runbook_url: c.runbook_link(name),
+    }
 }
 
 /// `25%` for 0.25.

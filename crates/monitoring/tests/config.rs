@@ -823,7 +823,7 @@ fn aggregations_by_pool_keep_the_job_so_two_services_pools_never_merge() {
 
 #[test]
 fn tables_give_each_column_its_own_unit() {
-    let mut tables = 0;
+    let (mut tables, mut candidate_costs) = (0, 0);
     for (file, dashboard) in committed_dashboards() {
         for panel in panels(&dashboard) {
             if panel["type"] != "table" {
@@ -852,8 +852,12 @@ fn tables_give_each_column_its_own_unit() {
                 .collect();
             let mut numeric: Vec<&str> = Vec::new();
             for transformation in panel["transformations"].as_array().into_iter().flatten() {
-                if let Some(value) = transformation["options"]["renameByName"]["Value"].as_str() {
-                    numeric.push(value);
+                // A query's values: `Value`, or `Value #<refId>` when a table has several.
+                let renames = transformation["options"]["renameByName"].as_object();
+                for (field, name) in renames.into_iter().flatten() {
+                    if field == "Value" || field.starts_with("Value #") {
+                        numeric.push(name.as_str().unwrap_or("?"));
+                    }
                 }
                 for conversion in transformation["options"]["conversions"]
                     .as_array()
@@ -880,9 +884,39 @@ fn tables_give_each_column_its_own_unit() {
                     "{title}"
                 );
             }
+            if title.starts_with("What each candidate max would cost") {
+                candidate_costs += 1;
+                assert_eq!(units.get("Candidate max"), Some(&"bytes"), "{title}");
+                assert_eq!(
+                    units.get("Returns over it"),
+                    Some(&"percentunit"),
+                    "{title}"
+                );
+                assert_eq!(
+                    units.get("Idle memory it implies"),
+                    Some(&"bytes"),
+                    "{title}"
+                );
+                // One row per candidate, lower to higher within each instance's pool.
+                let sort: Vec<&str> = panel["options"]["sortBy"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["displayName"].as_str())
+                    .collect();
+                assert_eq!(
+                    sort,
+                    ["Job", "Instance", "Pool", "Candidate max"],
+                    "{title}"
+                );
+            }
         }
     }
-    assert!(tables >= 2, "the dashboards' tables");
+    assert!(tables >= 3, "the dashboards' tables");
+    assert_eq!(
+        candidate_costs, 1,
+        "the pool dashboard's candidate cost table"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Both export paths in one real Prometheus, as in the compose stack: the histograms of the
-//! agent's Prometheus path and of the StatsD path (statsd_exporter), served from loopback and
-//! scraped as the two jobs of prometheus/prometheus.yml. With both paths spelling bucket bounds
+//! agent's Prometheus path (a real agent's `/metrics`) and of the StatsD path
+//! (statsd_exporter), served from loopback and scraped as the two jobs of
+//! prometheus/prometheus.yml. With both paths spelling bucket bounds
 //! alike, `sum by (le)` keeps one series per bound and the candidate table's shares fall as the
 //! candidate grows; spelled differently (the control case), a bound splits into two series.
 //!
@@ -10,12 +11,14 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::exposition::{go_float, histogram, mapping_bounds, rust_float, statsd_path_histogram};
 use common::fixture_server::FixtureServer;
 use common::{committed_dashboards, panels, substitute, yaml_file};
-use heapscape_testkit::Prometheus;
+use heapscape::{Agent, Config};
+use heapscape_testkit::{Prometheus, http_get};
 use serde_json::json;
 
 const METRIC: &str = "heapscape_pool_returned_length_bytes";
@@ -45,19 +48,33 @@ fn lengths(scrape: u64) -> Vec<f64> {
     all
 }
 
-/// The agent's Prometheus-path exposition of the pool's length histogram.
-///
-/// Renders the pool's own bounds (`heapscape_pool::histogram_buckets()`) with the Go client's
-/// spelling, which the agent must write so that both paths make one series per bound. When the
-/// agent renders its histograms that way, render through the agent here instead.
-fn agent_path_exposition(scrape: u64) -> String {
-    histogram(
-        METRIC,
-        r#"service="tts-demo",pooling="on",pool="pcm""#,
-        &heapscape_pool::histogram_buckets(),
-        &lengths(scrape),
-        go_float,
+/// An agent as the compose stack's Prometheus-path service runs it, on a free loopback port.
+/// It installs the global recorder, so only one test of this binary starts it.
+fn start_agent() -> Agent {
+    let config = Config::from_yaml_str(
+        "service: tts-demo\n\
+         labels: { pooling: \"on\" }\n\
+         exporter: { prometheus: { listen: 127.0.0.1:0 } }\n",
+        "le_spelling.yaml",
     )
+    .expect("config");
+    Agent::start(config).expect("the agent starts")
+}
+
+/// The agent's Prometheus-path exposition of the pool's length histogram, as the agent at
+/// `agent` renders it after one more scrape's worth of returned lengths (recorded through the
+/// agent's recorder, as a pool's publication does).
+fn agent_path_exposition(agent: SocketAddr) -> String {
+    let histogram = heapscape_pool::metrics::RETURNED_LENGTH.histogram(["pcm".into()]);
+    for length in lengths(1) {
+        histogram.record(length);
+    }
+    let (status, body) = http_get(agent, "/metrics").expect("the agent answers");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .filter(|line| line.contains(METRIC))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 /// What statsd_exporter serves for the StatsD-path service of the compose stack (its
@@ -217,8 +234,10 @@ fn the_statsd_mapping_has_the_pools_bounds() {
 
 #[test]
 fn both_paths_in_one_prometheus_make_one_series_per_bound() {
-    let server = FixtureServer::start(Box::new(|path, scrape| match path {
-        "/agent" => Some(agent_path_exposition(scrape)),
+    let agent = start_agent();
+    let agent_addr = agent.metrics_addr().expect("the Prometheus listener");
+    let server = FixtureServer::start(Box::new(move |path, scrape| match path {
+        "/agent" => Some(agent_path_exposition(agent_addr)),
         "/statsd" => Some(statsd_path_exposition(scrape)),
         "/rust" => Some(rust_spelled_exposition(scrape)),
         _ => None,
@@ -293,4 +312,6 @@ fn both_paths_in_one_prometheus_make_one_series_per_bound() {
     for (row, share) in &rows {
         assert!((0.0..=1.0).contains(share), "{row:?}: share {share}");
     }
+    drop(server);
+    agent.shutdown();
 }

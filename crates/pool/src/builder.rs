@@ -67,6 +67,12 @@ impl PoolBuilder {
         self
     }
 
+    /// How far back the recommendations look (see [`PoolConfig::recommendation_window`]).
+    pub fn recommendation_window(mut self, window: Duration) -> Self {
+        self.config.recommendation_window = window;
+        self
+    }
+
     /// Replaces every setting at once (e.g. from a config file).
     pub fn config(mut self, config: PoolConfig) -> Self {
         self.config = config;

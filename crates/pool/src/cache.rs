@@ -12,7 +12,7 @@ use crate::OverMaxPolicy;
 use crate::depot::{Fit, Reservation, Shared, fit};
 use crate::shard::{Shard, bump};
 use crate::stats::DiscardReason;
-use crate::sync::{self, Ordering};
+use crate::sync::{self, AtomicU64, Ordering};
 
 thread_local! {
     /// The caches, without drop glue (`ManuallyDrop`): accessing a thread-local that needs
@@ -151,10 +151,11 @@ fn put_slow(shared: &Arc<Shared>, buf: Vec<u8>) {
     }
 }
 
-/// Counts a buffer taken out of the pool for good.
-pub(crate) fn count_detach(shared: &Arc<Shared>) {
-    if with_local(shared, |local| bump(&local.shard.detaches)).is_none() {
-        shared.count_detach();
+/// Counts an event off the get and return paths (a detach, a donation) on this thread's
+/// shard, or on the shared one when the thread has no usable cache.
+pub(crate) fn count(shared: &Arc<Shared>, counter: fn(&Shard) -> &AtomicU64) {
+    if with_local(shared, |local| bump(counter(&local.shard))).is_none() {
+        shared.count_shared(counter);
     }
 }
 

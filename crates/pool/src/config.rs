@@ -47,6 +47,10 @@ pub struct PoolConfig {
     /// [`PoolStats::recommended_max_buffer_size`](crate::PoolStats::recommended_max_buffer_size)
     /// reports. Default 0.95.
     pub recommend_percentile: f64,
+    /// How far back the recommendations, the what-if and the candidates of
+    /// [`PoolStats`](crate::PoolStats) look: returns and the peak of buffers held older than
+    /// this leave them (in steps of a twelfth of the window). Default 1 h.
+    pub recommendation_window: Duration,
 }
 
 impl Default for PoolConfig {
@@ -59,6 +63,7 @@ impl Default for PoolConfig {
             idle_timeout: Duration::from_secs(60),
             over_max: OverMaxPolicy::Shrink,
             recommend_percentile: 0.95,
+            recommendation_window: Duration::from_secs(3600),
         }
     }
 }
@@ -83,10 +88,13 @@ impl PoolConfig {
                 return Err(PoolError::Zero { field });
             }
         }
-        if self.idle_timeout.is_zero() {
-            return Err(PoolError::Zero {
-                field: "idle_timeout",
-            });
+        for (field, value) in [
+            ("idle_timeout", self.idle_timeout),
+            ("recommendation_window", self.recommendation_window),
+        ] {
+            if value.is_zero() {
+                return Err(PoolError::Zero { field });
+            }
         }
         if self.initial_capacity > self.max_buffer_size {
             return Err(PoolError::InitialAboveMax {

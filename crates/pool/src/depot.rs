@@ -7,8 +7,9 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 
 use crate::shard::{Shard, Shards, bump};
-use crate::stats::DiscardReason;
+use crate::stats::{DiscardReason, SizeHistogram};
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, lock};
+use crate::window::{Recent, Window};
 use crate::{OverMaxPolicy, PoolConfig, PoolError, PoolStats};
 
 /// State shared by all handles and threads.
@@ -29,6 +30,9 @@ pub(crate) struct Shared {
     shared_shard: Shard,
     /// Totals last published through the metrics facade.
     pub(crate) published: Mutex<PoolStats>,
+    /// The recent window of the recommendations. Locked before the depot lock, so that the
+    /// totals are folded into it in the order they were summed.
+    window: Mutex<Window>,
 }
 
 /// The shared store of idle buffers and the idle budget.
@@ -212,6 +216,7 @@ impl Depot {
 
 impl Shared {
     pub(crate) fn new(name: String, config: PoolConfig) -> Self {
+        let window = Window::new(config.recommendation_window, Instant::now());
         Self {
             name,
             generation: CachePadded::new(AtomicU64::new(0)),
@@ -226,6 +231,7 @@ impl Shared {
             shards: Shards::default(),
             shared_shard: Shard::new(),
             published: Mutex::new(PoolStats::default()),
+            window: Mutex::new(window),
         }
     }
 
@@ -294,11 +300,11 @@ impl Shared {
         }
     }
 
-    /// Counts a detach for a thread without a usable cache.
+    /// Counts an event for a thread without a usable cache.
     #[cold]
-    pub(crate) fn count_detach(&self) {
+    pub(crate) fn count_shared(&self, counter: fn(&Shard) -> &AtomicU64) {
         let _depot = self.lock_depot();
-        bump(&self.shared_shard.detaches);
+        bump(counter(&self.shared_shard));
     }
 
     /// Replaces the config and releases (or shrinks) the idle buffers that break it.
@@ -317,9 +323,9 @@ impl Shared {
     }
 
     /// Releases the depot's buffers idle for at least the idle timeout; returns how many.
-    pub(crate) fn trim(&self) -> usize {
+    pub(crate) fn trim_at(&self, now: Instant) -> usize {
         let mut depot = self.lock_depot();
-        let Some(cutoff) = Instant::now().checked_sub(depot.config.idle_timeout) else {
+        let Some(cutoff) = now.checked_sub(depot.config.idle_timeout) else {
             return 0;
         };
         let expired = depot.expire(cutoff);
@@ -328,8 +334,10 @@ impl Shared {
         count
     }
 
-    /// A snapshot of the counters, gauges and size histograms.
-    pub(crate) fn stats(&self) -> PoolStats {
+    /// A snapshot of the counters, gauges and size histograms, with the recent window
+    /// moved on to `now`.
+    pub(crate) fn stats_at(&self, now: Instant) -> PoolStats {
+        let mut window = lock(&self.window);
         let depot = self.lock_depot();
         // Summed with the depot locked: no buffer can enter the depot or a reservation grow
         // meanwhile, and every slot was emptied before its reservation last shrank, so the
@@ -338,22 +346,43 @@ impl Shared {
         let mut totals = self.shards.sum(&self.shared_shard);
         totals.idle_buffers += depot.idle.len() as u64;
         totals.idle_bytes += depot.idle_bytes as u64;
-        let config = &depot.config;
+        let config = depot.config.clone();
+        drop(depot);
+        let returns = totals.lengths.count();
+        // Donations are returns without a get.
+        let in_use = (totals.hits + totals.misses + totals.donations)
+            .saturating_sub(returns + totals.detaches);
+        let Recent {
+            lengths: recent_lengths,
+            peak_held,
+        } = window.read(
+            config.recommendation_window,
+            now,
+            &totals.lengths,
+            in_use + totals.idle_buffers,
+        );
+        drop(window);
         PoolStats {
             hits: totals.hits,
             misses: totals.misses,
-            returns: totals.lengths.count(),
+            returns,
             detaches: totals.detaches,
+            donations: totals.donations,
             shrinks: totals.shrinks,
             discards: totals.discards,
             idle_buffers: totals.idle_buffers,
             idle_bytes: totals.idle_bytes,
             max_buffer_size: config.max_buffer_size as u64,
             max_idle_bytes: config.max_idle_bytes as u64,
+            max_idle_buffers: config.max_idle_buffers as u64,
+            in_use,
+            peak_held,
+            recommendation_window: config.recommendation_window,
             over_max: config.over_max,
             recommend_percentile: config.recommend_percentile,
-            lengths: totals.lengths,
+            lengths: SizeHistogram::from_fine(&totals.lengths),
             capacities: totals.capacities,
+            recent_lengths,
         }
     }
 }

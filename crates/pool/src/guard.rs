@@ -33,7 +33,7 @@ impl<'a> PooledBuf<'a> {
 
     /// Takes the buffer out of the pool for good (counted in `PoolStats::detaches`).
     pub fn detach(self) -> Vec<u8> {
-        cache::count_detach(self.shared);
+        cache::count(self.shared, |shard| &shard.detaches);
         self.into_parts().0
     }
 

@@ -6,7 +6,8 @@
 //! and as page faults. A [`Pool`] hands out cleared buffers that come back on drop, keeps at
 //! most a configured number and size of them, and reports what ops need to choose those caps:
 //! hits, misses, discards by reason, and the distribution of returned sizes, from which it
-//! recommends a max buffer size and an initial capacity.
+//! recommends a max buffer size, an initial capacity and the idle caps over a recent window
+//! (default 1 h), with what each candidate max would cost in regrown buffers and idle memory.
 //!
 //! ```
 //! use std::io::Write;
@@ -35,7 +36,7 @@
 //!
 //! let stats = pool.stats();
 //! assert_eq!((stats.hits, stats.misses), (1, 1));
-//! assert_eq!(stats.recommended_max_buffer_size(), Some(64));
+//! assert_eq!(stats.recommended_max_buffer_size(), Some(46));
 //!
 //! pool.set_max_buffer_size(1 << 20)?; // live, from any thread
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -52,8 +53,8 @@
 //!   private buffer is re-checked against changed caps at that thread's next `get` or return,
 //!   and moves to the depot when the thread exits; everything in the depot obeys a change at
 //!   once.
-//! - **Return policy.** A returned buffer is cleared, its length and capacity are counted in
-//!   power-of-two histograms, then: over the max buffer size it is shrunk to the max
+//! - **Return policy.** A returned buffer is cleared, its length is counted in fine buckets
+//!   (four per octave) and its capacity in power-of-two ones, then: over the max buffer size it is shrunk to the max
 //!   ([`OverMaxPolicy::Shrink`], the default) or dropped ([`OverMaxPolicy::Drop`],
 //!   `over_max`); kept if the idle-buffer and idle-byte caps allow, else discarded
 //!   (`idle_buffers_cap`, `idle_bytes_cap`). Idle buffers that a lowered cap no longer allows
@@ -68,13 +69,33 @@
 //!   *Generation*: `reconfigure` bumps a counter under the depot lock; each thread compares
 //!   it with its own copy on every get and return and re-reads the config, under the lock,
 //!   when it changed. A loom model runs the retire protocol on this crate's code
-//!   (`RUSTFLAGS="--cfg loom" cargo test -p heapscape-pool --lib --release loom`); loom's
+//!   (`cargo test -p heapscape-pool --features loom --lib loom`); loom's
 //!   `strong_count` synchronizes by itself, so the fence is argued in the code, not checked.
 //!   The generation protocol lives in the thread-local cache, which holds a `Weak` handle
 //!   (loom has none): it is exercised by the many-thread reconfiguration test and the
 //!   property test of the return policy.
 //! - **Confidentiality.** A buffer from [`Pool::get`] is always empty (`len() == 0`): the bytes
 //!   of its previous user are never readable through safe code.
+//!
+//! # Recommendations
+//!
+//! [`PoolStats`] recommends the max buffer size (the p95 of returned lengths, configurable),
+//! the initial capacity (the median), the max idle buffers (the peak of buffers held plus
+//! an eighth) and the max idle bytes (the two multiplied), and shows for the recommended max
+//! and its two neighbours what each costs ([`PoolStats::candidates`]): the share of returns
+//! over it, each of which regrows its buffer, and the idle memory it implies.
+//!
+//! - **Over a recent window.** These read the last `recommendation_window` (default 1 h)
+//!   rather than every return since start, so a change in traffic shows within one window.
+//!   The window is a ring of twelve intervals filled when the stats are read ([`Pool::stats`],
+//!   [`Pool::publish`]: every heartbeat tick) from the change in the lifetime counters: the
+//!   get and return paths do no more than before. The peak of buffers held is sampled at
+//!   those reads too.
+//! - **On fine buckets.** Returned lengths are counted in four buckets per octave
+//!   ([`FineSizeHistogram`]), so the recommended max is at most 19.8 % above the real
+//!   percentile (a power of two could be twice it). The exported histograms stay in
+//!   power-of-two buckets: 25 series per pool and histogram rather than 97, with the StatsD
+//!   mapping and the dashboards' fleet-wide quantiles unchanged.
 //!
 //! # Metrics
 //!
@@ -95,9 +116,18 @@
 //! | `heapscape_pool_idle_bytes` | gauge | bytes | capacity of idle buffers held |
 //! | `heapscape_pool_max_buffer_size_bytes` | gauge | bytes | max buffer size in force |
 //! | `heapscape_pool_max_idle_bytes` | gauge | bytes | idle-bytes cap in force |
-//! | `heapscape_pool_recommended_max_buffer_size_bytes` | gauge | bytes | p95 (configurable) of returned lengths |
-//! | `heapscape_pool_recommended_initial_capacity_bytes` | gauge | bytes | median returned length |
-//! | `heapscape_pool_returned_length_bytes` | histogram | bytes | returned lengths, power-of-two buckets |
+//! | `heapscape_pool_max_idle_buffers` | gauge | count | idle-buffers cap in force |
+//! | `heapscape_pool_in_use_buffers` | gauge | count | buffers in use: gets and donations minus returns and detaches |
+//! | `heapscape_pool_peak_held_buffers` | gauge | count | most buffers held at once, in use or idle, over the recommendation window (sampled at each publish; rises to the peak of concurrent use) |
+//! | `heapscape_pool_recommendation_window_seconds` | gauge | seconds | the window the recommendations cover (`recommendation_window`, default 1 h) |
+//! | `heapscape_pool_recommended_max_buffer_size_bytes` | gauge | bytes | p95 (configurable) of the lengths returned within the window, rounded up to a fine bucket (4 per octave: at most 19.8 % above) |
+//! | `heapscape_pool_recommended_initial_capacity_bytes` | gauge | bytes | median length returned within the window, rounded up to a fine bucket |
+//! | `heapscape_pool_recommended_max_idle_buffers` | gauge | count | peak held over the window plus an eighth (at least one) |
+//! | `heapscape_pool_recommended_max_idle_bytes` | gauge | bytes | recommended max idle buffers times the recommended max buffer size |
+//! | `heapscape_pool_candidate_max_buffer_size_bytes{candidate}` | gauge | bytes | the recommended max (`recommended`) and its fine-bucket neighbours (`lower`, `higher`) |
+//! | `heapscape_pool_candidate_over_max_ratio{candidate}` | gauge | count | share (0..1) of the window's returns longer than the candidate: each would regrow |
+//! | `heapscape_pool_candidate_idle_bytes{candidate}` | gauge | bytes | idle memory the candidate implies: min(max idle buffers, peak held) times the candidate, capped by max idle bytes |
+//! | `heapscape_pool_returned_length_bytes` | histogram | bytes | returned lengths since start, power-of-two buckets |
 //! | `heapscape_pool_returned_capacity_bytes` | histogram | bytes | returned capacities, power-of-two buckets |
 //!
 //! Histograms need explicit buckets in a Prometheus exporter ([`histogram_buckets`] for the
@@ -113,10 +143,12 @@
 
 mod builder;
 mod cache;
+mod candidate;
 pub mod catalog;
 mod config;
 mod depot;
 mod error;
+mod fine;
 mod guard;
 pub mod metrics;
 mod pool;
@@ -124,10 +156,13 @@ mod publish;
 mod shard;
 mod stats;
 mod sync;
+mod window;
 
 pub use builder::PoolBuilder;
+pub use candidate::{Candidate, CandidateRole};
 pub use config::{OverMaxPolicy, PoolConfig};
 pub use error::PoolError;
+pub use fine::{FINE_BUCKETS, FINE_BUCKETS_PER_OCTAVE, FineSizeHistogram};
 pub use guard::PooledBuf;
 pub use metrics::{HISTOGRAM_METRICS, describe_metrics, histogram_buckets};
 pub use pool::Pool;

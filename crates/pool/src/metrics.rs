@@ -13,6 +13,8 @@ pub use crate::catalog::MetricKind;
 
 /// The label every pool metric carries: the pool's name.
 const POOL: &str = "pool";
+/// The label of the candidate gauges: a [`CandidateRole`](crate::CandidateRole).
+const CANDIDATE: &str = "candidate";
 
 macro_rules! catalog {
     ($($ident:ident = $name:literal, $kind:ident, $unit:ident, [$($label:expr),+], $help:literal;)*) => {
@@ -48,19 +50,33 @@ catalog! {
         "The max buffer size in force: larger returned buffers are shrunk or dropped.";
     MAX_IDLE_BYTES = "heapscape_pool_max_idle_bytes", Gauge, Bytes, [POOL],
         "The cap on the capacity of idle buffers.";
+    MAX_IDLE_BUFFERS = "heapscape_pool_max_idle_buffers", Gauge, Count, [POOL],
+        "The cap on the number of idle buffers.";
+    IN_USE = "heapscape_pool_in_use_buffers", Gauge, Count, [POOL],
+        "Buffers in use: gets and donations minus returns and detaches.";
+    PEAK_HELD = "heapscape_pool_peak_held_buffers", Gauge, Count, [POOL],
+        "The most buffers held at once (in use or idle) over the recommendation window, sampled at each publish: it rises to the peak of concurrent use, since a buffer is created only when none is idle.";
+    RECOMMENDATION_WINDOW = "heapscape_pool_recommendation_window_seconds", Gauge, Seconds, [POOL],
+        "The window of traffic the recommendations and candidates cover.";
     RECOMMENDED_MAX = "heapscape_pool_recommended_max_buffer_size_bytes", Gauge, Bytes, [POOL],
-        "Recommended max buffer size: the configured percentile (default p95) of returned lengths, as a power of two.";
+        "Recommended max buffer size: the configured percentile (default p95) of the lengths returned within the recommendation window, rounded up to a fine bucket (4 per octave).";
     RECOMMENDED_INITIAL = "heapscape_pool_recommended_initial_capacity_bytes", Gauge, Bytes, [POOL],
-        "Recommended initial capacity: the median returned length, as a power of two.";
+        "Recommended initial capacity: the median length returned within the recommendation window, rounded up to a fine bucket.";
+    RECOMMENDED_MAX_IDLE_BUFFERS = "heapscape_pool_recommended_max_idle_buffers", Gauge, Count, [POOL],
+        "Recommended max idle buffers: the peak of buffers held over the recommendation window plus an eighth.";
+    RECOMMENDED_MAX_IDLE_BYTES = "heapscape_pool_recommended_max_idle_bytes", Gauge, Bytes, [POOL],
+        "Recommended max idle bytes: the recommended max idle buffers times the recommended max buffer size.";
+    CANDIDATE_MAX = "heapscape_pool_candidate_max_buffer_size_bytes", Gauge, Bytes, [POOL, CANDIDATE],
+        "A candidate max buffer size: the recommended one (candidate=recommended) and its fine-bucket neighbours (lower, higher).";
+    CANDIDATE_OVER_MAX = "heapscape_pool_candidate_over_max_ratio", Gauge, Count, [POOL, CANDIDATE],
+        "The share (0..1) of returns within the recommendation window longer than the candidate max: each would regrow its buffer.";
+    CANDIDATE_IDLE_BYTES = "heapscape_pool_candidate_idle_bytes", Gauge, Bytes, [POOL, CANDIDATE],
+        "The idle memory the candidate max implies: min(max idle buffers, peak held) times the candidate, capped by max idle bytes.";
     RETURNED_LENGTH = "heapscape_pool_returned_length_bytes", Histogram, Bytes, [POOL],
         "Lengths of returned buffers, in power-of-two buckets.";
     RETURNED_CAPACITY = "heapscape_pool_returned_capacity_bytes", Histogram, Bytes, [POOL],
         "Capacities of returned buffers (before any shrink), in power-of-two buckets.";
 }
-
-/// The catalog's earlier name, still read by the monitoring checks.
-#[doc(hidden)]
-pub use self::CATALOG as METRICS;
 
 /// Names of the pool's histogram metrics (exporters need explicit buckets for them).
 pub const HISTOGRAM_METRICS: &[&str] = &[RETURNED_LENGTH.name, RETURNED_CAPACITY.name];
@@ -69,6 +85,12 @@ pub const HISTOGRAM_METRICS: &[&str] = &[RETURNED_LENGTH.name, RETURNED_CAPACITY
 ///
 /// The pool publishes each of its own power-of-two buckets as its upper bound, so with these
 /// bounds an exporter's buckets match the pool's exactly (sizes below 64 B count in the first).
+///
+/// The pool's recommendations use finer buckets (four per octave, see
+/// [`FineSizeHistogram`](crate::FineSizeHistogram)), but the exported histograms stay in
+/// powers of two: 25 `_bucket` series (plus `+Inf`) per pool and histogram rather than 97,
+/// with the StatsD mapping and the dashboards' fleet-wide quantiles unchanged; the finer
+/// recommendation and its candidates are published as gauges.
 pub fn histogram_buckets() -> Vec<f64> {
     (6..=30).map(|exp| f64::from(1u32 << exp)).collect()
 }

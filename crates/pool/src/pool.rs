@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::cache;
 use crate::depot::Shared;
@@ -43,6 +44,7 @@ impl Pool {
 
     /// Gives the pool a buffer allocated elsewhere; it is treated like a returned buffer.
     pub fn donate(&self, mut buf: Vec<u8>) {
+        cache::count(&self.shared, |shard| &shard.donations);
         cache::give_back(&self.shared, &mut buf);
     }
 
@@ -81,12 +83,17 @@ impl Pool {
     /// idle timeout, and returns how many. Rust has no garbage collector to empty a pool
     /// after a burst: call this periodically (the heartbeat does, every tick).
     pub fn trim(&self) -> usize {
-        self.shared.trim()
+        self.shared.trim_at(Instant::now())
     }
 
-    /// A snapshot of the counters, gauges and size histograms.
+    /// A snapshot of the counters, gauges, size histograms and recommendations.
+    ///
+    /// Each call also moves the recommendation window on (see [`PoolStats`]): the returns
+    /// since the previous call enter it, and the buffers held now (in use or idle) are a sample
+    /// of its peak.
+    /// Read it at least every few minutes (the heartbeat publishes, and so reads, every tick).
     pub fn stats(&self) -> PoolStats {
-        self.shared.stats()
+        self.shared.stats_at(Instant::now())
     }
 }
 
@@ -96,5 +103,76 @@ impl fmt::Debug for Pool {
             .field("name", &self.shared.name)
             .field("config", &self.config())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Pool;
+
+    /// Every minute from `from` to `to` (exclusive), takes `lengths.len()` buffers at once,
+    /// fills each to its length, reads the stats while they are out (as a heartbeat tick in
+    /// the middle of the traffic would) and returns them.
+    fn minutes_of_traffic(pool: &Pool, t0: Instant, from: u64, to: u64, lengths: &[usize]) {
+        for minute in from..to {
+            let mut guards: Vec<_> = lengths.iter().map(|_| pool.get()).collect();
+            for (guard, &len) in guards.iter_mut().zip(lengths) {
+                guard.resize(len, 0);
+            }
+            pool.shared.stats_at(t0 + Duration::from_secs(60 * minute));
+            drop(guards);
+        }
+    }
+
+    #[test]
+    fn a_shift_in_sizes_and_concurrency_shows_within_one_window() {
+        let pool = Pool::builder("shift")
+            .recommendation_window(Duration::from_secs(3600))
+            .max_idle_bytes(1 << 30)
+            .build()
+            .unwrap();
+        let t0 = Instant::now();
+        let at = |minute: u64| pool.shared.stats_at(t0 + Duration::from_secs(60 * minute));
+        let large = [900_000, 1_000_000, 1_100_000, 1_200_000];
+        let small: Vec<usize> = (0..20).map(|i| 10_000 + 500 * i).collect();
+
+        // Half an hour of large streams, eight at a time ...
+        minutes_of_traffic(&pool, t0, 0, 30, &[large, large].concat());
+        let stats = at(30);
+        assert_eq!(stats.recommended_max_buffer_size(), Some(1_245_184));
+        assert_eq!(stats.peak_held, 8);
+        assert_eq!(stats.recommended_max_idle_buffers(), Some(9));
+        // ... then only small requests, two at a time; the idle timeout (60 s) releases the
+        // buffers the large streams left, as the heartbeat's trim would.
+        minutes_of_traffic(&pool, t0, 30, 31, &small[..2]);
+        // All but the one in this thread's private slot, which its next get takes.
+        assert_eq!(pool.shared.trim_at(t0 + Duration::from_secs(60 * 32)), 7);
+        minutes_of_traffic(&pool, t0, 31, 60, &small[..2]);
+        let stats = at(60);
+        assert_eq!(
+            stats.recommended_max_buffer_size(),
+            Some(1_245_184),
+            "the large ones are still within the window"
+        );
+        minutes_of_traffic(&pool, t0, 60, 90, &small[..2]);
+        for chunk in small.chunks(2) {
+            minutes_of_traffic(&pool, t0, 90, 91, chunk);
+        }
+        let stats = at(91);
+        let exact_p95 = 10_000 + 500 * 18; // the 19th of 20
+        let recommended = stats.recommended_max_buffer_size().unwrap();
+        assert!(
+            recommended >= exact_p95 && recommended * 5 <= exact_p95 * 6,
+            "one window after the shift: recommended {recommended}, exact p95 {exact_p95}"
+        );
+        assert_eq!(stats.peak_held, 2);
+        assert_eq!(stats.recommended_max_idle_buffers(), Some(3));
+        assert_eq!(stats.would_discard_fraction(1 << 20), 0.0);
+        // The lifetime histogram and counters still hold everything.
+        assert_eq!(stats.returns, 30 * 8 + 60 * 2 + 20);
+        assert_eq!(stats.lengths.quantile(1.0), Some(2 << 20));
+        assert_eq!(stats.in_use, 0);
     }
 }

@@ -5,13 +5,16 @@ use std::sync::Arc;
 
 use metrics::SharedString;
 
-use crate::Pool;
 use crate::metrics::{
-    DETACHES, DISCARDS, HITS, IDLE_BUFFERS, IDLE_BYTES, MAX_BUFFER_SIZE, MAX_IDLE_BYTES, MISSES,
-    RECOMMENDED_INITIAL, RECOMMENDED_MAX, RETURNED_CAPACITY, RETURNED_LENGTH, RETURNS, SHRINKS,
+    CANDIDATE_IDLE_BYTES, CANDIDATE_MAX, CANDIDATE_OVER_MAX, DETACHES, DISCARDS, HITS,
+    IDLE_BUFFERS, IDLE_BYTES, IN_USE, MAX_BUFFER_SIZE, MAX_IDLE_BUFFERS, MAX_IDLE_BYTES, MISSES,
+    PEAK_HELD, RECOMMENDATION_WINDOW, RECOMMENDED_INITIAL, RECOMMENDED_MAX,
+    RECOMMENDED_MAX_IDLE_BUFFERS, RECOMMENDED_MAX_IDLE_BYTES, RETURNED_CAPACITY, RETURNED_LENGTH,
+    RETURNS, SHRINKS,
 };
 use crate::stats::DiscardReason;
 use crate::sync::lock;
+use crate::{CandidateRole, Pool};
 
 impl Pool {
     /// Publishes the pool's metrics through the `metrics` facade (label `pool="<name>"`):
@@ -43,13 +46,41 @@ impl Pool {
             (IDLE_BYTES, Some(stats.idle_bytes)),
             (MAX_BUFFER_SIZE, Some(stats.max_buffer_size)),
             (MAX_IDLE_BYTES, Some(stats.max_idle_bytes)),
-            // No recommendation before the first return: no series rather than a made-up 0.
+            (MAX_IDLE_BUFFERS, Some(stats.max_idle_buffers)),
+            (IN_USE, Some(stats.in_use)),
+            (PEAK_HELD, Some(stats.peak_held)),
+            // No recommendation without a return in the window: no series (or the last value)
+            // rather than a made-up 0.
             (RECOMMENDED_MAX, stats.recommended_max_buffer_size()),
             (RECOMMENDED_INITIAL, stats.recommended_initial_capacity()),
+            (
+                RECOMMENDED_MAX_IDLE_BUFFERS,
+                stats.recommended_max_idle_buffers(),
+            ),
+            (
+                RECOMMENDED_MAX_IDLE_BYTES,
+                stats.recommended_max_idle_bytes(),
+            ),
         ] {
             if let Some(value) = value {
                 def.gauge([pool.clone()]).set(value as f64);
             }
+        }
+        RECOMMENDATION_WINDOW
+            .gauge([pool.clone()])
+            .set(stats.recommendation_window.as_secs_f64());
+        let candidates = stats.candidates().into_iter().flatten();
+        for (role, candidate) in CandidateRole::ALL.into_iter().zip(candidates) {
+            let labels = || [pool.clone(), role.as_str().into()];
+            CANDIDATE_MAX
+                .gauge(labels())
+                .set(candidate.max_buffer_size as f64);
+            CANDIDATE_OVER_MAX
+                .gauge(labels())
+                .set(candidate.over_max_ratio);
+            CANDIDATE_IDLE_BYTES
+                .gauge(labels())
+                .set(candidate.idle_bytes as f64);
         }
         for (def, now, before) in [
             (RETURNED_LENGTH, &stats.lengths, &last.lengths),

@@ -1,6 +1,7 @@
 //! Per-thread counters: written by one thread without read-modify-write instructions, summed
 //! by whoever reads the stats, and folded into retired totals once their thread has exited.
 
+use crate::fine::{FINE_BUCKETS, FineSizeHistogram, fine_bucket_of};
 use crate::stats::{DiscardReason, SIZE_BUCKETS, SizeHistogram, bucket_of};
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, fence, lock};
 
@@ -18,9 +19,11 @@ pub(crate) struct Shard {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) detaches: AtomicU64,
+    pub(crate) donations: AtomicU64,
     pub(crate) shrinks: AtomicU64,
     discards: [AtomicU64; DiscardReason::ALL.len()],
-    lengths: [AtomicU64; SIZE_BUCKETS],
+    /// In fine buckets: the recommendations are read from the lengths.
+    lengths: [AtomicU64; FINE_BUCKETS],
     capacities: [AtomicU64; SIZE_BUCKETS],
     /// Capacity of the buffer in the owner's private slot (0 when empty). Written before
     /// any change of the owner's reservation (see `depot::Reservation`), so that under the
@@ -43,6 +46,7 @@ impl Shard {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             detaches: AtomicU64::new(0),
+            donations: AtomicU64::new(0),
             shrinks: AtomicU64::new(0),
             discards: std::array::from_fn(zero),
             lengths: std::array::from_fn(zero),
@@ -60,7 +64,7 @@ impl Shard {
     /// does first, before the buffer is cleared.
     #[inline]
     pub(crate) fn count_return(&self, len: usize, capacity: usize) {
-        bump(&self.lengths[bucket_of(len)]);
+        bump(&self.lengths[fine_bucket_of(len)]);
         bump(&self.capacities[bucket_of(capacity)]);
     }
 
@@ -70,12 +74,15 @@ impl Shard {
         totals.hits += load(&self.hits);
         totals.misses += load(&self.misses);
         totals.detaches += load(&self.detaches);
+        totals.donations += load(&self.donations);
         totals.shrinks += load(&self.shrinks);
         for (total, c) in totals.discards.iter_mut().zip(&self.discards) {
             *total += load(c);
         }
-        for (i, (len, cap)) in self.lengths.iter().zip(&self.capacities).enumerate() {
+        for (i, len) in self.lengths.iter().enumerate() {
             totals.lengths.add_bucket(i, load(len));
+        }
+        for (i, cap) in self.capacities.iter().enumerate() {
             totals.capacities.add_bucket(i, load(cap));
         }
         let slot = load(&self.slot_bytes);
@@ -90,9 +97,10 @@ pub(crate) struct Counts {
     pub(crate) hits: u64,
     pub(crate) misses: u64,
     pub(crate) detaches: u64,
+    pub(crate) donations: u64,
     pub(crate) shrinks: u64,
     pub(crate) discards: [u64; DiscardReason::ALL.len()],
-    pub(crate) lengths: SizeHistogram,
+    pub(crate) lengths: FineSizeHistogram,
     pub(crate) capacities: SizeHistogram,
     pub(crate) idle_buffers: u64,
     pub(crate) idle_bytes: u64,
@@ -145,22 +153,33 @@ impl Shards {
 }
 
 /// The retire protocol under loom, on the code above: run with
-/// `RUSTFLAGS="--cfg loom" cargo test -p heapscape-pool --lib --release loom`.
-#[cfg(all(test, loom))]
+/// `cargo test -p heapscape-pool --features loom --lib loom`.
+#[cfg(all(test, feature = "loom"))]
 mod loom {
     use super::{Shard, Shards, bump};
     use ::loom::model::Builder;
     use ::loom::thread;
 
-    /// Loom's defaults, except: summing a shard reads its 140 counters, each a step of the
-    /// model, so a run takes more steps than loom allows by default; and the preemptions are
+    /// Loom's defaults, except: summing a shard reads its 336 counters, each a step of the
+    /// model, so a run takes more steps than loom allows by default; the preemptions are
     /// bounded (unless `LOOM_MAX_PREEMPTIONS` says otherwise) so that the model ends in
-    /// seconds.
+    /// seconds; and `f` runs on a model thread with a larger stack than loom's default, which
+    /// a summed shard's totals (2.7 KiB, copied several frames deep in an unoptimized build)
+    /// overflow.
     fn model(f: impl Fn() + Sync + Send + 'static) {
+        let f = std::sync::Arc::new(f);
         let mut builder = Builder::new();
         builder.max_branches = 100_000;
         builder.preemption_bound.get_or_insert(3);
-        builder.check(f);
+        builder.check(move || {
+            let f = std::sync::Arc::clone(&f);
+            thread::Builder::new()
+                .stack_size(1 << 20)
+                .spawn(move || f())
+                .expect("a model thread")
+                .join()
+                .expect("the model body");
+        });
     }
 
     /// A thread counts and exits (drops its handle) while another sums: whatever the

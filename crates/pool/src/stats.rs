@@ -1,7 +1,11 @@
 //! Plain-data snapshots of a pool: counters, gauges and the size histograms, with the
 //! recommendations ops tune the pool from.
 
+use std::time::Duration;
+
 use crate::OverMaxPolicy;
+use crate::candidate::Candidate;
+use crate::fine::{FineSizeHistogram, neighbour_bounds};
 
 /// Number of power-of-two buckets of a [`SizeHistogram`]: bucket `i` counts sizes in
 /// `(2^(i-1), 2^i]`, bucket 0 counts 0 and 1.
@@ -45,6 +49,15 @@ impl SizeHistogram {
 
     pub(crate) fn add_bucket(&mut self, bucket: usize, count: u64) {
         self.counts[bucket] += count;
+    }
+
+    /// The power-of-two view of a fine histogram (each octave is one bucket).
+    pub(crate) fn from_fine(fine: &FineSizeHistogram) -> Self {
+        let mut coarse = Self::default();
+        for (count, octave) in coarse.counts.iter_mut().zip(fine.octaves()) {
+            *count = octave;
+        }
+        coarse
     }
 
     /// The number of observations.
@@ -167,8 +180,11 @@ impl DiscardReason {
 /// A snapshot of a pool's counters, gauges and size histograms, from
 /// [`Pool::stats`](crate::Pool::stats).
 ///
-/// Counters are totals since the pool was built. The snapshot sums per-thread counters that
-/// keep changing while it is taken, so under load it is consistent per counter, not across
+/// Counters and the histograms `lengths` and `capacities` are totals since the pool was
+/// built. The recommendations, the what-if and the candidates read the recent window instead
+/// (`recent_lengths`, `peak_held`: the last `recommendation_window`, default 1 h), so a
+/// change in traffic shows in them within one window. The snapshot sums per-thread counters
+/// that keep changing while it is taken, so under load it is consistent per counter, not across
 /// counters. The idle gauges are read with the depot locked, so they never exceed the idle
 /// caps in force (once every thread has seen a lowered cap), even while buffers move between
 /// threads' private slots and the depot.
@@ -183,6 +199,8 @@ pub struct PoolStats {
     pub returns: u64,
     /// Buffers taken out for good with `detach`.
     pub detaches: u64,
+    /// Buffers given to the pool with `donate` (counted in `returns` too).
+    pub donations: u64,
     /// Returned buffers shrunk to the max buffer size and kept.
     pub shrinks: u64,
     /// Buffers released, by [`DiscardReason`] (indexed in [`DiscardReason::ALL`] order).
@@ -195,6 +213,21 @@ pub struct PoolStats {
     pub max_buffer_size: u64,
     /// The idle-bytes cap in force.
     pub max_idle_bytes: u64,
+    /// The idle-buffers cap in force.
+    pub max_idle_buffers: u64,
+    /// Buffers in use now: gets and donations minus returns and detaches.
+    pub in_use: u64,
+    /// The most buffers the pool held at once over the recommendation window, in use or idle,
+    /// as sampled at each read of the stats ([`Pool::stats`](crate::Pool::stats),
+    /// [`Pool::publish`](crate::Pool::publish): every heartbeat tick).
+    ///
+    /// Why held, not in use: a sample of buffers in use sees only the requests of that instant
+    /// and misses a burst between two reads. The pool creates a buffer only when none is idle,
+    /// so the buffers it holds rise to the peak of concurrent use and stay there (as idle
+    /// ones) until caps, trims or a reconfigure release them: any read after the burst sees it.
+    pub peak_held: u64,
+    /// The window the recommendations cover.
+    pub recommendation_window: Duration,
     /// The over-max policy in force.
     pub over_max: OverMaxPolicy,
     /// The percentile used by [`PoolStats::recommended_max_buffer_size`].
@@ -203,6 +236,10 @@ pub struct PoolStats {
     pub lengths: SizeHistogram,
     /// Capacities of returned buffers (what they cost), before any shrink.
     pub capacities: SizeHistogram,
+    /// Lengths of the buffers returned within the recommendation window, in fine buckets:
+    /// what the recommendations, the what-if and the candidates are read from. A return
+    /// counts in the window from the first read of the stats after it.
+    pub recent_lengths: FineSizeHistogram,
 }
 
 impl PoolStats {
@@ -242,49 +279,55 @@ impl PoolStats {
     /// The max buffer size the data recommends.
     ///
     /// # Definition
-    /// The `recommend_percentile` (default p95) of returned lengths, rounded up to a power of
-    /// two; `None` before the first return.
+    /// The `recommend_percentile` (default p95) of the lengths returned within the window,
+    /// rounded up to the bound of its fine bucket (at most 19.8 % above it for lengths over
+    /// 64 bytes): the smallest bucket bound with at most `1 - recommend_percentile` of the
+    /// window's returns above it. `None` without a return in the window.
     ///
     /// # Interpretation
     /// With it as the max, about `1 - recommend_percentile` of returns would need a buffer
     /// over the cap: a cap below it makes large requests regrow their buffer often; one far
-    /// above it keeps memory idle for rare requests.
+    /// above it keeps memory idle for rare requests. [`PoolStats::candidates`] shows both
+    /// costs for it and its neighbours.
     ///
     /// ```
-    /// use heapscape_pool::{PoolStats, SizeHistogram};
-    /// let mut stats = PoolStats::default();
+    /// let mut stats = heapscape_pool::PoolStats::default();
     /// stats.recommend_percentile = 0.95;
-    /// for _ in 0..95 { stats.lengths.record(100_000); }
-    /// for _ in 0..5 { stats.lengths.record(3_000_000); }
-    /// assert_eq!(stats.recommended_max_buffer_size(), Some(131_072));
+    /// for _ in 0..95 { stats.recent_lengths.record(100_000); }
+    /// for _ in 0..5 { stats.recent_lengths.record(3_000_000); }
+    /// assert_eq!(stats.recommended_max_buffer_size(), Some(110_592)); // a power of two: 131_072
     /// ```
     pub fn recommended_max_buffer_size(&self) -> Option<u64> {
-        self.lengths.quantile(self.recommend_percentile)
+        self.recent_lengths.quantile(self.recommend_percentile)
     }
 
     /// The initial capacity the data recommends.
     ///
     /// # Definition
-    /// The median of returned lengths, rounded up to a power of two; `None` before the first
-    /// return.
+    /// The median of the lengths returned within the window, rounded up to the bound of its
+    /// fine bucket, and never above [`PoolStats::recommended_max_buffer_size`]; `None`
+    /// without a return in the window.
     ///
     /// # Interpretation
     /// New buffers of this capacity serve half of the requests without growing.
     ///
     /// ```
     /// let mut stats = heapscape_pool::PoolStats::default();
-    /// for len in [1000, 3000, 5000] { stats.lengths.record(len); }
-    /// assert_eq!(stats.recommended_initial_capacity(), Some(4096));
+    /// stats.recommend_percentile = 0.95;
+    /// for len in [1000, 3000, 5000] { stats.recent_lengths.record(len); }
+    /// assert_eq!(stats.recommended_initial_capacity(), Some(3456));
     /// ```
     pub fn recommended_initial_capacity(&self) -> Option<u64> {
-        self.lengths.quantile(0.5)
+        let median = self.recent_lengths.quantile(0.5)?;
+        Some(median.min(self.recommended_max_buffer_size()?))
     }
 
-    /// What-if: the fraction of returns so far that a max buffer size of `max` would have
-    /// discarded (or shrunk).
+    /// What-if: the fraction of the window's returns that a max buffer size of `max` would
+    /// have discarded (or shrunk).
     ///
     /// # Definition
-    /// The share of returned lengths above `max` (bucket-rounded, an upper estimate).
+    /// The share of the lengths returned within the window above `max`: exact for a fine
+    /// bucket bound (such as the candidates), otherwise an upper estimate.
     ///
     /// # Interpretation
     /// Each such return is a buffer that regrows on its next large use: pick the smallest
@@ -292,11 +335,107 @@ impl PoolStats {
     ///
     /// ```
     /// let mut stats = heapscape_pool::PoolStats::default();
-    /// for len in [1000, 2000, 900_000, 3_000_000] { stats.lengths.record(len); }
+    /// for len in [1000, 2000, 900_000, 3_000_000] { stats.recent_lengths.record(len); }
     /// assert_eq!(stats.would_discard_fraction(1 << 20), 0.25);
     /// ```
     pub fn would_discard_fraction(&self, max: usize) -> f64 {
-        self.lengths.fraction_above(max)
+        self.recent_lengths.fraction_above(max as u64)
+    }
+
+    /// What a max buffer size of `max` would cost over the window.
+    ///
+    /// # Definition
+    /// [`Candidate::over_max_ratio`] is [`PoolStats::would_discard_fraction`]`(max)`;
+    /// [`Candidate::idle_bytes`] is `min(max_idle_buffers, peak_held) * max`, capped by
+    /// `max_idle_bytes`.
+    ///
+    /// # Interpretation
+    /// The two sides of the trade: the share of returns that regrow their buffer, and the
+    /// idle memory the pool may hold once the peak's buffers come back.
+    ///
+    /// See [`Candidate`] for an example.
+    pub fn candidate(&self, max: u64) -> Candidate {
+        let buffers = self.max_idle_buffers.min(self.peak_held);
+        Candidate {
+            max_buffer_size: max,
+            over_max_ratio: self.recent_lengths.fraction_above(max),
+            idle_bytes: buffers.saturating_mul(max).min(self.max_idle_bytes),
+        }
+    }
+
+    /// The recommended max buffer size and its neighbours, each with its cost, in
+    /// [`CandidateRole::ALL`](crate::CandidateRole::ALL) order: one fine bucket lower, the recommendation, one fine
+    /// bucket higher.
+    ///
+    /// # Definition
+    /// [`PoolStats::candidate`] of each; `None` without a return in the window.
+    ///
+    /// # Interpretation
+    /// Going one bucket lower saves about a fifth of the idle memory and shows how many more
+    /// returns would regrow; one bucket higher shows what the extra memory would buy.
+    ///
+    /// ```
+    /// use heapscape_pool::PoolStats;
+    /// let mut stats = PoolStats::default();
+    /// (stats.recommend_percentile, stats.max_idle_buffers) = (0.9, 64);
+    /// (stats.max_idle_bytes, stats.peak_held) = (1 << 30, 4);
+    /// for len in 1..=100 { stats.recent_lengths.record(len * 1000); }
+    /// let [lower, recommended, higher] = stats.candidates().unwrap();
+    /// assert_eq!(recommended.max_buffer_size, 93_184); // the exact p90 is 90_000
+    /// assert_eq!(recommended.over_max_ratio, 0.07);
+    /// assert_eq!(recommended.idle_bytes, 4 * 93_184);
+    /// assert_eq!((lower.max_buffer_size, lower.over_max_ratio), (77_824, 0.23));
+    /// assert_eq!((higher.max_buffer_size, higher.over_max_ratio), (110_592, 0.0));
+    /// ```
+    pub fn candidates(&self) -> Option<[Candidate; 3]> {
+        let recommended = self.recommended_max_buffer_size()?;
+        let (lower, higher) = neighbour_bounds(recommended);
+        Some([lower, recommended, higher].map(|max| self.candidate(max)))
+    }
+
+    /// The max idle buffers the data recommends.
+    ///
+    /// # Definition
+    /// [`PoolStats::peak_held`] over the window plus an eighth (rounded up, at least one)
+    /// of headroom; `None` without a return in the window.
+    ///
+    /// # Interpretation
+    /// Enough idle buffers to serve the window's peak from the pool once its buffers have
+    /// come back; more only hold memory.
+    ///
+    /// ```
+    /// let mut stats = heapscape_pool::PoolStats::default();
+    /// stats.recent_lengths.record(1000);
+    /// stats.peak_held = 20;
+    /// assert_eq!(stats.recommended_max_idle_buffers(), Some(23));
+    /// ```
+    pub fn recommended_max_idle_buffers(&self) -> Option<u64> {
+        if self.recent_lengths.count() == 0 {
+            return None;
+        }
+        Some(self.peak_held + self.peak_held.div_ceil(8).max(1))
+    }
+
+    /// The max idle bytes the data recommends.
+    ///
+    /// # Definition
+    /// [`PoolStats::recommended_max_idle_buffers`] times
+    /// [`PoolStats::recommended_max_buffer_size`].
+    ///
+    /// # Interpretation
+    /// Room for the recommended number of idle buffers of the recommended max size, so that
+    /// neither idle cap discards what the other allows.
+    ///
+    /// ```
+    /// let mut stats = heapscape_pool::PoolStats::default();
+    /// stats.recommend_percentile = 1.0;
+    /// stats.recent_lengths.record(4096);
+    /// stats.peak_held = 7;
+    /// assert_eq!(stats.recommended_max_idle_bytes(), Some(8 * 4096));
+    /// ```
+    pub fn recommended_max_idle_bytes(&self) -> Option<u64> {
+        let buffers = self.recommended_max_idle_buffers()?;
+        Some(buffers.saturating_mul(self.recommended_max_buffer_size()?))
     }
 }
 
@@ -323,6 +462,17 @@ mod tests {
                 assert!(size as u64 > bucket_bound(i - 1));
             }
         }
+    }
+
+    #[test]
+    fn each_octave_of_fine_buckets_is_a_power_of_two_bucket() {
+        let mut fine = FineSizeHistogram::default();
+        let mut coarse = SizeHistogram::default();
+        for size in (0..3000).chain([1 << 20, (1 << 20) + 1, usize::MAX]) {
+            fine.record(size);
+            coarse.record(size);
+        }
+        assert_eq!(SizeHistogram::from_fine(&fine), coarse);
     }
 
     #[test]

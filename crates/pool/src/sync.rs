@@ -1,18 +1,18 @@
 //! The synchronization primitives the pool's protocols are built on, and its one lock helper.
 //!
-//! Under `--cfg loom` the counters, the shard handles and the locks are loom's, so the model
+//! With the `loom` feature the counters, the shard handles and the locks are loom's, so the model
 //! in `shard.rs` checks the code that runs in production (as tokio's `bytes` does with its
 //! `loom` shim). The pool handle's own `Arc` and `Weak` stay std's: loom has no `Weak`, and
 //! the handle's reference count is not part of a protocol (each cache holds a `Weak` only to
 //! hand its buffer back at thread exit).
 
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Locks `mutex`, ignoring poison.

@@ -24,6 +24,15 @@ fn find<'a>(rows: &'a [Row], name: &str, label: Option<(&str, &str)>) -> Vec<&'a
         .collect()
 }
 
+fn gauge(rows: &[Row], name: &str, label: Option<(&str, &str)>) -> f64 {
+    let found = find(rows, name, label);
+    assert_eq!(found.len(), 1, "{name} {label:?}");
+    match &found[0].3 {
+        DebugValue::Gauge(v) => v.into_inner(),
+        other => panic!("{name} is not a gauge: {other:?}"),
+    }
+}
+
 fn counter(rows: &[Row], name: &str) -> u64 {
     match &find(rows, name, Some(("pool", "pcm")))[0].3 {
         DebugValue::Counter(v) => *v,
@@ -46,6 +55,7 @@ fn every_metric_is_published_with_its_label_and_the_right_values() {
             buf.resize(len, 0);
         }
         drop(pool.get().detach());
+        let _held = pool.get();
         pool.publish();
     });
     let rows = snapshotter.snapshot().into_vec();
@@ -75,6 +85,59 @@ fn every_metric_is_published_with_its_label_and_the_right_values() {
         [128.0, 4096.0, 32768.0],
         "each return at its bucket's upper bound"
     );
+
+    // The p95 of 100, 3000 and 20_000 is 20_000: in the fine bucket (19_456, 23_296].
+    let recommended = 23_296.0;
+    assert_eq!(
+        gauge(
+            &rows,
+            "heapscape_pool_recommended_max_buffer_size_bytes",
+            None
+        ),
+        recommended
+    );
+    assert_eq!(gauge(&rows, "heapscape_pool_in_use_buffers", None), 1.0);
+    assert_eq!(gauge(&rows, "heapscape_pool_peak_held_buffers", None), 1.0);
+    assert_eq!(
+        gauge(&rows, "heapscape_pool_max_idle_buffers", None),
+        1024.0
+    );
+    assert_eq!(
+        gauge(&rows, "heapscape_pool_recommendation_window_seconds", None),
+        3600.0
+    );
+    assert_eq!(
+        gauge(&rows, "heapscape_pool_recommended_max_idle_buffers", None),
+        2.0
+    );
+    assert_eq!(
+        gauge(&rows, "heapscape_pool_recommended_max_idle_bytes", None),
+        2.0 * recommended
+    );
+    for (candidate, max, over_max) in [
+        ("lower", 19_456.0, 1.0 / 3.0),
+        ("recommended", recommended, 0.0),
+        ("higher", 27_648.0, 0.0),
+    ] {
+        let label = Some(("candidate", candidate));
+        assert_eq!(
+            gauge(
+                &rows,
+                "heapscape_pool_candidate_max_buffer_size_bytes",
+                label
+            ),
+            max
+        );
+        assert_eq!(
+            gauge(&rows, "heapscape_pool_candidate_over_max_ratio", label),
+            over_max
+        );
+        assert_eq!(
+            gauge(&rows, "heapscape_pool_candidate_idle_bytes", label),
+            max,
+            "one buffer in use at the peak"
+        );
+    }
 }
 
 #[test]

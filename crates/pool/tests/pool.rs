@@ -73,6 +73,13 @@ fn invalid_configs_say_what_to_fix() {
         ),
         (
             small()
+                .recommendation_window(Duration::ZERO)
+                .build()
+                .unwrap_err(),
+            "`recommendation_window` is zero",
+        ),
+        (
+            small()
                 .initial_capacity(1 << 20)
                 .max_buffer_size(1024)
                 .build()
@@ -312,8 +319,15 @@ fn stats_recommend_from_returned_lengths() {
     }
     let stats = pool.stats();
     assert_eq!(stats.returns, 100);
-    assert_eq!(stats.recommended_initial_capacity(), Some(4096));
-    assert_eq!(stats.recommended_max_buffer_size(), Some(512 << 10));
+    // Fine buckets: (2912, 3456] and (262_144, 311_296], where powers of two would say
+    // 4096 and 512 KiB.
+    assert_eq!(stats.recommended_initial_capacity(), Some(3456));
+    assert_eq!(stats.recommended_max_buffer_size(), Some(311_296));
+    assert_eq!(
+        stats.lengths.quantile(0.95),
+        Some(512 << 10),
+        "lifetime, powers of two"
+    );
     assert_eq!(stats.would_discard_fraction(4096), 0.10);
     assert_eq!(stats.would_discard_fraction(1 << 20), 0.0);
     assert!((stats.hit_ratio() - 0.99).abs() < 1e-9);
@@ -322,7 +336,7 @@ fn stats_recommend_from_returned_lengths() {
     config.recommend_percentile = 0.5;
     config.max_buffer_size = 1 << 20;
     pool.reconfigure(config).unwrap();
-    assert_eq!(pool.stats().recommended_max_buffer_size(), Some(4096));
+    assert_eq!(pool.stats().recommended_max_buffer_size(), Some(3456));
 }
 
 #[test]

@@ -35,6 +35,23 @@ impl ConfigError {
         }
     }
 
+    /// A problem at a position found in the text rather than given by the parser.
+    pub(super) fn at_position(
+        file: &str,
+        line: usize,
+        column: usize,
+        key: &str,
+        message: String,
+    ) -> Self {
+        Self {
+            file: file.to_owned(),
+            line: Some(line),
+            column: Some(column),
+            key: Some(key.to_owned()),
+            message,
+        }
+    }
+
     pub(super) fn at_start(file: &str, key: &str, message: &str) -> Self {
         Self {
             file: file.to_owned(),

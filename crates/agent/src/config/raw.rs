@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::jemalloc::RawJemalloc;
 use super::profiling::RawProfiling;
 use crate::units::{ByteSize, HumanDuration};
 
@@ -17,7 +18,15 @@ pub(super) struct RawConfig {
     pub(super) exporter: Option<Spanned<RawExporter>>,
     pub(super) heartbeat: Option<RawHeartbeat>,
     pub(super) pools: Option<BTreeMap<String, Spanned<RawPool>>>,
+    pub(super) jemalloc: Option<RawJemalloc>,
+    pub(super) limits: Option<RawLimits>,
     pub(super) profiling: Option<RawProfiling>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) max_pools: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +86,7 @@ pub(super) struct RawPool {
     pub(super) max_idle_buffers: Option<Spanned<usize>>,
     pub(super) max_idle_bytes: Option<Spanned<ByteSize>>,
     pub(super) idle_timeout: Option<Spanned<HumanDuration>>,
+    pub(super) recommendation_window: Option<Spanned<HumanDuration>>,
     pub(super) over_max: Option<RawOverMax>,
     pub(super) recommend_percentile: Option<Spanned<f64>>,
 }

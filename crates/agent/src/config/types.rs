@@ -8,6 +8,8 @@ use heapscape_pool::PoolConfig;
 use ipnet::IpNet;
 
 use super::profiling::ProfilingConfig;
+/// `jemalloc`: how long freed pages stay resident, and whether background threads purge them.
+pub use heapscape_heartbeat::decay::DecaySettings as JemallocConfig;
 
 /// The Prometheus listen address used when `exporter.prometheus.listen` is omitted: loopback,
 /// so that metrics are not exposed to the network unless the file says so.
@@ -18,6 +20,8 @@ pub const DEFAULT_STATSD_QUEUE_SIZE: usize = 5000;
 /// The StatsD datagram buffer used when `exporter.statsd.buffer_size` is omitted: the largest
 /// UDP payload that fits an Ethernet frame (1500 - 20 IPv4 - 8 UDP bytes, rounded down).
 pub const DEFAULT_STATSD_BUFFER_SIZE: usize = 1432;
+/// The `limits.max_pools` used when the key is omitted.
+pub(crate) const DEFAULT_MAX_POOLS: usize = 64;
 /// The heartbeat interval used when `heartbeat.interval` is omitted.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -25,9 +29,9 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 ///
 /// Every key is optional except the exporter; see the crate README for the reference.
 /// [`Config::default`] is a Prometheus exporter on [`DEFAULT_PROMETHEUS_LISTEN`], a 10 s
-/// heartbeat and no pools.
+/// heartbeat, no pools and at most 64 of them.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The service name, sent as the label (tag) `service` on every metric when set.
     pub service: Option<String>,
@@ -39,8 +43,28 @@ pub struct Config {
     pub heartbeat: HeartbeatConfig,
     /// The named buffer pools; each name becomes the `pool` label of its metrics.
     pub pools: BTreeMap<String, PoolConfig>,
+    /// `limits.max_pools`: the most pools the config may name (default 64, at most 1024). Each
+    /// pool adds about 6 KB to every scrape and its work to every heartbeat tick.
+    pub max_pools: usize,
+    /// jemalloc's purging settings (`jemalloc:`); unset ones keep jemalloc's values.
+    pub jemalloc: JemallocConfig,
     /// The heap profiler behind `/debug/pprof/heap`; off by default. Changeable at run time.
     pub profiling: ProfilingConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            service: None,
+            labels: BTreeMap::new(),
+            exporter: ExporterConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            pools: BTreeMap::new(),
+            max_pools: DEFAULT_MAX_POOLS,
+            jemalloc: JemallocConfig::default(),
+            profiling: ProfilingConfig::default(),
+        }
+    }
 }
 
 /// The one exporter the agent installs.

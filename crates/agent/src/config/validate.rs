@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use serde_saphyr::{Location, Spanned};
 
 use super::error::ConfigError;
+use super::limits;
 use super::raw::{RawConfig, RawExporter, RawOverMax, RawPool};
 use super::types::{Config, ExporterConfig, PrometheusConfig, StatsdConfig};
 use crate::units::ByteSize;
@@ -170,20 +171,31 @@ impl RawConfig {
         };
 
         if let Some(interval) = self.heartbeat.and_then(|heartbeat| heartbeat.interval) {
-            if interval.value.0.is_zero() {
-                return Err(report.at(
-                    interval.referenced,
-                    "heartbeat.interval",
-                    "the interval is zero: write a positive duration such as 10s",
-                ));
-            }
+            limits::check_interval(interval.value.0)
+                .map_err(|message| report.at(interval.referenced, "heartbeat.interval", message))?;
             config.heartbeat.interval = interval.value.0;
         }
 
-        for (name, pool) in self.pools.unwrap_or_default() {
+        if let Some(max_pools) = self.limits.and_then(|limits| limits.max_pools) {
+            limits::check_max_pools(max_pools.value)
+                .map_err(|message| report.at(max_pools.referenced, "limits.max_pools", message))?;
+            config.max_pools = max_pools.value;
+        }
+        let pools = self.pools.unwrap_or_default();
+        // Pointing at the first pool over the cap shows where the list got too long.
+        if let (Err(message), Some((name, pool))) = (
+            limits::check_pool_count(pools.len(), config.max_pools),
+            pools.iter().nth(config.max_pools),
+        ) {
+            return Err(report.at(pool.referenced, format!("pools.{name}"), message));
+        }
+        for (name, pool) in pools {
             check_pool_name(&report, pool.referenced, &name)?;
             let pool_config = validate_pool(&report, &name, pool)?;
             config.pools.insert(name, pool_config);
+        }
+        if let Some(jemalloc) = self.jemalloc {
+            config.jemalloc = jemalloc.validate(file)?;
         }
         if let Some(profiling) = self.profiling {
             config.profiling = profiling.validate(file)?;
@@ -339,6 +351,10 @@ fn validate_pool(
         config.idle_timeout = timeout.value.0;
         written.insert("idle_timeout", timeout.referenced);
     }
+    if let Some(window) = raw.recommendation_window {
+        config.recommendation_window = window.value.0;
+        written.insert("recommendation_window", window.referenced);
+    }
     if let Some(policy) = raw.over_max {
         config.over_max = match policy {
             RawOverMax::Shrink => OverMaxPolicy::Shrink,
@@ -350,6 +366,11 @@ fn validate_pool(
         written.insert("recommend_percentile", percentile.referenced);
     }
 
+    // The bounds first: an absurd size makes the pool's own checks (and the process) fail.
+    limits::check_pool(&config).map_err(|(field, message)| {
+        let at = written.get(field).copied().unwrap_or(pool.referenced);
+        report.at(at, key(field), message)
+    })?;
     config.validate().map_err(|error| {
         // Point at the field the error is about, or at the pool when it was left at its default.
         let field = match &error {

@@ -34,10 +34,10 @@ impl StatsdExporter {
         tags: BTreeMap<String, String>,
     ) -> Result<Self, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-        let statsd_error = |source| Error::Statsd {
+        let statsd_error = |error| Error::Statsd {
             host: config.host.clone(),
             port: config.port,
-            source,
+            error,
         };
         // Bound to loopback when the daemon is local, so the datagrams never leave the machine.
         let local = if config.host == "localhost"

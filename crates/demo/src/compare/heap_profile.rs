@@ -11,19 +11,17 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::server::Pooling;
-
 /// A dump symbolizes the child's binary first; on a busy machine that takes a while.
 const DUMP_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Saves the flame graph of the service at `metrics` as `<report>-heap-<mode>.svg`.
+/// Saves the flame graph of `mode`'s service at `metrics` as `<report>-heap-<mode>.svg`.
 ///
 /// # Errors
 ///
 /// The reason, when the dump fails, answers other than 2xx, times out or cannot be written.
 pub(super) async fn save(
     metrics: SocketAddr,
-    pooling: Pooling,
+    mode: &str,
     report: &Path,
 ) -> Result<PathBuf, String> {
     let client: Client<HttpConnector, Empty<Bytes>> =
@@ -57,7 +55,7 @@ pub(super) async fn save(
     let stem = report
         .file_stem()
         .map_or_else(|| "heapscape-compare".into(), |s| s.to_string_lossy());
-    let path = report.with_file_name(format!("{stem}-heap-pooling-{}.svg", pooling.as_str()));
+    let path = report.with_file_name(format!("{stem}-heap-{mode}.svg"));
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

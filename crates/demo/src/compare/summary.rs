@@ -1,5 +1,5 @@
-//! What `compare` measured: per-mode summaries and the comparison, plain data written to the
-//! JSON summary and read by the report.
+//! What `compare` measured: per-mode summaries, the tuned settings and the size distribution
+//! behind them, plain data written to the JSON summary and read by the report.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,11 +34,46 @@ impl OverTime {
     }
 }
 
-/// A point of a mode's timeline, seconds from the start of its load.
+/// One number across the slices of a mode: how much a busy machine moved it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    /// Smallest slice value.
+    pub min: f64,
+    /// Median slice value (the mean of the middle two for an even count).
+    pub median: f64,
+    /// Largest slice value.
+    pub max: f64,
+}
+
+impl Spread {
+    /// `None` without values.
+    pub(super) fn of(values: &[f64]) -> Option<Self> {
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        let middle = sorted.len() / 2;
+        let median = if sorted.len().is_multiple_of(2) {
+            f64::midpoint(sorted[middle - 1], sorted[middle])
+        } else {
+            sorted[middle]
+        };
+        Some(Self {
+            min: sorted[0],
+            median,
+            max: sorted[sorted.len() - 1],
+        })
+    }
+}
+
+/// A point of a mode's timeline.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Point {
-    /// Seconds since the mode's load started.
+    /// Seconds since the interleaved slices started (all modes on one clock).
     pub t: f64,
+    /// The slice (round) the point belongs to.
+    pub slice: usize,
     /// `heapscape_jemalloc_allocated_bytes`.
     pub allocated: f64,
     /// `heapscape_jemalloc_active_bytes`.
@@ -50,12 +85,14 @@ pub struct Point {
     pub alloc_rate: f64,
 }
 
-/// What one mode measured.
+/// What one mode measured, over all its slices.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModeSummary {
-    /// `"off"` or `"on"`.
+    /// `"unpooled"`, `"pooled"` (the default pool) or `"tuned"` (the recommended settings).
+    pub mode: &'static str,
+    /// `"off"` or `"on"`: the service's `--pooling`.
     pub pooling: &'static str,
-    /// Seconds of load.
+    /// Seconds of load, all slices.
     pub load_seconds: f64,
     /// Successful requests.
     pub requests: u64,
@@ -81,14 +118,62 @@ pub struct ModeSummary {
     pub resident: Option<OverTime>,
     /// Minor page faults per successful request.
     pub minor_faults_per_request: Option<f64>,
-    /// Pool hits / gets during the load (pooled mode).
+    /// Pool hits / gets during the load (pooled modes).
     pub pool_hit_ratio: Option<f64>,
     /// Pool discards during the load, by reason.
     pub discards: BTreeMap<String, f64>,
-    /// The pool's recommended max buffer size at the end (pooled mode).
+    /// The pool's recommended max buffer size at the end (pooled modes).
     pub recommended_max_buffer_size: Option<f64>,
-    /// Heap and allocation rate, every second.
+    /// Per-slice values, summarized across the slices: metric name to spread.
+    pub slices: BTreeMap<&'static str, Spread>,
+    /// Heap and allocation rate, every second of its slices.
     pub timeline: Vec<Point>,
+}
+
+/// The settings the tuned mode ran with, and where each came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tuned {
+    /// What the pooled service recommended after the warm-up (bytes or counts); the idle caps
+    /// only when it publishes recommendations for them.
+    pub recommendation: BTreeMap<&'static str, f64>,
+    /// The pooled service's (default) pool settings.
+    pub defaults: BTreeMap<&'static str, f64>,
+    /// The pool settings written to the tuned service's config file.
+    pub pool: BTreeMap<&'static str, f64>,
+    /// jemalloc decay settings written with them: milliseconds, and background threads 0/1.
+    pub jemalloc: BTreeMap<&'static str, f64>,
+    /// `heapscape_pool_max_buffer_size_bytes` the tuned service published after the reload.
+    pub applied_max_buffer_size: f64,
+    /// The config file, as ops would edit it.
+    pub config_file: PathBuf,
+    /// How the file reached the service.
+    pub applied_by: &'static str,
+}
+
+/// A candidate max buffer size and what it costs, from the pooled service's returned lengths.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Candidate {
+    /// The candidate max, bytes (a bucket bound of the returned-length histogram).
+    pub max_buffer_size: f64,
+    /// Share of returns longer than it: each one regrows (or, with `over_max: drop`, is lost).
+    pub share_over: f64,
+    /// Bytes copied per second by those regrows (one copy of the max each), at the warm-up's
+    /// rate of returns.
+    pub regrow_bytes_per_second: f64,
+    /// Idle memory it implies at most: `min(max_idle_buffers, max_idle_bytes / max) * max`.
+    pub idle_bytes_bound: f64,
+}
+
+/// The distribution of returned lengths behind the recommendation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sizes {
+    /// `(upper bound, returns in the bucket)`, bounds ascending.
+    pub buckets: Vec<(f64, f64)>,
+    /// Estimated percentiles of the returned lengths (`p50`, `p95`, `p99`), bytes: the bound of
+    /// the bucket where the share is reached.
+    pub percentiles: BTreeMap<&'static str, f64>,
+    /// Every bucket bound as a candidate max, with its cost.
+    pub candidates: Vec<Candidate>,
 }
 
 /// The result of a comparison.
@@ -98,20 +183,30 @@ pub struct Comparison {
     pub concurrency: u32,
     /// Seed of the requests.
     pub seed: u64,
-    /// Pooling off, then on.
-    pub modes: [ModeSummary; 2],
+    /// Seconds of warm-up load per mode before the slices (not measured).
+    pub warmup_seconds: f64,
+    /// Slices (rounds) per mode.
+    pub slices: usize,
+    /// Seconds of load per slice.
+    pub slice_seconds: f64,
+    /// Unpooled, pooled with the defaults, tuned.
+    pub modes: [ModeSummary; 3],
+    /// The tuned mode's settings.
+    pub tuned: Tuned,
+    /// Returned lengths of the pooled service at the end of the warm-up.
+    pub sizes: Option<Sizes>,
     /// The HTML report.
     pub report: PathBuf,
     /// The JSON summary.
     pub json: PathBuf,
-    /// With the `profiling` feature: each mode's heap flame graph (pooling off, then on), an
+    /// With the `profiling` feature: each mode's heap flame graph (unpooled, pooled, tuned), an
     /// SVG beside the report; empty without it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub heap_profiles: Vec<PathBuf>,
 }
 
 impl Comparison {
-    /// Failed requests over both modes.
+    /// Failed requests over all modes.
     pub fn failed_requests(&self) -> u64 {
         self.modes
             .iter()

@@ -8,6 +8,13 @@
 //! handed to the HTTP body without copying ([`heapscape_pool::PooledBuf::into_bytes`]) and goes
 //! back to the pool when the body is dropped: after it was sent, when the client went away, or
 //! when the request failed or timed out.
+//!
+//! Memory is bounded by bytes, not only by handlers: before synthesizing, a request takes an
+//! in-flight slot and its WAV file's size from the byte budget
+//! ([`ServiceConfig::max_buffered_bytes`]), and both are held by the response's bytes
+//! themselves, so they are given back when the last byte was written to the socket or the
+//! connection is gone (stalled sends are cut off by the connection's send timeout), not when
+//! the handler returns.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,8 +33,9 @@ use bytes::Bytes;
 use heapscape_pool::Pool;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::visible;
 use crate::engine::{self, Engine, Voice};
 use crate::telemetry;
 use crate::wav::{self, PcmFormat, WavError};
@@ -60,8 +68,13 @@ pub struct ServiceConfig {
     pub body_limit: usize,
     /// Time allowed from the request to the response head (longer: 503).
     pub request_timeout: Duration,
-    /// Syntheses buffered at once; more requests wait (within the timeout). Bounds memory.
+    /// Responses being synthesized or sent at once; more requests wait (within the timeout).
+    /// A response holds its slot until its last byte is sent or its client is gone.
     pub max_in_flight: usize,
+    /// Bytes of WAV files being synthesized or sent at once (the byte budget); more requests
+    /// wait (within the timeout), a single file larger than the budget is refused (413). A
+    /// response holds its bytes until its last byte is sent or its client is gone.
+    pub max_buffered_bytes: usize,
     /// Texts containing [`engine::FAULT_MARKER`] make the engine fail mid-stream (502).
     pub fault_injection: bool,
 }
@@ -73,6 +86,7 @@ impl Default for ServiceConfig {
             body_limit: 64 << 10,
             request_timeout: Duration::from_secs(30),
             max_in_flight: 64,
+            max_buffered_bytes: 256 << 20,
             fault_injection: false,
         }
     }
@@ -188,7 +202,9 @@ struct Service {
     engine: Engine,
     buffers: Buffers,
     config: ServiceConfig,
-    in_flight: Semaphore,
+    in_flight: Arc<Semaphore>,
+    /// The byte budget, one permit per started KiB ([`BUDGET_UNIT`]).
+    buffered: Arc<Semaphore>,
     /// Requests between the first middleware and their response head (`/healthz`).
     requests: AtomicUsize,
 }
@@ -215,7 +231,10 @@ impl Drop for InFlight<'_> {
 pub fn router(buffers: Buffers, config: ServiceConfig) -> Router {
     let service = Arc::new(Service {
         engine: Engine::new(config.fault_injection),
-        in_flight: Semaphore::new(config.max_in_flight.max(1)),
+        in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        buffered: Arc::new(Semaphore::new(
+            budget_units(config.max_buffered_bytes as u64).clamp(1, Semaphore::MAX_PERMITS),
+        )),
         requests: AtomicUsize::new(0),
         buffers,
         config,
@@ -299,46 +318,100 @@ async fn speech(
     request: Result<Json<SpeechBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(SpeechBody(request)) = request?;
-    let (voice, format) = service.validate(&request)?;
+    let (voice, format, wav_len) = service.validate(&request)?;
 
-    let _permit = service.in_flight.acquire().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the service is shutting down",
-        )
-    })?;
+    let slot = acquire(service.in_flight.clone(), 1).await?;
     let mut stream = service
         .engine
         .speak(request.text, voice, format.sample_rate);
-    let wav = match &service.buffers {
+    let (wav, bytes) = match &service.buffers {
         Buffers::Pooled(pool) => {
             let mut buf = pool.get();
+            // A pooled buffer larger than this file is resident memory all the same.
+            let bytes = service.hold(wav_len.max(buf.capacity() as u64)).await?;
             buffer_wav(&mut stream, format, &mut buf).await?;
-            buf.into_bytes()
+            (buf.into_bytes(), bytes)
         }
         Buffers::Fresh => {
+            let bytes = service.hold(wav_len).await?;
             let mut buf = Vec::new();
             buffer_wav(&mut stream, format, &mut buf).await?;
-            Bytes::from(buf)
+            (Bytes::from(buf), bytes)
         }
     };
     telemetry::count_audio_bytes(wav.len() - wav::HEADER_LEN);
 
-    let mut response = Response::new(Body::from(wav));
+    let held = Bytes::from_owner(Held {
+        wav,
+        _slot: slot,
+        _bytes: bytes,
+    });
+    let mut response = Response::new(Body::from(held));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
     Ok(response)
 }
 
+/// A response's WAV file with the in-flight slot and the budget bytes it holds: hyper keeps
+/// these bytes until the last of them is written or the connection is dropped, and the permits
+/// go back only then.
+struct Held {
+    wav: Bytes,
+    _slot: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.wav
+    }
+}
+
+/// Bytes per permit of the byte budget: tokio takes at most `u32::MAX` permits at once, and a
+/// WAV file can be 4 GiB.
+const BUDGET_UNIT: u64 = 1 << 10;
+
+/// Permits of the byte budget for `bytes` bytes.
+fn budget_units(bytes: u64) -> usize {
+    usize::try_from(bytes.div_ceil(BUDGET_UNIT)).unwrap_or(usize::MAX)
+}
+
+/// Waits for `permits` of `semaphore`; the semaphore is never closed, but a closed one means
+/// shutting down.
+async fn acquire(
+    semaphore: Arc<Semaphore>,
+    permits: u32,
+) -> Result<OwnedSemaphorePermit, ApiError> {
+    semaphore.acquire_many_owned(permits).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is shutting down",
+        )
+    })
+}
+
 impl Service {
-    /// Checks a request before any audio is made; returns the voice and the PCM format.
-    fn validate(&self, request: &SpeechRequest) -> Result<(Voice, PcmFormat), ApiError> {
+    /// Waits until `bytes` fit in the byte budget, and holds them.
+    async fn hold(&self, bytes: u64) -> Result<OwnedSemaphorePermit, ApiError> {
+        // Clamped to the whole budget: a pooled buffer over it still runs, alone.
+        let units = budget_units(bytes).min(budget_units(self.config.max_buffered_bytes as u64));
+        acquire(
+            self.buffered.clone(),
+            u32::try_from(units.max(1)).unwrap_or(u32::MAX),
+        )
+        .await
+    }
+
+    /// Checks a request before any audio is made; returns the voice, the PCM format and the
+    /// length of the WAV file.
+    fn validate(&self, request: &SpeechRequest) -> Result<(Voice, PcmFormat, u64), ApiError> {
         let chars = request.text.chars().count();
-        if request.text.trim().is_empty() {
+        if !visible::has_visible(&request.text) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "text is empty; send something to say",
+                "text is empty (or only whitespace, control and invisible characters such as \
+                 zero-width spaces); send something to say",
             ));
         }
         let max = self.config.max_text_chars;
@@ -373,8 +446,20 @@ impl Service {
         }
         let format = PcmFormat::mono16(request.sample_rate);
         // Refuse before synthesizing what could never be sent as one WAV file.
-        wav::header(format, engine::pcm_len(chars as u64, format.sample_rate))?;
-        Ok((voice, format))
+        let pcm_len = engine::pcm_len(chars as u64, format.sample_rate);
+        wav::header(format, pcm_len)?;
+        let wav_len = wav::HEADER_LEN as u64 + pcm_len;
+        let budget = self.config.max_buffered_bytes;
+        if wav_len > budget as u64 {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the audio would be {wav_len} bytes, more than the {budget} bytes the service \
+                     buffers at once; send a shorter text or a lower sample_rate"
+                ),
+            ));
+        }
+        Ok((voice, format, wav_len))
     }
 }
 

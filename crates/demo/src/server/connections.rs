@@ -1,12 +1,20 @@
-//! The accept loop: HTTP/1.1 connections with a header read timeout, and their draining on
-//! shutdown within a grace period.
+//! The accept loop: HTTP/1.1 connections, at most so many at once, with a header read timeout
+//! and a send timeout, and their draining on shutdown within a grace period.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
+
+use super::head_watch::{HeadState, HeadWatch};
+use super::send_timeout::SendTimeout;
+use crate::telemetry;
 
 /// How [`serve_connections`] treats connections.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +24,11 @@ pub struct Connections {
     pub header_read_timeout: Duration,
     /// After the shutdown signal: time in-flight requests have to finish.
     pub shutdown_grace: Duration,
+    /// Longest a write to the client may make no progress (a client that stopped reading);
+    /// the connection and the response it holds are dropped after it.
+    pub send_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for Connections {
@@ -23,6 +36,8 @@ impl Default for Connections {
         Self {
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
+            max_connections: 512,
         }
     }
 }
@@ -41,7 +56,10 @@ pub enum Drained {
 ///
 /// Every connection has a header read timeout ([`Connections::header_read_timeout`]), so a
 /// client that opens connections and sends nothing (or sends headers a byte at a time) cannot
-/// hold them; reading the body is bounded by the request timeout of the router.
+/// hold them; reading the body is bounded by the request timeout of the router, and a client
+/// that stops reading its response by the send timeout ([`Connections::send_timeout`]). No more
+/// than [`Connections::max_connections`] are served at once: the loop accepts the next one when
+/// one has closed.
 ///
 /// A failed connection is logged at debug level; a failed accept (e.g. out of file
 /// descriptors) is logged and retried after a short pause.
@@ -56,10 +74,15 @@ pub async fn serve_connections(
         .header_read_timeout(connections.header_read_timeout);
     let graceful = GracefulShutdown::new();
     let mut tasks = tokio::task::JoinSet::new();
+    let slots = Arc::new(Semaphore::new(connections.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // Reaps finished connection tasks so the set holds only live ones.
         while tasks.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            Ok(slot) = slots.clone().acquire_owned() => slot,
+        };
         let stream = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -75,11 +98,18 @@ pub async fn serve_connections(
         // Ignored: a socket that refuses TCP_NODELAY still works.
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
+        let (stream, heads) = HeadWatch::new(stream);
+        let stream = SendTimeout::new(stream, connections.send_timeout);
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tasks.spawn(async move {
-            if let Err(error) = connection.await {
+            let ended = connection.await;
+            if let Some(status) = rejection_status(ended.as_ref().err(), &heads) {
+                telemetry::count_response(status);
+            }
+            if let Err(error) = ended {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -87,6 +117,8 @@ pub async fn serve_connections(
     match tokio::time::timeout(connections.shutdown_grace, graceful.shutdown()).await {
         Ok(()) => Drained::All,
         Err(_) => {
+            // Connections that ended during the grace period are not open any more.
+            while tasks.try_join_next().is_some() {}
             tracing::warn!(
                 grace = ?connections.shutdown_grace,
                 connections = tasks.len(),
@@ -95,5 +127,33 @@ pub async fn serve_connections(
             tasks.abort_all();
             Drained::GraceExpired
         }
+    }
+}
+
+/// The status of a request refused before the router saw it (the router counts its own), from
+/// how the connection ended: a `Content-Length` too large to represent was answered
+/// 413 below hyper (which then saw the stream end); hyper answered 400, 414 or 431 itself; a
+/// header read timeout while a request head was arriving is counted as 408, although hyper
+/// closes the connection without an answer. An idle keep-alive connection that timed out or a
+/// client that went away is no request.
+fn rejection_status(error: Option<&hyper::Error>, heads: &HeadState) -> Option<StatusCode> {
+    // Relaxed: written by this task's own connection future, which has ended.
+    if heads.length_refused.load(Ordering::Relaxed) {
+        return Some(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let error = error?;
+    if error.is_parse_too_large() {
+        // hyper's public API tells the two apart only by the message.
+        if error.to_string().contains("URI too long") {
+            Some(StatusCode::URI_TOO_LONG)
+        } else {
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        }
+    } else if error.is_parse() && !error.is_parse_version_h2() {
+        Some(StatusCode::BAD_REQUEST)
+    } else if error.is_timeout() && heads.unanswered.load(Ordering::Relaxed) {
+        Some(StatusCode::REQUEST_TIMEOUT)
+    } else {
+        None
     }
 }

@@ -1,6 +1,7 @@
 //! The `serve` command: its options, the agent it starts (config file, flags layered over it,
 //! live reload), the ready line, and the shutdown signals.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,13 +75,25 @@ pub struct ServeOptions {
     /// connections are closed.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
-    /// Syntheses buffered at once (bounds memory); more requests wait.
+    /// Responses synthesized or being sent at once; more requests wait. A response holds its
+    /// slot until its last byte is sent or its client is gone.
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,
     /// Sample the heap for `/debug/pprof/heap` from the start, as `profiling.enabled: true`
     /// would (needs the `profiling` feature).
     #[arg(long)]
     pub heap_profiling: bool,
+    /// Bytes of WAV files synthesized or being sent at once (bounds memory); more requests wait,
+    /// a single larger file is refused (413). Held until the last byte is sent.
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    pub max_buffered_bytes: usize,
+    /// Longest a response may make no progress towards a client that stopped reading; its
+    /// connection is closed and its memory freed after it.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub send_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
     /// Let texts containing `#fault` make the engine fail mid-stream (for tests).
     #[arg(long)]
     pub fault_injection: bool,
@@ -165,6 +178,28 @@ fn start_agent(options: &ServeOptions) -> Result<heapscape::Agent, Error> {
     agent.map_err(|e| Error::Agent(Box::new(e)))
 }
 
+/// Reads a byte count for a flag: a number with an optional unit `B`, `KiB`, `MiB` or `GiB`
+/// (`256MiB`, `65536`).
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        other => return Err(format!("unknown unit {other:?}; use B, KiB, MiB or GiB")),
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?} is not a byte count that fits in memory"))
+}
+
 /// The `pcm` pool when the config names none: sized for the story's clips (median 256 KiB,
 /// p99 about 4 MiB).
 fn default_pool_config() -> PoolConfig {
@@ -198,11 +233,28 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
         body_limit: options.body_limit,
         request_timeout: options.request_timeout,
         max_in_flight: options.max_in_flight,
+        max_buffered_bytes: options.max_buffered_bytes,
         fault_injection: options.fault_injection,
     };
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(Error::io(format!("binding {}", options.listen)))?;
+    let listener = match tokio::net::TcpListener::bind(options.listen).await {
+        Ok(listener) => listener,
+        Err(source) => {
+            // The agent binds its metrics listener first; the bare "address in use" would not
+            // say that it is the one holding the port.
+            if let Some(metrics) = agent
+                .metrics_addr()
+                .filter(|metrics| metrics.port() == options.listen.port())
+            {
+                return Err(Error::InvalidOptions(format!(
+                    "cannot listen on {}: the agent's metrics listener took that port \
+                     ({metrics}, from --metrics-listen or the config's exporter); give the \
+                     service and the metrics listener different ports",
+                    options.listen
+                )));
+            }
+            return Err(Error::io(format!("binding {}", options.listen))(source));
+        }
+    };
     let http = listener
         .local_addr()
         .map_err(Error::io("reading the bound address"))?;
@@ -213,11 +265,13 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
     };
     let metrics = ready.metrics_field();
     tracing::info!(%http, %metrics, pooling = options.pooling.as_str(), "serving");
-    println!("{ready}");
+    print_ready_line(&ready);
 
     let connections = Connections {
         header_read_timeout: options.header_read_timeout,
         shutdown_grace: options.shutdown_grace,
+        send_timeout: options.send_timeout,
+        max_connections: options.max_connections,
     };
     serve_connections(
         listener,
@@ -232,6 +286,16 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
     tracing::info!("metrics flushed; stopped");
     Ok(())
 }
+/// Prints the ready line on standard output. A closed standard output loses it (with a warning)
+/// instead of panicking like `println!`: the service runs on, only a parent that waits for the
+/// line misses it.
+fn print_ready_line(ready: &ReadyLine) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{ready}").and_then(|()| stdout.flush()) {
+        tracing::warn!(%error, "the ready line could not be written to standard output");
+    }
+}
+
 /// Resolves on Ctrl-C, SIGTERM, or the end of standard input if `stdin_close` is set.
 async fn shutdown_signal(stdin_close: bool) {
     let ctrl_c = async {
@@ -265,5 +329,20 @@ async fn shutdown_signal(stdin_close: bool) {
         () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
         () = terminate => tracing::info!("SIGTERM: shutting down"),
         () = stdin_closed => tracing::info!("standard input closed: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn byte_counts_read_with_their_units() {
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("4 KiB"), Ok(4 << 10));
+        assert!(parse_bytes("1TB").is_err());
+        assert!(parse_bytes("MiB").is_err());
+        assert!(parse_bytes(&format!("{}GiB", usize::MAX)).is_err());
     }
 }

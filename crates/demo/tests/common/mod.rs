@@ -126,6 +126,18 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts `serve --listen 127.0.0.1:0 <args>` and waits (up to 60 s) for its ready line.
     pub fn start(args: &[&str]) -> Self {
+        Self::spawn(args, true).0
+    }
+
+    /// As [`ServeProcess::start`], but hands back the read end of the child's standard error
+    /// instead of collecting it ([`ServeProcess::stderr`] stays empty): dropping it leaves the
+    /// child writing to a pipe nobody reads.
+    pub fn start_with_stderr_pipe(args: &[&str]) -> (Self, std::process::ChildStderr) {
+        let (process, pipe) = Self::spawn(args, false);
+        (process, pipe.expect("the stderr pipe"))
+    }
+
+    fn spawn(args: &[&str], collect_stderr: bool) -> (Self, Option<std::process::ChildStderr>) {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let mut child = heapscape_testkit::ChildGuard::spawn(
@@ -139,15 +151,18 @@ impl ServeProcess {
                 .stderr(Stdio::piped()),
         );
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let pipe = child.child_mut().stderr.take().unwrap();
-        let collected = stderr.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut all = collected.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
+        let mut pipe = child.child_mut().stderr.take();
+        if collect_stderr {
+            let pipe = pipe.take().unwrap();
+            let collected = stderr.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut all = collected.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
         let stdout = child.child_mut().stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -177,7 +192,7 @@ impl ServeProcess {
         let ready = ReadyLine::parse(&line).expect("a well-formed ready line");
         process.http = ready.http;
         process.metrics = ready.metrics;
-        process
+        (process, pipe)
     }
 
     pub fn stderr(&self) -> String {

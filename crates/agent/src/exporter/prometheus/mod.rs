@@ -1,10 +1,13 @@
-//! The Prometheus path: the recorder of metrics-exporter-prometheus with the pool's size
-//! histograms counted natively (`native`, `recorder`), served by the agent's own `/metrics`
-//! listener (`listener`).
+//! The Prometheus path: the recorder of metrics-exporter-prometheus with heapscape's series
+//! held natively (`native`, `recorder`), served by the agent's own `/metrics` listener
+//! (`listener`, `stall`). A service that owns its exporter installs the same recorder itself
+//! ([`Recorder`]); pool removals reach it either way (`live`).
 
 mod listener;
+mod live;
 mod native;
 mod recorder;
+mod stall;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,13 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::config::PrometheusConfig;
-use native::NativeHistograms;
-use recorder::{Exposition, PrometheusWithNative};
+pub(crate) use live::{pool_added, pool_removed};
+pub use recorder::{Exposition, Recorder};
 
 /// How often the exporter's upkeep (draining its histogram buffers) runs; the crate's default.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -32,22 +36,22 @@ pub(crate) struct PrometheusExporter {
 
 impl PrometheusExporter {
     /// Binds `config.listen`, installs the recorder with `labels` on every metric, and starts
-    /// serving `/metrics` on the current tokio runtime.
+    /// serving `/metrics` on `runtime`.
     pub(crate) fn install(
         config: &PrometheusConfig,
         labels: &BTreeMap<String, String>,
+        runtime: &Handle,
     ) -> Result<Self, Error> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let _entered = runtime.enter();
         // The socket bound here is the one served: a taken port fails the start before anything
         // is installed, and port 0 resolves to the port scrapes reach.
-        let listen_error = |source: std::io::Error| match source.kind() {
+        let listen_error = |error: std::io::Error| match error.kind() {
             std::io::ErrorKind::AddrInUse => Error::PortInUse {
                 addr: config.listen,
             },
             _ => Error::Listen {
                 addr: config.listen,
-                source,
+                error,
             },
         };
         let listener = std::net::TcpListener::bind(config.listen)
@@ -57,40 +61,26 @@ impl PrometheusExporter {
             })
             .map_err(listen_error)?;
         let addr = listener.local_addr().map_err(listen_error)?;
+        if addr.ip().is_unspecified() && config.allow.is_empty() {
+            tracing::warn!(
+                %addr,
+                "metrics are served on every network interface to anyone who can connect: set \
+                 exporter.prometheus.allow to the scrapers' networks (e.g. [10.0.0.0/8]), or \
+                 listen on 127.0.0.1 if only this machine scrapes"
+            );
+        }
 
         let mut builder = PrometheusBuilder::new();
         for (name, value) in labels {
             builder = builder.add_global_label(name, value);
         }
-        // Real buckets, never summaries: dashboards aggregate `_bucket` series across instances.
-        // The pool's size histograms are counted natively (see `native.rs`); the buckets are
-        // set for them too, in case anything records them through the exporter.
-        let size_buckets = heapscape_pool::histogram_buckets();
-        for name in heapscape_pool::HISTOGRAM_METRICS {
-            builder =
-                builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), &size_buckets)?;
-        }
-        builder = builder.set_buckets_for_metric(
-            Matcher::Full("heapscape_heartbeat_sample_duration_seconds".to_owned()),
-            heapscape_heartbeat::SAMPLE_DURATION_BUCKETS,
-        )?;
-        let inner = builder.build_recorder();
-        let handle = inner.handle();
-        let native = Arc::new(NativeHistograms::new(
-            heapscape_pool::HISTOGRAM_METRICS,
-            &size_buckets,
-            // The order the exporter renders its global labels in: as added.
-            labels
-                .iter()
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect(),
-        ));
-        let exposition = Exposition {
-            handle: handle.clone(),
-            native: Arc::clone(&native),
-        };
-        metrics::set_global_recorder(PrometheusWithNative { inner, native })
-            .map_err(|_| Error::RecorderAlreadyInstalled)?;
+        // Real buckets, never summaries: heapscape's histograms are counted by the wrapper
+        // (see `native.rs`), whatever the builder says. The labels go in the order the
+        // exporter renders them: as added.
+        let recorder = Recorder::wrap_with_global_labels(builder.build_recorder(), labels);
+        let exposition = recorder.exposition();
+        let handle = exposition.handle().clone();
+        metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderAlreadyInstalled)?;
 
         let upkeep = runtime.spawn(async move {
             let mut interval = tokio::time::interval(UPKEEP_INTERVAL);

@@ -1,17 +1,31 @@
-//! Native bucket histograms for the pool's size histograms.
+//! The pool's series and the heartbeat's sample-duration histogram, held by heapscape rather
+//! than by metrics-exporter-prometheus: so that a removed pool's series can be dropped, and so
+//! that the histograms count whole buckets.
 //!
-//! metrics-exporter-prometheus leaves `Histogram::record_many(value, n)` at the `metrics`
-//! default, `n` single samples pushed into its buffer and drained into the histogram at the
-//! next render: a pool that publishes millions of returns per tick would make each publish
-//! take seconds and hold memory in proportion to the returns. The pool only ever records
-//! whole buckets (`record_many(bucket_upper_bound, count)`), so its histograms are counted
-//! here, per bucket, and rendered next to the exporter's output in the same format.
+//! The exporter never forgets a registered series: a pool removed by a reload (or renamed)
+//! would be rendered forever, and every rename would grow each scrape. Here every series with
+//! a `pool` label is kept per pool and dropped with it; a publication that was under way when
+//! the pool was removed is ignored, so the series do not come back.
+//!
+//! The exporter also leaves `Histogram::record_many(value, n)` at the `metrics` default, `n`
+//! single samples pushed into its buffer and drained into the histogram at the next render: a
+//! pool that publishes millions of returns per tick would make each publish take seconds and
+//! hold memory in proportion to the returns. The pool only ever records whole buckets
+//! (`record_many(bucket_upper_bound, count)`), so its histograms are counted here, per bucket.
+//! The heartbeat's histogram is counted here too, so that a service's own exporter (which knows
+//! no buckets for it and would render a summary) needs no configuration for it. Everything is
+//! rendered next to the exporter's output in the same format.
+//!
+//! Bucket bounds are written as the Go client writes them ([`go_float`]), so the series of this
+//! path and of the StatsD path (statsd_exporter) carry the same `le` strings.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use metrics::{Histogram, HistogramFn, Key, SharedString};
+use metrics::{Counter, Gauge, Histogram, HistogramFn, Key, SharedString};
 use metrics_exporter_prometheus::formatting::{
     sanitize_label_key, sanitize_label_value, sanitize_metric_name, write_help_line,
     write_type_line,
@@ -19,39 +33,102 @@ use metrics_exporter_prometheus::formatting::{
 
 use crate::sync::lock;
 
-/// Bucket histograms whose `record_many(value, n)` adds `n` to one bucket: O(1) per call,
-/// whatever `n` is, and a fixed size per series.
-pub(crate) struct NativeHistograms {
-    /// The metric names counted here (the pool's size histograms).
-    names: &'static [&'static str],
-    /// Upper bounds, ascending; values above the last count only in `+Inf`.
-    bounds: Arc<[f64]>,
+/// How long a removed pool's late publications are ignored. A heartbeat tick takes the pool
+/// list before it publishes, so one publication may still come after the removal; it comes
+/// within the tick's own time (milliseconds), not minutes.
+const LATE_PUBLICATION_WINDOW: Duration = Duration::from_secs(600);
+
+/// The kind of a series, as the exposition's `# TYPE` line says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    fn type_name(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+        }
+    }
+}
+
+/// One series' storage. Counters and gauges are the `metrics` crate's own atomic
+/// implementations (a gauge holds its `f64` bits).
+enum Value {
+    Counter(Arc<AtomicU64>),
+    Gauge(Arc<AtomicU64>),
+    Histogram(Arc<Series>),
+}
+
+/// A series and what its lines need.
+struct Entry {
+    /// The metric name, sanitized.
+    name: String,
+    /// `k="v",...` (may be empty): global labels first, then the metric's own.
+    labels: String,
+    /// The value of the `pool` label, if any: what removing a pool drops.
+    pool: Option<String>,
+    value: Value,
+}
+
+/// The series of heapscape's metrics held here: counters and gauges as plain atomics,
+/// histograms whose `record_many(value, n)` adds `n` to one bucket (O(1) per call, a fixed size
+/// per series).
+pub(crate) struct NativeSeries {
+    /// The metric names held here, each with the upper bounds of its histograms (ascending;
+    /// values above the last count only in `+Inf`; not used by a counter or gauge).
+    metrics: Vec<(&'static str, Arc<[f64]>)>,
     /// The global labels in the order the exporter renders them.
     global_labels: Vec<(String, String)>,
     /// Help texts, first description wins (as in the exporter).
     descriptions: Mutex<HashMap<String, SharedString>>,
-    series: Mutex<HashMap<Key, Arc<Series>>>,
+    series: Mutex<HashMap<Key, Entry>>,
+    /// Pools removed, and when: their late publications are ignored for
+    /// [`LATE_PUBLICATION_WINDOW`], unless the pool is added again.
+    removed: Mutex<HashMap<String, Instant>>,
 }
 
-impl NativeHistograms {
-    /// Histograms for `names` with `bounds` (ascending), rendered with `global_labels` first.
-    pub(crate) fn new(
-        names: &'static [&'static str],
-        bounds: &[f64],
-        global_labels: Vec<(String, String)>,
-    ) -> Self {
+impl NativeSeries {
+    /// Every metric a pool publishes (histograms with the pool's size buckets) and the
+    /// heartbeat's sample duration, rendered with `global_labels` first.
+    pub(crate) fn heapscape(global_labels: Vec<(String, String)>) -> Self {
+        let size_buckets: Arc<[f64]> = heapscape_pool::histogram_buckets().into();
+        let mut metrics: Vec<(&'static str, Arc<[f64]>)> = heapscape_pool::metrics::CATALOG
+            .iter()
+            .map(|metric| (metric.name, Arc::clone(&size_buckets)))
+            .collect();
+        metrics.push((
+            heapscape_heartbeat::metrics::SAMPLE_DURATION.name,
+            heapscape_heartbeat::SAMPLE_DURATION_BUCKETS.into(),
+        ));
+        Self::new(metrics, global_labels)
+    }
+
+    /// Series for `metrics` (each name with its histogram bounds), rendered with
+    /// `global_labels` first.
+    fn new(metrics: Vec<(&'static str, Arc<[f64]>)>, global_labels: Vec<(String, String)>) -> Self {
         Self {
-            names,
-            bounds: bounds.into(),
+            metrics,
             global_labels,
             descriptions: Mutex::new(HashMap::new()),
             series: Mutex::new(HashMap::new()),
+            removed: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Whether `name` is counted here rather than by the exporter.
+    /// Whether `name` is held here rather than by the exporter.
     pub(crate) fn handles(&self, name: &str) -> bool {
-        self.names.contains(&name)
+        self.bounds_of(name).is_some()
+    }
+
+    fn bounds_of(&self, name: &str) -> Option<&Arc<[f64]>> {
+        self.metrics
+            .iter()
+            .find_map(|(known, bounds)| (*known == name).then_some(bounds))
     }
 
     /// Keeps the help text of `name`; the first description wins, as in the exporter.
@@ -61,17 +138,79 @@ impl NativeHistograms {
             .or_insert(description);
     }
 
-    /// The series of `key`, created on first use.
-    pub(crate) fn register(&self, key: &Key) -> Histogram {
+    /// The counter of `key`, created on first use.
+    pub(crate) fn counter(&self, key: &Key) -> Counter {
+        match self.register(key, Kind::Counter) {
+            Some(Value::Counter(counter)) => Counter::from_arc(counter),
+            _ => Counter::noop(),
+        }
+    }
+
+    /// The gauge of `key`, created on first use.
+    pub(crate) fn gauge(&self, key: &Key) -> Gauge {
+        match self.register(key, Kind::Gauge) {
+            Some(Value::Gauge(gauge)) => Gauge::from_arc(gauge),
+            _ => Gauge::noop(),
+        }
+    }
+
+    /// The histogram of `key`, created on first use.
+    pub(crate) fn histogram(&self, key: &Key) -> Histogram {
+        match self.register(key, Kind::Histogram) {
+            Some(Value::Histogram(histogram)) => Histogram::from_arc(histogram),
+            _ => Histogram::noop(),
+        }
+    }
+
+    /// The pool called `pool` is managed again: its series may be created.
+    pub(crate) fn pool_added(&self, pool: &str) {
+        lock(&self.removed).remove(pool);
+    }
+
+    /// Drops every series of the pool called `pool` and ignores its late publications.
+    pub(crate) fn pool_removed(&self, pool: &str) {
+        // The series lock first, as in `register`: a registration that raced with this
+        // removal either ran before it (and is dropped here) or sees the tombstone.
         let mut series = lock(&self.series);
-        let found = series.entry(key.clone()).or_insert_with(|| {
-            Arc::new(Series::new(
-                sanitize_metric_name(key.name()),
-                self.label_text(key),
-                Arc::clone(&self.bounds),
-            ))
+        let mut removed = lock(&self.removed);
+        let now = Instant::now();
+        removed.retain(|_, at| now.duration_since(*at) < LATE_PUBLICATION_WINDOW);
+        removed.insert(pool.to_owned(), now);
+        series.retain(|_, entry| entry.pool.as_deref() != Some(pool));
+    }
+
+    /// The storage of `key`, created as `kind` on first use; `None` (a no-op handle) for a
+    /// removed pool, a name not held here, or a key already used with another kind.
+    fn register(&self, key: &Key, kind: Kind) -> Option<Value> {
+        let bounds = self.bounds_of(key.name())?;
+        let pool = key
+            .labels()
+            .find(|label| label.key() == "pool")
+            .map(|label| label.value().to_owned());
+        let mut series = lock(&self.series);
+        if let Some(pool) = &pool
+            && lock(&self.removed).contains_key(pool)
+        {
+            return None;
+        }
+        let entry = series.entry(key.clone()).or_insert_with(|| Entry {
+            name: sanitize_metric_name(key.name()),
+            labels: self.label_text(key),
+            pool,
+            value: match kind {
+                Kind::Counter => Value::Counter(Arc::new(AtomicU64::new(0))),
+                Kind::Gauge => Value::Gauge(Arc::new(AtomicU64::new(0))),
+                Kind::Histogram => Value::Histogram(Arc::new(Series::new(Arc::clone(bounds)))),
+            },
         });
-        Histogram::from_arc(Arc::clone(found))
+        match (&entry.value, kind) {
+            (Value::Counter(counter), Kind::Counter) => Some(Value::Counter(Arc::clone(counter))),
+            (Value::Gauge(gauge), Kind::Gauge) => Some(Value::Gauge(Arc::clone(gauge))),
+            (Value::Histogram(histogram), Kind::Histogram) => {
+                Some(Value::Histogram(Arc::clone(histogram)))
+            }
+            _ => None,
+        }
     }
 
     /// The labels as the exporter writes them: global labels first, in their order, then the
@@ -97,25 +236,72 @@ impl NativeHistograms {
             .join(",")
     }
 
-    /// Appends the exposition of every series: `# HELP`, `# TYPE`, cumulative `_bucket`
-    /// lines, `+Inf`, `_sum` and `_count`, a blank line after each metric (as the exporter).
+    /// Appends the exposition of every series, by name then labels: `# HELP`, `# TYPE`, the
+    /// lines of each series (cumulative `_bucket` lines, `+Inf`, `_sum` and `_count` for a
+    /// histogram), a blank line after each metric (as the exporter).
     pub(crate) fn render_into(&self, out: &mut String) {
-        let mut series: Vec<Arc<Series>> = lock(&self.series).values().cloned().collect();
-        series.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        // Copies of the values, taken under the lock; the text is written without it, so
+        // publications never wait for a render.
+        let mut lines: Vec<(String, String, Kind, Snapshot)> = lock(&self.series)
+            .values()
+            .map(|entry| {
+                let (kind, snapshot) = match &entry.value {
+                    Value::Counter(counter) => {
+                        // Relaxed: a single value read for display.
+                        (
+                            Kind::Counter,
+                            Snapshot::Counter(counter.load(Ordering::Relaxed)),
+                        )
+                    }
+                    Value::Gauge(gauge) => (
+                        Kind::Gauge,
+                        Snapshot::Gauge(f64::from_bits(gauge.load(Ordering::Relaxed))),
+                    ),
+                    Value::Histogram(histogram) => {
+                        let data = lock(&histogram.data);
+                        (
+                            Kind::Histogram,
+                            Snapshot::Histogram(
+                                Arc::clone(&histogram.bounds),
+                                data.counts.clone(),
+                                data.sum,
+                            ),
+                        )
+                    }
+                };
+                (entry.name.clone(), entry.labels.clone(), kind, snapshot)
+            })
+            .collect();
+        lines.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         let descriptions = lock(&self.descriptions).clone();
         let mut current: Option<&str> = None;
-        for one in &series {
-            if current != Some(one.name.as_str()) {
+        for (name, labels, kind, snapshot) in &lines {
+            if current != Some(name.as_str()) {
                 if current.is_some() {
                     out.push('\n');
                 }
-                current = Some(one.name.as_str());
-                if let Some(help) = descriptions.get(&one.name) {
-                    write_help_line(out, &one.name, None, None, help);
+                current = Some(name.as_str());
+                if let Some(help) = descriptions.get(name) {
+                    write_help_line(out, name, None, None, help);
                 }
-                write_type_line(out, &one.name, None, None, "histogram");
+                write_type_line(out, name, None, None, kind.type_name());
             }
-            one.render_into(out);
+            let braces = if labels.is_empty() {
+                String::new()
+            } else {
+                format!("{{{labels}}}")
+            };
+            match snapshot {
+                Snapshot::Counter(value) => {
+                    let _ = writeln!(out, "{name}{braces} {value}");
+                }
+                Snapshot::Gauge(value) => {
+                    let _ = writeln!(out, "{name}{braces} {value}");
+                }
+                Snapshot::Histogram(bounds, counts, sum) => {
+                    render_histogram(out, name, labels, bounds, counts, *sum);
+                }
+            }
         }
         if current.is_some() {
             out.push('\n');
@@ -123,11 +309,48 @@ impl NativeHistograms {
     }
 }
 
+/// A series' values at render time.
+enum Snapshot {
+    Counter(u64),
+    Gauge(f64),
+    /// The bounds, the per-bucket counts (not cumulative) and the sum.
+    Histogram(Arc<[f64]>, Vec<u64>, f64),
+}
+
+fn render_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[f64],
+    counts: &[u64],
+    sum: f64,
+) {
+    let separator = if labels.is_empty() { "" } else { "," };
+    let mut cumulative = 0u64;
+    for (bound, count) in bounds.iter().zip(counts) {
+        cumulative = cumulative.saturating_add(*count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{separator}le=\"{}\"}} {cumulative}",
+            go_float(*bound)
+        );
+    }
+    let total = counts.iter().fold(0u64, |a, b| a.saturating_add(*b));
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{{labels}{separator}le=\"+Inf\"}} {total}"
+    );
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {sum}");
+    let _ = writeln!(out, "{name}_count{braces} {total}");
+}
+
 /// One histogram series (one label set).
 struct Series {
-    name: String,
-    /// `k="v",...` (may be empty), without `le`.
-    labels: String,
     bounds: Arc<[f64]>,
     /// Per-bucket counts (not cumulative), `bounds.len() + 1` of them (the last is above
     /// every bound), and the sum. One lock for both, so a scrape sees `_sum`, `_count` and
@@ -141,44 +364,12 @@ struct SeriesData {
 }
 
 impl Series {
-    fn new(name: String, labels: String, bounds: Arc<[f64]>) -> Self {
+    fn new(bounds: Arc<[f64]>) -> Self {
         let counts = vec![0; bounds.len() + 1];
         Self {
-            name,
-            labels,
             bounds,
             data: Mutex::new(SeriesData { counts, sum: 0.0 }),
         }
-    }
-
-    fn render_into(&self, out: &mut String) {
-        let (counts, sum) = {
-            let data = lock(&self.data);
-            (data.counts.clone(), data.sum)
-        };
-        let separator = if self.labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0u64;
-        for (bound, count) in self.bounds.iter().zip(&counts) {
-            cumulative = cumulative.saturating_add(*count);
-            let _ = writeln!(
-                out,
-                "{}_bucket{{{}{separator}le=\"{bound}\"}} {cumulative}",
-                self.name, self.labels
-            );
-        }
-        let total = counts.iter().fold(0u64, |a, b| a.saturating_add(*b));
-        let _ = writeln!(
-            out,
-            "{}_bucket{{{}{separator}le=\"+Inf\"}} {total}",
-            self.name, self.labels
-        );
-        let braces = if self.labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{}}}", self.labels)
-        };
-        let _ = writeln!(out, "{}_sum{braces} {sum}", self.name);
-        let _ = writeln!(out, "{}_count{braces} {total}", self.name);
     }
 }
 
@@ -200,6 +391,38 @@ impl HistogramFn for Series {
     }
 }
 
+/// `value` as Go's `strconv.FormatFloat(value, 'g', -1, 64)` writes it, which is how the Go
+/// client (and so statsd_exporter) spells `le`: the shortest digits that round-trip, in
+/// exponent form when the decimal exponent is below -4 or at least 6, the exponent with its
+/// sign and at least two digits (`524288`, `1.048576e+06`, `0.0001`, `1e-05`); `+Inf`.
+///
+/// An `le` value is a label string, so `1048576` here and `1.048576e+06` there would be two
+/// series for one bound wherever both paths meet in a query.
+pub(super) fn go_float(value: f64) -> String {
+    if value.is_nan() {
+        return "NaN".to_owned();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
+    }
+    if value == 0.0 {
+        return "0".to_owned();
+    }
+    // Rust's `{:e}` writes the same shortest round-trip digits, as `1.048576e6`.
+    let scientific = format!("{value:e}");
+    let Some((mantissa, exponent)) = scientific.split_once('e') else {
+        return scientific;
+    };
+    let exponent: i32 = exponent.parse().unwrap_or_default();
+    if (-4..6).contains(&exponent) {
+        // Rust's `{}` never uses an exponent and keeps the shortest digits.
+        format!("{value}")
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use metrics::Label;
@@ -207,23 +430,114 @@ mod tests {
     use super::*;
 
     const NAME: &str = "heapscape_pool_returned_length_bytes";
+    const HITS: &str = "heapscape_pool_hits_total";
+
+    fn native() -> NativeSeries {
+        NativeSeries::heapscape(Vec::new())
+    }
+
+    fn of_pool(name: &'static str, pool: &str) -> Key {
+        Key::from_parts(name, vec![Label::new("pool", pool.to_owned())])
+    }
+
+    fn rendered(native: &NativeSeries) -> String {
+        let mut text = String::new();
+        native.render_into(&mut text);
+        text
+    }
 
     #[test]
     fn millions_of_returns_cost_one_addition() {
-        let native = NativeHistograms::new(
-            heapscape_pool::HISTOGRAM_METRICS,
-            &heapscape_pool::histogram_buckets(),
-            Vec::new(),
-        );
-        let histogram = native.register(&Key::from_parts(NAME, vec![Label::new("pool", "p")]));
+        let native = native();
+        let histogram = native.histogram(&of_pool(NAME, "p"));
         histogram.record_many(100.0, usize::MAX);
         histogram.record_many(100.0, 7);
-        let mut text = String::new();
-        native.render_into(&mut text);
+        let text = rendered(&native);
         assert!(
             text.contains(&format!("{NAME}_count{{pool=\"p\"}} {}\n", u64::MAX)),
             "{text}"
         );
         assert!(text.contains(&format!("{NAME}_bucket{{pool=\"p\",le=\"64\"}} 0\n")));
+    }
+
+    #[test]
+    fn a_removed_pool_loses_its_series_and_late_publications_are_ignored() {
+        let native = native();
+        native.counter(&of_pool(HITS, "gone")).increment(3);
+        native.counter(&of_pool(HITS, "kept")).increment(4);
+        native.histogram(&of_pool(NAME, "gone")).record(100.0);
+        native.pool_removed("gone");
+        // A heartbeat tick that took the pool before its removal publishes once more.
+        native.counter(&of_pool(HITS, "gone")).increment(5);
+        native.histogram(&of_pool(NAME, "gone")).record(100.0);
+        let text = rendered(&native);
+        assert!(!text.contains("pool=\"gone\""), "{text}");
+        assert!(
+            text.contains(&format!("{HITS}{{pool=\"kept\"}} 4\n")),
+            "{text}"
+        );
+
+        // Added again: its series start afresh.
+        native.pool_added("gone");
+        native.counter(&of_pool(HITS, "gone")).increment(1);
+        let text = rendered(&native);
+        assert!(
+            text.contains(&format!("{HITS}{{pool=\"gone\"}} 1\n")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bounds_are_spelled_as_go_spells_them() {
+        // What Go's strconv.FormatFloat(f, 'g', -1, 64) returns for these values.
+        for (value, go) in [
+            (0.0, "0"),
+            (64.0, "64"),
+            (524_288.0, "524288"),
+            (999_999.0, "999999"),
+            (1e6, "1e+06"),
+            (1_048_576.0, "1.048576e+06"),
+            (1_073_741_824.0, "1.073741824e+09"),
+            (1.0, "1"),
+            (0.1, "0.1"),
+            (0.0001, "0.0001"),
+            (0.000_25, "0.00025"),
+            (0.000_01, "1e-05"),
+            (0.000_025, "2.5e-05"),
+            (1e100, "1e+100"),
+            (1e-100, "1e-100"),
+            (-1_048_576.0, "-1.048576e+06"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(go_float(value), go, "{value}");
+        }
+    }
+
+    #[test]
+    fn rendered_bounds_use_the_go_spelling() {
+        let native = native();
+        native
+            .histogram(&of_pool(NAME, "p"))
+            .record_many(2_000_000.0, 3);
+        let sample_duration = heapscape_heartbeat::metrics::SAMPLE_DURATION.name;
+        assert!(native.handles(sample_duration));
+        assert!(!native.handles("other_seconds"));
+        native
+            .histogram(&Key::from_name(sample_duration))
+            .record(0.000_003);
+        let text = rendered(&native);
+        for line in [
+            format!("{NAME}_bucket{{pool=\"p\",le=\"1.048576e+06\"}} 0\n"),
+            format!("{NAME}_bucket{{pool=\"p\",le=\"2.097152e+06\"}} 3\n"),
+            format!("{NAME}_bucket{{pool=\"p\",le=\"524288\"}} 0\n"),
+            format!("{NAME}_bucket{{pool=\"p\",le=\"1.073741824e+09\"}} 3\n"),
+            "heapscape_heartbeat_sample_duration_seconds_bucket{le=\"1e-05\"} 1\n".to_owned(),
+            "heapscape_heartbeat_sample_duration_seconds_bucket{le=\"0.0001\"} 1\n".to_owned(),
+            "heapscape_heartbeat_sample_duration_seconds_bucket{le=\"+Inf\"} 1\n".to_owned(),
+        ] {
+            assert!(text.contains(&line), "{line:?} missing from\n{text}");
+        }
     }
 }

@@ -1,9 +1,10 @@
-//! One load phase of `compare`, summarized: counter deltas between the scrapes around it,
-//! gauges over its timeline, and the allocation rate between heartbeat publications.
+//! One mode's slices of load, summarized: counter deltas summed over the slices, gauges over
+//! the scrapes within them, the allocation rate between heartbeat publications, and the spread
+//! of each slice's numbers.
 
 use std::collections::BTreeMap;
 
-use super::summary::{ModeSummary, OverTime, Point};
+use super::summary::{ModeSummary, OverTime, Point, Spread};
 use crate::load::{self, LoadReport};
 use crate::scrape::{
     ACTIVE, ALLOC_BYTES, ALLOCATED, ALLOCATIONS, DISCARDS, HEARTBEAT_TIMESTAMP, HITS, MINOR_FAULTS,
@@ -20,67 +21,106 @@ pub(super) struct Scrape {
     pub(super) series: BTreeMap<String, f64>,
 }
 
-/// One mode's load phase: the load report, the scrapes just before and after it.
-pub(super) struct Phase {
-    /// The mode loaded.
-    pub(super) pooling: Pooling,
+/// One slice of a mode's load.
+pub(super) struct Slice {
     /// What the load generator measured.
     pub(super) load: LoadReport,
-    /// Series before the load.
+    /// Series just before the slice.
     pub(super) before: BTreeMap<String, f64>,
-    /// Series after the load and the settle time.
+    /// Series just before the mode's next slice (or after the last slice and a settle time):
+    /// the other modes' slices in between give the heartbeat time to publish this one's
+    /// counters.
     pub(super) after: BTreeMap<String, f64>,
-    /// Seconds since the start: load start and end of the settle time.
+    /// Seconds since the start: load start and end.
     pub(super) window: (f64, f64),
 }
 
-impl Phase {
+impl Slice {
     fn delta(&self, series: &str) -> Option<f64> {
         Some(self.after.get(series)? - self.before.get(series).copied().unwrap_or(0.0))
     }
 
-    /// The mode's summary: the load's numbers, counter deltas over the phase, and the gauges
-    /// of the `timeline` scrapes within its window.
-    pub(super) fn summarize(&self, timeline: &[Scrape]) -> ModeSummary {
-        let load_seconds = self.load.elapsed.as_secs_f64();
-        let requests = self.load.ok;
+    fn in_window<'a>(&self, timeline: &'a [Scrape]) -> Vec<&'a Scrape> {
+        let (from, to) = self.window;
+        timeline
+            .iter()
+            .filter(|scrape| (from..=to).contains(&scrape.at))
+            .collect()
+    }
+}
+
+/// A mode and its slices, in order.
+pub(super) struct ModeRun {
+    /// `"unpooled"`, `"pooled"` or `"tuned"`.
+    pub(super) mode: &'static str,
+    /// The service's `--pooling`.
+    pub(super) pooling: Pooling,
+    /// The slices run so far.
+    pub(super) slices: Vec<Slice>,
+}
+
+/// Per-slice numbers whose spread is reported, by name.
+const SPREAD_METRICS: [&str; 6] = [
+    "requests/s",
+    "latency p99 (ms)",
+    "allocated bytes/s",
+    "jemalloc allocated mean",
+    "jemalloc resident mean",
+    "jemalloc resident max",
+];
+
+impl ModeRun {
+    fn delta(&self, series: &str) -> Option<f64> {
+        self.slices
+            .iter()
+            .map(|slice| slice.delta(series))
+            .sum::<Option<f64>>()
+    }
+
+    /// The mode's summary over all its slices; `origin` (seconds since the start) is `t = 0`
+    /// of the timeline. `None` without slices.
+    pub(super) fn summarize(&self, timeline: &[Scrape], origin: f64) -> Option<ModeSummary> {
+        let (first, rest) = self.slices.split_first()?;
+        let mut load = first.load.clone();
+        for slice in rest {
+            merge(&mut load, &slice.load);
+        }
+        let load_seconds = load.elapsed.as_secs_f64();
+        let requests = load.ok;
         let per_request =
             |total: Option<f64>| total.filter(|_| requests > 0).map(|t| t / requests as f64);
         let per_second = |total: Option<f64>| total.map(|t| t / load_seconds.max(1e-9));
 
-        let (from, to) = self.window;
-        let in_window: Vec<&Scrape> = timeline
-            .iter()
-            .filter(|scrape| (from..=to).contains(&scrape.at))
-            .collect();
-        let gauge = |name: &str| {
-            let values: Vec<f64> = in_window
-                .iter()
-                .filter_map(|s| s.series.get(name).copied())
-                .collect();
-            OverTime::of(&values)
-        };
-        let rates = alloc_rates(&in_window);
-        let points = in_window
-            .iter()
-            .zip(rates)
-            .map(|(scrape, alloc_rate)| {
+        let mut points = Vec::new();
+        for (index, slice) in self.slices.iter().enumerate() {
+            let in_window = slice.in_window(timeline);
+            let rates = alloc_rates(&in_window);
+            points.extend(in_window.iter().zip(rates).map(|(scrape, alloc_rate)| {
                 let value = |name: &str| scrape.series.get(name).copied().unwrap_or(0.0);
                 Point {
-                    t: scrape.at - from,
+                    t: scrape.at - origin,
+                    slice: index,
                     allocated: value(ALLOCATED),
                     active: value(ACTIVE),
                     resident: value(RESIDENT),
                     alloc_rate,
                 }
-            })
+            }));
+        }
+        let all_scrapes: Vec<&Scrape> = self
+            .slices
+            .iter()
+            .flat_map(|slice| slice.in_window(timeline))
             .collect();
+        let gauge = |name: &str| gauge_over(&all_scrapes, name);
 
         let hits = self.delta(HITS).unwrap_or(0.0);
         let gets = hits + self.delta(MISSES).unwrap_or(0.0);
-        let discards = self
-            .after
-            .keys()
+        let pooled = self.pooling == Pooling::On;
+        let last_after = self.slices.last().map(|slice| &slice.after);
+        let discards = last_after
+            .into_iter()
+            .flat_map(BTreeMap::keys)
             .filter_map(|key| {
                 let reason = key
                     .strip_prefix(DISCARDS)?
@@ -89,18 +129,18 @@ impl Phase {
                 Some((reason.to_owned(), self.delta(key)?))
             })
             .collect();
-        let pooled = self.pooling == Pooling::On;
         let latency_ms = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)]
             .into_iter()
-            .map(|(name, q)| (name, load::ms(self.load.latency(q))))
-            .chain([("max", load::ms(self.load.max_latency()))])
+            .map(|(name, q)| (name, load::ms(load.latency(q))))
+            .chain([("max", load::ms(load.max_latency()))])
             .collect();
-        ModeSummary {
+        Some(ModeSummary {
+            mode: self.mode,
             pooling: self.pooling.as_str(),
             load_seconds,
             requests,
-            errors: self.load.errors.clone(),
-            requests_per_second: self.load.requests_per_second(),
+            errors: load.errors.clone(),
+            requests_per_second: load.requests_per_second(),
             latency_ms,
             alloc_bytes_per_second: per_second(self.delta(ALLOC_BYTES)),
             allocations_per_second: per_second(self.delta(ALLOCATIONS)),
@@ -112,14 +152,64 @@ impl Phase {
             minor_faults_per_request: per_request(self.delta(MINOR_FAULTS)),
             pool_hit_ratio: (pooled && gets > 0.0).then(|| hits / gets),
             discards: if pooled { discards } else { BTreeMap::new() },
-            recommended_max_buffer_size: self
-                .after
-                .get(RECOMMENDED_MAX)
-                .copied()
+            recommended_max_buffer_size: last_after
+                .and_then(|after| after.get(RECOMMENDED_MAX).copied())
                 .filter(|_| pooled),
+            slices: self.spread(timeline),
             timeline: points,
-        }
+        })
     }
+
+    /// Each of [`SPREAD_METRICS`] per slice, summarized across the slices.
+    fn spread(&self, timeline: &[Scrape]) -> BTreeMap<&'static str, Spread> {
+        let per_slice = |metric: &str, slice: &Slice| -> Option<f64> {
+            let in_window = slice.in_window(timeline);
+            match metric {
+                "requests/s" => Some(slice.load.requests_per_second()),
+                "latency p99 (ms)" => Some(load::ms(slice.load.latency(0.99))),
+                "allocated bytes/s" => slice
+                    .delta(ALLOC_BYTES)
+                    .map(|bytes| bytes / slice.load.elapsed.as_secs_f64().max(1e-9)),
+                "jemalloc allocated mean" => gauge_over(&in_window, ALLOCATED).map(|g| g.mean),
+                "jemalloc resident mean" => gauge_over(&in_window, RESIDENT).map(|g| g.mean),
+                "jemalloc resident max" => gauge_over(&in_window, RESIDENT).map(|g| g.max),
+                _ => None,
+            }
+        };
+        SPREAD_METRICS
+            .into_iter()
+            .filter_map(|metric| {
+                let values: Vec<f64> = self
+                    .slices
+                    .iter()
+                    .filter_map(|slice| per_slice(metric, slice))
+                    .collect();
+                Some((metric, Spread::of(&values)?))
+            })
+            .collect()
+    }
+}
+
+fn gauge_over(scrapes: &[&Scrape], name: &str) -> Option<OverTime> {
+    let values: Vec<f64> = scrapes
+        .iter()
+        .filter_map(|s| s.series.get(name).copied())
+        .collect();
+    OverTime::of(&values)
+}
+
+/// Adds `slice` to `total`: counts and time summed, latencies merged.
+fn merge(total: &mut LoadReport, slice: &LoadReport) {
+    total.requests += slice.requests;
+    total.ok += slice.ok;
+    total.bytes_received += slice.bytes_received;
+    total.elapsed += slice.elapsed;
+    for (kind, count) in &slice.errors {
+        *total.errors.entry(kind.clone()).or_default() += count;
+    }
+    // Both histograms come from the load generator with the same bounds, so adding cannot
+    // fail; a failure would only lose latency samples.
+    let _ = total.latency_us.add(&slice.latency_us);
 }
 
 /// The allocation rate (bytes/s) at each scrape, from the counter's deltas between heartbeat

@@ -1,0 +1,303 @@
+//! The tuned mode's settings: read from the pooled service's recommendation, written into the
+//! tuned service's config file as ops would, and confirmed once the service has reloaded it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Parser as _;
+use heapscape_pool::{OverMaxPolicy, PoolConfig};
+
+use super::summary::Tuned;
+use crate::Error;
+use crate::child::ServeChild;
+use crate::scrape::{
+    self, CONFIG_RELOADS, MAX_BUFFER_SIZE, RECOMMENDED_IDLE_BUFFERS, RECOMMENDED_IDLE_BYTES,
+    RECOMMENDED_INITIAL, RECOMMENDED_MAX,
+};
+use crate::server::{POOL_NAME, ServeOptions, agent_config};
+
+/// Time the tuned service has to reload its file and publish the new max.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reload failures, a counter: a rejected file is reported at once, not after the timeout.
+const CONFIG_RELOAD_FAILURES: &str = "heapscape_config_reload_failures_total";
+
+/// jemalloc decay settings of the tuned service.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct TunedDecay {
+    /// Tuned mode: jemalloc's dirty decay time (how long freed pages stay resident).
+    #[arg(long = "tuned-dirty-decay", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub dirty_decay: Duration,
+    /// Tuned mode: jemalloc's muzzy decay time.
+    #[arg(long = "tuned-muzzy-decay", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub muzzy_decay: Duration,
+    /// Tuned mode: purge on jemalloc's background threads.
+    #[arg(long = "tuned-background-thread", default_value_t = true, action = clap::ArgAction::Set)]
+    pub background_thread: bool,
+}
+
+/// `serve` with no options, to read the pool it starts with.
+#[derive(clap::Parser)]
+struct DefaultServe {
+    #[command(flatten)]
+    options: ServeOptions,
+}
+
+/// The `pcm` pool a `serve` child without `--config` runs: the pooled mode's settings.
+pub(super) fn pooled_defaults() -> Result<PoolConfig, Error> {
+    let serve = DefaultServe::try_parse_from(["serve"])
+        .map_err(|error| Error::InvalidOptions(format!("serve's defaults: {error}")))?;
+    let config = agent_config(&serve.options)?;
+    config.pools.get(POOL_NAME).cloned().ok_or_else(|| {
+        Error::InvalidOptions(format!("serve's default config has no {POOL_NAME:?} pool"))
+    })
+}
+
+/// The tuned service's config before the warm-up: no pools (`serve` adds its default `pcm`
+/// pool, as for the pooled service), so both pooled services start alike.
+pub(super) fn baseline_yaml() -> String {
+    "# heapscape-demo compare: the tuned service, before the pooled service's recommendation\n\
+     exporter: { prometheus: {} }\n"
+        .to_owned()
+}
+
+/// The defaults with the recommendation in `series` (a scrape of the pooled service) applied:
+/// max buffer size and initial capacity, and the idle caps when the pool publishes
+/// recommendations for them. Also returns the recommendation as read.
+///
+/// # Errors
+///
+/// When the pooled service published no recommended max (no buffer returned yet), or the
+/// result is not a valid pool config.
+pub(super) fn recommend(
+    defaults: &PoolConfig,
+    series: &BTreeMap<String, f64>,
+) -> Result<(PoolConfig, BTreeMap<&'static str, f64>), String> {
+    let read = |name: &str| {
+        series
+            .get(name)
+            .copied()
+            .filter(|v| v.is_finite() && *v > 0.0)
+    };
+    let recommendation: BTreeMap<&'static str, f64> = [
+        ("max_buffer_size", RECOMMENDED_MAX),
+        ("initial_capacity", RECOMMENDED_INITIAL),
+        ("max_idle_buffers", RECOMMENDED_IDLE_BUFFERS),
+        ("max_idle_bytes", RECOMMENDED_IDLE_BYTES),
+    ]
+    .into_iter()
+    .filter_map(|(key, series)| Some((key, read(series)?)))
+    .collect();
+    let Some(&max) = recommendation.get("max_buffer_size") else {
+        return Err(
+            "the pooled service published no recommended max buffer size: no buffer came back \
+             during the warm-up; run a longer warm-up (--warmup)"
+                .to_owned(),
+        );
+    };
+    // Gauges carry whole byte counts and counts; `as` saturates anything absurd.
+    let whole = |value: f64| value.round() as usize;
+    let mut config = defaults.clone();
+    config.max_buffer_size = whole(max).max(1);
+    config.initial_capacity = recommendation
+        .get("initial_capacity")
+        .map_or(config.initial_capacity, |v| whole(*v))
+        .clamp(1, config.max_buffer_size);
+    if let Some(buffers) = recommendation.get("max_idle_buffers") {
+        config.max_idle_buffers = whole(*buffers).max(1);
+    }
+    if let Some(bytes) = recommendation.get("max_idle_bytes") {
+        config.max_idle_bytes = whole(*bytes);
+    }
+    config.max_idle_bytes = config.max_idle_bytes.max(config.max_buffer_size);
+    config
+        .validate()
+        .map_err(|error| format!("the recommended settings are not valid: {error}"))?;
+    Ok((config, recommendation))
+}
+
+/// The tuned service's config file: `pool` as the `pcm` pool and the decay settings, with
+/// comments saying where the values came from.
+pub(super) fn tuned_yaml(pool: &PoolConfig, decay: &TunedDecay) -> String {
+    let over_max = match pool.over_max {
+        OverMaxPolicy::Drop => "drop",
+        _ => "shrink",
+    };
+    format!(
+        "# heapscape-demo compare: the tuned service. max_buffer_size and initial_capacity are\n\
+         # the pooled service's recommendation after the warm-up (the idle caps too when it\n\
+         # publishes them); the rest are the pooled service's defaults.\n\
+         exporter: {{ prometheus: {{}} }}\n\
+         pools:\n  {POOL_NAME}:\n\
+         \x20   initial_capacity: {}\n\
+         \x20   max_buffer_size: {}\n\
+         \x20   max_idle_buffers: {}\n\
+         \x20   max_idle_bytes: {}\n\
+         \x20   idle_timeout: {}ms\n\
+         \x20   over_max: {over_max}\n\
+         \x20   recommend_percentile: {}\n\
+         # Freed pages leave the resident set sooner: the pool's caps lower what is allocated,\n\
+         # these settings how long the difference stays resident.\n\
+         jemalloc:\n\
+         \x20 dirty_decay: {}ms\n\
+         \x20 muzzy_decay: {}ms\n\
+         \x20 background_thread: {}\n",
+        pool.initial_capacity,
+        pool.max_buffer_size,
+        pool.max_idle_buffers,
+        pool.max_idle_bytes,
+        pool.idle_timeout.as_millis(),
+        pool.recommend_percentile,
+        decay.dirty_decay.as_millis(),
+        decay.muzzy_decay.as_millis(),
+        decay.background_thread,
+    )
+}
+
+/// Writes `text` to `path` in one step (a temporary file renamed over it), so the watching
+/// service never reads half a file.
+pub(super) fn write_config(path: &Path, text: &str) -> Result<(), Error> {
+    let temporary = path.with_extension("yaml.tmp");
+    std::fs::write(&temporary, text).map_err(|error| Error::Write {
+        path: temporary.clone(),
+        error,
+    })?;
+    std::fs::rename(&temporary, path).map_err(|error| Error::Write {
+        path: path.to_owned(),
+        error,
+    })
+}
+
+/// Writes the tuned config into the tuned service's file and waits until the service has
+/// reloaded it and publishes the new max; returns what it reports.
+///
+/// # Errors
+///
+/// The file cannot be written, the service rejects it, or it does not reload in time.
+pub(super) async fn apply(
+    child: &ServeChild,
+    path: &Path,
+    pool: &PoolConfig,
+    decay: &TunedDecay,
+) -> Result<f64, Error> {
+    let before = scrape::fetch(child.metrics)
+        .await
+        .map_err(|reason| child.failed(reason))?;
+    let count = |series: &BTreeMap<String, f64>, name: &str| series.get(name).copied();
+    write_config(path, &tuned_yaml(pool, decay))?;
+    let expected = pool.max_buffer_size as f64;
+    let deadline = tokio::time::Instant::now() + RELOAD_TIMEOUT;
+    loop {
+        let now = scrape::fetch(child.metrics)
+            .await
+            .map_err(|reason| child.failed(reason))?;
+        if count(&now, CONFIG_RELOAD_FAILURES) > count(&before, CONFIG_RELOAD_FAILURES) {
+            return Err(child.failed(format!(
+                "rejected the tuned config {} (its stderr says why)",
+                path.display()
+            )));
+        }
+        let reloaded = count(&now, CONFIG_RELOADS) > count(&before, CONFIG_RELOADS);
+        match now.get(MAX_BUFFER_SIZE) {
+            Some(&applied) if reloaded && applied == expected => return Ok(applied),
+            _ if tokio::time::Instant::now() >= deadline => {
+                return Err(child.failed(format!(
+                    "did not apply the tuned config {} within {RELOAD_TIMEOUT:?}",
+                    path.display()
+                )));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// The tuned mode's settings as reported.
+pub(super) fn describe(
+    recommendation: BTreeMap<&'static str, f64>,
+    defaults: &PoolConfig,
+    pool: &PoolConfig,
+    decay: &TunedDecay,
+    applied_max_buffer_size: f64,
+    config_file: &Path,
+) -> Tuned {
+    let settings = |pool: &PoolConfig| {
+        BTreeMap::from([
+            ("max_buffer_size", pool.max_buffer_size as f64),
+            ("initial_capacity", pool.initial_capacity as f64),
+            ("max_idle_buffers", pool.max_idle_buffers as f64),
+            ("max_idle_bytes", pool.max_idle_bytes as f64),
+        ])
+    };
+    Tuned {
+        recommendation,
+        defaults: settings(defaults),
+        pool: settings(pool),
+        jemalloc: BTreeMap::from([
+            ("dirty_decay_ms", decay.dirty_decay.as_millis() as f64),
+            ("muzzy_decay_ms", decay.muzzy_decay.as_millis() as f64),
+            (
+                "background_thread",
+                f64::from(u8::from(decay.background_thread)),
+            ),
+        ]),
+        applied_max_buffer_size,
+        config_file: config_file.to_owned(),
+        applied_by: "written into the running service's --config file and hot-reloaded",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recommendation_replaces_the_max_and_initial_capacity_only() {
+        let defaults = pooled_defaults().unwrap();
+        let series = BTreeMap::from([
+            (RECOMMENDED_MAX.to_owned(), 1_572_864.0),
+            (RECOMMENDED_INITIAL.to_owned(), 262_144.0),
+        ]);
+        let (config, recommendation) = recommend(&defaults, &series).unwrap();
+        assert_eq!(config.max_buffer_size, 1_572_864);
+        assert_eq!(config.initial_capacity, 262_144);
+        assert_eq!(config.max_idle_buffers, defaults.max_idle_buffers);
+        assert_eq!(config.max_idle_bytes, defaults.max_idle_bytes);
+        assert_eq!(recommendation.len(), 2);
+
+        let with_caps = BTreeMap::from([
+            (RECOMMENDED_MAX.to_owned(), 1_048_576.0),
+            (RECOMMENDED_INITIAL.to_owned(), 4_000_000.0),
+            (RECOMMENDED_IDLE_BUFFERS.to_owned(), 9.0),
+            (RECOMMENDED_IDLE_BYTES.to_owned(), 9.0 * 1_048_576.0),
+        ]);
+        let (config, _) = recommend(&defaults, &with_caps).unwrap();
+        assert_eq!(config.initial_capacity, 1_048_576, "never above the max");
+        assert_eq!(config.max_idle_buffers, 9);
+        assert_eq!(config.max_idle_bytes, 9 << 20);
+
+        let error = recommend(&defaults, &BTreeMap::new()).unwrap_err();
+        assert!(error.contains("no recommended max"), "{error}");
+    }
+
+    #[test]
+    fn the_tuned_file_is_a_valid_agent_config_with_the_settings() {
+        let defaults = pooled_defaults().unwrap();
+        let mut pool = defaults.clone();
+        pool.max_buffer_size = 1_572_864;
+        let decay = TunedDecay {
+            dirty_decay: Duration::from_secs(1),
+            muzzy_decay: Duration::ZERO,
+            background_thread: true,
+        };
+        let config = heapscape::Config::from_yaml_str(&tuned_yaml(&pool, &decay), "tuned.yaml")
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.pools[POOL_NAME], pool);
+        assert_eq!(config.jemalloc.dirty_decay, Some(Duration::from_secs(1)));
+        assert_eq!(config.jemalloc.muzzy_decay, Some(Duration::ZERO));
+        assert_eq!(config.jemalloc.background_thread, Some(true));
+        let baseline = heapscape::Config::from_yaml_str(&baseline_yaml(), "baseline.yaml")
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(baseline.pools.is_empty());
+    }
+}

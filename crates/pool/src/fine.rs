@@ -1,0 +1,246 @@
+//! Sizes in fine buckets, four per octave: the resolution the recommendations are read at.
+//!
+//! Each power-of-two octave `(2^(k-1), 2^k]` is split in four at about `2^(1/4)` steps, so a
+//! bucket's upper bound is at most 19.8 % above any size it holds (for sizes above 64 bytes;
+//! below that, rounding to whole bytes may leave a bucket empty or make it wider). The four
+//! buckets of an octave add up to its power-of-two bucket exactly, which is how the exported
+//! histograms stay in power-of-two buckets.
+
+/// Buckets per power-of-two octave in a [`FineSizeHistogram`].
+pub const FINE_BUCKETS_PER_OCTAVE: usize = 4;
+
+/// Number of buckets of a [`FineSizeHistogram`]: four for each of the 65 power-of-two
+/// buckets of a [`SizeHistogram`](crate::SizeHistogram) (the first octave, sizes 0 and 1,
+/// uses only its first).
+pub const FINE_BUCKETS: usize = 65 * FINE_BUCKETS_PER_OCTAVE;
+
+/// The bucket edges within an octave, in 64ths of the octave's lower edge above it:
+/// `64 * (2^(j/4) - 1)` rounded so that each bucket is at most 19.8 % wide.
+const EDGES: [u32; FINE_BUCKETS_PER_OCTAVE + 1] = [0, 12, 27, 44, 64];
+
+/// The fine bucket (0..4) by a size's top seven bits: its leading one and the six bits after
+/// it (64..128), or 0 for the sizes 0 and 1. Indexing by seven bits rather than six saves
+/// masking the leading one off on every return.
+const BUCKET_OF_TOP_BITS: [u8; 128] = {
+    let mut table = [0; 128];
+    let mut mantissa = 0;
+    while mantissa < 64 {
+        let mut bucket = 0;
+        while EDGES[bucket + 1] <= mantissa as u32 {
+            bucket += 1;
+        }
+        table[64 + mantissa] = bucket as u8;
+        mantissa += 1;
+    }
+    table
+};
+
+/// Index of the fine bucket holding `size`: its octave (as the power-of-two bucket, from the
+/// leading zeros of `size - 1`) times four, plus a table lookup of its top seven bits.
+#[inline]
+pub(crate) fn fine_bucket_of(size: usize) -> usize {
+    let below = size.saturating_sub(1);
+    let zeros = below.leading_zeros();
+    let octave = (usize::BITS - zeros) as usize;
+    // Shifted to the top, the leading one and the next six bits are the top seven; for 0
+    // the shift by the full width wraps to 0, and so do they.
+    let top_bits = below.wrapping_shl(zeros) >> (usize::BITS - 7);
+    octave * FINE_BUCKETS_PER_OCTAVE + usize::from(BUCKET_OF_TOP_BITS[top_bits] & 3)
+}
+
+/// Upper bound (inclusive) of fine bucket `i`, saturating at `u64::MAX`.
+pub(crate) fn fine_bucket_bound(i: usize) -> u64 {
+    let (octave, bucket) = (i / FINE_BUCKETS_PER_OCTAVE, i % FINE_BUCKETS_PER_OCTAVE);
+    if octave == 0 {
+        return 1;
+    }
+    let lower = 1u128 << (octave - 1);
+    let bound = lower + (lower * u128::from(EDGES[bucket + 1])).div_ceil(64);
+    u64::try_from(bound).unwrap_or(u64::MAX)
+}
+
+/// Counts of sizes (in bytes) in fine buckets, four per power-of-two octave.
+///
+/// A quantile read from it is the bound of the fine bucket at or above the true quantile:
+/// at most 19.8 % above it for sizes over 64 bytes, where a power-of-two bucket may be up to
+/// 100 % above.
+///
+/// ```
+/// use heapscape_pool::FineSizeHistogram;
+/// let mut h = FineSizeHistogram::default();
+/// for size in [100, 200, 300, 5000] {
+///     h.record(size);
+/// }
+/// assert_eq!(h.quantile(0.5), Some(216)); // a power of two would say 256
+/// assert_eq!(h.quantile(1.0), Some(5824)); // and 8192
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FineSizeHistogram {
+    counts: [u64; FINE_BUCKETS],
+}
+
+impl Default for FineSizeHistogram {
+    fn default() -> Self {
+        Self {
+            counts: [0; FINE_BUCKETS],
+        }
+    }
+}
+
+impl FineSizeHistogram {
+    /// Adds one observation of `size` bytes.
+    pub fn record(&mut self, size: usize) {
+        self.counts[fine_bucket_of(size)] += 1;
+    }
+
+    pub(crate) fn add_bucket(&mut self, bucket: usize, count: u64) {
+        self.counts[bucket] += count;
+    }
+
+    /// Adds every count of `other`.
+    pub(crate) fn add(&mut self, other: &Self) {
+        for (count, more) in self.counts.iter_mut().zip(&other.counts) {
+            *count += more;
+        }
+    }
+
+    /// Bucket-wise difference `self - earlier`.
+    pub(crate) fn since(&self, earlier: &Self) -> Self {
+        let mut delta = *self;
+        for (d, before) in delta.counts.iter_mut().zip(&earlier.counts) {
+            *d = d.saturating_sub(*before);
+        }
+        delta
+    }
+
+    /// The number of observations.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// `(upper bound in bytes, count)` for every bucket, smallest first. Some small buckets
+    /// share a bound (rounding to whole bytes leaves them empty).
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(i, &count)| (fine_bucket_bound(i), count))
+    }
+
+    /// The size at or below which a fraction `q` (0..=1) of observations fall, rounded up to
+    /// the bound of its fine bucket; `None` without observations.
+    ///
+    /// That is the smallest bucket bound `m` with at most a fraction `1 - q` of observations
+    /// above `m`.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (bound, count) in self.buckets() {
+            seen += count;
+            if seen >= rank {
+                return Some(bound);
+            }
+        }
+        Some(u64::MAX)
+    }
+
+    /// The fraction (0..=1) of observations larger than `size`; 0 without observations.
+    /// Exact when `size` is a bucket bound; otherwise the bucket that straddles `size`
+    /// counts as larger (an upper estimate).
+    pub fn fraction_above(&self, size: u64) -> f64 {
+        let total = self.count();
+        if total == 0 {
+            return 0.0;
+        }
+        let above: u64 = self
+            .buckets()
+            .filter(|&(bound, _)| bound > size)
+            .map(|(_, count)| count)
+            .sum();
+        above as f64 / total as f64
+    }
+
+    /// The counts of the octave `(2^(k-1), 2^k]` for each `k`: the power-of-two buckets.
+    pub(crate) fn octaves(&self) -> impl Iterator<Item = u64> + '_ {
+        self.counts
+            .chunks_exact(FINE_BUCKETS_PER_OCTAVE)
+            .map(|octave| octave.iter().sum())
+    }
+}
+
+/// The nearest bucket bounds strictly below and strictly above `size`'s bucket bound: the
+/// neighbours of a candidate max (the lowest bound has no lower neighbour but itself).
+pub(crate) fn neighbour_bounds(size: u64) -> (u64, u64) {
+    let bound = fine_bucket_bound(fine_bucket_of(usize::try_from(size).unwrap_or(usize::MAX)));
+    let bounds = || (0..FINE_BUCKETS).map(fine_bucket_bound);
+    let lower = bounds().filter(|&b| b < bound).max().unwrap_or(bound);
+    let higher = bounds().find(|&b| b > bound).unwrap_or(bound);
+    (lower, higher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_size_lies_in_the_bucket_whose_bounds_enclose_it() {
+        let mut sizes: Vec<usize> = (0..5000).collect();
+        for shift in 10..63 {
+            let p = 1usize << shift;
+            sizes.extend([
+                p - 1,
+                p,
+                p + 1,
+                p + p / 5,
+                p + p / 3,
+                p + p / 2,
+                p + p * 3 / 4,
+            ]);
+        }
+        sizes.push(usize::MAX);
+        for size in sizes {
+            let i = fine_bucket_of(size);
+            assert!(
+                size as u64 <= fine_bucket_bound(i),
+                "{size} above bucket {i}"
+            );
+            if i > 0 {
+                let below = (0..i).map(fine_bucket_bound).max().unwrap();
+                assert!(size as u64 > below, "{size} at or below bucket {}", i - 1);
+            }
+        }
+        assert_eq!(fine_bucket_of(usize::MAX), FINE_BUCKETS - 1);
+        assert_eq!(fine_bucket_bound(FINE_BUCKETS - 1), u64::MAX);
+    }
+
+    #[test]
+    fn bounds_rise_and_are_at_most_a_fifth_apart_above_64_bytes() {
+        for i in 1..FINE_BUCKETS {
+            let (before, bound) = (fine_bucket_bound(i - 1), fine_bucket_bound(i));
+            assert!(bound >= before, "bucket {i}");
+            // The widest bucket is (76, 91] in 64ths: 19.74 %.
+            if before >= 64 && bound < u64::MAX {
+                assert!(
+                    u128::from(bound) * 76 <= u128::from(before + 1) * 91,
+                    "bucket {i}: ({before}, {bound}] is too wide"
+                );
+            }
+        }
+        assert_eq!(
+            (32..40).map(fine_bucket_bound).collect::<Vec<_>>(),
+            [152, 182, 216, 256, 304, 364, 432, 512]
+        );
+    }
+
+    #[test]
+    fn neighbours_are_the_next_distinct_bounds() {
+        assert_eq!(neighbour_bounds(256), (216, 304));
+        assert_eq!(neighbour_bounds(250), (216, 304), "250 is in 256's bucket");
+        assert_eq!(neighbour_bounds(1), (1, 2));
+        assert_eq!(neighbour_bounds(u64::MAX).1, u64::MAX);
+    }
+}

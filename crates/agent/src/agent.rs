@@ -144,6 +144,7 @@ impl Agent {
             .iter()
             .map(|(name, pool_config)| Ok((name.clone(), build_pool(name, pool_config)?)))
             .collect::<Result<BTreeMap<_, _>, Error>>()?;
+        crate::profile::apply(&config.profiling)?;
 
         let exporter = if install_exporter {
             Some(Exporter::install(&config)?)
@@ -474,6 +475,15 @@ impl Shared {
         }
 
         let mut first_error = None;
+        if new.profiling != current.profiling {
+            match crate::profile::apply(&new.profiling) {
+                Ok(()) => {
+                    tracing::info!(profiling = ?new.profiling, "heap profiling changed");
+                    current.profiling = new.profiling.clone();
+                }
+                Err(error) => first_error = Some(error),
+            }
+        }
         let (mut added, mut reconfigured) = (Vec::new(), Vec::new());
         let mut pools = write(&self.pools);
         for (name, pool_config) in &new.pools {

@@ -108,4 +108,12 @@ pub enum Error {
         "cannot watch the config file for changes: {0}; the agent needs one more thread and a SIGHUP handler"
     )]
     Watch(std::io::Error),
+
+    /// `profiling.enabled` asks for heap profiles that this build or binary cannot make. The
+    /// reason is the whole cause (what is missing and how to add it), so there is no `source`.
+    #[error("cannot switch heap profiling as the config says: {reason}")]
+    Profiling {
+        /// What is missing and how to add it.
+        reason: String,
+    },
 }

@@ -80,6 +80,7 @@ mod error;
 mod exporter;
 pub mod metrics;
 mod metrics_table;
+mod profile;
 pub mod prometheus {
     //! For a service that owns its metrics-exporter-prometheus recorder (its own builder,
     //! listener or route): wrap that recorder in [`Recorder`] before installing it, start the
@@ -94,9 +95,10 @@ mod units;
 
 pub use agent::{Agent, AgentStats};
 pub use config::{
-    Config, ConfigError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROMETHEUS_LISTEN,
-    DEFAULT_STATSD_BUFFER_SIZE, DEFAULT_STATSD_QUEUE_SIZE, ExporterConfig, HeartbeatConfig,
-    JemallocConfig, PrometheusConfig, StatsdConfig,
+    Config, ConfigError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROFILING_SAMPLE_RATE,
+    DEFAULT_PROMETHEUS_LISTEN, DEFAULT_STATSD_BUFFER_SIZE, DEFAULT_STATSD_QUEUE_SIZE,
+    ExporterConfig, HeartbeatConfig, JemallocConfig, ProfilingConfig, PrometheusConfig,
+    StatsdConfig,
 };
 pub use error::Error;
 /// The counting jemalloc global allocator (feature `counting`): jemalloc plus per-thread counts
@@ -109,5 +111,14 @@ pub use error::Error;
 /// ```
 #[cfg(feature = "counting")]
 pub use heapscape_heartbeat::CountingJemalloc;
+/// What the binary exports as `_rjem_malloc_conf` for heap profiles (feature `profiling`):
+/// jemalloc's profiler built in, sampling off until `profiling.enabled` turns it on.
+///
+/// ```ignore
+/// #[unsafe(export_name = "_rjem_malloc_conf")]
+/// static MALLOC_CONF: &[u8] = heapscape::PROFILING_MALLOC_CONF;
+/// ```
+#[cfg(feature = "profiling")]
+pub use heapscape_heartbeat::profile::MALLOC_CONF as PROFILING_MALLOC_CONF;
 pub use heapscape_heartbeat::{Allocator, HeapStats};
 pub use heapscape_pool::{OverMaxPolicy, Pool, PoolConfig, PoolStats, PooledBuf};

@@ -29,10 +29,19 @@ pub(crate) struct ServeChild {
     pub(crate) metrics: SocketAddr,
 }
 
+/// What [`ServeChild::spawn`] adds, and `compare` adds to its tuned child's arguments: with the
+/// `profiling` feature, heap sampling from the start, for `compare`'s flame graphs.
+pub(crate) const PROFILING_ARGS: &[&str] = if cfg!(feature = "profiling") {
+    &["--heap-profiling"]
+} else {
+    &[]
+};
+
 impl ServeChild {
-    /// A `serve` child of `exe` (this binary) with pooling on or off, once it is ready.
+    /// A `serve` child of `exe` (this binary) with pooling on or off, once it is ready; with
+    /// the `profiling` feature it samples its heap from the start, for `compare`'s flame graphs.
     pub(crate) async fn spawn(exe: &Path, pooling: Pooling) -> Result<Self, Error> {
-        Self::spawn_with(exe, pooling, &[]).await
+        Self::spawn_with(exe, pooling, PROFILING_ARGS).await
     }
 
     /// A `serve` child with `extra` arguments after the ones `compare` uses.

@@ -13,16 +13,20 @@
 //! The summary (throughput and latency from the load generator; allocation rate, jemalloc heap
 //! gauges, page faults and pool behaviour from the services' own metrics; the spread of each
 //! slice's numbers; the returned lengths and each candidate max's cost) is printed as a table
-//! and written as a self-contained HTML report with charts (and as JSON beside it).
+//! and written as a self-contained HTML report with charts (and as JSON beside it). With the
+//! `profiling` feature, each mode's heap flame graph is saved beside the report.
 //!
 //! - `summary`: what was measured, plain data;
 //! - `slice`: one mode's slices, summarized;
 //! - `tuned`: the recommendation read, written to the tuned service's file and confirmed;
 //! - `sizes`: the distribution of returned lengths and the candidates' costs;
-//! - `report`: the table and the HTML page, read from the summary.
+//! - `report`: the table and the HTML page, read from the summary;
+//! - `heap_profile` (feature `profiling`): each mode's heap flame graph, beside the report.
 //!
 //! The children are `crate::child`'s, the scrapes `crate::scrape`'s.
 
+#[cfg(feature = "profiling")]
+mod heap_profile;
 mod report;
 mod sizes;
 mod slice;
@@ -43,7 +47,7 @@ pub use self::summary::{
 };
 pub use self::tuned::TunedDecay;
 use crate::Error;
-use crate::child::ServeChild;
+use crate::child::{PROFILING_ARGS, ServeChild};
 use crate::load::{self, LoadOptions, LoadReport};
 use crate::scrape::{self, RETURNS};
 use crate::server::Pooling;
@@ -191,7 +195,8 @@ async fn compare(
     let config_arg = config_file.to_string_lossy().into_owned();
     for (mode, pooling) in MODES {
         let child = if mode == "tuned" {
-            ServeChild::spawn_with(exe, pooling, &["--config", &config_arg]).await?
+            let args = [&["--config", config_arg.as_str()], PROFILING_ARGS].concat();
+            ServeChild::spawn_with(exe, pooling, &args).await?
         } else {
             ServeChild::spawn(exe, pooling).await?
         };
@@ -280,6 +285,8 @@ async fn compare(
         }
     }
     tokio::time::sleep(SETTLE).await;
+    #[cfg_attr(not(feature = "profiling"), expect(unused_mut))]
+    let mut heap_profiles = Vec::new();
     for (child, run) in children.iter_mut().zip(&mut runs) {
         let after = scrape::fetch(child.metrics)
             .await
@@ -288,6 +295,12 @@ async fn compare(
             last.after = after;
         }
         child.check_running()?;
+        #[cfg(feature = "profiling")]
+        heap_profiles.push(
+            heap_profile::save(child.metrics, run.mode, &options.report)
+                .await
+                .map_err(|reason| child.failed(reason))?,
+        );
     }
     scraper.abort();
     let timelines = std::mem::take(&mut *lock(&timelines));
@@ -313,6 +326,7 @@ async fn compare(
         sizes,
         report: options.report.clone(),
         json: json.clone(),
+        heap_profiles,
     };
     report::write_html(&comparison, &options.report)?;
     let text = serde_json::to_string_pretty(&comparison).unwrap_or_default();

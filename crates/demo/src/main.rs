@@ -14,6 +14,12 @@ use heapscape_demo::{Error, compare, load, logging, server, soak};
 #[global_allocator]
 static GLOBAL: heapscape::CountingJemalloc = heapscape::CountingJemalloc;
 
+// jemalloc reads this at startup: the heap profiler built in with sampling off; the agent's
+// `profiling:` config turns sampling on and off while the service runs.
+#[cfg(feature = "profiling")]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &[u8] = heapscape::PROFILING_MALLOC_CONF;
+
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {

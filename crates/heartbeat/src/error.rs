@@ -50,6 +50,40 @@ pub enum HeartbeatError {
         "could not start the heartbeat thread: {0}; check the process's thread limit (ulimit -u)"
     )]
     SpawnThread(#[source] io::Error),
+
+    /// jemalloc was not started with its profiler (`opt.prof` is false).
+    #[cfg(feature = "profiling")]
+    #[error(
+        "jemalloc's heap profiler was not enabled at startup: export \
+         `#[unsafe(export_name = \"_rjem_malloc_conf\")] static MALLOC_CONF: &[u8] = \
+         heapscape_heartbeat::profile::MALLOC_CONF;` from the binary (or start it with \
+         _RJEM_MALLOC_CONF=prof:true,prof_active:false)"
+    )]
+    ProfilerNotEnabled,
+
+    /// A heap profile was asked for while sampling is off.
+    #[cfg(feature = "profiling")]
+    #[error(
+        "heap profiling is off: turn sampling on (config `profiling: {{ enabled: true }}`) and let the heap build up first"
+    )]
+    SamplingOff,
+
+    /// Another heap dump held the turn, or this one took longer than its budget.
+    #[cfg(feature = "profiling")]
+    #[error(
+        "no heap dump could be made within {budget:?}: another dump was running; try again later"
+    )]
+    ProfileBusy {
+        /// How long the caller was willing to wait for its dump.
+        budget: std::time::Duration,
+    },
+
+    /// jemalloc's dump could not be written, read or converted.
+    #[cfg(feature = "profiling")]
+    #[error(
+        "the heap dump failed: {0}; jemalloc writes it to the temporary directory (TMPDIR), which must be writable"
+    )]
+    ProfileDump(String),
 }
 
 impl HeartbeatError {

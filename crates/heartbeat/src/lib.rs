@@ -67,6 +67,8 @@
 //!
 //! - `tokio` (default): [`Heartbeat::spawn`] and [`HeartbeatHandle::shutdown`].
 //! - `counting`: `CountingJemalloc` (a global allocator) and the `heapscape_alloc_*_total` metrics.
+//! - `profiling`: jemalloc built with its sampling profiler, and the `profile` module:
+//!   sampling on and off at run time, heap dumps as pprof or as a flame graph.
 //!
 //! # Cost
 //!
@@ -85,6 +87,8 @@ pub mod decay;
 mod error;
 mod heartbeat;
 pub mod metrics;
+#[cfg(feature = "profiling")]
+pub mod profile;
 mod publish;
 mod stats;
 mod sync;

@@ -8,6 +8,7 @@ mod error;
 mod interpolate;
 mod jemalloc;
 pub(crate) mod limits;
+mod profiling;
 mod raw;
 mod types;
 mod validate;
@@ -15,6 +16,7 @@ mod validate;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use profiling::{DEFAULT_PROFILING_SAMPLE_RATE, ProfilingConfig};
 use raw::RawConfig;
 pub use types::{
     Config, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROMETHEUS_LISTEN, DEFAULT_STATSD_BUFFER_SIZE,

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::jemalloc::RawJemalloc;
+use super::profiling::RawProfiling;
 use crate::units::{ByteSize, HumanDuration};
 
 #[derive(Deserialize)]
@@ -19,6 +20,7 @@ pub(super) struct RawConfig {
     pub(super) pools: Option<BTreeMap<String, Spanned<RawPool>>>,
     pub(super) jemalloc: Option<RawJemalloc>,
     pub(super) limits: Option<RawLimits>,
+    pub(super) profiling: Option<RawProfiling>,
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use heapscape_pool::PoolConfig;
 use ipnet::IpNet;
 
+use super::profiling::ProfilingConfig;
 /// `jemalloc`: how long freed pages stay resident, and whether background threads purge them.
 pub use heapscape_heartbeat::decay::DecaySettings as JemallocConfig;
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub max_pools: usize,
     /// jemalloc's purging settings (`jemalloc:`); unset ones keep jemalloc's values.
     pub jemalloc: JemallocConfig,
+    /// The heap profiler behind `/debug/pprof/heap`; off by default. Changeable at run time.
+    pub profiling: ProfilingConfig,
 }
 
 impl Default for Config {
@@ -59,6 +62,7 @@ impl Default for Config {
             pools: BTreeMap::new(),
             max_pools: DEFAULT_MAX_POOLS,
             jemalloc: JemallocConfig::default(),
+            profiling: ProfilingConfig::default(),
         }
     }
 }

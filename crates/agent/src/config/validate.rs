@@ -197,6 +197,9 @@ impl RawConfig {
         if let Some(jemalloc) = self.jemalloc {
             config.jemalloc = jemalloc.validate(file)?;
         }
+        if let Some(profiling) = self.profiling {
+            config.profiling = profiling.validate(file)?;
+        }
         Ok(config)
     }
 }

@@ -442,6 +442,9 @@ impl Comparison {
                 let _ = writeln!(out, "errors with {}: {n} x {kind}", mode.mode);
             }
         }
+        for (mode, svg) in self.modes.iter().zip(&self.heap_profiles) {
+            let _ = writeln!(out, "where the heap is, {}: {}", mode.mode, svg.display());
+        }
         out
     }
 }
@@ -630,9 +633,32 @@ fn html(comparison: &Comparison) -> String {
     page.push_str(&latency_chart(modes));
     page.push_str(
         "</div>\n<p>x axis: seconds since the interleaved slices started; each line segment is \
-         one slice of its mode.</p>\n</body></html>\n",
+         one slice of its mode.</p>\n",
     );
+    heap_profiles(&mut page, comparison);
+    page.push_str("</body></html>\n");
     page
+}
+
+/// Each mode's heap flame graph (feature `profiling`), linked by file name: they sit beside
+/// the report.
+fn heap_profiles(page: &mut String, comparison: &Comparison) {
+    if comparison.heap_profiles.is_empty() {
+        return;
+    }
+    page.push_str(
+        "<h2>Where the heap is after the load</h2>\n<p>jemalloc's sampled in-use bytes by \
+         allocating stack (click a frame to zoom).</p>\n",
+    );
+    for (mode, svg) in comparison.modes.iter().zip(&comparison.heap_profiles) {
+        let name = escape(&svg.file_name().unwrap_or_default().to_string_lossy());
+        let _ = writeln!(
+            page,
+            "<h3>{}</h3><object type=\"image/svg+xml\" data=\"{name}\" \
+             width=\"100%\"><a href=\"{name}\">{name}</a></object>",
+            escape(mode.mode)
+        );
+    }
 }
 
 const WIDTH: f64 = 460.0;

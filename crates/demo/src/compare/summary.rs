@@ -199,6 +199,10 @@ pub struct Comparison {
     pub report: PathBuf,
     /// The JSON summary.
     pub json: PathBuf,
+    /// With the `profiling` feature: each mode's heap flame graph (unpooled, pooled, tuned), an
+    /// SVG beside the report; empty without it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub heap_profiles: Vec<PathBuf>,
 }
 
 impl Comparison {

@@ -79,6 +79,10 @@ pub struct ServeOptions {
     /// slot until its last byte is sent or its client is gone.
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,
+    /// Sample the heap for `/debug/pprof/heap` from the start, as `profiling.enabled: true`
+    /// would (needs the `profiling` feature).
+    #[arg(long)]
+    pub heap_profiling: bool,
     /// Bytes of WAV files synthesized or being sent at once (bounds memory); more requests wait,
     /// a single larger file is refused (413). Held until the last byte is sent.
     #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
@@ -115,7 +119,8 @@ pub fn agent_config(options: &ServeOptions) -> Result<heapscape::Config, Error> 
 }
 
 /// Applies the command-line flags to a config (read from the file or the default): the
-/// `pooling` label, `--metrics-listen`, `--heartbeat-interval`, and the `pcm` pool if missing.
+/// `pooling` label, `--metrics-listen`, `--heartbeat-interval`, `--heap-profiling`, and the
+/// `pcm` pool if missing.
 /// `serve --config` runs this after every reload of the file as well.
 ///
 /// # Errors
@@ -131,6 +136,9 @@ pub fn apply_overrides(
         .insert("pooling".to_owned(), options.pooling.as_str().to_owned());
     if let Some(interval) = options.heartbeat_interval {
         config.heartbeat.interval = interval;
+    }
+    if options.heap_profiling {
+        config.profiling.enabled = true;
     }
     config
         .pools

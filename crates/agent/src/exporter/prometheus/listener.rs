@@ -198,7 +198,14 @@ async fn scrape_connection(stream: TcpStream, exposition: Exposition) {
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let arrived = Instant::now();
         let exposition = exposition.clone();
-        async move { Ok::<_, Infallible>(respond(&request, &exposition, arrived).await) }
+        async move {
+            // Routes beyond /metrics answer in their own modules. Only peers the allowlist
+            // admitted reach this connection, so they share its allowlist and limits.
+            if let Some(response) = crate::profile::route(&request).await {
+                return Ok::<_, Infallible>(response);
+            }
+            Ok(respond(&request, &exposition, arrived).await)
+        }
     });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

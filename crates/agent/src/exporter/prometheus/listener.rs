@@ -121,6 +121,12 @@ pub(crate) async fn serve(listener: TcpListener, exposition: Exposition, allow: 
                         }
                         continue;
                     }
+                    // Connections that ended but whose tasks `select!` has not reaped yet
+                    // must not count against the caps: a busy scraper that opens its next
+                    // round as the last one closes would otherwise find its slots taken.
+                    while let Some(ended) = scrapes.try_join_next_with_id() {
+                        release(ended, &mut peer_of, &mut held);
+                    }
                     let address = peer.ip().to_canonical();
                     let count = held.entry(address).or_default();
                     if scrapes.len() >= MAX_CONNECTIONS {
@@ -144,22 +150,29 @@ pub(crate) async fn serve(listener: TcpListener, exposition: Exposition, allow: 
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            Some(ended) = scrapes.join_next_with_id() => {
-                let id = match ended {
-                    Ok((id, ())) => id,
-                    Err(error) => error.id(),
-                };
-                if let Some(address) = peer_of.remove(&id)
-                    && let Some(count) = held.get_mut(&address)
-                {
-                    *count -= 1;
-                    if *count == 0 {
-                        held.remove(&address);
-                    }
-                }
-            }
+            Some(ended) = scrapes.join_next_with_id() => release(ended, &mut peer_of, &mut held),
             Some(_) = refusals.join_next() => {}
             _ = report.tick() => dropped.report(&listen),
+        }
+    }
+}
+
+/// Gives back the slot of the scrape task that `ended` (its peer's count).
+fn release(
+    ended: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    peer_of: &mut HashMap<tokio::task::Id, IpAddr>,
+    held: &mut HashMap<IpAddr, usize>,
+) {
+    let id = match ended {
+        Ok((id, ())) => id,
+        Err(error) => error.id(),
+    };
+    if let Some(address) = peer_of.remove(&id)
+        && let Some(count) = held.get_mut(&address)
+    {
+        *count -= 1;
+        if *count == 0 {
+            held.remove(&address);
         }
     }
 }

@@ -64,12 +64,16 @@ pub(crate) const RETURNED_LENGTH_BUCKET: &str = "heapscape_pool_returned_length_
 pub(crate) async fn fetch(target: SocketAddr) -> Result<BTreeMap<String, f64>, String> {
     let client: Client<HttpConnector, Empty<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
-    let uri = format!("http://{target}/metrics")
-        .parse()
+    // One connection per scrape, closed by the service once it has answered: a scrape round
+    // then gives its connections back before the next one opens, however slowly the client
+    // side notices the end (the listener caps connections per address).
+    let request = hyper::Request::get(format!("http://{target}/metrics"))
+        .header(hyper::header::CONNECTION, "close")
+        .body(Empty::new())
         .map_err(|e| format!("bad metrics URL: {e}"))?;
     let fetch = async {
         let response = client
-            .get(uri)
+            .request(request)
             .await
             .map_err(|e| format!("scrape failed: {e}"))?;
         let status = response.status();

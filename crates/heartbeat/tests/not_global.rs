@@ -79,10 +79,12 @@ fn a_tick_publishes_the_process_the_pools_and_the_allocator_but_no_jemalloc_gaug
         Some(&DebugValue::Gauge(1.0.into()))
     );
     assert!(value("heapscape_heartbeat_last_success_timestamp_seconds").is_some());
+    // Published, whatever its value: counters go out by their change since the last tick,
+    // and the totals are the process's, so another test's tick may have published them.
     assert!(
         matches!(
             value("heapscape_process_minor_page_faults_total"),
-            Some(DebugValue::Counter(faults)) if *faults > 0
+            Some(DebugValue::Counter(_))
         ),
         "{snapshot:?}"
     );

@@ -464,9 +464,11 @@ mod tests {
     async fn refused_peers_reconnecting_cannot_keep_an_allowed_scrape_out() {
         let addr = listening(&["127.0.0.1/32"], 100).await;
         let stop = attackers(70, TWO, addr, idle);
-        // Let them take whatever they can first.
+        // Let them take whatever they can first. A refused peer gets its 403 while one of the
+        // refusal slots is free, else is closed unanswered: either way it is never served.
         let mut probe = connect_from(TWO, addr).await.expect("connect");
-        assert_eq!(status(&mut probe).await, Some(403));
+        let refused = status(&mut probe).await;
+        assert!(matches!(refused, Some(403) | None), "{refused:?}");
         let served = scrape_succeeds(ONE, addr).await;
         stop.store(true, Ordering::Relaxed);
         assert!(served, "no scrape from 127.0.0.1 was served in ten tries");

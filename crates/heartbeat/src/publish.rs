@@ -3,8 +3,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use heapscape_pool::Pool;
 use heapscape_pool::catalog::MetricDef;
+use heapscape_pool::{Pool, TuneMove};
 
 #[cfg(feature = "counting")]
 use crate::metrics::{ALLOC_ALLOCATIONS, ALLOC_BYTES};
@@ -75,12 +75,28 @@ pub(crate) fn tick(pools: &[Pool], interval: Duration) -> Result<HeapStats, Hear
         Err(_) => UP.set(0.0),
     }
     for pool in pools {
+        // Tuned first, so that this tick's publication shows the values now in force.
+        log_moves(pool, &pool.auto_tune());
         pool.publish();
         pool.trim();
     }
     INTERVAL.set(interval.as_secs_f64());
     SAMPLE_DURATION.record(started.elapsed().as_secs_f64());
     sample
+}
+
+/// One line per pool and tick that moved something, whatever the number of settings moved:
+/// the line ops find next to the dashboards' auto-tuning annotation.
+fn log_moves(pool: &Pool, moves: &[TuneMove]) {
+    if moves.is_empty() {
+        return;
+    }
+    let changes = moves
+        .iter()
+        .map(|m| format!("{} {} -> {}", m.setting.as_str(), m.from, m.to))
+        .collect::<Vec<_>>()
+        .join(", ");
+    tracing::info!(pool = pool.name(), "pool auto-tuned: {changes}");
 }
 
 // Gauges are f64 in the `metrics` facade; byte counts below 2^53 (8 PiB) convert exactly.

@@ -51,6 +51,57 @@ pub struct PoolConfig {
     /// [`PoolStats`](crate::PoolStats) look: returns and the peak of buffers held older than
     /// this leave them (in steps of a twelfth of the window). Default 1 h.
     pub recommendation_window: Duration,
+    /// Whether and how the pool follows its own recommendations. Off by default.
+    pub auto_tune: AutoTuneConfig,
+}
+
+/// Auto-tuning: on each [`Pool::auto_tune`](crate::Pool::auto_tune) (every heartbeat tick),
+/// the pool moves its settings toward the windowed recommendations of
+/// [`PoolStats`](crate::PoolStats), within bounds ops set.
+///
+/// What moves, and what the [`PoolConfig`] values mean then:
+/// - `max_buffer_size` starts at the configured value and follows the recommendation within
+///   [`AutoTuneConfig::lowest_max_buffer_size`]`..=`[`AutoTuneConfig::highest_max_buffer_size`]
+///   (and never above `max_idle_bytes`);
+/// - `initial_capacity` starts at the configured value and follows the recommended median,
+///   never above the max buffer size in force;
+/// - `max_idle_buffers` and `max_idle_bytes` are ceilings: the pool keeps fewer idle buffers
+///   when the window's peak needs fewer, never more than configured. They are the memory
+///   budget ops grant; auto-tuning only spends less of it.
+///
+/// A setting moves only when its target (the recommendation, bounded) lies further than
+/// [`AutoTuneConfig::hysteresis`] from the value in force, on the same side, for a whole
+/// [`AutoTuneConfig::cooldown`]; it then moves to the target nearest the value in force seen
+/// over the cooldown (the value the recommendation held throughout).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoTuneConfig {
+    /// Whether the pool tunes itself. Default false.
+    pub enabled: bool,
+    /// The lowest max buffer size auto-tuning may set. Default 4 KiB.
+    pub lowest_max_buffer_size: usize,
+    /// The highest max buffer size auto-tuning may set (and never above `max_idle_bytes`).
+    /// Default 64 MiB.
+    pub highest_max_buffer_size: usize,
+    /// How long a target must stay outside the hysteresis band, on one side, before it is
+    /// applied. Default 10 min.
+    pub cooldown: Duration,
+    /// The smallest move made, as a fraction of the value in force (0 <= h < 1): targets
+    /// closer than this are ignored. Default 0.25, above the 19 % between two fine buckets, so
+    /// a recommendation flickering between neighbours never moves the pool.
+    pub hysteresis: f64,
+}
+
+impl Default for AutoTuneConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            lowest_max_buffer_size: 4 << 10,
+            highest_max_buffer_size: 64 << 20,
+            cooldown: Duration::from_secs(600),
+            hysteresis: 0.25,
+        }
+    }
 }
 
 impl Default for PoolConfig {
@@ -64,6 +115,7 @@ impl Default for PoolConfig {
             over_max: OverMaxPolicy::Shrink,
             recommend_percentile: 0.95,
             recommendation_window: Duration::from_secs(3600),
+            auto_tune: AutoTuneConfig::default(),
         }
     }
 }
@@ -110,6 +162,43 @@ impl PoolConfig {
         }
         if !(self.recommend_percentile > 0.0 && self.recommend_percentile <= 1.0) {
             return Err(PoolError::Percentile(self.recommend_percentile));
+        }
+        self.validate_auto_tune()
+    }
+
+    /// The auto-tuning settings are checked whether or not it is on, so that turning it on
+    /// later (a one-line change) cannot meet an error written long before.
+    fn validate_auto_tune(&self) -> Result<(), PoolError> {
+        let tune = &self.auto_tune;
+        if tune.lowest_max_buffer_size == 0 {
+            return Err(PoolError::Zero {
+                field: "auto_tune.lowest_max_buffer_size",
+            });
+        }
+        if tune.lowest_max_buffer_size > tune.highest_max_buffer_size {
+            return Err(PoolError::AutoTuneBounds {
+                min: tune.lowest_max_buffer_size,
+                max: tune.highest_max_buffer_size,
+            });
+        }
+        if tune.lowest_max_buffer_size > self.max_idle_bytes {
+            return Err(PoolError::AutoTuneMinAboveIdleBytes {
+                min: tune.lowest_max_buffer_size,
+                max_idle_bytes: self.max_idle_bytes,
+            });
+        }
+        if tune.enabled
+            && !(tune.lowest_max_buffer_size..=tune.highest_max_buffer_size)
+                .contains(&self.max_buffer_size)
+        {
+            return Err(PoolError::AutoTuneStartOutside {
+                max_buffer_size: self.max_buffer_size,
+                min: tune.lowest_max_buffer_size,
+                max: tune.highest_max_buffer_size,
+            });
+        }
+        if !(0.0..1.0).contains(&tune.hysteresis) {
+            return Err(PoolError::Hysteresis(tune.hysteresis));
         }
         Ok(())
     }

@@ -7,8 +7,9 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 
 use crate::shard::{Shard, Shards, bump};
-use crate::stats::{DiscardReason, SizeHistogram};
+use crate::stats::{AutoTuneStats, DiscardReason, SizeHistogram};
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, lock};
+use crate::tuner::{TuneMove, Tuner, in_force_after};
 use crate::window::{Recent, Window};
 use crate::{OverMaxPolicy, PoolConfig, PoolError, PoolStats};
 
@@ -33,6 +34,16 @@ pub(crate) struct Shared {
     /// The recent window of the recommendations. Locked before the depot lock, so that the
     /// totals are folded into it in the order they were summed.
     window: Mutex<Window>,
+    /// The config as set and auto-tuning's state. Locked before the window: a tick reads the
+    /// stats and reconfigures under it, so a reconfiguration cannot come in between.
+    tuning: Mutex<Tuning>,
+}
+
+/// The config as set by the builder or [`Pool::reconfigure`](crate::Pool::reconfigure), and
+/// the tuner that moves the config in force (the depot's) away from it.
+struct Tuning {
+    set: PoolConfig,
+    tuner: Tuner,
 }
 
 /// The shared store of idle buffers and the idle budget.
@@ -217,6 +228,12 @@ impl Depot {
 impl Shared {
     pub(crate) fn new(name: String, config: PoolConfig) -> Self {
         let window = Window::new(config.recommendation_window, Instant::now());
+        let mut tuner = Tuner::default();
+        tuner.restart(&config);
+        let tuning = Mutex::new(Tuning {
+            set: config.clone(),
+            tuner,
+        });
         Self {
             name,
             generation: CachePadded::new(AtomicU64::new(0)),
@@ -232,7 +249,13 @@ impl Shared {
             shared_shard: Shard::new(),
             published: Mutex::new(PoolStats::default()),
             window: Mutex::new(window),
+            tuning,
         }
+    }
+
+    /// The config as set (auto-tuning's starting point, bounds and ceilings).
+    pub(crate) fn config_set(&self) -> PoolConfig {
+        lock(&self.tuning).set.clone()
     }
 
     pub(crate) fn lock_depot(&self) -> MutexGuard<'_, Depot> {
@@ -307,8 +330,38 @@ impl Shared {
         bump(counter(&self.shared_shard));
     }
 
-    /// Replaces the config and releases (or shrinks) the idle buffers that break it.
+    /// Replaces the config as set; the config in force follows the rule of
+    /// [`in_force_after`].
     pub(crate) fn reconfigure(&self, config: PoolConfig) -> Result<(), PoolError> {
+        config.validate()?;
+        let mut tuning = lock(&self.tuning);
+        let in_force = in_force_after(&tuning.set, &config, self.lock_depot().config());
+        self.apply(in_force.clone())?;
+        tuning.tuner.restart(&in_force);
+        tuning.set = config;
+        Ok(())
+    }
+
+    /// One auto-tuning tick at `now`: reads the stats, moves the config in force toward the
+    /// recommendations and returns the moves.
+    pub(crate) fn auto_tune_at(&self, now: Instant) -> Vec<TuneMove> {
+        let mut tuning = lock(&self.tuning);
+        let stats = self.stats_locked(&tuning, now);
+        let mut in_force = self.lock_depot().config().clone();
+        let Tuning { set, tuner } = &mut *tuning;
+        let moves = tuner.step(set, &mut in_force, &stats, now);
+        if !moves.is_empty() {
+            // Cannot fail: the tuner keeps every value within what `validate` accepts.
+            if let Err(error) = self.apply(in_force) {
+                debug_assert!(false, "auto-tuning produced an invalid config: {error}");
+                return Vec::new();
+            }
+        }
+        moves
+    }
+
+    /// Replaces the config in force and releases (or shrinks) the idle buffers that break it.
+    fn apply(&self, config: PoolConfig) -> Result<(), PoolError> {
         config.validate()?;
         let mut depot = self.lock_depot();
         self.max_buffer_size
@@ -337,6 +390,10 @@ impl Shared {
     /// A snapshot of the counters, gauges and size histograms, with the recent window
     /// moved on to `now`.
     pub(crate) fn stats_at(&self, now: Instant) -> PoolStats {
+        self.stats_locked(&lock(&self.tuning), now)
+    }
+
+    fn stats_locked(&self, tuning: &Tuning, now: Instant) -> PoolStats {
         let mut window = lock(&self.window);
         let depot = self.lock_depot();
         // Summed with the depot locked: no buffer can enter the depot or a reservation grow
@@ -372,6 +429,7 @@ impl Shared {
             discards: totals.discards,
             idle_buffers: totals.idle_buffers,
             idle_bytes: totals.idle_bytes,
+            initial_capacity: config.initial_capacity as u64,
             max_buffer_size: config.max_buffer_size as u64,
             max_idle_bytes: config.max_idle_bytes as u64,
             max_idle_buffers: config.max_idle_buffers as u64,
@@ -383,6 +441,17 @@ impl Shared {
             lengths: SizeHistogram::from_fine(&totals.lengths),
             capacities: totals.capacities,
             recent_lengths,
+            auto_tune: AutoTuneStats {
+                enabled: tuning.set.auto_tune.enabled,
+                lowest_max_buffer_size: tuning.set.auto_tune.lowest_max_buffer_size as u64,
+                highest_max_buffer_size: tuning
+                    .set
+                    .auto_tune
+                    .highest_max_buffer_size
+                    .min(tuning.set.max_idle_bytes) as u64,
+                targets: tuning.tuner.targets,
+                moves: tuning.tuner.moves,
+            },
         }
     }
 }

@@ -43,4 +43,46 @@ pub enum PoolError {
         "recommend_percentile is {0}: use a fraction in (0, 1], e.g. 0.95 for the 95th percentile"
     )]
     Percentile(f64),
+    /// The auto-tuning bounds of the max buffer size are the wrong way round.
+    #[error(
+        "auto_tune.lowest_max_buffer_size ({min} bytes) is above auto_tune.highest_max_buffer_size \
+         ({max} bytes): the lower bound of the max buffer size must not exceed the upper bound"
+    )]
+    AutoTuneBounds {
+        /// The lower bound.
+        min: usize,
+        /// The upper bound.
+        max: usize,
+    },
+    /// Auto-tuning could never set a max buffer size that a buffer could be kept at.
+    #[error(
+        "auto_tune.lowest_max_buffer_size ({min} bytes) is above max_idle_bytes \
+         ({max_idle_bytes} bytes): lower the bound or raise max_idle_bytes"
+    )]
+    AutoTuneMinAboveIdleBytes {
+        /// The lower bound.
+        min: usize,
+        /// The idle-bytes cap.
+        max_idle_bytes: usize,
+    },
+    /// Auto-tuning would start outside its own bounds.
+    #[error(
+        "max_buffer_size ({max_buffer_size} bytes) is outside the auto-tuning bounds \
+         {min}..={max} bytes: it is where auto-tuning starts, so set it within \
+         auto_tune.lowest_max_buffer_size and auto_tune.highest_max_buffer_size"
+    )]
+    AutoTuneStartOutside {
+        /// The configured max buffer size.
+        max_buffer_size: usize,
+        /// The lower bound.
+        min: usize,
+        /// The upper bound.
+        max: usize,
+    },
+    /// The hysteresis is outside [0, 1).
+    #[error(
+        "auto_tune.hysteresis is {0}: use a fraction in [0, 1), e.g. 0.25 to ignore moves \
+         smaller than a quarter of the value in force"
+    )]
+    Hysteresis(f64),
 }

@@ -156,14 +156,16 @@ mod publish;
 mod shard;
 mod stats;
 mod sync;
+mod tuner;
 mod window;
 
 pub use builder::PoolBuilder;
 pub use candidate::{Candidate, CandidateRole};
-pub use config::{OverMaxPolicy, PoolConfig};
+pub use config::{AutoTuneConfig, OverMaxPolicy, PoolConfig};
 pub use error::PoolError;
 pub use fine::{FINE_BUCKETS, FINE_BUCKETS_PER_OCTAVE, FineSizeHistogram};
 pub use guard::PooledBuf;
 pub use metrics::{HISTOGRAM_METRICS, describe_metrics, histogram_buckets};
 pub use pool::Pool;
-pub use stats::{DiscardReason, PoolStats, SIZE_BUCKETS, SizeHistogram};
+pub use stats::{AutoTuneStats, DiscardReason, PoolStats, SIZE_BUCKETS, SizeHistogram};
+pub use tuner::{TuneMove, TunedSetting};

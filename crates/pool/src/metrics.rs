@@ -15,6 +15,8 @@ pub use crate::catalog::MetricKind;
 const POOL: &str = "pool";
 /// The label of the candidate gauges: a [`CandidateRole`](crate::CandidateRole).
 const CANDIDATE: &str = "candidate";
+/// The label of the auto-tuning moves: a [`TunedSetting`](crate::TunedSetting).
+const SETTING: &str = "setting";
 
 macro_rules! catalog {
     ($($ident:ident = $name:literal, $kind:ident, $unit:ident, [$($label:expr),+], $help:literal;)*) => {
@@ -46,6 +48,8 @@ catalog! {
         "Idle buffers held by the pool.";
     IDLE_BYTES = "heapscape_pool_idle_bytes", Gauge, Bytes, [POOL],
         "Capacity of the idle buffers held by the pool.";
+    INITIAL_CAPACITY = "heapscape_pool_initial_capacity_bytes", Gauge, Bytes, [POOL],
+        "The initial capacity in force: the capacity of a buffer allocated on a miss.";
     MAX_BUFFER_SIZE = "heapscape_pool_max_buffer_size_bytes", Gauge, Bytes, [POOL],
         "The max buffer size in force: larger returned buffers are shrunk or dropped.";
     MAX_IDLE_BYTES = "heapscape_pool_max_idle_bytes", Gauge, Bytes, [POOL],
@@ -72,6 +76,22 @@ catalog! {
         "The share (0..1) of returns within the recommendation window longer than the candidate max: each would regrow its buffer.";
     CANDIDATE_IDLE_BYTES = "heapscape_pool_candidate_idle_bytes", Gauge, Bytes, [POOL, CANDIDATE],
         "The idle memory the candidate max implies: min(max idle buffers, peak held) times the candidate, capped by max idle bytes.";
+    AUTO_TUNE_ENABLED = "heapscape_pool_auto_tune_enabled", Gauge, Count, [POOL],
+        "1 while the pool follows its own recommendations (auto_tune.enabled), else 0.";
+    AUTO_TUNE_MOVES = "heapscape_pool_auto_tune_moves_total", Counter, Count, [POOL, SETTING],
+        "Changes auto-tuning made to a setting (max_buffer_size, initial_capacity, max_idle_buffers, max_idle_bytes).";
+    AUTO_TUNE_TARGET_MAX = "heapscape_pool_auto_tune_target_max_buffer_size_bytes", Gauge, Bytes, [POOL],
+        "Where auto-tuning takes the max buffer size: the recommendation within the bounds; applied once it held outside the hysteresis band for the cooldown. The value in force while off.";
+    AUTO_TUNE_TARGET_INITIAL = "heapscape_pool_auto_tune_target_initial_capacity_bytes", Gauge, Bytes, [POOL],
+        "Where auto-tuning takes the initial capacity: the recommended median, at most the max buffer size. The value in force while off.";
+    AUTO_TUNE_TARGET_MAX_IDLE_BUFFERS = "heapscape_pool_auto_tune_target_max_idle_buffers", Gauge, Count, [POOL],
+        "Where auto-tuning takes max idle buffers: the recommendation, at most the configured value. The value in force while off.";
+    AUTO_TUNE_TARGET_MAX_IDLE_BYTES = "heapscape_pool_auto_tune_target_max_idle_bytes", Gauge, Bytes, [POOL],
+        "Where auto-tuning takes max idle bytes: target idle buffers times the max buffer size, at most the configured value. The value in force while off.";
+    AUTO_TUNE_LOWEST_MAX = "heapscape_pool_auto_tune_lowest_max_buffer_size_bytes", Gauge, Bytes, [POOL],
+        "The lowest max buffer size auto-tuning may set (auto_tune.lowest_max_buffer_size).";
+    AUTO_TUNE_HIGHEST_MAX = "heapscape_pool_auto_tune_highest_max_buffer_size_bytes", Gauge, Bytes, [POOL],
+        "The highest max buffer size auto-tuning may set: auto_tune.highest_max_buffer_size, or max_idle_bytes when lower.";
     RETURNED_LENGTH = "heapscape_pool_returned_length_bytes", Histogram, Bytes, [POOL],
         "Lengths of returned buffers, in power-of-two buckets.";
     RETURNED_CAPACITY = "heapscape_pool_returned_capacity_bytes", Histogram, Bytes, [POOL],

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::cache;
 use crate::depot::Shared;
-use crate::{PoolConfig, PoolError, PoolStats, PooledBuf};
+use crate::{PoolConfig, PoolError, PoolStats, PooledBuf, TuneMove};
 
 /// A named pool of reusable byte buffers.
 ///
@@ -48,12 +48,19 @@ impl Pool {
         cache::give_back(&self.shared, &mut buf);
     }
 
-    /// The settings in force.
+    /// The settings as set by the builder or [`Pool::reconfigure`]. They are also the
+    /// settings in force unless auto-tuning moved some ([`Pool::stats`] has the values in
+    /// force).
     pub fn config(&self) -> PoolConfig {
-        self.shared.lock_depot().config().clone()
+        self.shared.config_set()
     }
 
     /// Replaces the settings, live, from any thread.
+    ///
+    /// With auto-tuning on before and after, and the same `initial_capacity`,
+    /// `max_buffer_size`, `max_idle_buffers` and `max_idle_bytes` as the settings replaced,
+    /// the tuned values stay in force (brought within the new bounds). Otherwise the new
+    /// settings apply as given, and auto-tuning (if on) starts again from them.
     ///
     /// Idle buffers in the shared depot that break a lowered cap are released (or shrunk)
     /// before this returns; each thread's private buffer is re-checked at that thread's next
@@ -84,6 +91,14 @@ impl Pool {
     /// after a burst: call this periodically (the heartbeat does, every tick).
     pub fn trim(&self) -> usize {
         self.shared.trim_at(Instant::now())
+    }
+
+    /// One auto-tuning step, which the heartbeat takes every tick: moves the settings in force
+    /// toward the windowed recommendations as [`AutoTuneConfig`](crate::AutoTuneConfig)
+    /// says, and returns the moves (none while auto-tuning is off). Reads the stats, so it
+    /// also moves the window on, as [`Pool::stats`] does.
+    pub fn auto_tune(&self) -> Vec<TuneMove> {
+        self.shared.auto_tune_at(Instant::now())
     }
 
     /// A snapshot of the counters, gauges, size histograms and recommendations.

@@ -6,15 +6,17 @@ use std::sync::Arc;
 use metrics::SharedString;
 
 use crate::metrics::{
-    CANDIDATE_IDLE_BYTES, CANDIDATE_MAX, CANDIDATE_OVER_MAX, DETACHES, DISCARDS, HITS,
-    IDLE_BUFFERS, IDLE_BYTES, IN_USE, MAX_BUFFER_SIZE, MAX_IDLE_BUFFERS, MAX_IDLE_BYTES, MISSES,
-    PEAK_HELD, RECOMMENDATION_WINDOW, RECOMMENDED_INITIAL, RECOMMENDED_MAX,
-    RECOMMENDED_MAX_IDLE_BUFFERS, RECOMMENDED_MAX_IDLE_BYTES, RETURNED_CAPACITY, RETURNED_LENGTH,
-    RETURNS, SHRINKS,
+    AUTO_TUNE_ENABLED, AUTO_TUNE_HIGHEST_MAX, AUTO_TUNE_LOWEST_MAX, AUTO_TUNE_MOVES,
+    AUTO_TUNE_TARGET_INITIAL, AUTO_TUNE_TARGET_MAX, AUTO_TUNE_TARGET_MAX_IDLE_BUFFERS,
+    AUTO_TUNE_TARGET_MAX_IDLE_BYTES, CANDIDATE_IDLE_BYTES, CANDIDATE_MAX, CANDIDATE_OVER_MAX,
+    DETACHES, DISCARDS, HITS, IDLE_BUFFERS, IDLE_BYTES, IN_USE, INITIAL_CAPACITY, MAX_BUFFER_SIZE,
+    MAX_IDLE_BUFFERS, MAX_IDLE_BYTES, MISSES, PEAK_HELD, RECOMMENDATION_WINDOW,
+    RECOMMENDED_INITIAL, RECOMMENDED_MAX, RECOMMENDED_MAX_IDLE_BUFFERS, RECOMMENDED_MAX_IDLE_BYTES,
+    RETURNED_CAPACITY, RETURNED_LENGTH, RETURNS, SHRINKS,
 };
 use crate::stats::DiscardReason;
 use crate::sync::lock;
-use crate::{CandidateRole, Pool};
+use crate::{CandidateRole, Pool, TunedSetting};
 
 impl Pool {
     /// Publishes the pool's metrics through the `metrics` facade (label `pool="<name>"`):
@@ -41,8 +43,34 @@ impl Pool {
                 .counter([pool.clone(), reason.as_str().into()])
                 .increment(delta(stats.discards[i], last.discards[i]));
         }
+        for setting in TunedSetting::ALL {
+            let i = setting.index();
+            AUTO_TUNE_MOVES
+                .counter([pool.clone(), setting.as_str().into()])
+                .increment(delta(stats.auto_tune.moves[i], last.auto_tune.moves[i]));
+        }
+        let [
+            target_max,
+            target_initial,
+            target_idle_buffers,
+            target_idle_bytes,
+        ] = stats.auto_tune.targets;
         for (def, value) in [
             (IDLE_BUFFERS, Some(stats.idle_buffers)),
+            (INITIAL_CAPACITY, Some(stats.initial_capacity)),
+            (AUTO_TUNE_ENABLED, Some(u64::from(stats.auto_tune.enabled))),
+            (AUTO_TUNE_TARGET_MAX, Some(target_max)),
+            (AUTO_TUNE_TARGET_INITIAL, Some(target_initial)),
+            (AUTO_TUNE_TARGET_MAX_IDLE_BUFFERS, Some(target_idle_buffers)),
+            (AUTO_TUNE_TARGET_MAX_IDLE_BYTES, Some(target_idle_bytes)),
+            (
+                AUTO_TUNE_LOWEST_MAX,
+                Some(stats.auto_tune.lowest_max_buffer_size),
+            ),
+            (
+                AUTO_TUNE_HIGHEST_MAX,
+                Some(stats.auto_tune.highest_max_buffer_size),
+            ),
             (IDLE_BYTES, Some(stats.idle_bytes)),
             (MAX_BUFFER_SIZE, Some(stats.max_buffer_size)),
             (MAX_IDLE_BYTES, Some(stats.max_idle_bytes)),

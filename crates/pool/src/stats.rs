@@ -209,6 +209,8 @@ pub struct PoolStats {
     pub idle_buffers: u64,
     /// Bytes (capacities) of the idle buffers held now.
     pub idle_bytes: u64,
+    /// The initial capacity in force.
+    pub initial_capacity: u64,
     /// The max buffer size in force.
     pub max_buffer_size: u64,
     /// The idle-bytes cap in force.
@@ -240,6 +242,29 @@ pub struct PoolStats {
     /// what the recommendations, the what-if and the candidates are read from. A return
     /// counts in the window from the first read of the stats after it.
     pub recent_lengths: FineSizeHistogram,
+    /// What auto-tuning is doing.
+    pub auto_tune: AutoTuneStats,
+}
+
+/// Auto-tuning's state in a [`PoolStats`] snapshot.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AutoTuneStats {
+    /// Whether the pool tunes itself.
+    pub enabled: bool,
+    /// The lowest max buffer size auto-tuning may set.
+    pub lowest_max_buffer_size: u64,
+    /// The highest max buffer size auto-tuning may set: the configured bound, or
+    /// `max_idle_bytes` when that is lower.
+    pub highest_max_buffer_size: u64,
+    /// Where each setting is heading, in [`TunedSetting::ALL`](crate::TunedSetting::ALL)
+    /// order: the recommendation within the bounds and ceilings, as of the last
+    /// [`Pool::auto_tune`](crate::Pool::auto_tune). The value in force while auto-tuning is
+    /// off or the window holds no return.
+    pub targets: [u64; 4],
+    /// Moves made per setting since the pool was built, in
+    /// [`TunedSetting::ALL`](crate::TunedSetting::ALL) order.
+    pub moves: [u64; 4],
 }
 
 impl PoolStats {

@@ -24,6 +24,9 @@ pub(crate) const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3600);
 /// The largest `limits.max_pools`: each pool adds about 6 KB to every scrape and its work to
 /// every heartbeat tick, so 1024 pools make a 6 MB exposition.
 pub(crate) const MAX_MAX_POOLS: usize = 1024;
+/// The longest `auto_tune.cooldown`: a day. Longer, and a recommendation read from the last
+/// window of traffic would be applied to another day's.
+const MAX_COOLDOWN: Duration = Duration::from_secs(24 * 3600);
 /// The physical memory assumed where `/proc/meminfo` cannot be read (not Linux, no `/proc`).
 const FALLBACK_PHYSICAL_MEMORY: u64 = 64 << 30;
 
@@ -96,6 +99,14 @@ pub(crate) fn check_pool(pool: &PoolConfig) -> Result<(), (&'static str, String)
     for (field, value) in [
         ("initial_capacity", pool.initial_capacity),
         ("max_buffer_size", pool.max_buffer_size),
+        (
+            "auto_tune.lowest_max_buffer_size",
+            pool.auto_tune.lowest_max_buffer_size,
+        ),
+        (
+            "auto_tune.highest_max_buffer_size",
+            pool.auto_tune.highest_max_buffer_size,
+        ),
     ] {
         if value > MAX_BUFFER_SIZE {
             return Err((
@@ -106,6 +117,16 @@ pub(crate) fn check_pool(pool: &PoolConfig) -> Result<(), (&'static str, String)
                 ),
             ));
         }
+    }
+    if pool.auto_tune.cooldown > MAX_COOLDOWN {
+        return Err((
+            "auto_tune.cooldown",
+            format!(
+                "auto_tune.cooldown is {:?}, above the 1-day limit: a recommendation is read \
+                 from a window of recent traffic, so write at most 24h",
+                pool.auto_tune.cooldown
+            ),
+        ));
     }
     let idle_limit = max_idle_bytes();
     if pool.max_idle_bytes > idle_limit {

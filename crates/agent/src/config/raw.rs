@@ -89,4 +89,15 @@ pub(super) struct RawPool {
     pub(super) recommendation_window: Option<Spanned<HumanDuration>>,
     pub(super) over_max: Option<RawOverMax>,
     pub(super) recommend_percentile: Option<Spanned<f64>>,
+    pub(super) auto_tune: Option<Spanned<RawAutoTune>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAutoTune {
+    pub(super) enabled: Option<bool>,
+    pub(super) lowest_max_buffer_size: Option<Spanned<ByteSize>>,
+    pub(super) highest_max_buffer_size: Option<Spanned<ByteSize>>,
+    pub(super) cooldown: Option<Spanned<HumanDuration>>,
+    pub(super) hysteresis: Option<Spanned<f64>>,
 }

@@ -365,6 +365,38 @@ fn validate_pool(
         config.recommend_percentile = percentile.value;
         written.insert("recommend_percentile", percentile.referenced);
     }
+    if let Some(auto_tune) = raw.auto_tune {
+        written.insert("auto_tune", auto_tune.referenced);
+        let (raw, tune) = (auto_tune.value, &mut config.auto_tune);
+        if let Some(enabled) = raw.enabled {
+            tune.enabled = enabled;
+        }
+        for (field, value, target) in [
+            (
+                "auto_tune.lowest_max_buffer_size",
+                &raw.lowest_max_buffer_size,
+                &mut tune.lowest_max_buffer_size,
+            ),
+            (
+                "auto_tune.highest_max_buffer_size",
+                &raw.highest_max_buffer_size,
+                &mut tune.highest_max_buffer_size,
+            ),
+        ] {
+            if let Some(value) = value {
+                *target = byte_count(report, value, &key(field))?;
+                written.insert(field, value.referenced);
+            }
+        }
+        if let Some(cooldown) = raw.cooldown {
+            tune.cooldown = cooldown.value.0;
+            written.insert("auto_tune.cooldown", cooldown.referenced);
+        }
+        if let Some(hysteresis) = raw.hysteresis {
+            tune.hysteresis = hysteresis.value;
+            written.insert("auto_tune.hysteresis", hysteresis.referenced);
+        }
+    }
 
     // The bounds first: an absurd size makes the pool's own checks (and the process) fail.
     limits::check_pool(&config).map_err(|(field, message)| {
@@ -378,6 +410,11 @@ fn validate_pool(
             PoolError::InitialAboveMax { .. } => Some("initial_capacity"),
             PoolError::MaxAboveIdleBytes { .. } => Some("max_buffer_size"),
             PoolError::Percentile(_) => Some("recommend_percentile"),
+            PoolError::AutoTuneBounds { .. } | PoolError::AutoTuneMinAboveIdleBytes { .. } => {
+                Some("auto_tune.lowest_max_buffer_size")
+            }
+            PoolError::AutoTuneStartOutside { .. } => Some("max_buffer_size"),
+            PoolError::Hysteresis(_) => Some("auto_tune.hysteresis"),
             _ => None,
         };
         let at = field

@@ -34,7 +34,7 @@ impl HeartbeatBuilder {
         self
     }
 
-    /// Publishes and trims `pool` on every tick. A pool with the same name as one already
+    /// Auto-tunes, publishes and trims `pool` on every tick. A pool with the same name as one already
     /// added replaces it: the name is the metric label, so two would mix their series.
     pub fn pool(mut self, pool: Pool) -> Self {
         insert_pool(&mut self.pools, pool);
@@ -64,7 +64,7 @@ impl HeartbeatBuilder {
 }
 
 /// Samples jemalloc and the process on a timer, publishes the [metrics](crate::metrics::CATALOG), and
-/// publishes and trims the registered pools.
+/// auto-tunes, publishes and trims the registered pools (logging each auto-tuning move).
 ///
 /// Build it with [`Heartbeat::builder`], then run it as a tokio task ([`Heartbeat::spawn`]) or
 /// on its own thread ([`Heartbeat::spawn_thread`]). The first tick runs at once. Run one
@@ -90,7 +90,7 @@ impl Heartbeat {
     }
 
     /// Runs one tick now, on the calling thread: advance jemalloc's epoch, read and publish
-    /// the statistics, then publish and trim every pool.
+    /// the statistics, then auto-tune, publish and trim every pool.
     ///
     /// For services that schedule sampling themselves. It blocks on jemalloc's arena locks,
     /// so do not call it on an async worker thread.
@@ -163,7 +163,7 @@ impl HeartbeatHandle {
         lock(&self.shared.control).interval
     }
 
-    /// Publishes and trims `pool` from the next tick on; replaces a pool of the same name.
+    /// Auto-tunes, publishes and trims `pool` from the next tick on; replaces a pool of the same name.
     pub fn add_pool(&self, pool: Pool) {
         insert_pool(&mut lock(&self.shared.control).pools, pool);
     }

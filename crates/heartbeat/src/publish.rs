@@ -41,8 +41,8 @@ static PUBLISHED: Mutex<Published> = Mutex::new(Published {
     allocations: 0,
 });
 
-/// One heartbeat tick on the calling thread (a blocking context): sample, publish, then publish
-/// and trim every pool. Without jemalloc as the global allocator, the sample and its
+/// One heartbeat tick on the calling thread (a blocking context): sample, publish, then
+/// auto-tune, publish and trim every pool. Without jemalloc as the global allocator, the sample and its
 /// publication are the process's values alone.
 pub(crate) fn tick(pools: &[Pool], interval: Duration) -> Result<HeapStats, HeartbeatError> {
     let started = Instant::now();

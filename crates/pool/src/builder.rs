@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::depot::Shared;
-use crate::{OverMaxPolicy, Pool, PoolConfig, PoolError};
+use crate::{AutoTuneConfig, OverMaxPolicy, Pool, PoolConfig, PoolError};
 
 /// Builds a [`Pool`]; every setting defaults to [`PoolConfig::default`].
 #[derive(Debug, Clone)]
@@ -70,6 +70,12 @@ impl PoolBuilder {
     /// How far back the recommendations look (see [`PoolConfig::recommendation_window`]).
     pub fn recommendation_window(mut self, window: Duration) -> Self {
         self.config.recommendation_window = window;
+        self
+    }
+
+    /// Whether and how the pool follows its own recommendations (see [`AutoTuneConfig`]).
+    pub fn auto_tune(mut self, auto_tune: AutoTuneConfig) -> Self {
+        self.config.auto_tune = auto_tune;
         self
     }
 

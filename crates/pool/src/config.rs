@@ -72,7 +72,15 @@ pub struct PoolConfig {
 /// A setting moves only when its target (the recommendation, bounded) lies further than
 /// [`AutoTuneConfig::hysteresis`] from the value in force, on the same side, for a whole
 /// [`AutoTuneConfig::cooldown`]; it then moves to the target nearest the value in force seen
-/// over the cooldown (the value the recommendation held throughout).
+/// over the cooldown (the value the recommendation held throughout). A lower max buffer size
+/// is judged on a stricter percentile, the one that leaves half the share over it (p97.5 for
+/// the default p95): when the mix puts the p95 between two groups of sizes, its noise cannot
+/// then take the max up and down between them.
+///
+/// A reconfiguration ([`Pool::reconfigure`](crate::Pool::reconfigure), an agent reload) that
+/// keeps auto-tuning on and the four settings above as they were set keeps the tuned values
+/// (brought within new bounds); any other applies the new values as written, and tuning starts
+/// again from them.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoTuneConfig {

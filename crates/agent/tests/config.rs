@@ -430,6 +430,42 @@ const BAD_FILES: &[BadFile] = &[
         Some("jemalloc.muzzy_decay"),
         &["at most 24h"],
     ),
+    // Auto-tuning.
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    auto_tune: { lowest_max_buffer_size: 8MiB, highest_max_buffer_size: 1MiB }\n",
+        4,
+        42,
+        Some("pools.pcm.auto_tune.lowest_max_buffer_size"),
+        &["must not exceed the upper bound"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    max_buffer_size: 4MiB\n    auto_tune: { enabled: true, highest_max_buffer_size: 1MiB }\n",
+        4,
+        22,
+        Some("pools.pcm.max_buffer_size"),
+        &["is where auto-tuning starts", "set it within"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    auto_tune: { hysteresis: 25 }\n",
+        4,
+        30,
+        Some("pools.pcm.auto_tune.hysteresis"),
+        &["[0, 1)", "0.25"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    auto_tune: { cooldown: 48h }\n",
+        4,
+        28,
+        Some("pools.pcm.auto_tune.cooldown"),
+        &["at most 24h"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    auto_tune: { highest_max_buffer_size: 2GiB }\n",
+        4,
+        43,
+        Some("pools.pcm.auto_tune.highest_max_buffer_size"),
+        &["at most 1GiB"],
+    ),
     (
         "exporter: { prometheus: {} }\npools:\n  \"p cm\": {}\n",
         3,
@@ -438,6 +474,38 @@ const BAD_FILES: &[BadFile] = &[
         &["not a valid pool name"],
     ),
 ];
+
+#[test]
+fn auto_tuning_keys_parse() {
+    let (_dir, config) = load(
+        "auto.yaml",
+        "exporter: { prometheus: {} }\n\
+         pools:\n  \
+           pcm:\n    \
+             max_buffer_size: 1MiB\n    \
+             auto_tune:\n      \
+               enabled: true\n      \
+               lowest_max_buffer_size: 64KiB\n      \
+               highest_max_buffer_size: 16MiB\n      \
+               cooldown: 5m\n      \
+               hysteresis: 0.3\n  \
+           json: {}\n",
+    );
+    let config = config.unwrap();
+    let tune = &config.pools["pcm"].auto_tune;
+    assert!(tune.enabled);
+    assert_eq!(
+        (tune.lowest_max_buffer_size, tune.highest_max_buffer_size),
+        (64 << 10, 16 << 20)
+    );
+    assert_eq!(tune.cooldown, Duration::from_secs(300));
+    assert_eq!(tune.hysteresis, 0.3);
+    assert_eq!(
+        config.pools["json"].auto_tune,
+        heapscape_pool::AutoTuneConfig::default()
+    );
+    assert!(!config.pools["json"].auto_tune.enabled, "off by default");
+}
 
 #[test]
 fn bad_files_say_where_and_what_to_fix() {

@@ -1,29 +1,13 @@
 //! Listening on every interface with an empty allowlist exposes the metrics to anyone who can
 //! connect: the agent says so at start.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use heapscape::{Agent, Config};
-
-/// Log output, captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use heapscape_testkit::CapturedLogs;
 
 /// The only test in this binary that installs the global recorder.
 #[test]
 fn every_interface_without_an_allowlist_is_warned_about() {
-    let captured = Captured::default();
+    let captured = CapturedLogs::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
@@ -41,7 +25,7 @@ fn every_interface_without_an_allowlist_is_warned_about() {
     .expect("config");
     let agent = Agent::start(config).expect("start");
     agent.shutdown();
-    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let log = captured.text();
     assert!(
         log.contains("WARN") && log.contains("every network interface"),
         "{log}"

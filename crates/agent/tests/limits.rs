@@ -2,42 +2,16 @@
 //! the process (absurd sizes), an interval silently clamped, pools that could not be removed
 //! or capped, and the exposition they grew.
 
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use heapscape::{Agent, Error};
-use heapscape_testkit::{ConfigFile, WAIT, http_get, wait_for, write_atomically};
+use heapscape_testkit::{CapturedLogs, ConfigFile, WAIT, http_get, wait_for, write_atomically};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
 /// The most bytes one scrape may have with the most pools allowed (1024), as the README says.
 const EXPOSITION_BOUND: usize = 8 << 20;
-
-/// Log output, captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines_with(&self, text: &str) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter(|line| line.contains(text))
-            .map(str::to_owned)
-            .collect()
-    }
-}
 
 /// A config with the `pcm` pool as given and the named extra pools.
 fn config(pcm: &str, interval: &str, extra: &str, pools: &[String]) -> String {
@@ -101,7 +75,7 @@ fn names(prefix: &str, count: usize) -> Vec<String> {
 /// One agent per process (the recorder is global): every case runs in turn.
 #[test]
 fn bounds_and_pool_removal_hold_through_reloads() {
-    let captured = Captured::default();
+    let captured = CapturedLogs::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_writer(move || writer.clone())

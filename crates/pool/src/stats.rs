@@ -267,6 +267,18 @@ pub struct AutoTuneStats {
     pub moves: [u64; 4],
 }
 
+impl AutoTuneStats {
+    /// The moves made to `setting` since the pool was built.
+    pub fn moves_of(&self, setting: crate::TunedSetting) -> u64 {
+        self.moves[setting.index()]
+    }
+
+    /// Where `setting` is heading (see [`AutoTuneStats::targets`]).
+    pub fn target_of(&self, setting: crate::TunedSetting) -> u64 {
+        self.targets[setting.index()]
+    }
+}
+
 impl PoolStats {
     /// Buffers released for `reason`.
     pub fn discarded(&self, reason: DiscardReason) -> u64 {

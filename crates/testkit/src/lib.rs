@@ -25,6 +25,7 @@
 
 mod files;
 mod http;
+mod logs;
 mod process;
 mod prometheus;
 mod statsd;
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 pub use files::{ConfigFile, write_atomically};
 pub use http::{http_get, url_encode};
+pub use logs::CapturedLogs;
 pub use process::ChildGuard;
 pub use prometheus::Prometheus;
 pub use statsd::{Statsd, statsd_admin, statsd_bin};

@@ -281,7 +281,6 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, SocketAddr};
-    use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use metrics::{Key, Label, Level, Metadata, Recorder};
@@ -500,23 +499,9 @@ mod tests {
             .expect("the listener closes a connection that never reads within a minute");
     }
 
-    /// Log lines, captured.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            crate::sync::lock(&self.0).extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn connections_over_the_caps_give_one_warning_line_with_a_count() {
-        let captured = Captured::default();
+        let captured = heapscape_testkit::CapturedLogs::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
@@ -540,9 +525,9 @@ mod tests {
             }
             let own = format!("listen={addr}");
             let log = || {
-                String::from_utf8_lossy(&crate::sync::lock(&captured.0))
-                    .lines()
-                    .filter(|line| line.contains(&own))
+                captured
+                    .lines_with(&own)
+                    .iter()
                     .map(|line| format!("{line}\n"))
                     .collect::<String>()
             };

@@ -1,0 +1,41 @@
+//! Log output captured in memory, for tests that check what a service tells its operators.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A writer that keeps everything written to it; clones share the buffer, so one clone goes to
+/// the log subscriber (`.with_writer(move || writer.clone())`) and the test reads another.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// The lines written so far that contain `text`.
+    pub fn lines_with(&self, text: &str) -> Vec<String> {
+        String::from_utf8_lossy(&self.bytes())
+            .lines()
+            .filter(|line| line.contains(text))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        // A test that panicked while writing leaves what it wrote; the next reader wants it.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

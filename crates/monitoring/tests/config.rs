@@ -560,6 +560,7 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
     for name in [
         "demo-unpooled",
         "demo-pooled",
+        "demo-auto",
         "demo-statsd",
         "load",
         "statsd-exporter",
@@ -618,8 +619,20 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
         read("crates/demo/Cargo.toml").contains(r#"name = "heapscape-demo""#),
         "the demo crate's binary is called heapscape-demo"
     );
-    for name in ["demo-unpooled", "demo-pooled", "demo-statsd"] {
+    let load = strings(&services["load"]["command"]).join(" ");
+    let scrape = yaml_file("prometheus/prometheus.yml");
+    let demo_targets: Vec<&str> = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
+        .as_array()
+        .expect("the demo job's targets")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for name in ["demo-unpooled", "demo-pooled", "demo-auto", "demo-statsd"] {
         let service = &services[name];
+        assert!(
+            load.contains(&format!(" {name} ")) || load.contains(&format!(" {name};")),
+            "the load loop sends requests to {name}"
+        );
         assert!(
             service["build"]["context"]
                 .as_str()
@@ -637,14 +650,29 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
             .and_then(|i| command.get(i + 1))
             .unwrap_or_else(|| panic!("{name} passes --config"));
         let host_config = mounted(name, config);
-        heapscape::Config::from_file(&host_config).unwrap_or_else(|e| {
+        let parsed = heapscape::Config::from_file(&host_config).unwrap_or_else(|e| {
             panic!(
                 "{name}: {} is not a valid heapscape config: {e}",
                 host_config.display()
             )
         });
+        if let heapscape::ExporterConfig::Prometheus(exporter) = &parsed.exporter {
+            let target = format!("{name}:{}", exporter.listen.port());
+            assert!(
+                demo_targets.contains(&target.as_str()),
+                "prometheus/prometheus.yml does not scrape {target}"
+            );
+        }
+        let auto_tuned = parsed
+            .pools
+            .get("pcm")
+            .is_some_and(|pool| pool.auto_tune.enabled);
+        assert_eq!(
+            auto_tuned,
+            name == "demo-auto",
+            "{name}: only demo-auto tunes its pool (the others show the pool as configured)"
+        );
     }
-    let load = strings(&services["load"]["command"]).join(" ");
     assert!(
         load.contains("heapscape-demo load") && load.contains("--allow-remote"),
         "the load generator runs `heapscape-demo load --allow-remote` (compose networking is not loopback)"
@@ -665,7 +693,6 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
         mounted("prometheus", "/etc/prometheus/rules"),
         workspace_root().join("prometheus/rules")
     );
-    let scrape = yaml_file("prometheus/prometheus.yml");
     for job in scrape["scrape_configs"].as_array().expect("scrape_configs") {
         for target in job["static_configs"][0]["targets"]
             .as_array()

@@ -27,6 +27,10 @@ pub struct Dashboard {
     pub json: Value,
     /// Titles of the panels whose values must be non-zero while the demo runs under load.
     pub moving_panels: Vec<&'static str>,
+    /// Titles of the panels, and names of the annotations, that show auto-tuning's moves: a
+    /// panel shows a non-zero value, an annotation fires, within a while of a pool with
+    /// auto-tuning on moving a setting.
+    pub auto_tune_panels: Vec<&'static str>,
 }
 
 impl Dashboard {
@@ -90,6 +94,17 @@ impl<'a> Selectors<'a> {
         format!(
             "sum by ({by}) (rate({metric}{{{sel}{extra}}}[$__rate_interval]))",
             by = self.config.by("job, instance, service, pool"),
+            sel = self.pool_sel,
+        )
+    }
+
+    /// `expr` for the pools with auto-tuning on only: while it is off, a pool's targets equal
+    /// its values in force and its bounds constrain nothing, so drawing them would suggest a
+    /// tuning that does not happen.
+    fn auto_tuned(&self, expr: &str) -> String {
+        format!(
+            "{expr} and on ({by}) (heapscape_pool_auto_tune_enabled{{{sel}}} == 1)",
+            by = self.config.by("job, instance, pool"),
             sel = self.pool_sel,
         )
     }
@@ -189,7 +204,13 @@ fn dashboard(
         "type": "dashboard",
     })];
     annotation_list.extend(annotations);
-    let (panels, moving_panels) = board.finish();
+    let finished = board.finish();
+    let mut auto_tune_panels = finished.auto_tune_moves;
+    auto_tune_panels.extend(
+        annotation_list
+            .iter()
+            .filter_map(|annotation| (annotation["name"] == AUTO_TUNED).then_some(AUTO_TUNED)),
+    );
     let json = json!({
         "uid": uid,
         "title": title,
@@ -213,18 +234,23 @@ fn dashboard(
         }],
         "templating": { "list": variables },
         "annotations": { "list": annotation_list },
-        "panels": panels,
+        "panels": finished.panels,
     });
     Dashboard {
         uid,
         file_name,
         json,
-        moving_panels,
+        moving_panels: finished.moving,
+        auto_tune_panels,
     }
 }
 
-fn reload_annotations(s: &Selectors<'_>) -> Vec<Value> {
-    let sel = &s.sel;
+/// The name of the annotation drawn where auto-tuning moved a setting.
+const AUTO_TUNED: &str = "Auto-tuned";
+
+/// The annotations of every dashboard: config loads and rejected reloads of the processes
+/// `sel` selects, and auto-tuning's moves of the pools `pools_sel` selects.
+fn event_annotations(sel: &str, pools_sel: &str) -> Vec<Value> {
     vec![
         annotation(
             "Config loaded",
@@ -233,12 +259,22 @@ fn reload_annotations(s: &Selectors<'_>) -> Vec<Value> {
             ),
             "blue",
             "{{instance}} {{service}}: config loaded (start or successful reload)",
+            "job,instance",
         ),
         annotation(
             "Config reload failed",
             &format!("increase(heapscape_config_reload_failures_total{{{sel}}}[1m]) > 0"),
             "red",
             "{{instance}} {{service}}: config reload rejected, the previous config stays",
+            "job,instance",
+        ),
+        annotation(
+            AUTO_TUNED,
+            &format!("increase(heapscape_pool_auto_tune_moves_total{{{pools_sel}}}[1m]) > 0"),
+            "purple",
+            "{{instance}} {{service}}: pool {{pool}} auto-tuned {{setting}} (the service's log \
+             line `pool auto-tuned` gives the old and new values)",
+            "job,instance,pool,setting",
         ),
     ]
 }
@@ -530,7 +566,7 @@ fn heap(config: &Config) -> Dashboard {
             tags: &["memory", "jemalloc"],
         },
         variables(config, false),
-        reload_annotations(&s),
+        event_annotations(&s.sel, &s.sel),
         b,
     )
 }
@@ -954,6 +990,8 @@ fn pool(config: &Config) -> Dashboard {
             "{{instance}} {{pool}}",
         ),
     );
+
+    auto_tuning_row(&s, &mut b);
     dashboard(
         Meta {
             uid: "heapscape-pool",
@@ -963,13 +1001,169 @@ fn pool(config: &Config) -> Dashboard {
                           discards by reason, idle memory, the idle caps against the \
                           recommended ones, the distribution of returned sizes, the \
                           recommended max and what each candidate costs, per instance and \
-                          fleet-wide.",
+                          fleet-wide, and auto-tuning's values in force against its targets.",
             tags: &["buffer-pool"],
         },
         variables(config, true),
-        reload_annotations(&s),
+        event_annotations(&s.sel, &s.pool_sel),
         b,
     )
+}
+
+/// The pool dashboard's auto-tuning row: each tuned setting in force against its target (and
+/// the max against its bounds), and the moves, for the pools with auto-tuning on.
+fn auto_tuning_row(s: &Selectors<'_>, b: &mut Board) {
+    let config = s.config;
+    let pool_sel = &s.pool_sel;
+    let gauge = |metric: &str| s.auto_tuned(&format!("{metric}{{{pool_sel}}}"));
+    b.row("Auto-tuning: values in force against their targets (pools with auto_tune on)");
+    b.add(
+        stat(
+            "Auto-tuning",
+            "Whether each pool follows its own recommendations (auto_tune.enabled, \
+             heapscape_pool_auto_tune_enabled). The panels of this row draw only the pools \
+             where it is on: while it is off, a pool's targets equal its values in force and \
+             its bounds constrain nothing. Every move is also drawn as an \"Auto-tuned\" \
+             annotation and logged by the service (`pool auto-tuned: max_buffer_size 4194304 \
+             -> 1327104`).",
+            "none",
+        )
+        .width(24)
+        .height(3)
+        .value_text("1", "on", "green")
+        .value_text("0", "off", "text")
+        .no_value("No pool reports heapscape_pool_auto_tune_enabled")
+        .query(
+            format!(
+                "max by ({by}) (heapscape_pool_auto_tune_enabled{{{pool_sel}}})",
+                by = config.by("job, instance, pool")
+            ),
+            "{{instance}} {{pool}}",
+        ),
+    );
+    b.add(
+        timeseries(
+            "Max buffer size: in force, target and bounds",
+            "The max buffer size in force; auto-tuning's target, the pool's recommended max \
+             (also drawn) clamped between the lowest and the highest bound (the highest is \
+             auto_tune.highest_max_buffer_size, or max_idle_bytes when lower). The value in \
+             force moves to the target once the target has stayed beyond the hysteresis band \
+             (auto_tune.hysteresis, default 25 % of the value in force), on one side, for the \
+             cooldown (auto_tune.cooldown). A target pinned at the highest bound with the \
+             recommendation above it: the bound stops the pool from following traffic and \
+             the larger requests regrow their buffers; raise the bound if the memory is there \
+             (alert HeapscapePoolAutoTuneHeldAtHighestBound). Pinned at the lowest bound: \
+             traffic needs smaller buffers than it allows; lower it to keep less memory \
+             idle. A target away from the value in force that does not move it: within the \
+             band, or not yet held for the cooldown.",
+            "bytes",
+        )
+        .log_scale()
+        .query(
+            gauge("heapscape_pool_max_buffer_size_bytes"),
+            "{{instance}} {{pool}} in force",
+        )
+        .query(
+            gauge("heapscape_pool_auto_tune_target_max_buffer_size_bytes"),
+            "{{instance}} {{pool}} target",
+        )
+        .query(
+            gauge("heapscape_pool_recommended_max_buffer_size_bytes"),
+            "{{instance}} {{pool}} recommended",
+        )
+        .query(
+            gauge("heapscape_pool_auto_tune_lowest_max_buffer_size_bytes"),
+            "{{instance}} {{pool}} lowest bound",
+        )
+        .query(
+            gauge("heapscape_pool_auto_tune_highest_max_buffer_size_bytes"),
+            "{{instance}} {{pool}} highest bound",
+        ),
+    );
+    b.add(
+        timeseries(
+            "Initial capacity: in force and target",
+            "The initial capacity in force (the capacity of a buffer allocated on a miss) \
+             against auto-tuning's target: the pool's recommended initial capacity (the \
+             median length returned within its recommendation_window), at most the max \
+             buffer size in force. A target at the max: most requests need the largest \
+             buffers the pool keeps. The value in force also drops at once with a lower max.",
+            "bytes",
+        )
+        .log_scale()
+        .query(
+            gauge("heapscape_pool_initial_capacity_bytes"),
+            "{{instance}} {{pool}} in force",
+        )
+        .query(
+            gauge("heapscape_pool_auto_tune_target_initial_capacity_bytes"),
+            "{{instance}} {{pool}} target",
+        ),
+    );
+    b.add(
+        timeseries(
+            "Max idle buffers: in force and target",
+            "The max_idle_buffers in force against auto-tuning's target: the recommended one \
+             (the peak of buffers held over the recommendation_window plus an eighth), at \
+             most the configured value, a ceiling auto-tuning never exceeds. A target pinned \
+             at the ceiling while \"Idle caps: configured against recommended\" shows a \
+             higher recommendation: the configured max_idle_buffers is too low for the \
+             traffic; raise it if the memory is there.",
+            "short",
+        )
+        .width(8)
+        .query(
+            gauge("heapscape_pool_max_idle_buffers"),
+            "{{instance}} {{pool}} in force",
+        )
+        .query(
+            gauge("heapscape_pool_auto_tune_target_max_idle_buffers"),
+            "{{instance}} {{pool}} target",
+        ),
+    );
+    b.add(
+        timeseries(
+            "Max idle bytes: in force and target",
+            "The max_idle_bytes in force against auto-tuning's target: the target idle \
+             buffers times the max buffer size in force, at least that max and at most the \
+             configured value (a ceiling, like max_idle_buffers). A target pinned at the \
+             ceiling: the configured max_idle_bytes, the memory budget granted to idle \
+             buffers, is what limits the pool.",
+            "bytes",
+        )
+        .width(8)
+        .log_scale()
+        .query(
+            gauge("heapscape_pool_max_idle_bytes"),
+            "{{instance}} {{pool}} in force",
+        )
+        .query(
+            gauge("heapscape_pool_auto_tune_target_max_idle_bytes"),
+            "{{instance}} {{pool}} target",
+        ),
+    );
+    b.add(
+        timeseries(
+            "Moves by setting",
+            "Changes auto-tuning made, per setting (max_buffer_size, initial_capacity, \
+             max_idle_buffers, max_idle_bytes). A few moves after a start, a reload or a \
+             change of traffic are the pool following it. One setting moving at every \
+             cooldown, back and forth: its recommendation swings across the band faster than \
+             the cooldown; lengthen auto_tune.cooldown or raise auto_tune.hysteresis. A reload \
+             that changes a tuned key or turns tuning off applies the file as written, \
+             without a move counted here.",
+            "short",
+        )
+        .width(8)
+        .shows_auto_tune_moves()
+        .query(
+            s.auto_tuned(&format!(
+                "sum by ({by}) (increase(heapscape_pool_auto_tune_moves_total{{{pool_sel}}}[$__rate_interval]))",
+                by = config.by("job, instance, pool, setting"),
+            )),
+            "{{instance}} {{pool}} {{setting}}",
+        ),
+    );
 }
 
 fn fleet(config: &Config) -> Dashboard {
@@ -1152,7 +1346,7 @@ fn fleet(config: &Config) -> Dashboard {
             tags: &["fleet"],
         },
         variables(config, false),
-        reload_annotations(&s),
+        event_annotations(&s.sel, &s.sel),
         b,
     )
 }

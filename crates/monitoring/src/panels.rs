@@ -80,6 +80,7 @@ pub(crate) struct Panel {
     /// A stat panel's text when its query returns nothing.
     no_value: Option<&'static str>,
     moves_under_load: bool,
+    shows_auto_tune_moves: bool,
 }
 
 impl Panel {
@@ -100,6 +101,7 @@ impl Panel {
             value_texts: Vec::new(),
             no_value: None,
             moves_under_load: false,
+            shows_auto_tune_moves: false,
         }
     }
 
@@ -107,6 +109,14 @@ impl Panel {
     /// sizes of returned buffers): `tests/stack.rs` fails when such a panel shows only zeros.
     pub(crate) fn moves_under_load(mut self) -> Self {
         self.moves_under_load = true;
+        self
+    }
+
+    /// Marks a panel that shows auto-tuning's moves: `tests/stack.rs` fails unless it shows a
+    /// non-zero value at some point while its auto-tuned demo moves a setting. Moves are
+    /// events, not a level, so the panel is not required to show one at any given moment.
+    pub(crate) fn shows_auto_tune_moves(mut self) -> Self {
+        self.shows_auto_tune_moves = true;
         self
     }
 
@@ -370,6 +380,7 @@ pub(crate) fn heatmap(title: &'static str, description: &'static str, unit: &'st
 pub(crate) struct Board {
     panels: Vec<Value>,
     moving: Vec<&'static str>,
+    auto_tune_moves: Vec<&'static str>,
     next_id: u32,
     x: u32,
     y: u32,
@@ -381,6 +392,7 @@ impl Board {
         Self {
             panels: Vec::new(),
             moving: Vec::new(),
+            auto_tune_moves: Vec::new(),
             next_id: 1,
             x: 0,
             y: 0,
@@ -420,6 +432,9 @@ impl Board {
         if panel.moves_under_load {
             self.moving.push(panel.title);
         }
+        if panel.shows_auto_tune_moves {
+            self.auto_tune_moves.push(panel.title);
+        }
         self.panels
             .push(panel.to_json(self.next_id, self.x, self.y));
         self.next_id += 1;
@@ -428,10 +443,25 @@ impl Board {
         self
     }
 
-    /// The panels' JSON, and the titles of those that must move under load.
-    pub(crate) fn finish(self) -> (Vec<Value>, Vec<&'static str>) {
-        (self.panels, self.moving)
+    /// The panels' JSON, and the titles of those that must move under load and of those that
+    /// show auto-tuning's moves.
+    pub(crate) fn finish(self) -> Finished {
+        Finished {
+            panels: self.panels,
+            moving: self.moving,
+            auto_tune_moves: self.auto_tune_moves,
+        }
     }
+}
+
+/// A laid-out board.
+pub(crate) struct Finished {
+    /// The panels' JSON.
+    pub(crate) panels: Vec<Value>,
+    /// Titles of the panels marked [`Panel::moves_under_load`].
+    pub(crate) moving: Vec<&'static str>,
+    /// Titles of the panels marked [`Panel::shows_auto_tune_moves`].
+    pub(crate) auto_tune_moves: Vec<&'static str>,
 }
 
 /// A query variable over the values of `label` (Grafana's `label_values(metric, label)`),
@@ -454,10 +484,10 @@ pub(crate) fn label_variable(name: &str, label: &str, query: &str) -> Value {
     })
 }
 
-/// An annotation drawn wherever `expr` returns a sample. The query is the annotation's
-/// `target`, as Grafana saves it; the title, text and tags are the Prometheus datasource's
-/// annotation options.
-pub(crate) fn annotation(name: &str, expr: &str, color: &str, text: &str) -> Value {
+/// An annotation drawn wherever `expr` returns a sample, tagged with the values of the labels
+/// `tag_keys` (comma-separated). The query is the annotation's `target`, as Grafana saves it;
+/// the title, text and tags are the Prometheus datasource's annotation options.
+pub(crate) fn annotation(name: &str, expr: &str, color: &str, text: &str, tag_keys: &str) -> Value {
     json!({
         "name": name,
         "datasource": datasource(),
@@ -467,7 +497,7 @@ pub(crate) fn annotation(name: &str, expr: &str, color: &str, text: &str) -> Val
         "target": { "refId": "Anno", "expr": expr, "interval": "1m" },
         "titleFormat": name,
         "textFormat": text,
-        "tagKeys": "job,instance",
+        "tagKeys": tag_keys,
         "useValueForTime": false,
     })
 }

@@ -1,11 +1,13 @@
 //! The docker-compose topology on loopback, without Docker or Grafana: the demo service without
-//! and with pooling (configured with deploy/heapscape-prometheus.yaml, as in compose) under
-//! load, and the real Prometheus with prometheus/prometheus.yml (same jobs, loopback targets,
-//! 1 s scrapes) and the rules. Every query of every dashboard panel and annotation, with the
-//! variables substituted as Grafana would, and every recording rule are evaluated through
-//! Prometheus's HTTP API: a query that errors fails at once, and before the deadline each must
-//! return series that are not all NaN, and the panels the generator marks as moving under load
-//! must show a non-zero value.
+//! and with pooling (configured with deploy/heapscape-prometheus.yaml, as in compose) and with
+//! auto-tuning on (deploy/heapscape-auto.yaml, with a shorter cooldown) under load, and the
+//! real Prometheus with prometheus/prometheus.yml (same jobs, loopback targets, 1 s scrapes)
+//! and the rules. Every query of every dashboard panel and annotation, with the variables
+//! substituted as Grafana would, and every recording rule are evaluated through Prometheus's
+//! HTTP API: a query that errors fails at once, and before the deadline each must return
+//! series that are not all NaN, the panels the generator marks as moving under load must show
+//! a non-zero value, and the panels and annotations that show auto-tuning's moves must have
+//! shown one (a non-zero value, an annotation that fires) in some round.
 //!
 //! statsd_exporter is not installable here (and Etsy statsd, which the agent's own tests use,
 //! is a different server), so the `statsd-exporter` job scrapes a loopback server that serves
@@ -16,6 +18,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,7 +30,7 @@ use common::{
 };
 use heapscape_demo::server::{READY_PREFIX, ReadyLine};
 use heapscape_monitoring::Config;
-use heapscape_testkit::{ChildGuard, Prometheus, workspace_root};
+use heapscape_testkit::{ChildGuard, ConfigFile, Prometheus, workspace_root};
 use serde_json::{Value, json};
 
 /// Time for every query to return series once the stack is up (generous: a shared 2-core
@@ -48,15 +51,36 @@ struct Demo {
     _load: ChildGuard,
 }
 
-fn start_demo(pooling: &str) -> Demo {
+/// The auto-tuned demo's cooldown here: compose's 1 min would leave most of the deadline
+/// without a move. 5 s rather than less, so that Prometheus scrapes each moves counter at 0
+/// (published from the first heartbeat) before it first rises, and `increase` sees the rise.
+const TEST_COOLDOWN: &str = "5s";
+
+/// deploy/heapscape-auto.yaml with [`TEST_COOLDOWN`] in place of its cooldown.
+fn auto_tune_config() -> ConfigFile {
+    let text = read("deploy/heapscape-auto.yaml");
+    let cooldown = "cooldown: 1m";
+    assert_eq!(
+        text.matches(cooldown).count(),
+        1,
+        "deploy/heapscape-auto.yaml sets `{cooldown}` once: update this test"
+    );
+    ConfigFile::new(
+        "heapscape-auto.yaml",
+        &text.replace(cooldown, &format!("cooldown: {TEST_COOLDOWN}")),
+    )
+}
+
+/// Starts the demo service with `config`, `--pooling <pooling>` and loopback listeners, and
+/// load against it; `name` tells the processes apart in failures.
+fn start_demo(name: &str, pooling: &str, config: &Path) -> Demo {
     let binary = demo_binary();
-    let config = workspace_root().join("deploy/heapscape-prometheus.yaml");
     let mut service = ChildGuard::spawn(
-        &format!("heapscape-demo serve --pooling {pooling}"),
+        &format!("heapscape-demo serve ({name})"),
         Command::new(&binary)
             .arg("serve")
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .args(["--pooling", pooling])
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(["--heartbeat-interval", "1s"])
@@ -72,7 +96,7 @@ fn start_demo(pooling: &str) -> Demo {
         .to_string();
     // Bounded by its duration; killed on drop if the test ends first.
     let load = ChildGuard::spawn(
-        &format!("heapscape-demo load ({pooling})"),
+        &format!("heapscape-demo load ({name})"),
         Command::new(&binary)
             .arg("load")
             .args(["--url", &format!("http://{http}")])
@@ -222,19 +246,45 @@ fn sample_values(series: &[Value]) -> Vec<f64> {
         .collect()
 }
 
-/// Evaluates one dashboard query; `Err` for a query Prometheus rejects. `moving`: the panel
-/// must show a non-zero value under load.
+/// What a query must show.
+struct Expect {
+    /// A non-zero value now: the panel moves under load.
+    moving: bool,
+    /// Auto-tuning's moves: a non-zero value (a panel) or a firing annotation, in this round
+    /// or an earlier one (moves are events, over once the pool has settled).
+    auto_tune_moves: bool,
+}
+
+/// Evaluates one dashboard query; `Err` for a query Prometheus rejects. `moved`: the places
+/// whose auto-tuning moves have been seen, in any round.
 fn check_query(
     prometheus: &Prometheus,
     query: &DashboardQuery,
     values: &BTreeMap<String, Vec<String>>,
-    moving: bool,
+    expect: &Expect,
+    moved: &mut BTreeSet<String>,
     pending: &mut Vec<String>,
 ) -> Result<(), String> {
     let expr = substitute(&query.expr, values);
     let series = prometheus
         .query(&expr)
         .map_err(|e| format!("{}: {e}\n  query: {expr}", query.place))?;
+    let samples = sample_values(&series);
+    if expect.auto_tune_moves {
+        let shows_a_move = match query.annotation {
+            true => !series.is_empty(),
+            false => samples.iter().any(|v| !v.is_nan() && *v != 0.0),
+        };
+        if shows_a_move {
+            moved.insert(query.place.clone());
+        }
+        if !moved.contains(&query.place) {
+            pending.push(format!(
+                "{}: no auto-tuning move shown yet\n  query: {expr}",
+                query.place
+            ));
+        }
+    }
     // An annotation marks events; without one it is empty, so its series come from the
     // expression before the final comparison.
     let data_expr = match query.annotation {
@@ -261,14 +311,13 @@ fn check_query(
     if query.annotation {
         return Ok(());
     }
-    let samples = sample_values(&series);
     if samples.iter().all(|v| v.is_nan()) {
         pending.push(format!(
             "{}: only NaN ({} series)\n  query: {expr}",
             query.place,
             samples.len()
         ));
-    } else if moving && samples.iter().all(|v| v.is_nan() || *v == 0.0) {
+    } else if expect.moving && samples.iter().all(|v| v.is_nan() || *v == 0.0) {
         pending.push(format!(
             "{}: only zeros, where the panel must move under load\n  query: {expr}",
             query.place
@@ -303,10 +352,17 @@ fn check_rules(prometheus: &Prometheus, pending: &mut Vec<String>) -> Result<usi
     Ok(count)
 }
 
+/// The panels (dashboard uid and title, or annotation name) the generator marks, each way.
+struct Marked {
+    moving: BTreeSet<(String, String)>,
+    auto_tune_moves: BTreeSet<(String, String)>,
+}
+
 fn check_everything(
     prometheus: &Prometheus,
     dashboards: &[(String, Value)],
-    moving: &BTreeSet<(String, String)>,
+    marked: &Marked,
+    moved: &mut BTreeSet<String>,
 ) -> Result<Outcome, String> {
     let mut pending = Vec::new();
     let targets = prometheus.api("/api/v1/targets", &[])?;
@@ -328,8 +384,11 @@ fn check_everything(
             }
         };
         for query in dashboard_queries(dashboard) {
-            let moves = moving.contains(&query.panel);
-            check_query(prometheus, &query, &values, moves, &mut pending)?;
+            let expect = Expect {
+                moving: marked.moving.contains(&query.panel),
+                auto_tune_moves: marked.auto_tune_moves.contains(&query.panel),
+            };
+            check_query(prometheus, &query, &values, &expect, moved, &mut pending)?;
         }
     }
     let rules = check_rules(prometheus, &mut pending)?;
@@ -347,27 +406,41 @@ fn check_everything(
 #[test]
 fn every_dashboard_query_and_recording_rule_returns_series_from_the_demo_stack() {
     let started = Instant::now();
-    let mut unpooled = start_demo("off");
-    let mut pooled = start_demo("on");
+    let config = workspace_root().join("deploy/heapscape-prometheus.yaml");
+    let mut unpooled = start_demo("unpooled", "off", &config);
+    let mut pooled = start_demo("pooled", "on", &config);
+    let auto_config = auto_tune_config();
+    let mut auto = start_demo("auto", "on", auto_config.path());
     let statsd_exporter = FixtureServer::start(Box::new(|path, scrape| {
         (path == "/metrics").then(|| statsd_path_exposition(scrape))
     }));
     let prometheus = Prometheus::start(&prometheus_config(
-        &[&unpooled.metrics, &pooled.metrics],
+        &[&unpooled.metrics, &pooled.metrics, &auto.metrics],
         &statsd_exporter.addr().to_string(),
     ));
     let dashboards = committed_dashboards();
-    let moving: BTreeSet<(String, String)> = heapscape_monitoring::dashboards(&Config::default())
-        .into_iter()
-        .flat_map(|d| {
-            d.moving_panels
-                .into_iter()
-                .map(move |title| (d.uid.to_owned(), title.to_owned()))
-        })
-        .collect();
+    let generated = heapscape_monitoring::dashboards(&Config::default());
+    let titled = |titles: fn(&heapscape_monitoring::Dashboard) -> &[&'static str]| {
+        generated
+            .iter()
+            .flat_map(|d| {
+                titles(d)
+                    .iter()
+                    .map(|title| (d.uid.to_owned(), (*title).to_owned()))
+            })
+            .collect::<BTreeSet<_>>()
+    };
+    let marked = Marked {
+        moving: titled(|d| d.moving_panels.as_slice()),
+        auto_tune_moves: titled(|d| d.auto_tune_panels.as_slice()),
+    };
     assert!(
-        moving.len() > 10,
+        marked.moving.len() > 10,
         "the generator marks the panels that move"
+    );
+    assert!(
+        marked.auto_tune_moves.len() > dashboards.len(),
+        "the generator marks an annotation per dashboard and panels that show auto-tuning's moves"
     );
     let queries: usize = dashboards
         .iter()
@@ -377,11 +450,13 @@ fn every_dashboard_query_and_recording_rule_returns_series_from_the_demo_stack()
 
     let deadline = Instant::now() + DEADLINE;
     let mut rounds = 0;
+    let mut moved = BTreeSet::new();
     loop {
         rounds += 1;
-        unpooled._service.assert_running();
-        pooled._service.assert_running();
-        match check_everything(&prometheus, &dashboards, &moving) {
+        for demo in [&mut unpooled, &mut pooled, &mut auto] {
+            demo._service.assert_running();
+        }
+        match check_everything(&prometheus, &dashboards, &marked, &mut moved) {
             Err(error) => panic!("a query or rule is broken:\n{error}"),
             Ok(Outcome::Ready) => break,
             Ok(Outcome::Pending(missing)) => {

@@ -53,6 +53,11 @@ pub struct Config {
     /// ... for this long (longer than the pools' recommendation window, so that a quiet hour
     /// does not fire it).
     pub idle_caps_for: &'static str,
+    /// `HeapscapePoolAutoTuneHeldAtHighestBound` fires when a pool with auto-tuning on has
+    /// recommended a max buffer size above its highest bound, holding its target at that bound,
+    /// for this long: longer than the pools' recommendation window and many cooldowns, so that
+    /// an hour of large requests does not fire it.
+    pub auto_tune_bound_for: &'static str,
     /// `HeapscapeHeartbeatStale` fires when the last successful sample is older than this many
     /// heartbeat intervals ...
     pub heartbeat_stale_intervals: u32,
@@ -98,6 +103,7 @@ impl Default for Config {
             far_from_recommended_for: "1h",
             idle_caps_factor: 4.0,
             idle_caps_for: "3h",
+            auto_tune_bound_for: "3h",
             heartbeat_stale_intervals: 3,
             heartbeat_stale_for: "2m",
             heartbeat_failing_for: "5m",

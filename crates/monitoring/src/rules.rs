@@ -264,6 +264,7 @@ fn alerts(c: &Config) -> Vec<Alert> {
     );
     let windowed = windowed_recommendation_record(c);
     let q = quantile_name(c.recommend_quantile);
+    let auto_tuned = auto_tuned_pools(c);
     vec![
         alert(
             "HeapscapePoolHighDiscardRate",
@@ -288,8 +289,9 @@ fn alerts(c: &Config) -> Vec<Alert> {
         alert(
             "HeapscapePoolMaxBufferSizeFarFromRecommended",
             format!(
-                "(\n  {configured_max}\n    / {windowed} > {factor}\nor\n  {configured_max}\n    / {windowed} < {inverse}\n)",
-                inverse = 1.0 / factor
+                "(\n  {configured_max}\n    / {windowed} > {factor}\nor\n  {configured_max}\n    / {windowed} < {inverse}\n)\nunless on ({by})\n{auto_tuned}",
+                inverse = 1.0 / factor,
+                by = c.by("job, instance, pool"),
             ),
             Some(c.far_from_recommended_for),
             "info",
@@ -300,12 +302,14 @@ fn alerts(c: &Config) -> Vec<Alert> {
                  times above or below the {q} of the lengths returned over the last {window}, as \
                  a power of two ({windowed}). Too high keeps memory idle for rare requests; too \
                  low makes large requests regrow their buffer. Set it from the \"Buffer pool \
-                 tuning\" dashboard (fleet-wide recommended max).",
+                 tuning\" dashboard (fleet-wide recommended max). Pools with auto-tuning on \
+                 are left out: their max follows the recommendation within their bounds.",
                 for_ = c.far_from_recommended_for,
                 window = c.far_from_recommended_window,
             ),
         ),
         idle_caps_alert(c),
+        auto_tune_bound_alert(c),
         alert(
             "HeapscapeHeartbeatStale",
             format!(
@@ -459,6 +463,57 @@ fn idle_caps_alert(c: &Config) -> Alert {
              max_idle_bytes towards the recommended values on the \"Buffer pool tuning\" \
              dashboard, or shorten idle_timeout (applied live).",
             for_ = c.idle_caps_for,
+        ),
+        runbook_url: c.runbook_link(name),
+    }
+}
+
+/// The pools with auto-tuning on, one series each (`== 1` keeps the pools where it is on).
+fn auto_tuned_pools(c: &Config) -> String {
+    format!(
+        "max by ({}) ({}) == 1",
+        c.by("job, instance, pool"),
+        c.select("heapscape_pool_auto_tune_enabled", "")
+    )
+}
+
+/// `HeapscapePoolAutoTuneHeldAtHighestBound`: an auto-tuned pool whose traffic wants a larger
+/// max buffer size than its highest bound allows.
+fn auto_tune_bound_alert(c: &Config) -> Alert {
+    let gauge = |metric: &str| {
+        format!(
+            "max by ({}) ({})",
+            c.by("job, instance, pool"),
+            c.select(metric, "")
+        )
+    };
+    let highest = gauge("heapscape_pool_auto_tune_highest_max_buffer_size_bytes");
+    // The recommendation above the bound is what the bound costs; the target at the bound
+    // says the recommendation is current: without a return in the window the pool publishes
+    // no new recommendation (the last value stays) and its target falls back to the value in
+    // force.
+    let name = "HeapscapePoolAutoTuneHeldAtHighestBound";
+    Alert {
+        name,
+        expr: format!(
+            "{recommended}\n  > {highest}\nand\n{target}\n  >= {highest}\nand\n{on}",
+            recommended = gauge("heapscape_pool_recommended_max_buffer_size_bytes"),
+            target = gauge("heapscape_pool_auto_tune_target_max_buffer_size_bytes"),
+            on = auto_tuned_pools(c),
+        ),
+        for_: Some(c.auto_tune_bound_for),
+        severity: "info",
+        summary: "Pool {{ $labels.pool }} on {{ $labels.instance }}: auto-tuning is held at its highest max buffer size; traffic recommends {{ $value | humanize1024 }}B.".to_owned(),
+        description: format!(
+            "For {for_} pool {{{{ $labels.pool }}}} ({{{{ $labels.job }}}}/{{{{ $labels.instance }}}}) \
+             has recommended a max buffer size above the highest one auto-tuning may set \
+             (auto_tune.highest_max_buffer_size, or max_idle_bytes when lower), so its max \
+             stays at that bound: the bound, not the traffic, sets the max, and the requests \
+             above it regrow their buffers. Raise auto_tune.highest_max_buffer_size (and \
+             max_idle_bytes when that is the limit) if the memory is there, or keep the bound \
+             and accept the regrowth (the \"Buffer pool tuning\" dashboard, row \
+             \"Auto-tuning\", and \"Share of returns over the max\" show both).",
+            for_ = c.auto_tune_bound_for,
         ),
         runbook_url: c.runbook_link(name),
     }

@@ -30,7 +30,7 @@ use common::{
 };
 use heapscape_demo::server::{READY_PREFIX, ReadyLine};
 use heapscape_monitoring::Config;
-use heapscape_testkit::{ChildGuard, ConfigFile, Prometheus, workspace_root};
+use heapscape_testkit::{ChildGuard, ConfigFile, Prometheus, wait_until, workspace_root};
 use serde_json::{Value, json};
 
 /// Time for every query to return series once the stack is up (generous: a shared 2-core
@@ -44,16 +44,18 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const DEMO_JOB: &str = "heapscape-demo";
 const STATSD_JOB: &str = "statsd-exporter";
 
-/// One demo service with its load generator.
+/// One demo service, and its load generator once started.
 struct Demo {
+    name: &'static str,
+    http: String,
     metrics: String,
-    _service: ChildGuard,
-    _load: ChildGuard,
+    service: ChildGuard,
+    /// Bounded by its duration; killed on drop if the test ends first.
+    load: Option<ChildGuard>,
 }
 
 /// The auto-tuned demo's cooldown here: compose's 1 min would leave most of the deadline
-/// without a move. 5 s rather than less, so that Prometheus scrapes each moves counter at 0
-/// (published from the first heartbeat) before it first rises, and `increase` sees the rise.
+/// without a move; with 5 s the first moves come seconds after its load starts.
 const TEST_COOLDOWN: &str = "5s";
 
 /// deploy/heapscape-auto.yaml with [`TEST_COOLDOWN`] in place of its cooldown.
@@ -71,43 +73,47 @@ fn auto_tune_config() -> ConfigFile {
     )
 }
 
-/// Starts the demo service with `config`, `--pooling <pooling>` and loopback listeners, and
-/// load against it; `name` tells the processes apart in failures.
-fn start_demo(name: &str, pooling: &str, config: &Path) -> Demo {
-    let binary = demo_binary();
-    let mut service = ChildGuard::spawn(
-        &format!("heapscape-demo serve ({name})"),
-        Command::new(&binary)
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .args(["--pooling", pooling])
-            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-            .args(["--heartbeat-interval", "1s"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped()),
-    );
-    let ready = ReadyLine::parse(&service.wait_for_line(READY_PREFIX, READY_TIMEOUT))
-        .expect("a well-formed ready line");
-    let http = ready.http.to_string();
-    let metrics = ready
-        .metrics
-        .expect("the demo serves /metrics with the Prometheus exporter")
-        .to_string();
-    // Bounded by its duration; killed on drop if the test ends first.
-    let load = ChildGuard::spawn(
-        &format!("heapscape-demo load ({name})"),
-        Command::new(&binary)
-            .arg("load")
-            .args(["--url", &format!("http://{http}")])
-            .args(["--duration", "150s", "--concurrency", "2", "--no-progress"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    Demo {
-        metrics,
-        _service: service,
-        _load: load,
+impl Demo {
+    /// Starts the demo service with `config`, `--pooling <pooling>` and loopback listeners;
+    /// `name` tells the processes apart in failures.
+    fn start(name: &'static str, pooling: &str, config: &Path) -> Self {
+        let mut service = ChildGuard::spawn(
+            &format!("heapscape-demo serve ({name})"),
+            Command::new(demo_binary())
+                .arg("serve")
+                .arg("--config")
+                .arg(config)
+                .args(["--pooling", pooling])
+                .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+                .args(["--heartbeat-interval", "1s"])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped()),
+        );
+        let ready = ReadyLine::parse(&service.wait_for_line(READY_PREFIX, READY_TIMEOUT))
+            .expect("a well-formed ready line");
+        Self {
+            name,
+            http: ready.http.to_string(),
+            metrics: ready
+                .metrics
+                .expect("the demo serves /metrics with the Prometheus exporter")
+                .to_string(),
+            service,
+            load: None,
+        }
+    }
+
+    /// Starts the load generator against the service.
+    fn start_load(&mut self) {
+        self.load = Some(ChildGuard::spawn(
+            &format!("heapscape-demo load ({})", self.name),
+            Command::new(demo_binary())
+                .arg("load")
+                .args(["--url", &format!("http://{}", self.http)])
+                .args(["--duration", "150s", "--concurrency", "2", "--no-progress"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        ));
     }
 }
 
@@ -407,10 +413,12 @@ fn check_everything(
 fn every_dashboard_query_and_recording_rule_returns_series_from_the_demo_stack() {
     let started = Instant::now();
     let config = workspace_root().join("deploy/heapscape-prometheus.yaml");
-    let mut unpooled = start_demo("unpooled", "off", &config);
-    let mut pooled = start_demo("pooled", "on", &config);
+    let mut unpooled = Demo::start("unpooled", "off", &config);
+    let mut pooled = Demo::start("pooled", "on", &config);
+    unpooled.start_load();
+    pooled.start_load();
     let auto_config = auto_tune_config();
-    let mut auto = start_demo("auto", "on", auto_config.path());
+    let mut auto = Demo::start("auto", "on", auto_config.path());
     let statsd_exporter = FixtureServer::start(Box::new(|path, scrape| {
         (path == "/metrics").then(|| statsd_path_exposition(scrape))
     }));
@@ -418,6 +426,23 @@ fn every_dashboard_query_and_recording_rule_returns_series_from_the_demo_stack()
         &[&unpooled.metrics, &pooled.metrics, &auto.metrics],
         &statsd_exporter.addr().to_string(),
     ));
+    // `increase` sees a counter's first rise only after a sample before it: the auto-tuned
+    // demo's load, and with it its first move, waits until Prometheus holds its moves
+    // counters (published at 0 from the first heartbeat).
+    let auto_moves = format!(
+        r#"heapscape_pool_auto_tune_moves_total{{instance="{}"}}"#,
+        auto.metrics
+    );
+    wait_until(
+        DEADLINE,
+        "Prometheus scraping the auto-tuned demo's moves counters",
+        || {
+            prometheus
+                .query(&auto_moves)
+                .is_ok_and(|series| !series.is_empty())
+        },
+    );
+    auto.start_load();
     let dashboards = committed_dashboards();
     let generated = heapscape_monitoring::dashboards(&Config::default());
     let titled = |titles: fn(&heapscape_monitoring::Dashboard) -> &[&'static str]| {
@@ -454,7 +479,7 @@ fn every_dashboard_query_and_recording_rule_returns_series_from_the_demo_stack()
     loop {
         rounds += 1;
         for demo in [&mut unpooled, &mut pooled, &mut auto] {
-            demo._service.assert_running();
+            demo.service.assert_running();
         }
         match check_everything(&prometheus, &dashboards, &marked, &mut moved) {
             Err(error) => panic!("a query or rule is broken:\n{error}"),

@@ -1,5 +1,6 @@
 //! W1 (get/put) and W2 (stream buffering) against the baselines named in the README's
-//! performance section, all in one run. Run: `cargo bench -p heapscape-pool --bench pool`.
+//! performance section, all in one run, and what a heartbeat tick costs a pool (its stats,
+//! and an auto-tuning step). Run: `cargo bench -p heapscape-pool --bench pool`.
 //!
 //! After its timed runs, each W2 implementation runs once more with allocation counting on
 //! and prints its allocations per operation.
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
-use heapscape_pool::{OverMaxPolicy, Pool};
+use heapscape_pool::{AutoTuneConfig, OverMaxPolicy, Pool};
 use workloads::{stream_sizes, w1, w2};
 
 mod workloads;
@@ -293,5 +294,28 @@ fn w2_stream_buffering(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, w1_get_put, w2_stream_buffering);
+/// A pool's share of a heartbeat tick, off the get and return paths: reading its stats (which
+/// also moves the recommendation window on) and an auto-tuning step (stats plus the decision),
+/// with W2's sizes in the window.
+fn tick(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tick");
+    let mut auto_tune = AutoTuneConfig::default();
+    auto_tune.enabled = true;
+    let pool = Pool::builder("tick")
+        .max_idle_bytes(1 << 30)
+        .auto_tune(auto_tune)
+        .build()
+        .expect("pool");
+    let sizes = stream_sizes();
+    // The window's cost does not depend on how large the returns were, only on the buckets:
+    // smaller lengths fill as many of them without writing gigabytes.
+    for &size in sizes.iter().cycle().take(20_000) {
+        pool.get().resize(size >> 6, 0);
+    }
+    group.bench_function("stats", |b| b.iter(|| pool.stats()));
+    group.bench_function("auto_tune", |b| b.iter(|| pool.auto_tune()));
+    group.finish();
+}
+
+criterion_group!(benches, w1_get_put, w2_stream_buffering, tick);
 criterion_main!(benches);

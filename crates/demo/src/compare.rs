@@ -1,14 +1,19 @@
 //! `heapscape-demo compare`: the heap of the service unpooled, pooled with the default settings,
-//! and pooled with the settings the pooled service recommended, side by side.
+//! pooled with the settings the pooled service recommended, and pooled with auto-tuning on,
+//! side by side.
 //!
-//! Starts three `serve` children of this same binary on free loopback ports (pooling off, on,
-//! and on with a `--config` file; 1 s heartbeat). A warm-up gives each the same seeded load in
-//! turn; the pooled service's recommendation (max buffer size, initial capacity, and the idle
-//! caps where the pool publishes them) is then written into the tuned service's config file with
-//! jemalloc decay settings, as ops would, and the service hot-reloads it. Then the modes take
-//! turns in short slices of the same seeded requests (unpooled slice 1, pooled slice 1, tuned
-//! slice 1, unpooled slice 2, ...): the children stay up and only the load moves, so a busy
-//! machine weighs on every mode alike. All three metric endpoints are scraped every second.
+//! Starts four `serve` children of this same binary on free loopback ports (pooling off, on,
+//! on with a `--config` file, and on with a `--config` file that turns auto-tuning on; 1 s
+//! heartbeat). A warm-up gives each the same seeded load in turn; the pooled service's
+//! recommendation (max buffer size, initial capacity, and the idle caps where the pool
+//! publishes them) is then written into the tuned service's config file with jemalloc decay
+//! settings, as ops would, and the service hot-reloads it. The auto service started from the
+//! pooled defaults and tuned itself on its heartbeat ticks during its warm-up; once its moves
+//! under way are done, its settings in force are read and set beside the tuned ones. Then the
+//! modes take turns in short slices of the same seeded requests (unpooled slice 1, pooled
+//! slice 1, tuned slice 1, auto slice 1, unpooled slice 2, ...): the children stay up and only
+//! the load moves, so a busy machine weighs on every mode alike. All four metric endpoints are
+//! scraped every second.
 //!
 //! The summary (throughput and latency from the load generator; allocation rate, jemalloc heap
 //! gauges, page faults and pool behaviour from the services' own metrics; the spread of each
@@ -19,12 +24,16 @@
 //! - `summary`: what was measured, plain data;
 //! - `slice`: one mode's slices, summarized;
 //! - `tuned`: the recommendation read, written to the tuned service's file and confirmed;
+//! - `auto`: the auto service's file, the wait for its moves, its settings read back;
+//! - `config_file`: where the services' config files go, their pool section, the write;
 //! - `sizes`: the distribution of returned lengths and the candidates' costs;
 //! - `report`: the table and the HTML page, read from the summary;
 //! - `heap_profile` (feature `profiling`): each mode's heap flame graph, beside the report.
 //!
 //! The children are `crate::child`'s, the scrapes `crate::scrape`'s.
 
+mod auto;
+mod config_file;
 #[cfg(feature = "profiling")]
 mod heap_profile;
 mod report;
@@ -43,7 +52,7 @@ use tokio::time::Instant;
 
 use self::slice::{ModeRun, Scrape, Slice};
 pub use self::summary::{
-    Candidate, Comparison, ModeSummary, OverTime, Point, Sizes, Spread, Tuned,
+    Auto, Candidate, Comparison, ModeSummary, OverTime, Point, Sizes, Spread, Tuned,
 };
 pub use self::tuned::TunedDecay;
 use crate::Error;
@@ -79,10 +88,11 @@ const TICK: Duration = Duration::from_secs(1);
 const SETTLE: Duration = Duration::from_millis(2500);
 
 /// The modes, in the order of their children and of each round.
-const MODES: [(&str, Pooling); 3] = [
+const MODES: [(&str, Pooling); 4] = [
     ("unpooled", Pooling::Off),
     ("pooled", Pooling::On),
     ("tuned", Pooling::On),
+    ("auto", Pooling::On),
 ];
 
 /// What `heapscape-demo compare` does.
@@ -108,7 +118,7 @@ pub struct CompareOptions {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Where to write the HTML report (a JSON summary goes beside it, `.json`, and the tuned
-    /// service's config file, `-tuned.yaml`).
+    /// and auto services' config files, `-tuned.yaml` and `-auto.yaml`).
     #[arg(long, default_value = "reports/heapscape-compare.html")]
     pub report: PathBuf,
     /// jemalloc settings of the tuned mode.
@@ -150,14 +160,6 @@ pub async fn run(options: &CompareOptions) -> Result<Comparison, Error> {
     Ok(comparison)
 }
 
-/// The tuned service's config file: beside the report.
-fn tuned_config_path(report: &Path) -> PathBuf {
-    let stem = report
-        .file_stem()
-        .map_or_else(|| "heapscape-compare".into(), |s| s.to_string_lossy());
-    report.with_file_name(format!("{stem}-tuned.yaml"))
-}
-
 fn create_parent(path: &Path) -> Result<(), Error> {
     match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         Some(dir) => std::fs::create_dir_all(dir).map_err(|error| Error::Write {
@@ -182,23 +184,32 @@ async fn compare(
         .ceil()
         .max(1.0) as usize;
     let defaults = tuned::pooled_defaults()?;
-    let config_file = tuned_config_path(&options.report);
+    let config_file = config_file::beside(&options.report, "tuned");
     create_parent(&config_file)?;
-    tuned::write_config(&config_file, &tuned::baseline_yaml())?;
+    config_file::write(&config_file, &tuned::baseline_yaml())?;
+    let auto_pool = auto::pool_config(&defaults);
+    let auto_file = config_file::beside(&options.report, "auto");
+    config_file::write(&auto_file, &auto::yaml(&auto_pool))?;
 
     eprintln!(
-        "starting three services (unpooled, pooled, tuned); {} of warm-up each, then {rounds} \
-         rounds of {} slices in turn, so a busy machine weighs on every mode alike",
+        "starting four services (unpooled, pooled, tuned, auto); {} of warm-up each, then \
+         {rounds} rounds of {} slices in turn, so a busy machine weighs on every mode alike",
         humantime::format_duration(warmup),
         humantime::format_duration(slice)
     );
-    let config_arg = config_file.to_string_lossy().into_owned();
     for (mode, pooling) in MODES {
-        let child = if mode == "tuned" {
-            let args = [&["--config", config_arg.as_str()], PROFILING_ARGS].concat();
-            ServeChild::spawn_with(exe, pooling, &args).await?
-        } else {
-            ServeChild::spawn(exe, pooling).await?
+        let file = match mode {
+            "tuned" => Some(&config_file),
+            "auto" => Some(&auto_file),
+            _ => None,
+        };
+        let child = match file {
+            Some(file) => {
+                let file = file.to_string_lossy();
+                let args = [&["--config", file.as_ref()], PROFILING_ARGS].concat();
+                ServeChild::spawn_with(exe, pooling, &args).await?
+            }
+            None => ServeChild::spawn(exe, pooling).await?,
         };
         children.push(child);
     }
@@ -206,10 +217,11 @@ async fn compare(
         children[0].metrics,
         children[1].metrics,
         children[2].metrics,
+        children[3].metrics,
     ];
 
     let start = Instant::now();
-    let timelines: Arc<Mutex<[Vec<Scrape>; 3]>> = Arc::default();
+    let timelines: Arc<Mutex<[Vec<Scrape>; 4]>> = Arc::default();
     let scraper = tokio::spawn(scrape_every_tick(targets, timelines.clone(), start));
 
     eprintln!("warm-up; then the pooled service's recommendation goes to the tuned service");
@@ -251,9 +263,27 @@ async fn compare(
         &config_file,
     );
     eprintln!(
-        "tuned: max buffer size {} B, initial capacity {} B (reloaded); interleaving",
+        "tuned: max buffer size {} B, initial capacity {} B (reloaded)",
         pool.max_buffer_size, pool.initial_capacity
     );
+    let auto_child = &children[3];
+    let (auto_warm, auto_settled) = auto::settle(auto_child, &auto_pool).await?;
+    let auto_max = auto_warm
+        .get(scrape::MAX_BUFFER_SIZE)
+        .copied()
+        .unwrap_or(0.0);
+    if auto_max == auto_pool.max_buffer_size as f64 {
+        eprintln!(
+            "auto: has NOT moved its max buffer size off the default {} B by the end of the \
+             warm-up; interleaving",
+            auto_pool.max_buffer_size
+        );
+    } else {
+        eprintln!(
+            "auto: max buffer size {auto_max} B (tuned itself from {} B); interleaving",
+            auto_pool.max_buffer_size
+        );
+    }
 
     let origin = start.elapsed().as_secs_f64();
     let mut runs: Vec<ModeRun> = MODES
@@ -310,10 +340,22 @@ async fn compare(
         .zip(&timelines)
         .filter_map(|(run, timeline)| run.summarize(timeline, origin))
         .collect();
-    let modes = <[ModeSummary; 3]>::try_from(summaries).map_err(|_| Error::Child {
+    let modes = <[ModeSummary; 4]>::try_from(summaries).map_err(|_| Error::Child {
         mode: "all".to_owned(),
         reason: "a mode ran no slice".to_owned(),
     })?;
+    let auto_end = runs[3]
+        .slices
+        .last()
+        .map(|slice| slice.after.clone())
+        .unwrap_or_default();
+    let auto = auto::describe(
+        &auto_pool,
+        &auto_file,
+        (&auto_warm, auto_settled),
+        &auto_end,
+        &tuned,
+    );
     let json = options.report.with_extension("json");
     let comparison = Comparison {
         concurrency: options.concurrency,
@@ -323,6 +365,7 @@ async fn compare(
         slice_seconds: slice.as_secs_f64(),
         modes,
         tuned,
+        auto,
         sizes,
         report: options.report.clone(),
         json: json.clone(),
@@ -353,8 +396,8 @@ async fn load(
 }
 
 async fn scrape_every_tick(
-    targets: [SocketAddr; 3],
-    timelines: Arc<Mutex<[Vec<Scrape>; 3]>>,
+    targets: [SocketAddr; 4],
+    timelines: Arc<Mutex<[Vec<Scrape>; 4]>>,
     start: Instant,
 ) {
     let mut ticker = tokio::time::interval(TICK);

@@ -49,6 +49,26 @@ pub(crate) const RECOMMENDED_IDLE_BUFFERS: &str = "heapscape_pool_recommended_ma
 pub(crate) const RECOMMENDED_IDLE_BYTES: &str = "heapscape_pool_recommended_max_idle_bytes";
 /// The pool's `max_buffer_size` in force.
 pub(crate) const MAX_BUFFER_SIZE: &str = "heapscape_pool_max_buffer_size_bytes";
+/// The pool's `initial_capacity` in force.
+pub(crate) const INITIAL_CAPACITY: &str = "heapscape_pool_initial_capacity_bytes";
+/// The pool's `max_idle_buffers` in force.
+pub(crate) const MAX_IDLE_BUFFERS: &str = "heapscape_pool_max_idle_buffers";
+/// The pool's `max_idle_bytes` in force.
+pub(crate) const MAX_IDLE_BYTES: &str = "heapscape_pool_max_idle_bytes";
+/// Auto-tuning's moves, a counter keyed `..._total{setting="<config key>"}`.
+pub(crate) const AUTO_TUNE_MOVES: &str = "heapscape_pool_auto_tune_moves_total";
+/// Auto-tuning's target for `max_buffer_size` at the last tick.
+pub(crate) const AUTO_TUNE_TARGET_MAX: &str =
+    "heapscape_pool_auto_tune_target_max_buffer_size_bytes";
+/// Auto-tuning's target for `initial_capacity` at the last tick.
+pub(crate) const AUTO_TUNE_TARGET_INITIAL: &str =
+    "heapscape_pool_auto_tune_target_initial_capacity_bytes";
+/// Auto-tuning's target for `max_idle_buffers` at the last tick.
+pub(crate) const AUTO_TUNE_TARGET_IDLE_BUFFERS: &str =
+    "heapscape_pool_auto_tune_target_max_idle_buffers";
+/// Auto-tuning's target for `max_idle_bytes` at the last tick.
+pub(crate) const AUTO_TUNE_TARGET_IDLE_BYTES: &str =
+    "heapscape_pool_auto_tune_target_max_idle_bytes";
 /// Buffers returned to the pool.
 pub(crate) const RETURNS: &str = "heapscape_pool_returns_total";
 /// Cumulative buckets of the returned lengths, keyed `..._bucket{le="<bound>"}`.

@@ -1,6 +1,7 @@
-//! `heapscape-demo compare --quick` end to end: three real `serve` children (unpooled, pooled,
-//! tuned from the pooled one's recommendation through a config file), interleaved slices,
-//! scrapes, the table, the HTML report and the JSON summary.
+//! `heapscape-demo compare --quick` end to end: four real `serve` children (unpooled, pooled,
+//! tuned from the pooled one's recommendation through a config file, auto tuning itself from
+//! the pooled defaults), interleaved slices, scrapes, the table, the HTML report and the JSON
+//! summary.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use heapscape_testkit::ChildGuard;
 
 #[test]
-fn quick_compare_runs_three_modes_and_tuned_runs_the_pooled_recommendation() {
+fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_itself() {
     let dir = std::env::temp_dir().join(format!("heapscape-demo-compare-{}", std::process::id()));
     let report = dir.join("report.html");
     let compare = ChildGuard::spawn(
@@ -28,7 +29,7 @@ fn quick_compare_runs_three_modes_and_tuned_runs_the_pooled_recommendation() {
     );
 
     let header = stdout.lines().next().unwrap_or_default();
-    for mode in ["unpooled", "pooled", "tuned"] {
+    for mode in ["unpooled", "pooled", "tuned", "auto"] {
         assert!(header.contains(mode), "no {mode} column: {header}");
     }
     for row in [
@@ -42,6 +43,8 @@ fn quick_compare_runs_three_modes_and_tuned_runs_the_pooled_recommendation() {
         "recommended max buffer size",
         "spread across 3 slices",
         "tuned settings",
+        "auto settings after the warm-up",
+        "auto/tuned",
         "returned lengths",
         "candidate max",
         "targets of a default run",
@@ -64,7 +67,8 @@ fn quick_compare_runs_three_modes_and_tuned_runs_the_pooled_recommendation() {
         6,
         "four timelines, the latency chart and the returned lengths"
     );
-    assert!(html.contains("tuned max") && html.contains("p95"));
+    assert!(html.contains("tuned max") && html.contains("auto max") && html.contains("p95"));
+    assert!(html.contains("<th>auto (auto-tuned)</th>") && html.contains("auto / tuned"));
     assert!(
         !html.contains("<script") && !html.contains("http-equiv"),
         "self-contained, static"
@@ -75,7 +79,7 @@ fn quick_compare_runs_three_modes_and_tuned_runs_the_pooled_recommendation() {
             .unwrap();
     let modes = json["modes"].as_array().unwrap();
     let names: Vec<&str> = modes.iter().filter_map(|m| m["mode"].as_str()).collect();
-    assert_eq!(names, ["unpooled", "pooled", "tuned"]);
+    assert_eq!(names, ["unpooled", "pooled", "tuned", "auto"]);
     assert_eq!(json["slices"].as_u64(), Some(3));
     for mode in modes {
         assert!(mode["requests"].as_u64().unwrap() > 0, "{mode}");
@@ -132,6 +136,59 @@ fn quick_compare_runs_three_modes_and_tuned_runs_the_pooled_recommendation() {
     );
     assert!(
         file.contains("jemalloc:") && file.contains("dirty_decay:"),
+        "{file}"
+    );
+
+    // The auto service tuned itself off the pooled defaults, within its bounds.
+    let auto = &json["auto"];
+    let setting = |map: &str, key: &str| {
+        auto[map][key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no auto {map}.{key}: {auto}"))
+    };
+    let default_max = tuned["defaults"]["max_buffer_size"].as_f64().unwrap();
+    assert_eq!(setting("start", "max_buffer_size"), default_max);
+    assert!(
+        recommended_max < 0.75 * default_max,
+        "the load needs a max outside the 25 % band around the default {default_max}, so auto \
+         has a move to make: recommended {recommended_max}"
+    );
+    let auto_max = setting("after_warmup", "max_buffer_size");
+    assert_ne!(auto_max, default_max, "auto did not move its max: {auto}");
+    assert!(
+        setting("moves_after_warmup", "max_buffer_size") >= 1.0,
+        "{auto}"
+    );
+    assert_eq!(auto["moved"].as_bool(), Some(true), "{auto}");
+    for key in [
+        "max_buffer_size",
+        "initial_capacity",
+        "max_idle_buffers",
+        "max_idle_bytes",
+    ] {
+        let [lowest, highest] = [0, 1].map(|i| auto["bounds"][key][i].as_f64().unwrap());
+        for map in ["after_warmup", "at_end"] {
+            let value = setting(map, key);
+            assert!(
+                (lowest..=highest).contains(&value),
+                "auto {map}.{key} {value} outside [{lowest}, {highest}]"
+            );
+        }
+        let ratio = setting("vs_tuned", key);
+        let expected = setting("after_warmup", key) / tuned["pool"][key].as_f64().unwrap();
+        assert!(
+            (ratio - expected).abs() < 1e-9,
+            "{key}: {ratio} vs {expected}"
+        );
+    }
+    for map in ["after_warmup", "at_end"] {
+        let max = setting(map, "max_buffer_size");
+        assert!(setting(map, "initial_capacity") <= max, "{auto}");
+        assert!(setting(map, "max_idle_bytes") >= max, "{auto}");
+    }
+    let file = std::fs::read_to_string(auto["config_file"].as_str().unwrap()).unwrap();
+    assert!(
+        file.contains("auto_tune:") && file.contains("enabled: true"),
         "{file}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

@@ -3,14 +3,14 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::summary::{Candidate, Comparison, ModeSummary, OverTime, Point, Sizes, Spread};
+use super::summary::{Auto, Candidate, Comparison, ModeSummary, OverTime, Point, Sizes, Spread};
 use crate::Error;
 
 const MIB: f64 = 1024.0 * 1024.0;
 const KIB: f64 = 1024.0;
 
-/// Colours of the modes in the charts: unpooled, pooled, tuned.
-const COLOURS: [&str; 3] = ["#d1495b", "#2e86ab", "#3c9d5d"];
+/// Colours of the modes in the charts: unpooled, pooled, tuned, auto.
+const COLOURS: [&str; 4] = ["#d1495b", "#2e86ab", "#3c9d5d", "#e09f3e"];
 
 /// Share of pooled's allocation savings (bytes/s against unpooled) tuned must keep.
 const KEPT_SAVINGS_TARGET: f64 = 0.85;
@@ -24,14 +24,16 @@ type Series = (String, Vec<Vec<(f64, f64)>>);
 /// A row of the table: a label and each mode's value, formatted by `format`.
 struct Row {
     label: String,
-    values: [Option<f64>; 3],
+    values: [Option<f64>; 4],
     format: fn(f64) -> String,
-    /// Whether to show the relative changes (pooled vs unpooled, tuned vs pooled).
+    /// Whether to show the relative changes (pooled vs unpooled, tuned vs pooled, auto vs
+    /// pooled: auto differs from pooled only in auto-tuning, while tuned also runs its own
+    /// jemalloc decay settings).
     change: bool,
 }
 
-fn rows(modes: &[ModeSummary; 3]) -> Vec<Row> {
-    let all = |f: &dyn Fn(&ModeSummary) -> Option<f64>| [f(&modes[0]), f(&modes[1]), f(&modes[2])];
+fn rows(modes: &[ModeSummary; 4]) -> Vec<Row> {
+    let all = |f: &dyn Fn(&ModeSummary) -> Option<f64>| modes.each_ref().map(f);
     let mut rows = vec![
         Row::new(
             "requests (ok)",
@@ -142,7 +144,7 @@ fn rows(modes: &[ModeSummary; 3]) -> Vec<Row> {
 impl Row {
     fn new(
         label: impl Into<String>,
-        values: [Option<f64>; 3],
+        values: [Option<f64>; 4],
         format: fn(f64) -> String,
         change: bool,
     ) -> Self {
@@ -154,7 +156,7 @@ impl Row {
         }
     }
 
-    fn cells(&self) -> [String; 5] {
+    fn cells(&self) -> [String; 7] {
         let cell = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), self.format);
         let change = |from: Option<f64>, to: Option<f64>| match (from, to) {
             (Some(from), Some(to)) if self.change && from.abs() > f64::EPSILON => {
@@ -162,13 +164,15 @@ impl Row {
             }
             _ => String::new(),
         };
-        let [unpooled, pooled, tuned] = self.values;
+        let [unpooled, pooled, tuned, auto] = self.values;
         [
             cell(unpooled),
             cell(pooled),
             cell(tuned),
+            cell(auto),
             change(unpooled, pooled),
             change(pooled, tuned),
+            change(pooled, auto),
         ]
     }
 }
@@ -242,8 +246,8 @@ struct Target {
     met: Option<bool>,
 }
 
-fn targets(modes: &[ModeSummary; 3]) -> Vec<Target> {
-    let [unpooled, pooled, tuned] = modes;
+fn targets(modes: &[ModeSummary; 4]) -> Vec<Target> {
+    let [unpooled, pooled, tuned, _] = modes;
     let mut targets = Vec::new();
     let savings = match (
         unpooled.alloc_bytes_per_second,
@@ -354,25 +358,34 @@ impl Comparison {
             .unwrap_or(0.0)
     }
 
-    /// The side-by-side table `compare` prints: unpooled, pooled and tuned with the relative
-    /// changes, the spread across slices, the tuned settings, the returned lengths with the
-    /// candidates' costs, and the targets.
+    /// The side-by-side table `compare` prints: unpooled, pooled, tuned and auto with the
+    /// relative changes, the spread across slices, the tuned settings, auto's settings beside
+    /// them, the returned lengths with the candidates' costs, and the targets.
     pub fn table(&self) -> String {
         let modes = &self.modes;
         let mut out = format!(
-            "{:<32} {:>14} {:>14} {:>14} {:>10} {:>10}\n",
-            "", "unpooled", "pooled", "tuned", "pooled vs", "tuned vs"
+            "{:<32} {:>14} {:>14} {:>14} {:>14} {:>10} {:>10} {:>10}\n",
+            "", "unpooled", "pooled", "tuned", "auto", "pooled vs", "tuned vs", "auto vs"
         );
         let _ = writeln!(
             out,
-            "{:<32} {:>14} {:>14} {:>14} {:>10} {:>10}",
-            "", "", "(defaults)", "(recommended)", "unpooled", "pooled"
+            "{:<32} {:>14} {:>14} {:>14} {:>14} {:>10} {:>10} {:>10}",
+            "", "", "(defaults)", "(recommended)", "(auto-tuned)", "unpooled", "pooled", "pooled"
         );
         for row in rows(modes) {
-            let [unpooled, pooled, tuned, pooled_change, tuned_change] = row.cells();
+            let [
+                unpooled,
+                pooled,
+                tuned,
+                auto,
+                pooled_change,
+                tuned_change,
+                auto_change,
+            ] = row.cells();
             let _ = writeln!(
                 out,
-                "{:<32} {unpooled:>14} {pooled:>14} {tuned:>14} {pooled_change:>10} {tuned_change:>10}",
+                "{:<32} {unpooled:>14} {pooled:>14} {tuned:>14} {auto:>14} {pooled_change:>10} \
+                 {tuned_change:>10} {auto_change:>10}",
                 row.label
             );
         }
@@ -410,6 +423,27 @@ impl Comparison {
         }
         for (key, value) in &tuned.jemalloc {
             let _ = writeln!(out, "  jemalloc {key:<13} {value:>12.0}");
+        }
+        let auto = &self.auto;
+        let _ = writeln!(
+            out,
+            "\nauto settings after the warm-up ({}; file {}):",
+            auto_tuning(auto),
+            auto.config_file.display()
+        );
+        let _ = writeln!(
+            out,
+            "  {:<18} {:>12} {:>12} {:>12} {:>10} {:>6}  bounds",
+            "setting", "start", "auto", "tuned", "auto/tuned", "moves"
+        );
+        for [key, start, value, tuned, ratio, moves, bounds] in auto_rows(auto, tuned) {
+            let _ = writeln!(
+                out,
+                "  {key:<18} {start:>12} {value:>12} {tuned:>12} {ratio:>10} {moves:>6}  {bounds}"
+            );
+        }
+        for line in auto_verdicts(auto) {
+            let _ = writeln!(out, "  {line}");
         }
         if let Some(sizes) = &self.sizes {
             let _ = writeln!(out, "\nreturned lengths (pooled service, warm-up):");
@@ -449,6 +483,82 @@ impl Comparison {
     }
 }
 
+/// Auto's tuning settings in words.
+fn auto_tuning(auto: &Auto) -> String {
+    let value = |key: &str| auto.tuning.get(key).copied().unwrap_or(f64::NAN);
+    format!(
+        "auto_tune on from the pooled defaults: cooldown {:.0} s, hysteresis {}, \
+         recommendation window {:.0} s",
+        value("cooldown_seconds"),
+        percent(value("hysteresis")),
+        value("recommendation_window_seconds")
+    )
+}
+
+/// Per setting: key, start, auto after the warm-up, tuned, auto / tuned, moves, bounds.
+fn auto_rows(auto: &Auto, tuned: &super::summary::Tuned) -> Vec<[String; 7]> {
+    let number = |value: Option<&f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+    auto.start
+        .keys()
+        .map(|key| {
+            [
+                (*key).to_owned(),
+                number(auto.start.get(key)),
+                number(auto.after_warmup.get(key)),
+                number(tuned.pool.get(key)),
+                auto.vs_tuned
+                    .get(key)
+                    .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}")),
+                number(auto.moves_after_warmup.get(key)),
+                auto.bounds
+                    .get(key)
+                    .map_or_else(String::new, |[low, high]| format!("{low:.0} ..= {high:.0}")),
+            ]
+        })
+        .collect()
+}
+
+/// Whether auto moved and settled by the end of the warm-up, and where it ended, in words.
+fn auto_verdicts(auto: &Auto) -> Vec<String> {
+    let mut lines = Vec::new();
+    if auto.moved {
+        lines.push(
+            "auto moved off the pooled defaults during the warm-up; auto/tuned may differ from \
+             1 by a fine bucket (up to 19.8 %) or the hysteresis band: auto takes the target \
+             that held through its cooldown and ignores smaller moves"
+                .to_owned(),
+        );
+    } else {
+        lines.push(
+            "auto had NOT moved: every setting was still the pooled default at the end of the \
+             warm-up, so the auto column ran the defaults"
+                .to_owned(),
+        );
+    }
+    if !auto.settled {
+        lines.push(
+            "auto had NOT settled: a target still lay outside the band, waiting out its \
+             cooldown, when the wait after the warm-up ran out"
+                .to_owned(),
+        );
+    }
+    lines.push(
+        "auto runs jemalloc's defaults, as pooled does (tuned adds the --tuned-* decay \
+         settings): its column against pooled's shows what auto-tuning alone changes"
+            .to_owned(),
+    );
+    let end: Vec<String> = auto
+        .at_end
+        .iter()
+        .map(|(key, value)| {
+            let moves = auto.moves_at_end.get(key).copied().unwrap_or(0.0);
+            format!("{key} {value:.0} (moves: {moves:.0})")
+        })
+        .collect();
+    lines.push(format!("after the last slice: {}", end.join(", ")));
+    lines
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -472,7 +582,7 @@ fn html(comparison: &Comparison) -> String {
     let modes = &comparison.modes;
     let mut page = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>heapscape: unpooled, pooled, tuned</title><style>\
+         <title>heapscape: unpooled, pooled, tuned, auto</title><style>\
          body{font-family:system-ui,sans-serif;margin:2em auto;max-width:64em;color:#222}\
          table{border-collapse:collapse;margin-bottom:1em}\
          td,th{padding:.2em .8em;border-bottom:1px solid #ddd}\
@@ -482,13 +592,15 @@ fn html(comparison: &Comparison) -> String {
     );
     let _ = write!(
         page,
-        "<h1>heapscape: the speech service unpooled, pooled and tuned</h1>\n<p>The same seeded \
-         load (seed {}, {} requests in flight) ran against three services in turn: after {:.0} s \
-         of warm-up each, {} rounds of {:.0} s slices (unpooled, pooled, tuned, unpooled, ...), \
-         so a busy machine weighed on every mode alike. <em>Pooled</em> runs the default pool; \
-         <em>tuned</em> runs the pooled service's recommendation after the warm-up, {} (file \
-         <code>{}</code>). Heap gauges come from jemalloc, sampled every second by the heartbeat; \
-         allocation counts from the counting allocator.</p>\n",
+        "<h1>heapscape: the speech service unpooled, pooled, tuned and auto-tuned</h1>\n<p>The \
+         same seeded load (seed {}, {} requests in flight) ran against four services in turn: \
+         after {:.0} s of warm-up each, {} rounds of {:.0} s slices (unpooled, pooled, tuned, \
+         auto, unpooled, ...), so a busy machine weighed on every mode alike. <em>Pooled</em> \
+         runs the default pool; <em>tuned</em> runs the pooled service's recommendation after \
+         the warm-up, {} (file <code>{}</code>); <em>auto</em> started from the default pool \
+         with auto-tuning on and tuned itself on its heartbeat ticks (file <code>{}</code>). \
+         Heap gauges come from jemalloc, sampled every second by the heartbeat; allocation \
+         counts from the counting allocator.</p>\n",
         comparison.seed,
         comparison.concurrency,
         comparison.warmup_seconds,
@@ -496,18 +608,24 @@ fn html(comparison: &Comparison) -> String {
         comparison.slice_seconds,
         escape(comparison.tuned.applied_by),
         escape(&comparison.tuned.config_file.display().to_string()),
+        escape(&comparison.auto.config_file.display().to_string()),
     );
     page.push_str(
         "<table><tr><th></th><th>unpooled</th><th>pooled (defaults)</th>\
-         <th>tuned (recommended)</th><th>pooled vs unpooled</th><th>tuned vs pooled</th></tr>\n",
+         <th>tuned (recommended)</th><th>auto (auto-tuned)</th><th>pooled vs unpooled</th>\
+         <th>tuned vs pooled</th><th>auto vs pooled</th></tr>\n",
     );
     for row in rows(modes) {
-        let [unpooled, pooled, tuned, pooled_change, tuned_change] = row.cells();
+        let cells: Vec<String> = row
+            .cells()
+            .iter()
+            .map(|cell| format!("<td>{cell}</td>"))
+            .collect();
         let _ = writeln!(
             page,
-            "<tr><td>{}</td><td>{unpooled}</td><td>{pooled}</td><td>{tuned}</td>\
-             <td>{pooled_change}</td><td>{tuned_change}</td></tr>",
-            escape(&row.label)
+            "<tr><td>{}</td>{}</tr>",
+            escape(&row.label),
+            cells.concat()
         );
     }
     page.push_str("</table>\n<h2>Targets</h2>\n<ul>\n");
@@ -523,7 +641,7 @@ fn html(comparison: &Comparison) -> String {
     let _ = writeln!(
         page,
         "<h2>Spread across the {} slices (min / median / max)</h2>\n<table><tr><th></th>\
-         <th>unpooled</th><th>pooled</th><th>tuned</th></tr>",
+         <th>unpooled</th><th>pooled</th><th>tuned</th><th>auto</th></tr>",
         comparison.slices
     );
     let metrics: Vec<&str> = modes[0].slices.keys().copied().collect();
@@ -563,6 +681,26 @@ fn html(comparison: &Comparison) -> String {
         );
     }
     page.push_str("</table>\n");
+    let auto = &comparison.auto;
+    let _ = writeln!(
+        page,
+        "<h2>The auto-tuned settings beside the tuned ones</h2>\n<p>After the warm-up; {}.</p>\n\
+         <table><tr><th>setting</th><th>start</th><th>auto</th><th>tuned</th>\
+         <th>auto / tuned</th><th>moves</th><th>bounds</th></tr>",
+        escape(&auto_tuning(auto))
+    );
+    for row in auto_rows(auto, tuned) {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|cell| format!("<td>{}</td>", escape(cell)))
+            .collect();
+        let _ = writeln!(page, "<tr>{}</tr>", cells.concat());
+    }
+    page.push_str("</table>\n<ul>\n");
+    for line in auto_verdicts(auto) {
+        let _ = writeln!(page, "<li>{}</li>", escape(&line));
+    }
+    page.push_str("</ul>\n");
     if let Some(sizes) = &comparison.sizes {
         page.push_str(
             "<p>Returned lengths of the pooled service over the warm-up, by histogram bucket, \
@@ -572,8 +710,15 @@ fn html(comparison: &Comparison) -> String {
         );
         page.push_str(&distribution_chart(
             sizes,
-            tuned.pool.get("max_buffer_size").copied().unwrap_or(0.0),
-            comparison.default_max(),
+            [
+                ("tuned max", tuned.pool.get("max_buffer_size"), COLOURS[2]),
+                (
+                    "auto max",
+                    auto.after_warmup.get("max_buffer_size"),
+                    COLOURS[3],
+                ),
+                ("default max", Some(&comparison.default_max()), COLOURS[1]),
+            ],
         ));
         page.push_str(
             "<table><tr><th>candidate max</th><th>returns over it</th><th>regrow copies</th>\
@@ -715,7 +860,7 @@ fn short_number(value: f64) -> String {
 
 fn legend(svg: &mut String, labels: &[String]) {
     for (index, label) in labels.iter().enumerate() {
-        let x = LEFT + 150.0 * index as f64;
+        let x = LEFT + 100.0 * index as f64;
         let _ = write!(
             svg,
             "<rect x=\"{x}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/>\
@@ -775,8 +920,9 @@ fn line_chart(title: &str, series: &[Series]) -> String {
 }
 
 /// Bars of the returned lengths per bucket (one bar per bucket, so the x axis is the bucket
-/// scale), with the percentiles, the recommended (tuned) max and the default max marked.
-fn distribution_chart(sizes: &Sizes, tuned_max: f64, default_max: f64) -> String {
+/// scale), with the percentiles and the `maxima` (label, size, colour: tuned, auto and default)
+/// marked.
+fn distribution_chart(sizes: &Sizes, maxima: [(&str, Option<&f64>, &str); 3]) -> String {
     let buckets: Vec<(f64, f64)> = sizes
         .buckets
         .iter()
@@ -832,8 +978,11 @@ fn distribution_chart(sizes: &Sizes, tuned_max: f64, default_max: f64) -> String
         .iter()
         .map(|(name, value)| ((*name).to_owned(), *value, "#555"))
         .collect();
-    markers.push(("tuned max".to_owned(), tuned_max, COLOURS[2]));
-    markers.push(("default max".to_owned(), default_max, COLOURS[1]));
+    markers.extend(
+        maxima
+            .into_iter()
+            .filter_map(|(label, value, colour)| Some((label.to_owned(), *value?, colour))),
+    );
     for (row, (label, value, colour)) in markers.iter().enumerate() {
         let x = x_of(*value);
         let _ = write!(
@@ -852,7 +1001,7 @@ fn distribution_chart(sizes: &Sizes, tuned_max: f64, default_max: f64) -> String
 }
 
 /// Grouped bars of the latency quantiles of the modes.
-fn latency_chart(modes: &[ModeSummary; 3]) -> String {
+fn latency_chart(modes: &[ModeSummary; 4]) -> String {
     const QUANTILES: [&str; 4] = ["p50", "p90", "p99", "max"];
     let value = |mode: &ModeSummary, q: &str| mode.latency_ms.get(q).copied().unwrap_or(0.0);
     let y_max = nice_ceiling(
@@ -872,9 +1021,9 @@ fn latency_chart(modes: &[ModeSummary; 3]) -> String {
             let _ = write!(
                 svg,
                 "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"/>",
-                x0 + group_w * (0.1 + 0.27 * index as f64),
+                x0 + group_w * (0.1 + 0.2 * index as f64),
                 HEIGHT - BOTTOM - h,
-                group_w * 0.25,
+                group_w * 0.18,
                 COLOURS[index]
             );
         }

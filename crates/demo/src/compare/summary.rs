@@ -1,5 +1,6 @@
 //! What `compare` measured: per-mode summaries, the tuned settings and the size distribution
-//! behind them, plain data written to the JSON summary and read by the report.
+//! behind them, the settings auto-tuning reached, plain data written to the JSON summary and
+//! read by the report.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -88,7 +89,8 @@ pub struct Point {
 /// What one mode measured, over all its slices.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModeSummary {
-    /// `"unpooled"`, `"pooled"` (the default pool) or `"tuned"` (the recommended settings).
+    /// `"unpooled"`, `"pooled"` (the default pool), `"tuned"` (the recommended settings) or
+    /// `"auto"` (the default pool, tuning itself).
     pub mode: &'static str,
     /// `"off"` or `"on"`: the service's `--pooling`.
     pub pooling: &'static str,
@@ -150,6 +152,43 @@ pub struct Tuned {
     pub applied_by: &'static str,
 }
 
+/// The settings the auto mode reached: a pooled service started from the pooled defaults with
+/// `auto_tune` on, tuning itself on its heartbeat ticks during the warm-up. Keys are the tuned
+/// settings' config keys (`max_buffer_size`, `initial_capacity`, `max_idle_buffers`,
+/// `max_idle_bytes`); values bytes or counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Auto {
+    /// The auto service's config file.
+    pub config_file: PathBuf,
+    /// The `auto_tune` settings written there: `cooldown_seconds`, `hysteresis` (the smallest
+    /// move, as a fraction of the value in force) and the pool's
+    /// `recommendation_window_seconds`.
+    pub tuning: BTreeMap<&'static str, f64>,
+    /// Per setting, `[lowest, highest]` auto-tuning may set: the max buffer size within the
+    /// `auto_tune` bounds (and never above `max_idle_bytes`), the initial capacity never above
+    /// that max, the idle caps never above the configured values.
+    pub bounds: BTreeMap<&'static str, [f64; 2]>,
+    /// The settings it started with: the pooled defaults.
+    pub start: BTreeMap<&'static str, f64>,
+    /// The settings in force after the warm-up (`heapscape_pool_*` gauges), once no target
+    /// waited out a cooldown any more or the wait for that ran out.
+    pub after_warmup: BTreeMap<&'static str, f64>,
+    /// Moves per setting by then (`heapscape_pool_auto_tune_moves_total`).
+    pub moves_after_warmup: BTreeMap<&'static str, f64>,
+    /// Whether any setting had moved off its start by then.
+    pub moved: bool,
+    /// Whether every target then lay within the band of the value in force: false when a
+    /// move was still waiting out its cooldown as the wait ran out.
+    pub settled: bool,
+    /// Auto's setting after the warm-up divided by tuned's: auto takes the target that held
+    /// through its cooldown and ignores moves within the band, so 1 is not expected exactly.
+    pub vs_tuned: BTreeMap<&'static str, f64>,
+    /// The settings in force after the last slice (it kept tuning during the slices).
+    pub at_end: BTreeMap<&'static str, f64>,
+    /// Moves per setting after the last slice.
+    pub moves_at_end: BTreeMap<&'static str, f64>,
+}
+
 /// A candidate max buffer size and what it costs, from the pooled service's returned lengths.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Candidate {
@@ -189,18 +228,20 @@ pub struct Comparison {
     pub slices: usize,
     /// Seconds of load per slice.
     pub slice_seconds: f64,
-    /// Unpooled, pooled with the defaults, tuned.
-    pub modes: [ModeSummary; 3],
+    /// Unpooled, pooled with the defaults, tuned, auto.
+    pub modes: [ModeSummary; 4],
     /// The tuned mode's settings.
     pub tuned: Tuned,
+    /// The settings the auto mode reached.
+    pub auto: Auto,
     /// Returned lengths of the pooled service at the end of the warm-up.
     pub sizes: Option<Sizes>,
     /// The HTML report.
     pub report: PathBuf,
     /// The JSON summary.
     pub json: PathBuf,
-    /// With the `profiling` feature: each mode's heap flame graph (unpooled, pooled, tuned), an
-    /// SVG beside the report; empty without it.
+    /// With the `profiling` feature: each mode's heap flame graph (unpooled, pooled, tuned,
+    /// auto), an SVG beside the report; empty without it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub heap_profiles: Vec<PathBuf>,
 }

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::Parser as _;
-use heapscape_pool::{OverMaxPolicy, PoolConfig};
+use heapscape_pool::PoolConfig;
 
+use super::config_file;
 use super::summary::Tuned;
 use crate::Error;
 use crate::child::ServeChild;
@@ -120,53 +121,23 @@ pub(super) fn recommend(
 /// The tuned service's config file: `pool` as the `pcm` pool and the decay settings, with
 /// comments saying where the values came from.
 pub(super) fn tuned_yaml(pool: &PoolConfig, decay: &TunedDecay) -> String {
-    let over_max = match pool.over_max {
-        OverMaxPolicy::Drop => "drop",
-        _ => "shrink",
-    };
     format!(
         "# heapscape-demo compare: the tuned service. max_buffer_size and initial_capacity are\n\
          # the pooled service's recommendation after the warm-up (the idle caps too when it\n\
          # publishes them); the rest are the pooled service's defaults.\n\
          exporter: {{ prometheus: {{}} }}\n\
-         pools:\n  {POOL_NAME}:\n\
-         \x20   initial_capacity: {}\n\
-         \x20   max_buffer_size: {}\n\
-         \x20   max_idle_buffers: {}\n\
-         \x20   max_idle_bytes: {}\n\
-         \x20   idle_timeout: {}ms\n\
-         \x20   over_max: {over_max}\n\
-         \x20   recommend_percentile: {}\n\
+         {}\
          # Freed pages leave the resident set sooner: the pool's caps lower what is allocated,\n\
          # these settings how long the difference stays resident.\n\
          jemalloc:\n\
          \x20 dirty_decay: {}ms\n\
          \x20 muzzy_decay: {}ms\n\
          \x20 background_thread: {}\n",
-        pool.initial_capacity,
-        pool.max_buffer_size,
-        pool.max_idle_buffers,
-        pool.max_idle_bytes,
-        pool.idle_timeout.as_millis(),
-        pool.recommend_percentile,
+        config_file::pools_yaml(pool),
         decay.dirty_decay.as_millis(),
         decay.muzzy_decay.as_millis(),
         decay.background_thread,
     )
-}
-
-/// Writes `text` to `path` in one step (a temporary file renamed over it), so the watching
-/// service never reads half a file.
-pub(super) fn write_config(path: &Path, text: &str) -> Result<(), Error> {
-    let temporary = path.with_extension("yaml.tmp");
-    std::fs::write(&temporary, text).map_err(|error| Error::Write {
-        path: temporary.clone(),
-        error,
-    })?;
-    std::fs::rename(&temporary, path).map_err(|error| Error::Write {
-        path: path.to_owned(),
-        error,
-    })
 }
 
 /// Writes the tuned config into the tuned service's file and waits until the service has
@@ -185,7 +156,7 @@ pub(super) async fn apply(
         .await
         .map_err(|reason| child.failed(reason))?;
     let count = |series: &BTreeMap<String, f64>, name: &str| series.get(name).copied();
-    write_config(path, &tuned_yaml(pool, decay))?;
+    config_file::write(path, &tuned_yaml(pool, decay))?;
     let expected = pool.max_buffer_size as f64;
     let deadline = tokio::time::Instant::now() + RELOAD_TIMEOUT;
     loop {
@@ -212,6 +183,16 @@ pub(super) async fn apply(
     }
 }
 
+/// The settings auto-tuning moves, by config key, as `pool` sets them.
+pub(super) fn settings(pool: &PoolConfig) -> BTreeMap<&'static str, f64> {
+    BTreeMap::from([
+        ("max_buffer_size", pool.max_buffer_size as f64),
+        ("initial_capacity", pool.initial_capacity as f64),
+        ("max_idle_buffers", pool.max_idle_buffers as f64),
+        ("max_idle_bytes", pool.max_idle_bytes as f64),
+    ])
+}
+
 /// The tuned mode's settings as reported.
 pub(super) fn describe(
     recommendation: BTreeMap<&'static str, f64>,
@@ -221,14 +202,6 @@ pub(super) fn describe(
     applied_max_buffer_size: f64,
     config_file: &Path,
 ) -> Tuned {
-    let settings = |pool: &PoolConfig| {
-        BTreeMap::from([
-            ("max_buffer_size", pool.max_buffer_size as f64),
-            ("initial_capacity", pool.initial_capacity as f64),
-            ("max_idle_buffers", pool.max_idle_buffers as f64),
-            ("max_idle_bytes", pool.max_idle_bytes as f64),
-        ])
-    };
     Tuned {
         recommendation,
         defaults: settings(defaults),

@@ -1,0 +1,74 @@
+//! The config files `compare` writes for its services: where they go, the `pcm` pool's section
+//! as the agent reads it, and the write itself, in one step.
+
+use std::path::{Path, PathBuf};
+
+use heapscape_pool::{OverMaxPolicy, PoolConfig};
+
+use crate::Error;
+use crate::server::POOL_NAME;
+
+/// A service's config file beside the report: `<report stem>-<mode>.yaml`.
+pub(super) fn beside(report: &Path, mode: &str) -> PathBuf {
+    let stem = report
+        .file_stem()
+        .map_or_else(|| "heapscape-compare".into(), |s| s.to_string_lossy());
+    report.with_file_name(format!("{stem}-{mode}.yaml"))
+}
+
+/// `pool` as the `pools:` section of an agent config, every setting written out (the
+/// `auto_tune:` block only when it is on), so the file shows what the service runs.
+pub(super) fn pools_yaml(pool: &PoolConfig) -> String {
+    let over_max = match pool.over_max {
+        OverMaxPolicy::Drop => "drop",
+        _ => "shrink",
+    };
+    let mut yaml = format!(
+        "pools:\n  {POOL_NAME}:\n\
+         \x20   initial_capacity: {}\n\
+         \x20   max_buffer_size: {}\n\
+         \x20   max_idle_buffers: {}\n\
+         \x20   max_idle_bytes: {}\n\
+         \x20   idle_timeout: {}ms\n\
+         \x20   over_max: {over_max}\n\
+         \x20   recommend_percentile: {}\n\
+         \x20   recommendation_window: {}ms\n",
+        pool.initial_capacity,
+        pool.max_buffer_size,
+        pool.max_idle_buffers,
+        pool.max_idle_bytes,
+        pool.idle_timeout.as_millis(),
+        pool.recommend_percentile,
+        pool.recommendation_window.as_millis(),
+    );
+    let tune = &pool.auto_tune;
+    if tune.enabled {
+        yaml.push_str(&format!(
+            "    auto_tune:\n\
+             \x20     enabled: true\n\
+             \x20     lowest_max_buffer_size: {}\n\
+             \x20     highest_max_buffer_size: {}\n\
+             \x20     cooldown: {}ms\n\
+             \x20     hysteresis: {}\n",
+            tune.lowest_max_buffer_size,
+            tune.highest_max_buffer_size,
+            tune.cooldown.as_millis(),
+            tune.hysteresis,
+        ));
+    }
+    yaml
+}
+
+/// Writes `text` to `path` in one step (a temporary file renamed over it), so the watching
+/// service never reads half a file.
+pub(super) fn write(path: &Path, text: &str) -> Result<(), Error> {
+    let temporary = path.with_extension("yaml.tmp");
+    std::fs::write(&temporary, text).map_err(|error| Error::Write {
+        path: temporary.clone(),
+        error,
+    })?;
+    std::fs::rename(&temporary, path).map_err(|error| Error::Write {
+        path: path.to_owned(),
+        error,
+    })
+}

@@ -29,8 +29,9 @@ pub(crate) struct ServeChild {
     pub(crate) metrics: SocketAddr,
 }
 
-/// What [`ServeChild::spawn`] adds, and `compare` adds to its tuned child's arguments: with the
-/// `profiling` feature, heap sampling from the start, for `compare`'s flame graphs.
+/// What [`ServeChild::spawn`] adds, and `compare` adds to its tuned and auto children's
+/// arguments: with the `profiling` feature, heap sampling from the start, for `compare`'s flame
+/// graphs.
 pub(crate) const PROFILING_ARGS: &[&str] = if cfg!(feature = "profiling") {
     &["--heap-profiling"]
 } else {

@@ -33,9 +33,9 @@ enum Command {
     Serve(server::ServeOptions),
     /// Send a bounded, seeded load to a running service and report latency and errors.
     Load(load::LoadOptions),
-    /// Run the service unpooled, pooled with the defaults, and pooled with the settings the
-    /// pooled run recommends (applied through a config file), in interleaved slices of the same
-    /// load; print a table and write an HTML report.
+    /// Run the service unpooled, pooled with the defaults, pooled with the settings the pooled
+    /// run recommends (applied through a config file), and pooled with auto-tuning on, in
+    /// interleaved slices of the same load; print a table and write an HTML report.
     Compare(compare::CompareOptions),
     /// Sustained load (default 5 minutes at 64 connections) against a `serve` child with
     /// concurrent scrapes: fails on any error, an incomplete scrape, or resident memory over

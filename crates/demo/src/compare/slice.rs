@@ -51,7 +51,7 @@ impl Slice {
 
 /// A mode and its slices, in order.
 pub(super) struct ModeRun {
-    /// `"unpooled"`, `"pooled"` or `"tuned"`.
+    /// `"unpooled"`, `"pooled"`, `"tuned"` or `"auto"`.
     pub(super) mode: &'static str,
     /// The service's `--pooling`.
     pub(super) pooling: Pooling,

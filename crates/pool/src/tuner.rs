@@ -21,9 +21,9 @@ pub enum TunedSetting {
 }
 
 impl TunedSetting {
-    /// Every setting, in the order of [`PoolStats::auto_tune_moves`] and
-    /// [`PoolStats::auto_tune_targets`]; the max buffer size first, since the others are
-    /// bounded by it.
+    /// Every setting, in the order of [`AutoTuneStats::moves`](crate::AutoTuneStats::moves)
+    /// and [`AutoTuneStats::targets`](crate::AutoTuneStats::targets); the max buffer size
+    /// first, since the others are bounded by it.
     pub const ALL: [TunedSetting; 4] = [
         Self::MaxBufferSize,
         Self::InitialCapacity,

@@ -32,7 +32,7 @@ impl TunedSetting {
     ];
 
     /// The config key, also the `setting` label of `heapscape_pool_auto_tune_moves_total`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::MaxBufferSize => "max_buffer_size",
             Self::InitialCapacity => "initial_capacity",

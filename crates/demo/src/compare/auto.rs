@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use heapscape_pool::PoolConfig;
+use heapscape_pool::{PoolConfig, TunedSetting};
 
 use super::summary::{Auto, Tuned};
 use super::{config_file, tuned};
@@ -39,22 +39,26 @@ const RECOMMENDATION_WINDOW: Duration = Duration::from_secs(60);
 /// under way: a few late heartbeat ticks on a busy machine.
 const SETTLE_MARGIN: Duration = Duration::from_secs(10);
 
-/// The tuned settings: config key (as `TunedSetting::as_str` spells it), the gauge of the
+/// The tuned settings: config key, the gauge of the
 /// value in force, and the gauge of auto-tuning's target at the last tick.
 const SETTINGS: [(&str, &str, &str); 4] = [
-    ("max_buffer_size", MAX_BUFFER_SIZE, AUTO_TUNE_TARGET_MAX),
     (
-        "initial_capacity",
+        TunedSetting::MaxBufferSize.as_str(),
+        MAX_BUFFER_SIZE,
+        AUTO_TUNE_TARGET_MAX,
+    ),
+    (
+        TunedSetting::InitialCapacity.as_str(),
         INITIAL_CAPACITY,
         AUTO_TUNE_TARGET_INITIAL,
     ),
     (
-        "max_idle_buffers",
+        TunedSetting::MaxIdleBuffers.as_str(),
         MAX_IDLE_BUFFERS,
         AUTO_TUNE_TARGET_IDLE_BUFFERS,
     ),
     (
-        "max_idle_bytes",
+        TunedSetting::MaxIdleBytes.as_str(),
         MAX_IDLE_BYTES,
         AUTO_TUNE_TARGET_IDLE_BYTES,
     ),
@@ -145,10 +149,16 @@ fn bounds(pool: &PoolConfig) -> BTreeMap<&'static str, [f64; 2]> {
     let lowest = tune.lowest_max_buffer_size as f64;
     let highest = tune.highest_max_buffer_size.min(pool.max_idle_bytes) as f64;
     BTreeMap::from([
-        ("max_buffer_size", [lowest, highest]),
-        ("initial_capacity", [1.0, highest]),
-        ("max_idle_buffers", [1.0, pool.max_idle_buffers as f64]),
-        ("max_idle_bytes", [lowest, pool.max_idle_bytes as f64]),
+        (TunedSetting::MaxBufferSize.as_str(), [lowest, highest]),
+        (TunedSetting::InitialCapacity.as_str(), [1.0, highest]),
+        (
+            TunedSetting::MaxIdleBuffers.as_str(),
+            [1.0, pool.max_idle_buffers as f64],
+        ),
+        (
+            TunedSetting::MaxIdleBytes.as_str(),
+            [lowest, pool.max_idle_bytes as f64],
+        ),
     ])
 }
 

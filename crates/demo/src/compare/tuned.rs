@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::Parser as _;
-use heapscape_pool::PoolConfig;
+use heapscape_pool::{PoolConfig, TunedSetting};
 
 use super::config_file;
 use super::summary::Tuned;
@@ -82,10 +82,13 @@ pub(super) fn recommend(
             .filter(|v| v.is_finite() && *v > 0.0)
     };
     let recommendation: BTreeMap<&'static str, f64> = [
-        ("max_buffer_size", RECOMMENDED_MAX),
-        ("initial_capacity", RECOMMENDED_INITIAL),
-        ("max_idle_buffers", RECOMMENDED_IDLE_BUFFERS),
-        ("max_idle_bytes", RECOMMENDED_IDLE_BYTES),
+        (TunedSetting::MaxBufferSize.as_str(), RECOMMENDED_MAX),
+        (TunedSetting::InitialCapacity.as_str(), RECOMMENDED_INITIAL),
+        (
+            TunedSetting::MaxIdleBuffers.as_str(),
+            RECOMMENDED_IDLE_BUFFERS,
+        ),
+        (TunedSetting::MaxIdleBytes.as_str(), RECOMMENDED_IDLE_BYTES),
     ]
     .into_iter()
     .filter_map(|(key, series)| Some((key, read(series)?)))

@@ -378,6 +378,30 @@ fn heap(config: &Config) -> Dashboard {
         .moves_under_load()
         .query(format!("heapscape_process_resident_bytes{{{sel}}}"), LEGEND),
     );
+    b.add(
+        timeseries(
+            "jemalloc purging settings",
+            "The decay settings in force (the agent's `jemalloc:` keys, or jemalloc's own): how \
+             long a freed page stays dirty (resident) and then muzzy before jemalloc returns it \
+             to the system, and whether background threads purge (1) or the next allocation \
+             does (0). Pool caps, tuned by hand or auto-tuned, change what is allocated; these \
+             change how soon the difference leaves the resident set above.",
+            "s",
+        )
+        .width(24)
+        .query(
+            format!("max by ({by_instance}) (heapscape_jemalloc_dirty_decay_seconds{{{sel}}})"),
+            "{{instance}} dirty decay",
+        )
+        .query(
+            format!("max by ({by_instance}) (heapscape_jemalloc_muzzy_decay_seconds{{{sel}}})"),
+            "{{instance}} muzzy decay",
+        )
+        .query(
+            format!("max by ({by_instance}) (heapscape_jemalloc_background_thread{{{sel}}})"),
+            "{{instance}} background threads (1 = on)",
+        ),
+    );
 
     b.row("Churn");
     b.add(

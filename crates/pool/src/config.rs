@@ -174,6 +174,14 @@ impl PoolConfig {
         self.validate_auto_tune()
     }
 
+    /// The max buffer sizes auto-tuning may set: the bounds, the highest never above
+    /// `max_idle_bytes` (a larger buffer could never be kept).
+    pub fn auto_tune_range(&self) -> (usize, usize) {
+        let tune = &self.auto_tune;
+        let highest = tune.highest_max_buffer_size.min(self.max_idle_bytes);
+        (tune.lowest_max_buffer_size, highest)
+    }
+
     /// The auto-tuning settings are checked whether or not it is on, so that turning it on
     /// later (a one-line change) cannot meet an error written long before.
     fn validate_auto_tune(&self) -> Result<(), PoolError> {
@@ -209,5 +217,63 @@ impl PoolConfig {
             return Err(PoolError::Hysteresis(tune.hysteresis));
         }
         Ok(())
+    }
+}
+
+/// A setting auto-tuning moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TunedSetting {
+    /// `max_buffer_size`, within the auto-tuning bounds.
+    MaxBufferSize,
+    /// `initial_capacity`, never above the max buffer size in force.
+    InitialCapacity,
+    /// `max_idle_buffers`, never above the configured value.
+    MaxIdleBuffers,
+    /// `max_idle_bytes`, never above the configured value nor below the max buffer size.
+    MaxIdleBytes,
+}
+
+impl TunedSetting {
+    /// Every setting, in the order of [`AutoTuneStats::moves`](crate::AutoTuneStats::moves)
+    /// and [`AutoTuneStats::targets`](crate::AutoTuneStats::targets); the max buffer size
+    /// first, since the others are bounded by it.
+    pub const ALL: [TunedSetting; 4] = [
+        Self::MaxBufferSize,
+        Self::InitialCapacity,
+        Self::MaxIdleBuffers,
+        Self::MaxIdleBytes,
+    ];
+
+    /// The config key, also the `setting` label of `heapscape_pool_auto_tune_moves_total`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MaxBufferSize => "max_buffer_size",
+            Self::InitialCapacity => "initial_capacity",
+            Self::MaxIdleBuffers => "max_idle_buffers",
+            Self::MaxIdleBytes => "max_idle_bytes",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn of(self, config: &PoolConfig) -> usize {
+        match self {
+            Self::MaxBufferSize => config.max_buffer_size,
+            Self::InitialCapacity => config.initial_capacity,
+            Self::MaxIdleBuffers => config.max_idle_buffers,
+            Self::MaxIdleBytes => config.max_idle_bytes,
+        }
+    }
+
+    pub(crate) fn set(self, config: &mut PoolConfig, value: usize) {
+        *match self {
+            Self::MaxBufferSize => &mut config.max_buffer_size,
+            Self::InitialCapacity => &mut config.initial_capacity,
+            Self::MaxIdleBuffers => &mut config.max_idle_buffers,
+            Self::MaxIdleBytes => &mut config.max_idle_bytes,
+        } = value;
     }
 }

@@ -394,6 +394,7 @@ impl Shared {
     }
 
     fn stats_locked(&self, tuning: &Tuning, now: Instant) -> PoolStats {
+        let (lowest, highest) = tuning.set.auto_tune_range();
         let mut window = lock(&self.window);
         let depot = self.lock_depot();
         // Summed with the depot locked: no buffer can enter the depot or a reservation grow
@@ -443,12 +444,8 @@ impl Shared {
             recent_lengths,
             auto_tune: AutoTuneStats {
                 enabled: tuning.set.auto_tune.enabled,
-                lowest_max_buffer_size: tuning.set.auto_tune.lowest_max_buffer_size as u64,
-                highest_max_buffer_size: tuning
-                    .set
-                    .auto_tune
-                    .highest_max_buffer_size
-                    .min(tuning.set.max_idle_bytes) as u64,
+                lowest_max_buffer_size: lowest as u64,
+                highest_max_buffer_size: highest as u64,
                 targets: tuning.tuner.targets,
                 moves: tuning.tuner.moves,
             },

@@ -6,6 +6,8 @@
 //! buckets of an octave add up to its power-of-two bucket exactly, which is how the exported
 //! histograms stay in power-of-two buckets.
 
+use crate::buckets;
+
 /// Buckets per power-of-two octave in a [`FineSizeHistogram`].
 pub const FINE_BUCKETS_PER_OCTAVE: usize = 4;
 
@@ -120,7 +122,7 @@ impl FineSizeHistogram {
 
     /// `(upper bound in bytes, count)` for every bucket, smallest first. Some small buckets
     /// share a bound (rounding to whole bytes leaves them empty).
-    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + Clone + '_ {
         self.counts
             .iter()
             .enumerate()
@@ -133,35 +135,14 @@ impl FineSizeHistogram {
     /// That is the smallest bucket bound `m` with at most a fraction `1 - q` of observations
     /// above `m`.
     pub fn quantile(&self, q: f64) -> Option<u64> {
-        let total = self.count();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (bound, count) in self.buckets() {
-            seen += count;
-            if seen >= rank {
-                return Some(bound);
-            }
-        }
-        Some(u64::MAX)
+        buckets::quantile(self.buckets(), q)
     }
 
     /// The fraction (0..=1) of observations larger than `size`; 0 without observations.
     /// Exact when `size` is a bucket bound; otherwise the bucket that straddles `size`
     /// counts as larger (an upper estimate).
     pub fn fraction_above(&self, size: u64) -> f64 {
-        let total = self.count();
-        if total == 0 {
-            return 0.0;
-        }
-        let above: u64 = self
-            .buckets()
-            .filter(|&(bound, _)| bound > size)
-            .map(|(_, count)| count)
-            .sum();
-        above as f64 / total as f64
+        buckets::fraction_above(self.buckets(), size)
     }
 
     /// The counts of the octave `(2^(k-1), 2^k]` for each `k`: the power-of-two buckets.

@@ -141,6 +141,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod buckets;
 mod builder;
 mod cache;
 mod candidate;
@@ -161,11 +162,11 @@ mod window;
 
 pub use builder::PoolBuilder;
 pub use candidate::{Candidate, CandidateRole};
-pub use config::{AutoTuneConfig, OverMaxPolicy, PoolConfig};
+pub use config::{AutoTuneConfig, OverMaxPolicy, PoolConfig, TunedSetting};
 pub use error::PoolError;
 pub use fine::{FINE_BUCKETS, FINE_BUCKETS_PER_OCTAVE, FineSizeHistogram};
 pub use guard::PooledBuf;
 pub use metrics::{HISTOGRAM_METRICS, describe_metrics, histogram_buckets};
 pub use pool::Pool;
 pub use stats::{AutoTuneStats, DiscardReason, PoolStats, SIZE_BUCKETS, SizeHistogram};
-pub use tuner::{TuneMove, TunedSetting};
+pub use tuner::TuneMove;

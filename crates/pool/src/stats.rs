@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::OverMaxPolicy;
+use crate::buckets;
 use crate::candidate::Candidate;
+use crate::config::{OverMaxPolicy, TunedSetting};
 use crate::fine::{FineSizeHistogram, neighbour_bounds};
 
 /// Number of power-of-two buckets of a [`SizeHistogram`]: bucket `i` counts sizes in
@@ -66,7 +67,7 @@ impl SizeHistogram {
     }
 
     /// `(upper bound in bytes, count)` for every bucket, smallest first.
-    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + Clone + '_ {
         self.counts
             .iter()
             .enumerate()
@@ -87,34 +88,13 @@ impl SizeHistogram {
     /// assert_eq!(SizeHistogram::default().quantile(0.5), None);
     /// ```
     pub fn quantile(&self, q: f64) -> Option<u64> {
-        let total = self.count();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (bound, count) in self.buckets() {
-            seen += count;
-            if seen >= rank {
-                return Some(bound);
-            }
-        }
-        Some(u64::MAX)
+        buckets::quantile(self.buckets(), q)
     }
 
     /// The fraction (0..=1) of observations larger than `size`. For a `size` between two
     /// powers of two, the bucket that straddles it counts as larger (an upper estimate).
     pub fn fraction_above(&self, size: usize) -> f64 {
-        let total = self.count();
-        if total == 0 {
-            return 0.0;
-        }
-        let above: u64 = self
-            .buckets()
-            .filter(|&(bound, _)| bound > size as u64)
-            .map(|(_, count)| count)
-            .sum();
-        above as f64 / total as f64
+        buckets::fraction_above(self.buckets(), size as u64)
     }
 
     /// Bucket-wise difference `self - earlier`, for counts published by delta.
@@ -257,24 +237,24 @@ pub struct AutoTuneStats {
     /// The highest max buffer size auto-tuning may set: the configured bound, or
     /// `max_idle_bytes` when that is lower.
     pub highest_max_buffer_size: u64,
-    /// Where each setting is heading, in [`TunedSetting::ALL`](crate::TunedSetting::ALL)
+    /// Where each setting is heading, in [`TunedSetting::ALL`]
     /// order: the recommendation within the bounds and ceilings, as of the last
     /// [`Pool::auto_tune`](crate::Pool::auto_tune). The value in force while auto-tuning is
     /// off or the window holds no return.
-    pub targets: [u64; 4],
+    pub targets: [u64; TunedSetting::ALL.len()],
     /// Moves made per setting since the pool was built, in
-    /// [`TunedSetting::ALL`](crate::TunedSetting::ALL) order.
-    pub moves: [u64; 4],
+    /// [`TunedSetting::ALL`] order.
+    pub moves: [u64; TunedSetting::ALL.len()],
 }
 
 impl AutoTuneStats {
     /// The moves made to `setting` since the pool was built.
-    pub fn moves_of(&self, setting: crate::TunedSetting) -> u64 {
+    pub fn moves_of(&self, setting: TunedSetting) -> u64 {
         self.moves[setting.index()]
     }
 
     /// Where `setting` is heading (see [`AutoTuneStats::targets`]).
-    pub fn target_of(&self, setting: crate::TunedSetting) -> u64 {
+    pub fn target_of(&self, setting: TunedSetting) -> u64 {
         self.targets[setting.index()]
     }
 }

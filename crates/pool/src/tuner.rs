@@ -4,65 +4,7 @@
 
 use std::time::Instant;
 
-use crate::{PoolConfig, PoolStats};
-
-/// A setting auto-tuning moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TunedSetting {
-    /// `max_buffer_size`, within the auto-tuning bounds.
-    MaxBufferSize,
-    /// `initial_capacity`, never above the max buffer size in force.
-    InitialCapacity,
-    /// `max_idle_buffers`, never above the configured value.
-    MaxIdleBuffers,
-    /// `max_idle_bytes`, never above the configured value nor below the max buffer size.
-    MaxIdleBytes,
-}
-
-impl TunedSetting {
-    /// Every setting, in the order of [`AutoTuneStats::moves`](crate::AutoTuneStats::moves)
-    /// and [`AutoTuneStats::targets`](crate::AutoTuneStats::targets); the max buffer size
-    /// first, since the others are bounded by it.
-    pub const ALL: [TunedSetting; 4] = [
-        Self::MaxBufferSize,
-        Self::InitialCapacity,
-        Self::MaxIdleBuffers,
-        Self::MaxIdleBytes,
-    ];
-
-    /// The config key, also the `setting` label of `heapscape_pool_auto_tune_moves_total`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::MaxBufferSize => "max_buffer_size",
-            Self::InitialCapacity => "initial_capacity",
-            Self::MaxIdleBuffers => "max_idle_buffers",
-            Self::MaxIdleBytes => "max_idle_bytes",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-
-    pub(crate) fn of(self, config: &PoolConfig) -> usize {
-        match self {
-            Self::MaxBufferSize => config.max_buffer_size,
-            Self::InitialCapacity => config.initial_capacity,
-            Self::MaxIdleBuffers => config.max_idle_buffers,
-            Self::MaxIdleBytes => config.max_idle_bytes,
-        }
-    }
-
-    fn set(self, config: &mut PoolConfig, value: usize) {
-        *match self {
-            Self::MaxBufferSize => &mut config.max_buffer_size,
-            Self::InitialCapacity => &mut config.initial_capacity,
-            Self::MaxIdleBuffers => &mut config.max_idle_buffers,
-            Self::MaxIdleBytes => &mut config.max_idle_bytes,
-        } = value;
-    }
-}
+use crate::{PoolConfig, PoolStats, TunedSetting};
 
 /// One change auto-tuning made to a setting, from [`Pool::auto_tune`](crate::Pool::auto_tune).
 #[non_exhaustive]
@@ -138,8 +80,8 @@ impl Tuner {
         let before = in_force.clone();
         let mut moves = Vec::new();
         // The max first: the other targets are bounded by the max in force after this tick.
-        let highest = tune.highest_max_buffer_size.min(base.max_idle_bytes);
-        let bounded = |bytes| size(bytes).clamp(tune.lowest_max_buffer_size, highest);
+        let (lowest, highest) = base.auto_tune_range();
+        let bounded = |bytes| size(bytes).clamp(lowest, highest);
         let targets = Targets {
             up: bounded(max),
             down: bounded(lower_max),
@@ -269,13 +211,8 @@ pub(crate) fn in_force_after(
             .all(|setting| setting.of(old) == setting.of(new));
     let mut next = new.clone();
     if keeps_tuning {
-        let highest = new
-            .auto_tune
-            .highest_max_buffer_size
-            .min(new.max_idle_bytes);
-        let max = in_force
-            .max_buffer_size
-            .clamp(new.auto_tune.lowest_max_buffer_size, highest);
+        let (lowest, highest) = new.auto_tune_range();
+        let max = in_force.max_buffer_size.clamp(lowest, highest);
         next.max_buffer_size = max;
         next.initial_capacity = in_force.initial_capacity.min(max);
         next.max_idle_buffers = in_force.max_idle_buffers.min(new.max_idle_buffers);

@@ -145,9 +145,8 @@ fn moves(series: &BTreeMap<String, f64>) -> BTreeMap<&'static str, f64> {
 
 /// Per setting, what auto-tuning may set it to (see [`Auto::bounds`]).
 fn bounds(pool: &PoolConfig) -> BTreeMap<&'static str, [f64; 2]> {
-    let tune = &pool.auto_tune;
-    let lowest = tune.lowest_max_buffer_size as f64;
-    let highest = tune.highest_max_buffer_size.min(pool.max_idle_bytes) as f64;
+    let (lowest, highest) = pool.auto_tune_range();
+    let (lowest, highest) = (lowest as f64, highest as f64);
     BTreeMap::from([
         (TunedSetting::MaxBufferSize.as_str(), [lowest, highest]),
         (TunedSetting::InitialCapacity.as_str(), [1.0, highest]),

@@ -84,13 +84,7 @@ impl Drop for Traffic {
 /// One agent per process (the recorder is global): the steps run in turn.
 #[test]
 fn moves_are_scraped_and_logged_and_reloads_behave_as_documented() {
-    let logs = CapturedLogs::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .init();
+    let logs = CapturedLogs::install(tracing::Level::INFO);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
     let file = ConfigFile::new("heapscape.yaml", &config("4MiB", ON));

@@ -7,14 +7,7 @@ use heapscape_testkit::CapturedLogs;
 /// The only test in this binary that installs the global recorder.
 #[test]
 fn every_interface_without_an_allowlist_is_warned_about() {
-    let captured = CapturedLogs::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let captured = CapturedLogs::install(tracing::Level::WARN);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
     // Port 0 and an immediate shutdown: the port is open for a moment only.

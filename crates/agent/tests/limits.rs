@@ -75,13 +75,7 @@ fn names(prefix: &str, count: usize) -> Vec<String> {
 /// One agent per process (the recorder is global): every case runs in turn.
 #[test]
 fn bounds_and_pool_removal_hold_through_reloads() {
-    let captured = CapturedLogs::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .init();
+    let captured = CapturedLogs::install(tracing::Level::INFO);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
     let pcm_caps = "initial_capacity: 4KiB, max_buffer_size: 1MiB";

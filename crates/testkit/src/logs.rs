@@ -20,6 +20,28 @@ impl Write for CapturedLogs {
 }
 
 impl CapturedLogs {
+    /// Installs the process's global log subscriber (events at `level` and above, no colours)
+    /// writing here, and returns the logs to read.
+    ///
+    /// Global, not a thread's default: tracing caches per call site whether anyone listens,
+    /// and a thread-local subscriber can go unasked when another thread reaches the call site
+    /// first. So one test per binary installs it, and lines are told apart by their fields.
+    ///
+    /// # Panics
+    ///
+    /// If a global subscriber is already installed.
+    pub fn install(level: tracing::Level) -> Self {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(level)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        logs
+    }
+
     /// The lines written so far that contain `text`.
     pub fn lines_with(&self, text: &str) -> Vec<String> {
         String::from_utf8_lossy(&self.bytes())

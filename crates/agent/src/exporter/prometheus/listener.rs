@@ -501,18 +501,9 @@ mod tests {
 
     #[test]
     fn connections_over_the_caps_give_one_warning_line_with_a_count() {
-        let captured = heapscape_testkit::CapturedLogs::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .finish();
-        // Global, not `set_default`: tracing caches per call site whether anyone listens, and
-        // another test thread hitting the warning's call site first with no subscriber of its
-        // own could leave this thread's local one unasked. The only subscriber of this binary;
+        // The only subscriber of this binary (see `CapturedLogs::install` for why global);
         // other tests' listeners log here too, so lines are told apart by `listen`.
-        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        let captured = heapscape_testkit::CapturedLogs::install(tracing::Level::WARN);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -78,7 +78,6 @@ impl Tuner {
         };
         let size = |bytes: u64| usize::try_from(bytes).unwrap_or(usize::MAX).max(1);
         let before = in_force.clone();
-        let mut moves = Vec::new();
         // The max first: the other targets are bounded by the max in force after this tick.
         let (lowest, highest) = base.auto_tune_range();
         let bounded = |bytes| size(bytes).clamp(lowest, highest);
@@ -118,6 +117,7 @@ impl Tuner {
         // bytes up, at once: the pool refuses a config that breaks either order.
         in_force.initial_capacity = in_force.initial_capacity.min(new_max);
         in_force.max_idle_bytes = in_force.max_idle_bytes.max(new_max);
+        let mut moves = Vec::new();
         for setting in TunedSetting::ALL {
             let (from, to) = (setting.of(&before) as u64, setting.of(in_force) as u64);
             if from != to {

@@ -431,7 +431,10 @@ fn statsd_mapping_yields_the_prometheus_names_labels_and_buckets() {
             let buckets = if def.name == heapscape_heartbeat::metrics::SAMPLE_DURATION.name {
                 heapscape_heartbeat::SAMPLE_DURATION_BUCKETS.to_vec()
             } else {
-                heapscape_pool::histogram_buckets()
+                heapscape_pool::HISTOGRAM_METRICS
+                    .iter()
+                    .find_map(|&(name, bounds)| (name == def.name).then(|| bounds.to_vec()))
+                    .expect("the pool's histograms have bounds")
             };
             (def.name, buckets)
         })

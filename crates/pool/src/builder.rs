@@ -73,6 +73,13 @@ impl PoolBuilder {
         self
     }
 
+    /// The fewest returns within the window a recommendation rests on (see
+    /// [`PoolConfig::min_returns`]).
+    pub fn recommendation_min_returns(mut self, returns: u64) -> Self {
+        self.config.recommendation_min_returns = Some(returns);
+        self
+    }
+
     /// Whether and how the pool follows its own recommendations (see [`AutoTuneConfig`]).
     pub fn auto_tune(mut self, auto_tune: AutoTuneConfig) -> Self {
         self.config.auto_tune = auto_tune;

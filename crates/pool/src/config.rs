@@ -51,8 +51,33 @@ pub struct PoolConfig {
     /// [`PoolStats`](crate::PoolStats) look: returns and the peak of buffers held older than
     /// this leave them (in steps of a twelfth of the window). Default 1 h.
     pub recommendation_window: Duration,
+    /// The fewest returns within the window a recommendation may rest on; `None` (the
+    /// default) for [`default_min_returns`] of the percentile. See [`PoolConfig::min_returns`].
+    pub recommendation_min_returns: Option<u64>,
     /// Whether and how the pool follows its own recommendations. Off by default.
     pub auto_tune: AutoTuneConfig,
+}
+
+/// The fewest returns a recommendation at percentile `p` rests on by default:
+/// `max(200, ceil(20 / (1 - p)))`, so that at least 20 returns lie above the percentile
+/// (400 for the default p95, 2,000 for p99); 200 for `p = 1`.
+///
+/// Below about `1 / (1 - p)` returns the p-th percentile is simply the largest return, so a
+/// single outlier would set the max; 20 returns above it make it a statement about traffic.
+///
+/// ```
+/// use heapscape_pool::default_min_returns;
+/// assert_eq!(default_min_returns(0.95), 400);
+/// assert_eq!(default_min_returns(0.5), 200);
+/// assert_eq!(default_min_returns(1.0), 200);
+/// ```
+pub fn default_min_returns(percentile: f64) -> u64 {
+    let above = (20.0 / (1.0 - percentile)).ceil();
+    if above.is_finite() && above > 200.0 {
+        above.min(u64::MAX as f64) as u64
+    } else {
+        200
+    }
 }
 
 /// Auto-tuning: on each [`Pool::auto_tune`](crate::Pool::auto_tune) (every heartbeat tick),
@@ -123,6 +148,7 @@ impl Default for PoolConfig {
             over_max: OverMaxPolicy::Shrink,
             recommend_percentile: 0.95,
             recommendation_window: Duration::from_secs(3600),
+            recommendation_min_returns: None,
             auto_tune: AutoTuneConfig::default(),
         }
     }
@@ -172,6 +198,13 @@ impl PoolConfig {
             return Err(PoolError::Percentile(self.recommend_percentile));
         }
         self.validate_auto_tune()
+    }
+
+    /// The fewest returns within the window a recommendation rests on: the configured
+    /// `recommendation_min_returns`, or [`default_min_returns`] of the percentile.
+    pub fn min_returns(&self) -> u64 {
+        self.recommendation_min_returns
+            .unwrap_or_else(|| default_min_returns(self.recommend_percentile))
     }
 
     /// The max buffer sizes auto-tuning may set: the bounds, the highest never above

@@ -7,10 +7,10 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 
 use crate::shard::{Shard, Shards, bump};
-use crate::stats::{AutoTuneStats, DiscardReason, SizeHistogram};
+use crate::stats::{AutoTuneStats, DiscardReason};
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, lock};
 use crate::tuner::{TuneMove, Tuner, in_force_after};
-use crate::window::{Recent, Window};
+use crate::window::{Gauges, Recent, Totals, Window};
 use crate::{OverMaxPolicy, PoolConfig, PoolError, PoolStats};
 
 /// State shared by all handles and threads.
@@ -410,14 +410,27 @@ impl Shared {
         // Donations are returns without a get.
         let in_use = (totals.hits + totals.misses + totals.donations)
             .saturating_sub(returns + totals.detaches);
+        let lengths = totals.lengths.without_empty();
+        let idle_cap_discards = [DiscardReason::IdleBuffersCap, DiscardReason::IdleBytesCap]
+            .map(|reason| totals.discards[reason.index()])
+            .iter()
+            .sum();
         let Recent {
             lengths: recent_lengths,
-            peak_held,
+            idle_cap_discards: recent_idle_cap_discards,
+            peak,
+            span: recent_span,
         } = window.read(
             config.recommendation_window,
             now,
-            &totals.lengths,
-            in_use + totals.idle_buffers,
+            &Totals {
+                lengths,
+                idle_cap_discards,
+            },
+            Gauges {
+                held: in_use + totals.idle_buffers,
+                idle_bytes: totals.idle_bytes,
+            },
         );
         drop(window);
         PoolStats {
@@ -427,6 +440,7 @@ impl Shared {
             detaches: totals.detaches,
             donations: totals.donations,
             shrinks: totals.shrinks,
+            empty_returns: totals.lengths.empty(),
             discards: totals.discards,
             idle_buffers: totals.idle_buffers,
             idle_bytes: totals.idle_bytes,
@@ -435,11 +449,15 @@ impl Shared {
             max_idle_bytes: config.max_idle_bytes as u64,
             max_idle_buffers: config.max_idle_buffers as u64,
             in_use,
-            peak_held,
+            peak_held: peak.held,
+            peak_idle_bytes: peak.idle_bytes,
+            recent_idle_cap_discards,
+            recent_span,
             recommendation_window: config.recommendation_window,
+            recommendation_min_returns: config.min_returns(),
             over_max: config.over_max,
             recommend_percentile: config.recommend_percentile,
-            lengths: SizeHistogram::from_fine(&totals.lengths),
+            lengths,
             capacities: totals.capacities,
             recent_lengths,
             auto_tune: AutoTuneStats {

@@ -3,8 +3,11 @@
 //! Each power-of-two octave `(2^(k-1), 2^k]` is split in four at about `2^(1/4)` steps, so a
 //! bucket's upper bound is at most 19.8 % above any size it holds (for sizes above 64 bytes;
 //! below that, rounding to whole bytes may leave a bucket empty or make it wider). The four
-//! buckets of an octave add up to its power-of-two bucket exactly, which is how the exported
-//! histograms stay in power-of-two buckets.
+//! buckets of an octave add up to its power-of-two bucket exactly.
+//!
+//! The first octave holds the sizes 0 and 1 in buckets of their own: bucket 0 counts the
+//! empty returns (a request that failed after `get` writes nothing), which the recommendations
+//! leave out, and bucket 1 the returns of one byte.
 
 use crate::buckets;
 
@@ -21,7 +24,7 @@ pub const FINE_BUCKETS: usize = 65 * FINE_BUCKETS_PER_OCTAVE;
 const EDGES: [u32; FINE_BUCKETS_PER_OCTAVE + 1] = [0, 12, 27, 44, 64];
 
 /// The fine bucket (0..4) by a size's top seven bits: its leading one and the six bits after
-/// it (64..128), or 0 for the sizes 0 and 1. Indexing by seven bits rather than six saves
+/// it (64..128), or 0 for the sizes 0 and 1 (told apart by the caller). Indexing by seven bits rather than six saves
 /// masking the leading one off on every return.
 const BUCKET_OF_TOP_BITS: [u8; 128] = {
     let mut table = [0; 128];
@@ -38,7 +41,8 @@ const BUCKET_OF_TOP_BITS: [u8; 128] = {
 };
 
 /// Index of the fine bucket holding `size`: its octave (as the power-of-two bucket, from the
-/// leading zeros of `size - 1`) times four, plus a table lookup of its top seven bits.
+/// leading zeros of `size - 1`) times four, plus a table lookup of its top seven bits; the
+/// size 1 moves from bucket 0 to bucket 1, so that bucket 0 holds the empty returns only.
 #[inline]
 pub(crate) fn fine_bucket_of(size: usize) -> usize {
     let below = size.saturating_sub(1);
@@ -47,18 +51,31 @@ pub(crate) fn fine_bucket_of(size: usize) -> usize {
     // Shifted to the top, the leading one and the next six bits are the top seven; for 0
     // the shift by the full width wraps to 0, and so do they.
     let top_bits = below.wrapping_shl(zeros) >> (usize::BITS - 7);
-    octave * FINE_BUCKETS_PER_OCTAVE + usize::from(BUCKET_OF_TOP_BITS[top_bits] & 3)
+    octave * FINE_BUCKETS_PER_OCTAVE
+        + usize::from(BUCKET_OF_TOP_BITS[top_bits] & 3)
+        + usize::from(size == 1)
 }
 
-/// Upper bound (inclusive) of fine bucket `i`, saturating at `u64::MAX`.
-pub(crate) fn fine_bucket_bound(i: usize) -> u64 {
+/// Upper bound (inclusive) of fine bucket `i`, saturating at `u64::MAX`: 0 for the empty
+/// returns, 1 for the rest of the first octave.
+pub(crate) const fn fine_bucket_bound(i: usize) -> u64 {
     let (octave, bucket) = (i / FINE_BUCKETS_PER_OCTAVE, i % FINE_BUCKETS_PER_OCTAVE);
     if octave == 0 {
-        return 1;
+        return if i == 0 { 0 } else { 1 };
     }
     let lower = 1u128 << (octave - 1);
-    let bound = lower + (lower * u128::from(EDGES[bucket + 1])).div_ceil(64);
-    u64::try_from(bound).unwrap_or(u64::MAX)
+    let bound = lower + (lower * EDGES[bucket + 1] as u128).div_ceil(64);
+    if bound > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        bound as u64
+    }
+}
+
+/// The index of the fine bucket whose upper bound is `bound`, for a `bound` that is one (as
+/// the `le` of an exported bucket); any other size maps to the bucket that holds it.
+pub(crate) fn fine_bucket_of_bound(bound: u64) -> usize {
+    fine_bucket_of(usize::try_from(bound).unwrap_or(usize::MAX))
 }
 
 /// Counts of sizes (in bytes) in fine buckets, four per power-of-two octave.
@@ -99,6 +116,40 @@ impl FineSizeHistogram {
         self.counts[bucket] += count;
     }
 
+    /// A histogram from `(upper bound, count)` buckets such as an exporter's `le` buckets (not
+    /// cumulative): each count lands in the fine bucket holding its bound, so buckets read
+    /// back from the exported bounds ([`LENGTH_BUCKETS`](crate::metrics::LENGTH_BUCKETS)) give
+    /// the histogram the pool counted. `u64::MAX` stands for `+Inf`.
+    ///
+    /// ```
+    /// use heapscape_pool::FineSizeHistogram;
+    /// let mut counted = FineSizeHistogram::default();
+    /// for size in [100, 200, 300, 5000] {
+    ///     counted.record(size);
+    /// }
+    /// let read_back = FineSizeHistogram::from_buckets(counted.buckets());
+    /// assert_eq!(read_back, counted);
+    /// ```
+    pub fn from_buckets(buckets: impl IntoIterator<Item = (u64, u64)>) -> Self {
+        let mut histogram = Self::default();
+        for (bound, count) in buckets {
+            histogram.counts[fine_bucket_of_bound(bound)] += count;
+        }
+        histogram
+    }
+
+    /// The histogram without its empty returns (length 0): what the recommendations read.
+    pub(crate) fn without_empty(&self) -> Self {
+        let mut histogram = *self;
+        histogram.counts[0] = 0;
+        histogram
+    }
+
+    /// The number of empty returns (length 0).
+    pub(crate) fn empty(&self) -> u64 {
+        self.counts[0]
+    }
+
     /// Adds every count of `other`.
     pub(crate) fn add(&mut self, other: &Self) {
         for (count, more) in self.counts.iter_mut().zip(&other.counts) {
@@ -121,7 +172,8 @@ impl FineSizeHistogram {
     }
 
     /// `(upper bound in bytes, count)` for every bucket, smallest first. Some small buckets
-    /// share a bound (rounding to whole bytes leaves them empty).
+    /// share a bound (rounding to whole bytes leaves them empty); the first (bound 0) counts
+    /// empty returns.
     pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + Clone + '_ {
         self.counts
             .iter()
@@ -143,13 +195,6 @@ impl FineSizeHistogram {
     /// counts as larger (an upper estimate).
     pub fn fraction_above(&self, size: u64) -> f64 {
         buckets::fraction_above(self.buckets(), size)
-    }
-
-    /// The counts of the octave `(2^(k-1), 2^k]` for each `k`: the power-of-two buckets.
-    pub(crate) fn octaves(&self) -> impl Iterator<Item = u64> + '_ {
-        self.counts
-            .chunks_exact(FINE_BUCKETS_PER_OCTAVE)
-            .map(|octave| octave.iter().sum())
     }
 }
 
@@ -218,10 +263,22 @@ mod tests {
     }
 
     #[test]
+    fn empty_and_one_byte_returns_have_buckets_of_their_own() {
+        assert_eq!((fine_bucket_of(0), fine_bucket_bound(0)), (0, 0));
+        assert_eq!((fine_bucket_of(1), fine_bucket_bound(1)), (1, 1));
+        let mut h = FineSizeHistogram::default();
+        for size in [0, 0, 1, 100] {
+            h.record(size);
+        }
+        assert_eq!((h.empty(), h.without_empty().count()), (2, 2));
+        assert_eq!(FineSizeHistogram::from_buckets(h.buckets()), h);
+    }
+
+    #[test]
     fn neighbours_are_the_next_distinct_bounds() {
         assert_eq!(neighbour_bounds(256), (216, 304));
         assert_eq!(neighbour_bounds(250), (216, 304), "250 is in 256's bucket");
-        assert_eq!(neighbour_bounds(1), (1, 2));
+        assert_eq!(neighbour_bounds(1), (0, 2));
         assert_eq!(neighbour_bounds(u64::MAX).1, u64::MAX);
     }
 }

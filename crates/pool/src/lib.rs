@@ -36,7 +36,8 @@
 //!
 //! let stats = pool.stats();
 //! assert_eq!((stats.hits, stats.misses), (1, 1));
-//! assert_eq!(stats.recommended_max_buffer_size(), Some(46));
+//! // One return is not enough to recommend from (a p95 rests on 400 by default).
+//! assert_eq!(stats.recommended_max_buffer_size(), None);
 //!
 //! pool.set_max_buffer_size(1 << 20)?; // live, from any thread
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -81,9 +82,17 @@
 //!
 //! [`PoolStats`] recommends the max buffer size (the p95 of returned lengths, configurable),
 //! the initial capacity (the median), the max idle buffers (the peak of buffers held plus
-//! an eighth) and the max idle bytes (the two multiplied), and shows for the recommended max
-//! and its two neighbours what each costs ([`PoolStats::candidates`]): the share of returns
-//! over it, each of which regrows its buffer, and the idle memory it implies.
+//! an eighth, or twice the cap in force when an idle cap discarded returns) and the max idle
+//! bytes (the two multiplied), and shows for the max in force, the recommended max and its two
+//! neighbours what each costs ([`PoolStats::candidates`]): the share of returns over it, the
+//! bytes per second their regrowth copies (by doubling, as a `Vec` grows), and the most idle
+//! memory it allows, beside the idle memory observed.
+//!
+//! - **With confidence.** A recommendation rests on at least
+//!   [`PoolConfig::min_returns`] returns in the window (by default
+//!   [`default_min_returns`]: 400 for p95, so that 20 lie above the percentile); below it
+//!   every recommendation is `None`, published as NaN, and auto-tuning holds still. Empty
+//!   returns (a request that failed after `get`) count as returns but not as lengths.
 //!
 //! - **Over a recent window.** These read the last `recommendation_window` (default 1 h)
 //!   rather than every return since start, so a change in traffic shows within one window.
@@ -91,11 +100,12 @@
 //!   [`Pool::publish`]: every heartbeat tick) from the change in the lifetime counters: the
 //!   get and return paths do no more than before. The peak of buffers held is sampled at
 //!   those reads too.
-//! - **On fine buckets.** Returned lengths are counted in four buckets per octave
+//! - **On fine buckets, everywhere.** Returned lengths are counted in four buckets per octave
 //!   ([`FineSizeHistogram`]), so the recommended max is at most 19.8 % above the real
-//!   percentile (a power of two could be twice it). The exported histograms stay in
-//!   power-of-two buckets: 25 series per pool and histogram rather than 97, with the StatsD
-//!   mapping and the dashboards' fleet-wide quantiles unchanged.
+//!   percentile (a power of two could be twice it). The exported length histogram has the
+//!   same bounds ([`LENGTH_BUCKETS`]), so the fleet-wide recommendation (the quantile of the
+//!   `_bucket` series summed across instances, rounded up to its bucket's bound) follows the
+//!   same rule at the same resolution.
 //!
 //! # Metrics
 //!
@@ -119,19 +129,23 @@
 //! | `heapscape_pool_max_idle_buffers` | gauge | count | idle-buffers cap in force |
 //! | `heapscape_pool_in_use_buffers` | gauge | count | buffers in use: gets and donations minus returns and detaches |
 //! | `heapscape_pool_peak_held_buffers` | gauge | count | most buffers held at once, in use or idle, over the recommendation window (sampled at each publish; rises to the peak of concurrent use) |
+//! | `heapscape_pool_peak_idle_bytes` | gauge | bytes | most idle bytes held at once over the recommendation window (sampled at each publish): the idle memory observed |
 //! | `heapscape_pool_recommendation_window_seconds` | gauge | seconds | the window the recommendations cover (`recommendation_window`, default 1 h) |
+//! | `heapscape_pool_recommendation_returns` | gauge | count | returns within the window, empty ones left out: what the recommendations rest on |
+//! | `heapscape_pool_recommendation_min_returns` | gauge | count | the fewest returns a recommendation rests on; below it the recommendations and candidates read NaN |
 //! | `heapscape_pool_recommended_max_buffer_size_bytes` | gauge | bytes | p95 (configurable) of the lengths returned within the window, rounded up to a fine bucket (4 per octave: at most 19.8 % above) |
 //! | `heapscape_pool_recommended_initial_capacity_bytes` | gauge | bytes | median length returned within the window, rounded up to a fine bucket |
 //! | `heapscape_pool_recommended_max_idle_buffers` | gauge | count | peak held over the window plus an eighth (at least one) |
 //! | `heapscape_pool_recommended_max_idle_bytes` | gauge | bytes | recommended max idle buffers times the recommended max buffer size |
-//! | `heapscape_pool_candidate_max_buffer_size_bytes{candidate}` | gauge | bytes | the recommended max (`recommended`) and its fine-bucket neighbours (`lower`, `higher`) |
+//! | `heapscape_pool_candidate_max_buffer_size_bytes{candidate}` | gauge | bytes | the max in force (`current`), the recommended max (`recommended`) and its fine-bucket neighbours (`lower`, `higher`) |
 //! | `heapscape_pool_candidate_over_max_ratio{candidate}` | gauge | count | share (0..1) of the window's returns longer than the candidate: each would regrow |
-//! | `heapscape_pool_candidate_idle_bytes{candidate}` | gauge | bytes | idle memory the candidate implies: min(max idle buffers, peak held) times the candidate, capped by max idle bytes |
-//! | `heapscape_pool_returned_length_bytes` | histogram | bytes | returned lengths since start, power-of-two buckets |
+//! | `heapscape_pool_candidate_regrow_bytes_per_second{candidate}` | gauge | bytes | bytes per second those returns copy regrowing by doubling from the candidate (shrink) or the initial capacity (drop) |
+//! | `heapscape_pool_candidate_idle_bound_bytes{candidate}` | gauge | bytes | the most idle memory the candidate allows: min(max idle buffers, peak held) times the candidate, capped by max idle bytes |
+//! | `heapscape_pool_returned_length_bytes` | histogram | bytes | returned lengths since start, empty ones left out, in the fine buckets ([`LENGTH_BUCKETS`]) |
 //! | `heapscape_pool_returned_capacity_bytes` | histogram | bytes | returned capacities, power-of-two buckets |
 //!
-//! Histograms need explicit buckets in a Prometheus exporter ([`histogram_buckets`] for the
-//! names in [`HISTOGRAM_METRICS`]), or they render as summaries. The fraction of returns a
+//! Histograms need explicit buckets in a Prometheus exporter (for each name in
+//! [`HISTOGRAM_METRICS`], its bounds), or they render as summaries. The fraction of returns a
 //! candidate max would discard is then a PromQL query over the `_bucket` series, fleet-wide.
 //!
 //! # Features
@@ -162,11 +176,11 @@ mod window;
 
 pub use builder::PoolBuilder;
 pub use candidate::{Candidate, CandidateRole};
-pub use config::{AutoTuneConfig, OverMaxPolicy, PoolConfig, TunedSetting};
+pub use config::{AutoTuneConfig, OverMaxPolicy, PoolConfig, TunedSetting, default_min_returns};
 pub use error::PoolError;
 pub use fine::{FINE_BUCKETS, FINE_BUCKETS_PER_OCTAVE, FineSizeHistogram};
 pub use guard::PooledBuf;
-pub use metrics::{HISTOGRAM_METRICS, describe_metrics, histogram_buckets};
+pub use metrics::{CAPACITY_BUCKETS, HISTOGRAM_METRICS, LENGTH_BUCKETS, describe_metrics};
 pub use pool::Pool;
 pub use stats::{AutoTuneStats, DiscardReason, PoolStats, SIZE_BUCKETS, SizeHistogram};
 pub use tuner::TuneMove;

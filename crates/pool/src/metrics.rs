@@ -7,6 +7,7 @@
 use metrics::Unit;
 
 use crate::catalog::MetricDef;
+use crate::fine::{FINE_BUCKETS_PER_OCTAVE, fine_bucket_bound};
 // The catalog's kind is the one kind; re-exported where this module's own kind used to be,
 // so `heapscape_pool::metrics::MetricKind` keeps naming it.
 pub use crate::catalog::MetricKind;
@@ -60,8 +61,14 @@ catalog! {
         "Buffers in use: gets and donations minus returns and detaches.";
     PEAK_HELD = "heapscape_pool_peak_held_buffers", Gauge, Count, [POOL],
         "The most buffers held at once (in use or idle) over the recommendation window, sampled at each publish: it rises to the peak of concurrent use, since a buffer is created only when none is idle.";
+    PEAK_IDLE_BYTES = "heapscape_pool_peak_idle_bytes", Gauge, Bytes, [POOL],
+        "The most idle bytes held at once over the recommendation window, sampled at each publish: the idle memory observed.";
     RECOMMENDATION_WINDOW = "heapscape_pool_recommendation_window_seconds", Gauge, Seconds, [POOL],
         "The window of traffic the recommendations and candidates cover.";
+    RECOMMENDATION_RETURNS = "heapscape_pool_recommendation_returns", Gauge, Count, [POOL],
+        "Returns within the recommendation window, empty ones left out: what the recommendations rest on.";
+    RECOMMENDATION_MIN_RETURNS = "heapscape_pool_recommendation_min_returns", Gauge, Count, [POOL],
+        "The fewest returns within the window a recommendation rests on (recommendation_min_returns; default max(200, 20 / (1 - percentile))): below it the recommendation and candidate gauges read NaN.";
     RECOMMENDED_MAX = "heapscape_pool_recommended_max_buffer_size_bytes", Gauge, Bytes, [POOL],
         "Recommended max buffer size: the configured percentile (default p95) of the lengths returned within the recommendation window, rounded up to a fine bucket (4 per octave).";
     RECOMMENDED_INITIAL = "heapscape_pool_recommended_initial_capacity_bytes", Gauge, Bytes, [POOL],
@@ -71,11 +78,13 @@ catalog! {
     RECOMMENDED_MAX_IDLE_BYTES = "heapscape_pool_recommended_max_idle_bytes", Gauge, Bytes, [POOL],
         "Recommended max idle bytes: the recommended max idle buffers times the recommended max buffer size.";
     CANDIDATE_MAX = "heapscape_pool_candidate_max_buffer_size_bytes", Gauge, Bytes, [POOL, CANDIDATE],
-        "A candidate max buffer size: the recommended one (candidate=recommended) and its fine-bucket neighbours (lower, higher).";
+        "A candidate max buffer size: the one in force (candidate=current), the recommended one (recommended) and its fine-bucket neighbours (lower, higher).";
     CANDIDATE_OVER_MAX = "heapscape_pool_candidate_over_max_ratio", Gauge, Count, [POOL, CANDIDATE],
         "The share (0..1) of returns within the recommendation window longer than the candidate max: each would regrow its buffer.";
-    CANDIDATE_IDLE_BYTES = "heapscape_pool_candidate_idle_bytes", Gauge, Bytes, [POOL, CANDIDATE],
-        "The idle memory the candidate max implies: min(max idle buffers, peak held) times the candidate, capped by max idle bytes.";
+    CANDIDATE_REGROW_BYTES = "heapscape_pool_candidate_regrow_bytes_per_second", Gauge, Bytes, [POOL, CANDIDATE],
+        "Bytes per second the returns over the candidate max would copy regrowing by doubling from it (shrink policy) or from the initial capacity (drop policy), over the recommendation window.";
+    CANDIDATE_IDLE_BOUND = "heapscape_pool_candidate_idle_bound_bytes", Gauge, Bytes, [POOL, CANDIDATE],
+        "The most idle memory the candidate max allows: min(max idle buffers, peak held) times the candidate, capped by max idle bytes. A bound: the observed peak is heapscape_pool_peak_idle_bytes.";
     AUTO_TUNE_ENABLED = "heapscape_pool_auto_tune_enabled", Gauge, Count, [POOL],
         "1 while the pool follows its own recommendations (auto_tune.enabled), else 0.";
     AUTO_TUNE_MOVES = "heapscape_pool_auto_tune_moves_total", Counter, Count, [POOL, SETTING],
@@ -93,27 +102,56 @@ catalog! {
     AUTO_TUNE_HIGHEST_MAX = "heapscape_pool_auto_tune_highest_max_buffer_size_bytes", Gauge, Bytes, [POOL],
         "The highest max buffer size auto-tuning may set: auto_tune.highest_max_buffer_size, or max_idle_bytes when lower.";
     RETURNED_LENGTH = "heapscape_pool_returned_length_bytes", Histogram, Bytes, [POOL],
-        "Lengths of returned buffers, in power-of-two buckets.";
+        "Lengths of returned buffers, empty ones left out, in the pool's fine buckets (4 per octave, 64 B to 1 GiB).";
     RETURNED_CAPACITY = "heapscape_pool_returned_capacity_bytes", Histogram, Bytes, [POOL],
         "Capacities of returned buffers (before any shrink), in power-of-two buckets.";
 }
 
-/// Names of the pool's histogram metrics (exporters need explicit buckets for them).
-pub const HISTOGRAM_METRICS: &[&str] = &[RETURNED_LENGTH.name, RETURNED_CAPACITY.name];
+/// The fine bucket of 64 bytes, the first exported: smaller lengths say nothing about a max.
+const FIRST_EXPORTED_FINE_BUCKET: usize = 6 * FINE_BUCKETS_PER_OCTAVE + FINE_BUCKETS_PER_OCTAVE - 1;
 
-/// Bucket bounds for the pool's histograms: powers of two from 64 B to 1 GiB.
+/// Bucket bounds of `heapscape_pool_returned_length_bytes`: the pool's own fine buckets
+/// (four per octave, see [`FineSizeHistogram`](crate::FineSizeHistogram)) from 64 B to 1 GiB.
 ///
-/// The pool publishes each of its own power-of-two buckets as its upper bound, so with these
-/// bounds an exporter's buckets match the pool's exactly (sizes below 64 B count in the first).
+/// The recommendation is read at this resolution wherever it is computed: by the pool from its
+/// window, and fleet-wide from the `_bucket` series summed across instances (a recording rule,
+/// `heapscape recommend`). With the same bounds, both see the same buckets, so they agree
+/// wherever they see the same returns. Classic `le` buckets rather than native histograms,
+/// because they work on every path the kit supports (statsd_exporter, any Prometheus-compatible
+/// store, `promtool` backfills, exporters without native histograms); the cost is 97 bounds
+/// (98 `_bucket` series with `+Inf`) per pool and instance, where powers of two took 25.
+pub const LENGTH_BUCKETS: [f64; 97] = {
+    let mut bounds = [0.0; 97];
+    let mut i = 0;
+    while i < bounds.len() {
+        bounds[i] = fine_bucket_bound(FIRST_EXPORTED_FINE_BUCKET + i) as f64;
+        i += 1;
+    }
+    bounds
+};
+
+/// Bucket bounds of `heapscape_pool_returned_capacity_bytes`: powers of two from 64 B to
+/// 1 GiB, the steps a growing `Vec` takes.
+pub const CAPACITY_BUCKETS: [f64; 25] = {
+    let mut bounds = [0.0; 25];
+    let mut i = 0;
+    while i < bounds.len() {
+        bounds[i] = (1u64 << (6 + i)) as f64;
+        i += 1;
+    }
+    bounds
+};
+
+/// The pool's histogram metrics and their bucket bounds: an exporter needs them explicitly,
+/// or the histograms render as summaries (`set_buckets_for_metric` in
+/// metrics-exporter-prometheus, `histogram_options.buckets` in a statsd_exporter mapping).
 ///
-/// The pool's recommendations use finer buckets (four per octave, see
-/// [`FineSizeHistogram`](crate::FineSizeHistogram)), but the exported histograms stay in
-/// powers of two: 25 `_bucket` series (plus `+Inf`) per pool and histogram rather than 97,
-/// with the StatsD mapping and the dashboards' fleet-wide quantiles unchanged; the finer
-/// recommendation and its candidates are published as gauges.
-pub fn histogram_buckets() -> Vec<f64> {
-    (6..=30).map(|exp| f64::from(1u32 << exp)).collect()
-}
+/// The pool publishes each of its buckets as its upper bound, so with these bounds an
+/// exporter's buckets match the pool's exactly.
+pub const HISTOGRAM_METRICS: &[(&str, &[f64])] = &[
+    (RETURNED_LENGTH.name, &LENGTH_BUCKETS),
+    (RETURNED_CAPACITY.name, &CAPACITY_BUCKETS),
+];
 
 /// Describes every pool metric (help text and unit) to the installed recorder. Call once
 /// after installing a recorder.

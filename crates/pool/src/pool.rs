@@ -145,6 +145,7 @@ mod tests {
     fn a_shift_in_sizes_and_concurrency_shows_within_one_window() {
         let pool = Pool::builder("shift")
             .recommendation_window(Duration::from_secs(3600))
+            .recommendation_min_returns(1)
             .max_idle_bytes(1 << 30)
             .build()
             .unwrap();
@@ -187,7 +188,11 @@ mod tests {
         assert_eq!(stats.would_discard_fraction(1 << 20), 0.0);
         // The lifetime histogram and counters still hold everything.
         assert_eq!(stats.returns, 30 * 8 + 60 * 2 + 20);
-        assert_eq!(stats.lengths.quantile(1.0), Some(2 << 20));
+        assert_eq!(
+            stats.lengths.quantile(1.0),
+            Some(1_245_184),
+            "1.2 MB, in fine buckets"
+        );
         assert_eq!(stats.in_use, 0);
     }
 }

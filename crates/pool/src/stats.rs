@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::buckets;
-use crate::candidate::Candidate;
+use crate::candidate::{Candidate, regrowth};
 use crate::config::{OverMaxPolicy, TunedSetting};
 use crate::fine::{FineSizeHistogram, neighbour_bounds};
 
@@ -50,15 +50,6 @@ impl SizeHistogram {
 
     pub(crate) fn add_bucket(&mut self, bucket: usize, count: u64) {
         self.counts[bucket] += count;
-    }
-
-    /// The power-of-two view of a fine histogram (each octave is one bucket).
-    pub(crate) fn from_fine(fine: &FineSizeHistogram) -> Self {
-        let mut coarse = Self::default();
-        for (count, octave) in coarse.counts.iter_mut().zip(fine.octaves()) {
-            *count = octave;
-        }
-        coarse
     }
 
     /// The number of observations.
@@ -183,6 +174,9 @@ pub struct PoolStats {
     pub donations: u64,
     /// Returned buffers shrunk to the max buffer size and kept.
     pub shrinks: u64,
+    /// Buffers returned empty (length 0: typically a request that failed after `get`),
+    /// counted in `returns` but left out of the lengths and the recommendations.
+    pub empty_returns: u64,
     /// Buffers released, by [`DiscardReason`] (indexed in [`DiscardReason::ALL`] order).
     pub discards: [u64; DiscardReason::ALL.len()],
     /// Idle buffers held now.
@@ -208,19 +202,35 @@ pub struct PoolStats {
     /// so the buffers it holds rise to the peak of concurrent use and stay there (as idle
     /// ones) until caps, trims or a reconfigure release them: any read after the burst sees it.
     pub peak_held: u64,
+    /// The most idle bytes held at once over the recommendation window, as sampled at each
+    /// read of the stats: the idle memory observed, where [`Candidate::idle_bytes_bound`] is
+    /// the most the caps allow.
+    pub peak_idle_bytes: u64,
+    /// Returns discarded by an idle cap (`idle_buffers_cap`, `idle_bytes_cap`) within the
+    /// recommendation window: a burst the caps could not keep, which the recommended idle caps
+    /// make room for.
+    pub recent_idle_cap_discards: u64,
+    /// The time the window's figures cover: the recommendation window, or the pool's age
+    /// while it is younger. Rates over the window divide by it.
+    pub recent_span: Duration,
     /// The window the recommendations cover.
     pub recommendation_window: Duration,
+    /// The fewest returns in the window a recommendation rests on
+    /// ([`PoolConfig::min_returns`](crate::PoolConfig::min_returns)); below it, every
+    /// recommendation and candidate is `None`.
+    pub recommendation_min_returns: u64,
     /// The over-max policy in force.
     pub over_max: OverMaxPolicy,
     /// The percentile used by [`PoolStats::recommended_max_buffer_size`].
     pub recommend_percentile: f64,
-    /// Lengths of returned buffers (what users actually wrote).
-    pub lengths: SizeHistogram,
+    /// Lengths of returned buffers (what users actually wrote), empty ones left out, in the
+    /// fine buckets the recommendations read.
+    pub lengths: FineSizeHistogram,
     /// Capacities of returned buffers (what they cost), before any shrink.
     pub capacities: SizeHistogram,
-    /// Lengths of the buffers returned within the recommendation window, in fine buckets:
-    /// what the recommendations, the what-if and the candidates are read from. A return
-    /// counts in the window from the first read of the stats after it.
+    /// Lengths of the buffers returned within the recommendation window, empty ones left out,
+    /// in fine buckets: what the recommendations, the what-if and the candidates are read
+    /// from. A return counts in the window from the first read of the stats after it.
     pub recent_lengths: FineSizeHistogram,
     /// What auto-tuning is doing.
     pub auto_tune: AutoTuneStats,
@@ -293,13 +303,31 @@ impl PoolStats {
         }
     }
 
+    /// The returns the recommendations rest on: those within the window, empty ones left out.
+    pub fn recent_returns(&self) -> u64 {
+        self.recent_lengths.count()
+    }
+
+    /// Whether the window holds enough returns for a recommendation:
+    /// [`PoolStats::recent_returns`] is at least `recommendation_min_returns` (and at least
+    /// one).
+    ///
+    /// # Interpretation
+    /// Below it, a percentile is decided by a few returns (below about `1 / (1 - p)` returns,
+    /// the p-th percentile is the largest one), so no recommendation is given: the gauges read
+    /// NaN, auto-tuning holds still, `heapscape recommend` says "not enough data".
+    pub fn has_enough_returns(&self) -> bool {
+        self.recent_returns() >= self.recommendation_min_returns.max(1)
+    }
+
     /// The max buffer size the data recommends.
     ///
     /// # Definition
     /// The `recommend_percentile` (default p95) of the lengths returned within the window,
     /// rounded up to the bound of its fine bucket (at most 19.8 % above it for lengths over
     /// 64 bytes): the smallest bucket bound with at most `1 - recommend_percentile` of the
-    /// window's returns above it. `None` without a return in the window.
+    /// window's returns above it. `None` without enough returns in the window
+    /// ([`PoolStats::has_enough_returns`]).
     ///
     /// # Interpretation
     /// With it as the max, about `1 - recommend_percentile` of returns would need a buffer
@@ -313,8 +341,13 @@ impl PoolStats {
     /// for _ in 0..95 { stats.recent_lengths.record(100_000); }
     /// for _ in 0..5 { stats.recent_lengths.record(3_000_000); }
     /// assert_eq!(stats.recommended_max_buffer_size(), Some(110_592)); // a power of two: 131_072
+    /// stats.recommendation_min_returns = 400;
+    /// assert_eq!(stats.recommended_max_buffer_size(), None); // 100 returns are not enough
     /// ```
     pub fn recommended_max_buffer_size(&self) -> Option<u64> {
+        if !self.has_enough_returns() {
+            return None;
+        }
         self.recent_lengths.quantile(self.recommend_percentile)
     }
 
@@ -323,10 +356,11 @@ impl PoolStats {
     /// # Definition
     /// The median of the lengths returned within the window, rounded up to the bound of its
     /// fine bucket, and never above [`PoolStats::recommended_max_buffer_size`]; `None`
-    /// without a return in the window.
+    /// without enough returns in the window.
     ///
     /// # Interpretation
-    /// New buffers of this capacity serve half of the requests without growing.
+    /// New buffers of this capacity serve half of the requests without growing;
+    /// [`PoolStats::regrowth_from`] tells how often the others grow.
     ///
     /// ```
     /// let mut stats = heapscape_pool::PoolStats::default();
@@ -359,78 +393,138 @@ impl PoolStats {
         self.recent_lengths.fraction_above(max as u64)
     }
 
+    /// How a buffer of `capacity` bytes grows to serve the window's returns: reallocations
+    /// and bytes copied per return, on average over every return in the window.
+    ///
+    /// # Definition
+    /// A `Vec` grows by doubling, copying what it holds at each step: a return of length
+    /// `L > capacity` took `k = ceil(log2(L / capacity))` reallocations and copied
+    /// `capacity * (2^k - 1)` bytes. `L` is its fine bucket's bound (at most 19.8 % over), so
+    /// the figures are upper estimates. `(0, 0)` without returns.
+    ///
+    /// # Interpretation
+    /// For the initial capacity, what a new buffer (a miss) costs before it fits its request.
+    ///
+    /// ```
+    /// let mut stats = heapscape_pool::PoolStats::default();
+    /// for len in [1000, 4096, 16_384] { stats.recent_lengths.record(len); }
+    /// let (reallocations, copied) = stats.regrowth_from(4096);
+    /// assert_eq!(reallocations, 2.0 / 3.0); // 16 KiB: 4 -> 8 -> 16 KiB
+    /// assert_eq!(copied, (4096.0 + 8192.0) / 3.0);
+    /// ```
+    pub fn regrowth_from(&self, capacity: u64) -> (f64, f64) {
+        let returns = self.recent_returns();
+        if returns == 0 {
+            return (0.0, 0.0);
+        }
+        let (reallocations, copied) = regrowth(&self.recent_lengths, capacity);
+        (reallocations / returns as f64, copied / returns as f64)
+    }
+
     /// What a max buffer size of `max` would cost over the window.
     ///
     /// # Definition
-    /// [`Candidate::over_max_ratio`] is [`PoolStats::would_discard_fraction`]`(max)`;
-    /// [`Candidate::idle_bytes`] is `min(max_idle_buffers, peak_held) * max`, capped by
-    /// `max_idle_bytes`.
+    /// - [`Candidate::over_max_ratio`]: [`PoolStats::would_discard_fraction`]`(max)`.
+    /// - [`Candidate::regrows_per_second`] and [`Candidate::regrow_bytes_per_second`]: each
+    ///   return over `max` regrows, by doubling, from `max` (shrink policy) or from the
+    ///   initial capacity (drop policy) to its length (see [`PoolStats::regrowth_from`]),
+    ///   over [`PoolStats::recent_span`].
+    /// - [`Candidate::idle_bytes_bound`]: `min(max_idle_buffers, peak_held) * max`, capped by
+    ///   `max_idle_bytes`.
     ///
     /// # Interpretation
-    /// The two sides of the trade: the share of returns that regrow their buffer, and the
-    /// idle memory the pool may hold once the peak's buffers come back.
+    /// The two sides of the trade: the churn of the returns that regrow their buffer, and
+    /// the most idle memory the pool may hold once the peak's buffers come back (the
+    /// observed peak is [`PoolStats::peak_idle_bytes`]).
     ///
     /// See [`Candidate`] for an example.
     pub fn candidate(&self, max: u64) -> Candidate {
         let buffers = self.max_idle_buffers.min(self.peak_held);
+        let from = match self.over_max {
+            OverMaxPolicy::Shrink => max,
+            OverMaxPolicy::Drop => self.initial_capacity.min(max),
+        };
+        let above_max = FineSizeHistogram::from_buckets(
+            self.recent_lengths
+                .buckets()
+                .filter(|&(bound, _)| bound > max),
+        );
+        let (regrows, copied) = regrowth(&above_max, from);
+        let seconds = self.recent_span.as_secs_f64().max(1.0);
         Candidate {
             max_buffer_size: max,
             over_max_ratio: self.recent_lengths.fraction_above(max),
-            idle_bytes: buffers.saturating_mul(max).min(self.max_idle_bytes),
+            regrows_per_second: regrows / seconds,
+            regrow_bytes_per_second: copied / seconds,
+            idle_bytes_bound: buffers.saturating_mul(max).min(self.max_idle_bytes),
         }
     }
 
-    /// The recommended max buffer size and its neighbours, each with its cost, in
-    /// [`CandidateRole::ALL`](crate::CandidateRole::ALL) order: one fine bucket lower, the recommendation, one fine
-    /// bucket higher.
+    /// The max buffer size in force, the recommended one and its neighbours, each with its
+    /// cost, in [`CandidateRole::ALL`](crate::CandidateRole::ALL) order: the current max,
+    /// one fine bucket lower than the recommendation, the recommendation, one fine bucket
+    /// higher.
     ///
     /// # Definition
-    /// [`PoolStats::candidate`] of each; `None` without a return in the window.
+    /// [`PoolStats::candidate`] of each; `None` without enough returns in the window.
     ///
     /// # Interpretation
     /// Going one bucket lower saves about a fifth of the idle memory and shows how many more
-    /// returns would regrow; one bucket higher shows what the extra memory would buy.
+    /// returns would regrow; one bucket higher shows what the extra memory would buy; the
+    /// current max is what changing costs or saves against.
     ///
     /// ```
     /// use heapscape_pool::PoolStats;
     /// let mut stats = PoolStats::default();
     /// (stats.recommend_percentile, stats.max_idle_buffers) = (0.9, 64);
     /// (stats.max_idle_bytes, stats.peak_held) = (1 << 30, 4);
+    /// stats.max_buffer_size = 4 << 20;
     /// for len in 1..=100 { stats.recent_lengths.record(len * 1000); }
-    /// let [lower, recommended, higher] = stats.candidates().unwrap();
+    /// let [current, lower, recommended, higher] = stats.candidates().unwrap();
     /// assert_eq!(recommended.max_buffer_size, 93_184); // the exact p90 is 90_000
     /// assert_eq!(recommended.over_max_ratio, 0.07);
-    /// assert_eq!(recommended.idle_bytes, 4 * 93_184);
+    /// assert_eq!(recommended.idle_bytes_bound, 4 * 93_184);
     /// assert_eq!((lower.max_buffer_size, lower.over_max_ratio), (77_824, 0.23));
     /// assert_eq!((higher.max_buffer_size, higher.over_max_ratio), (110_592, 0.0));
+    /// assert_eq!((current.max_buffer_size, current.over_max_ratio), (4 << 20, 0.0));
     /// ```
-    pub fn candidates(&self) -> Option<[Candidate; 3]> {
+    pub fn candidates(&self) -> Option<[Candidate; 4]> {
         let recommended = self.recommended_max_buffer_size()?;
         let (lower, higher) = neighbour_bounds(recommended);
-        Some([lower, recommended, higher].map(|max| self.candidate(max)))
+        Some([self.max_buffer_size, lower, recommended, higher].map(|max| self.candidate(max)))
     }
 
     /// The max idle buffers the data recommends.
     ///
     /// # Definition
-    /// [`PoolStats::peak_held`] over the window plus an eighth (rounded up, at least one)
-    /// of headroom; `None` without a return in the window.
+    /// [`PoolStats::peak_held`] over the window plus an eighth (rounded up, at least one) of
+    /// headroom; when an idle cap discarded returns within the window
+    /// ([`PoolStats::recent_idle_cap_discards`]), at least twice the max idle buffers in
+    /// force. `None` without enough returns in the window.
     ///
     /// # Interpretation
     /// Enough idle buffers to serve the window's peak from the pool once its buffers have
-    /// come back; more only hold memory.
+    /// come back; more only hold memory. A cap that discards a burst also hides it (the
+    /// buffers it dropped are never seen held), so the recommendation then grows by more than
+    /// auto-tuning's band, until the held peak shows the burst.
     ///
     /// ```
     /// let mut stats = heapscape_pool::PoolStats::default();
     /// stats.recent_lengths.record(1000);
     /// stats.peak_held = 20;
     /// assert_eq!(stats.recommended_max_idle_buffers(), Some(23));
+    /// (stats.max_idle_buffers, stats.recent_idle_cap_discards) = (16, 5);
+    /// assert_eq!(stats.recommended_max_idle_buffers(), Some(32));
     /// ```
     pub fn recommended_max_idle_buffers(&self) -> Option<u64> {
-        if self.recent_lengths.count() == 0 {
+        if !self.has_enough_returns() {
             return None;
         }
-        Some(self.peak_held + self.peak_held.div_ceil(8).max(1))
+        let from_peak = self.peak_held + self.peak_held.div_ceil(8).max(1);
+        if self.recent_idle_cap_discards > 0 {
+            return Some(from_peak.max(self.max_idle_buffers.saturating_mul(2)));
+        }
+        Some(from_peak)
     }
 
     /// The max idle bytes the data recommends.
@@ -479,17 +573,6 @@ mod tests {
                 assert!(size as u64 > bucket_bound(i - 1));
             }
         }
-    }
-
-    #[test]
-    fn each_octave_of_fine_buckets_is_a_power_of_two_bucket() {
-        let mut fine = FineSizeHistogram::default();
-        let mut coarse = SizeHistogram::default();
-        for size in (0..3000).chain([1 << 20, (1 << 20) + 1, usize::MAX]) {
-            fine.record(size);
-            coarse.record(size);
-        }
-        assert_eq!(SizeHistogram::from_fine(&fine), coarse);
     }
 
     #[test]

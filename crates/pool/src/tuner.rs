@@ -246,7 +246,8 @@ mod tests {
         }
     }
 
-    fn tuned_pool() -> Pool {
+    /// A pool tuning itself, with the default minimum of returns (400 at p95).
+    fn cautious_pool() -> crate::PoolBuilder {
         Pool::builder("tuned")
             .initial_capacity(4 << 10)
             .max_buffer_size(256 << 10)
@@ -254,6 +255,13 @@ mod tests {
             .max_idle_bytes(64 << 20)
             .recommendation_window(WINDOW)
             .auto_tune(auto_tune())
+    }
+
+    /// A pool tuning itself that recommends from a single return: the tests of the band,
+    /// the cooldown and the bounds need few returns a tick.
+    fn tuned_pool() -> Pool {
+        cautious_pool()
+            .recommendation_min_returns(1)
             .build()
             .unwrap()
     }
@@ -481,6 +489,86 @@ mod tests {
     }
 
     #[test]
+    fn below_the_minimum_of_returns_nothing_moves() {
+        let pool = cautious_pool().build().unwrap();
+        let mut ticks = Ticks::new(&pool);
+        // An outlier among the first returns: of a few returns, it is the p95.
+        assert!(ticks.tick(&[2 << 20, 20_000, 20_000]).is_empty());
+        // Three returns a tick: the window (72 ticks) never holds the 400 a p95 needs.
+        for _ in 0..3 * COOLDOWN_TICKS {
+            assert_eq!(ticks.tick(&[20_000; 3]), []);
+        }
+        let stats = pool.stats();
+        assert!(
+            !stats.has_enough_returns(),
+            "{} returns",
+            stats.recent_returns()
+        );
+        assert_eq!(stats.recommendation_min_returns, 400);
+        assert_eq!(stats.recommended_max_buffer_size(), None);
+        assert_eq!(stats.candidates(), None);
+        assert_eq!(
+            stats.auto_tune.target_of(TunedSetting::MaxBufferSize),
+            256 << 10
+        );
+    }
+
+    #[test]
+    fn one_outlier_among_enough_returns_does_not_raise_the_max() {
+        let pool = cautious_pool().build().unwrap();
+        let mut ticks = Ticks::new(&pool);
+        let mut first = vec![2 << 20];
+        first.extend([20_000; 9]);
+        ticks.tick(&first);
+        // Ten returns a tick: 400 in the window after 40 ticks, then a cooldown to move.
+        for _ in 0..40 + COOLDOWN_TICKS {
+            let moves = ticks.tick(&[20_000; 10]);
+            for moved in moves
+                .iter()
+                .filter(|m| m.setting == TunedSetting::MaxBufferSize)
+            {
+                assert!(
+                    moved.to < moved.from,
+                    "{moved:?}: the outlier raised the max"
+                );
+            }
+        }
+        let stats = pool.stats();
+        assert!(stats.max_buffer_size <= 48 << 10, "{stats:?}");
+        assert_eq!(stats.auto_tune.moves_of(TunedSetting::MaxBufferSize), 1);
+    }
+
+    #[test]
+    fn idle_cap_discards_raise_the_idle_cap_beyond_the_band() {
+        let pool = tuned_pool();
+        let mut ticks = Ticks::new(&pool);
+        // Two buffers at a time: the idle cap follows the peak held down to 3.
+        ticks.until_stats(3 * COOLDOWN_TICKS, &[20_000; 2], |stats| {
+            stats.max_idle_buffers <= 3
+        });
+        // Bursts of 16 come back all at once, between two reads of the stats: the cap keeps
+        // 3, discards the rest, and the peak held never shows more than what it kept. An
+        // eighth over that peak stays inside the 25 % band; twice the cap does not.
+        let (taken, _) = ticks.until_stats(6 * COOLDOWN_TICKS, &[20_000; 16], |stats| {
+            stats.max_idle_buffers >= 16
+        });
+        let stats = pool.stats();
+        assert!(stats.discarded(crate::DiscardReason::IdleBuffersCap) > 0);
+        assert!(
+            stats.auto_tune.moves_of(TunedSetting::MaxIdleBuffers) >= 2,
+            "{taken} ticks: {stats:?}"
+        );
+        // Once the cap holds a burst, the discards stop and the held peak shows it.
+        let before = pool.stats().discards;
+        for _ in 0..COOLDOWN_TICKS {
+            ticks.tick(&[20_000; 16]);
+        }
+        let after = pool.stats();
+        assert_eq!(after.discards, before, "{after:?}");
+        assert!(after.peak_held >= 16, "{after:?}");
+    }
+
+    #[test]
     fn moves_inside_the_band_are_ignored() {
         let pool = tuned_pool();
         let mut ticks = Ticks::new(&pool);
@@ -627,6 +715,7 @@ mod tests {
                 .max_idle_buffers(max_idle_buffers)
                 .max_idle_bytes(lowest * span * max_idle_buffers)
                 .recommendation_window(Duration::from_secs(120))
+                .recommendation_min_returns(1)
                 .auto_tune(tune)
                 .build()
                 .unwrap();

@@ -313,24 +313,32 @@ fn bytes_hand_off_returns_the_buffer_when_the_last_clone_drops() {
 #[test]
 fn stats_recommend_from_returned_lengths() {
     let pool = small().max_buffer_size(1 << 20).build().unwrap();
-    for i in 0..100 {
-        let mut buf = pool.get();
-        buf.resize(if i < 90 { 3000 } else { 300_000 }, 0);
-    }
+    let returns = |n: usize| {
+        for i in 0..n {
+            let mut buf = pool.get();
+            buf.resize(if i % 10 < 9 { 3000 } else { 300_000 }, 0);
+        }
+    };
+    // A p95 rests on 400 returns by default: at 100, there is none.
+    returns(100);
     let stats = pool.stats();
-    assert_eq!(stats.returns, 100);
+    assert_eq!(stats.recommendation_min_returns, 400);
+    assert_eq!(stats.recommended_max_buffer_size(), None);
+    returns(300);
+    let stats = pool.stats();
+    assert_eq!(stats.returns, 400);
     // Fine buckets: (2912, 3456] and (262_144, 311_296], where powers of two would say
     // 4096 and 512 KiB.
     assert_eq!(stats.recommended_initial_capacity(), Some(3456));
     assert_eq!(stats.recommended_max_buffer_size(), Some(311_296));
     assert_eq!(
         stats.lengths.quantile(0.95),
-        Some(512 << 10),
-        "lifetime, powers of two"
+        Some(311_296),
+        "lifetime, the same buckets"
     );
     assert_eq!(stats.would_discard_fraction(4096), 0.10);
     assert_eq!(stats.would_discard_fraction(1 << 20), 0.0);
-    assert!((stats.hit_ratio() - 0.99).abs() < 1e-9);
+    assert!((stats.hit_ratio() - 0.9975).abs() < 1e-9);
 
     let mut config = PoolConfig::default();
     config.recommend_percentile = 0.5;

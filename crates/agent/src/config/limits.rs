@@ -12,7 +12,7 @@ use heapscape_pool::PoolConfig;
 use super::types::Config;
 
 /// The largest `initial_capacity` and `max_buffer_size`: 1 GiB, the top bucket of the pool's
-/// size histograms (`heapscape_pool::histogram_buckets`). A larger buffer is outside what the
+/// size histograms (`heapscape_pool::HISTOGRAM_METRICS`). A larger buffer is outside what the
 /// pool measures and recommends, and one allocation that size is not pooling any more: a miss
 /// of a `1000000GiB` pool aborted the process.
 pub(crate) const MAX_BUFFER_SIZE: usize = 1 << 30;

@@ -96,10 +96,15 @@ impl NativeSeries {
     /// Every metric a pool publishes (histograms with the pool's size buckets) and the
     /// heartbeat's sample duration, rendered with `global_labels` first.
     pub(crate) fn heapscape(global_labels: Vec<(String, String)>) -> Self {
-        let size_buckets: Arc<[f64]> = heapscape_pool::histogram_buckets().into();
+        let none: Arc<[f64]> = Arc::new([]);
         let mut metrics: Vec<(&'static str, Arc<[f64]>)> = heapscape_pool::metrics::CATALOG
             .iter()
-            .map(|metric| (metric.name, Arc::clone(&size_buckets)))
+            .map(|metric| {
+                let bounds = heapscape_pool::HISTOGRAM_METRICS
+                    .iter()
+                    .find_map(|&(name, bounds)| (name == metric.name).then(|| bounds.into()));
+                (metric.name, bounds.unwrap_or_else(|| Arc::clone(&none)))
+            })
             .collect();
         metrics.push((
             heapscape_heartbeat::metrics::SAMPLE_DURATION.name,

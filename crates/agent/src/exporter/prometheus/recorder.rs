@@ -243,7 +243,7 @@ mod tests {
     /// order and escaping, values, `_sum`, `_count`, HELP and TYPE; `le` in the Go spelling.
     #[test]
     fn native_rendering_matches_the_exporter() {
-        let bounds = heapscape_pool::histogram_buckets();
+        let bounds = heapscape_pool::CAPACITY_BUCKETS;
         let globals = [
             ("service", "svc \"q\"\\x"),
             ("a_label", "1"),

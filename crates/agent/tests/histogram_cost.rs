@@ -94,10 +94,11 @@ fn five_million_returns_render_exact_counts() {
             format!("{length}_count{{{labels}}}"),
             Some(RETURNS.to_string()),
         ),
-        // Each return counts at its bucket's upper bound.
+        // Each return counts at its fine bucket's upper bound: 40 B in (38, 46], 1000 B in
+        // (864, 1024].
         (
             format!("{length}_sum{{{labels}}}"),
-            Some((small * 64 + RETURNS / EVERY * 1024).to_string()),
+            Some((small * 46 + RETURNS / EVERY * 1024).to_string()),
         ),
         (
             format!("heapscape_pool_returned_capacity_bytes_count{{{labels}}}"),

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
 /// The most bytes one scrape may have with the most pools allowed (1024), as the README says.
-const EXPOSITION_BOUND: usize = 8 << 20;
+const EXPOSITION_BOUND: usize = 20 << 20;
 
 /// A config with the `pcm` pool as given and the named extra pools.
 fn config(pcm: &str, interval: &str, extra: &str, pools: &[String]) -> String {

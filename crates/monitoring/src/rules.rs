@@ -72,11 +72,71 @@ pub(crate) fn windowed_recommendation_record(config: &Config) -> String {
     )
 }
 
-/// `2 ^ ceil(log2(histogram_quantile(q, buckets)))`: the quantile rounded up to a power of
-/// two, the resolution of the exported histograms (each pool's own recommendation reads finer
-/// buckets, four per octave, so the two can differ by up to one octave).
-fn power_of_two_quantile(q: f64, buckets: &str) -> String {
-    format!("2 ^ ceil(log2(histogram_quantile({q}, {buckets})))")
+/// `histogram_quantile(q, buckets)` rounded up to the bound of its bucket: the pool's own
+/// rule (the smallest bucket bound with at least `q` of the returns at or below it), on the
+/// same buckets ([`heapscape_pool::LENGTH_BUCKETS`], four per octave), so a fleet's
+/// recommendation and a pool's agree on the same returns.
+///
+/// `histogram_quantile` finds the same bucket as the pool's rule and interpolates inside it,
+/// strictly above its lower bound; rounding the result up to the next bound gives the bound
+/// itself back.
+pub(crate) fn fine_bucket_quantile(q: f64, buckets: &str) -> String {
+    fine_bucket_ceil(&format!("histogram_quantile({q}, {buckets})"))
+}
+
+/// `expr` rounded up to a bound of [`heapscape_pool::LENGTH_BUCKETS`] (64 B at least).
+///
+/// PromQL cannot look a value up in a list, so the bound is computed: the octave
+/// `(2^(k-1), 2^k]` holding `expr` from its log, then the fraction of the octave's lower edge
+/// it reaches compared with each bound's (`x > bool edge` is 0 or 1).
+pub(crate) fn fine_bucket_ceil(expr: &str) -> String {
+    let bounds = heapscape_pool::LENGTH_BUCKETS;
+    let per_octave = heapscape_pool::FINE_BUCKETS_PER_OCTAVE;
+    // The bounds of the first octave above 64 B, as multiples of 64: every octave's are the
+    // same multiples of its lower edge.
+    let edges: Vec<f64> = bounds[1..=per_octave]
+        .iter()
+        .map(|b| b / bounds[0])
+        .collect();
+    let lower = format!("2 ^ (ceil(log2({expr})) - 1)");
+    let mut multiple = format!("{}", edges[0]);
+    for pair in edges.windows(2) {
+        multiple.push_str(&format!(
+            "\n      + {step} * (({expr}) / ({lower}) > bool {edge})",
+            step = pair[1] - pair[0],
+            edge = pair[0],
+        ));
+    }
+    format!(
+        "clamp_min(\n  ({lower})\n    * (\n      {multiple}\n    ),\n  {first}\n)",
+        first = bounds[0]
+    )
+}
+
+/// Two records for the `q` quantile of `buckets` by the pools' rule: `histogram_quantile` as
+/// `<level>:<metric>:histogram_quantile_<rest>` (interpolated within its bucket), then `name`,
+/// that value rounded up to its bucket's bound ([`fine_bucket_ceil`]). Recorded apart because
+/// the rounding reads its input seven times: from a recorded series, not seven quantiles of
+/// every bucket. A group evaluates its rules in order, so the second sees the first's new
+/// value.
+fn bucket_quantile_records(what: &str, name: String, q: f64, buckets: &str) -> [Rule; 2] {
+    let (level_metric, operations) = name.rsplit_once(':').expect("a level:metric:op name");
+    let interpolated = format!("{level_metric}:histogram_quantile_{operations}");
+    [
+        record(
+            &format!("{what}, interpolated within its bucket."),
+            interpolated.clone(),
+            format!("histogram_quantile({q}, {buckets})"),
+        ),
+        record(
+            &format!(
+                "{what}, rounded up to the bound of its bucket (four per octave): the pools' \
+                 own rule."
+            ),
+            name,
+            fine_bucket_ceil(&interpolated),
+        ),
+    ]
 }
 
 fn record(comment: &str, record: String, expr: String) -> Rule {
@@ -151,34 +211,29 @@ fn pool_records(c: &Config) -> Vec<Rule> {
                 c.select("heapscape_pool_returned_length_bytes_bucket", "")
             ),
         ),
-        record(
-            "The fleet-wide recommended max buffer size: the recommend quantile of the fleet's \
-             returned lengths, rounded up to a power of two (the histograms' buckets).",
-            format!(
-                "job:heapscape_pool_returned_length_bytes:{}_rate{w}",
-                quantile_name(c.recommend_quantile)
-            ),
-            power_of_two_quantile(
-                c.recommend_quantile,
-                &format!("job:heapscape_pool_returned_length_bytes_bucket:rate{w}"),
-            ),
-        ),
-        record(
-            "The recommended max buffer size per instance over the far-from-recommended \
-             alert's window, as a power of two (the pools' own recommendation covers their \
-             recommendation_window on finer buckets: up to one octave apart).",
-            windowed_recommendation_record(c),
-            power_of_two_quantile(
-                c.recommend_quantile,
-                &format!(
-                    "sum by ({}) (rate({}[{}]))",
-                    c.by("job, instance, pool, le"),
-                    c.select("heapscape_pool_returned_length_bytes_bucket", ""),
-                    c.far_from_recommended_window
-                ),
-            ),
-        ),
     ]);
+    rules.extend(bucket_quantile_records(
+        "The fleet-wide recommended max buffer size: the recommend quantile of the fleet's \
+         returned lengths",
+        format!(
+            "job:heapscape_pool_returned_length_bytes:{}_rate{w}",
+            quantile_name(c.recommend_quantile)
+        ),
+        c.recommend_quantile,
+        &format!("job:heapscape_pool_returned_length_bytes_bucket:rate{w}"),
+    ));
+    rules.extend(bucket_quantile_records(
+        "The recommended max buffer size per instance over the far-from-recommended alert's \
+         window (the pools' own recommendation covers their recommendation_window)",
+        windowed_recommendation_record(c),
+        c.recommend_quantile,
+        &format!(
+            "sum by ({}) (rate({}[{}]))",
+            c.by("job, instance, pool, le"),
+            c.select("heapscape_pool_returned_length_bytes_bucket", ""),
+            c.far_from_recommended_window
+        ),
+    ));
     rules
 }
 
@@ -299,8 +354,8 @@ fn alerts(c: &Config) -> Vec<Alert> {
             format!(
                 "For {for_} the configured max_buffer_size of pool {{{{ $labels.pool }}}} \
                  ({{{{ $labels.job }}}}/{{{{ $labels.instance }}}}) has been more than {factor} \
-                 times above or below the {q} of the lengths returned over the last {window}, as \
-                 a power of two ({windowed}). Too high keeps memory idle for rare requests; too \
+                 times above or below the {q} of the lengths returned over the last {window}, by \
+                 the pools' own rule and buckets ({windowed}). Too high keeps memory idle for rare requests; too \
                  low makes large requests regrow their buffer. Set it from the \"Buffer pool \
                  tuning\" dashboard (fleet-wide recommended max). Pools with auto-tuning on \
                  are left out: their max follows the recommendation within their bounds.",
@@ -527,6 +582,31 @@ fn percent(share: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The PromQL rounding gives, on a real Prometheus, the bound the pool's own rule gives:
+    /// the smallest exported bound at or above the value, for values on, just below and just
+    /// above every bound.
+    #[test]
+    fn promql_rounds_up_to_the_pools_bucket_bounds() {
+        let prometheus = heapscape_testkit::Prometheus::start("global: {}\n");
+        let bounds = heapscape_pool::LENGTH_BUCKETS;
+        let mut values = vec![1.0, 40.0, 63.5];
+        for bound in bounds {
+            values.extend([bound - 0.5, bound, bound + 0.5]);
+        }
+        for value in values {
+            let Some(expected) = bounds.iter().copied().find(|&bound| bound >= value) else {
+                continue; // above 1 GiB: the +Inf bucket
+            };
+            let query = fine_bucket_ceil(&format!("vector({value})"));
+            let result = prometheus.query(&query).expect("a valid query");
+            let got: f64 = result[0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .expect("a sample");
+            assert_eq!(got, expected, "{value} rounds up to {expected}, got {got}");
+        }
+    }
 
     #[test]
     fn names_derive_from_the_knobs() {

@@ -922,11 +922,8 @@ fn tables_give_each_column_its_own_unit() {
                     Some(&"percentunit"),
                     "{title}"
                 );
-                assert_eq!(
-                    units.get("Idle memory it implies"),
-                    Some(&"bytes"),
-                    "{title}"
-                );
+                assert_eq!(units.get("Regrowth copies"), Some(&"binBps"), "{title}");
+                assert_eq!(units.get("Idle memory at most"), Some(&"bytes"), "{title}");
                 // One row per candidate, lower to higher within each instance's pool.
                 let sort: Vec<&str> = panel["options"]["sortBy"]
                     .as_array()

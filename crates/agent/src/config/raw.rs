@@ -89,6 +89,7 @@ pub(super) struct RawPool {
     pub(super) recommendation_window: Option<Spanned<HumanDuration>>,
     pub(super) over_max: Option<RawOverMax>,
     pub(super) recommend_percentile: Option<Spanned<f64>>,
+    pub(super) recommendation_min_returns: Option<Spanned<u64>>,
     pub(super) auto_tune: Option<Spanned<RawAutoTune>>,
 }
 

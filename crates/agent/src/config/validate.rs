@@ -365,6 +365,10 @@ fn validate_pool(
         config.recommend_percentile = percentile.value;
         written.insert("recommend_percentile", percentile.referenced);
     }
+    if let Some(returns) = raw.recommendation_min_returns {
+        config.recommendation_min_returns = Some(returns.value);
+        written.insert("recommendation_min_returns", returns.referenced);
+    }
     if let Some(auto_tune) = raw.auto_tune {
         written.insert("auto_tune", auto_tune.referenced);
         let (raw, tune) = (auto_tune.value, &mut config.auto_tune);

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::TAG;
 use crate::config::{Config, join_matchers};
 use crate::panels::{Board, annotation, datasource_variable, label_variable};
+use crate::rules::fine_bucket_quantile;
 
 /// A generated dashboard.
 #[derive(Debug, Clone)]
@@ -114,15 +115,17 @@ impl<'a> Selectors<'a> {
         )
     }
 
-    /// The `q` quantile of returned lengths of each job's whole fleet over `window`, rounded
-    /// up to a power of two: the exported histograms' resolution (each pool's own
-    /// recommendation reads finer buckets, four per octave).
+    /// The `q` quantile of returned lengths of each job's whole fleet over `window`, by the
+    /// pools' own rule and buckets (see [`fine_bucket_quantile`]).
     fn fleet_length_quantile(&self, q: f64, window: &str) -> String {
-        format!(
-            "2 ^ ceil(log2(histogram_quantile({q}, sum by ({by}) \
-             (rate(heapscape_pool_returned_length_bytes_bucket{{{sel}}}[{window}])))))",
-            by = self.config.by("job, pool, le"),
-            sel = self.fleet_sel,
+        fine_bucket_quantile(
+            q,
+            &format!(
+                "sum by ({by}) \
+                 (rate(heapscape_pool_returned_length_bytes_bucket{{{sel}}}[{window}]))",
+                by = self.config.by("job, pool, le"),
+                sel = self.fleet_sel,
+            ),
         )
     }
 }

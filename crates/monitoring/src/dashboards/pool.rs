@@ -175,8 +175,9 @@ pub(super) fn pool(config: &Config) -> Dashboard {
     b.add(
         heatmap(
             "Returned lengths",
-            "How many bytes returned buffers held, per second, in power-of-two buckets across \
-             the selected instances. The max buffer size belongs just above the bulk.",
+            "How many bytes returned buffers held, per second, in the pools' buckets (four per \
+             octave) across the selected instances; empty returns are left out. The max \
+             buffer size belongs just above the bulk.",
             "bytes",
         )
         .moves_under_load()
@@ -206,12 +207,13 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         timeseries(
             "Per instance",
             "The max buffer size in force; the quantile of returned lengths over the alert's \
-             window, as a power of two (the recording rule that the alert \
+             window (the recording rule that the alert \
              HeapscapePoolMaxBufferSizeFarFromRecommended compares the max with); and the one \
              each instance recommends from its returns within its recommendation_window \
-             (default 1 h) on fine buckets, four per octave, so at most about 20 % above its \
-             recommend_percentile (default p95). The two can differ by up to one octave: the \
-             alert's line reads the power-of-two histogram.",
+             (default 1 h). Both follow the pools' rule on the same buckets (four per octave, \
+             at most about 20 % above the recommend_percentile, default p95), so they differ \
+             only by their windows. NaN (no line) while an instance has too few returns in \
+             its window to recommend from.",
             "bytes",
         )
         .log_scale()
@@ -240,12 +242,9 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         timeseries(
             "Fleet-wide (all instances of the job)",
             "p95 of returned lengths of every instance of a job together (the histograms' \
-             buckets summed across instances), as a power of two, against the largest and \
-             smallest configured max. Ignores the instance selection; jobs stay apart. The \
-             exported histograms have power-of-two buckets, so this line and the per-instance \
-             recommendations, which the pools compute on finer buckets (at most about 20 % \
-             above the percentile) over their recommendation_window, can differ by up to one \
-             octave.",
+             buckets summed across instances), rounded up to its bucket's bound as each pool \
+             rounds its own (four buckets per octave), against the largest and smallest \
+             configured max. Ignores the instance selection; jobs stay apart.",
             "bytes",
         )
         .log_scale()
@@ -276,7 +275,8 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         stat(
             "Fleet recommended max over the time range",
             "p95 of all returned lengths in the dashboard's time range, across every instance \
-             of the job, rounded up to a power of two: the value to set as max_buffer_size.",
+             of the job, rounded up to its bucket's bound (four per octave): the value to set \
+             as max_buffer_size.",
             "bytes",
         )
         .width(6)
@@ -289,8 +289,8 @@ pub(super) fn pool(config: &Config) -> Dashboard {
     b.add(
         stat(
             "Fleet recommended initial capacity",
-            "Median of all returned lengths in the time range, as a power of two: a new \
-             buffer this large serves half of the requests without growing.",
+            "Median of all returned lengths in the time range, rounded up to its bucket's \
+             bound: a new buffer this large serves half of the requests without growing.",
             "bytes",
         )
         .width(6)
@@ -368,12 +368,15 @@ pub(super) fn pool(config: &Config) -> Dashboard {
     b.add(
         table(
             "What each candidate max would cost (per instance, recommendation window)",
-            "Each instance's recommended max buffer size and its fine-bucket neighbours (one \
-             row per candidate: lower, recommended, higher), computed by the pool over its \
-             recommendation_window: the share of the window's returns longer than the \
-             candidate (each would regrow its buffer), and the idle memory the candidate \
-             implies (min(max idle buffers, peak held) times the candidate, capped by max \
-             idle bytes). A lower max saves idle memory at the price of more regrowth.",
+            "Each instance's max buffer size in force, its recommended one and the \
+             recommendation's fine-bucket neighbours (one row per candidate: current, lower, \
+             recommended, higher), computed by the pool over its recommendation_window: the \
+             share of the window's returns longer than the candidate, the bytes per second \
+             their regrowth would copy (doubling from the candidate, as a Vec grows), and the \
+             most idle memory the candidate allows (a bound: min(max idle buffers, peak held) \
+             times the candidate, capped by max idle bytes). A lower max saves idle memory at \
+             the price of more regrowth. No rows while a pool has too few returns to \
+             recommend from.",
         )
         .width(12)
         .height(12)
@@ -386,7 +389,14 @@ pub(super) fn pool(config: &Config) -> Dashboard {
             candidate_gauge("heapscape_pool_candidate_over_max_ratio"),
             "",
         )
-        .query(candidate_gauge("heapscape_pool_candidate_idle_bytes"), "")
+        .query(
+            candidate_gauge("heapscape_pool_candidate_regrow_bytes_per_second"),
+            "",
+        )
+        .query(
+            candidate_gauge("heapscape_pool_candidate_idle_bound_bytes"),
+            "",
+        )
         // One row per job, instance, pool and candidate, joined on those labels.
         .transformation(json!({ "id": "merge", "options": {} }))
         .transformation(json!({
@@ -395,14 +405,15 @@ pub(super) fn pool(config: &Config) -> Dashboard {
                 "excludeByName": { "Time": true },
                 "indexByName": {
                     "job": 0, "instance": 1, "pool": 2, "candidate": 3,
-                    "Value #A": 4, "Value #B": 5, "Value #C": 6,
+                    "Value #A": 4, "Value #B": 5, "Value #C": 6, "Value #D": 7,
                 },
                 "renameByName": {
                     "job": "Job", "instance": "Instance", "pool": "Pool",
                     "candidate": "Candidate",
                     "Value #A": "Candidate max",
                     "Value #B": "Returns over it",
-                    "Value #C": "Idle memory it implies",
+                    "Value #C": "Regrowth copies",
+                    "Value #D": "Idle memory at most",
                 },
             },
         }))
@@ -410,7 +421,8 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         .sort_by(&["Job", "Instance", "Pool", "Candidate max"])
         .column_unit("Candidate max", "bytes")
         .column_unit("Returns over it", "percentunit")
-        .column_unit("Idle memory it implies", "bytes"),
+        .column_unit("Regrowth copies", "binBps")
+        .column_unit("Idle memory at most", "bytes"),
     );
     b.add(
         timeseries(

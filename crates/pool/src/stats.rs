@@ -424,7 +424,7 @@ impl PoolStats {
     /// What a max buffer size of `max` would cost over the window.
     ///
     /// # Definition
-    /// - [`Candidate::over_max_ratio`]: [`PoolStats::would_discard_fraction`]`(max)`.
+    /// - [`Candidate::over_max_ratio`] is [`PoolStats::would_discard_fraction`]`(max)`.
     /// - [`Candidate::regrows_per_second`] and [`Candidate::regrow_bytes_per_second`]: each
     ///   return over `max` regrows, by doubling, from `max` (shrink policy) or from the
     ///   initial capacity (drop policy) to its length (see [`PoolStats::regrowth_from`]),

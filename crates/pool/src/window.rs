@@ -204,8 +204,10 @@ mod tests {
     fn discards_and_idle_bytes_are_windowed_and_the_span_grows_to_the_window() {
         let t0 = Instant::now();
         let mut window = Window::new(HOUR, t0);
-        let mut totals = Totals::default();
-        totals.idle_cap_discards = 3;
+        let mut totals = Totals {
+            idle_cap_discards: 3,
+            ..Totals::default()
+        };
         let gauges = Gauges {
             held: 2,
             idle_bytes: 5000,

@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+mod binary;
 mod files;
 mod http;
 mod logs;
@@ -34,6 +35,7 @@ mod wait;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 
+pub use binary::workspace_binary;
 pub use files::{ConfigFile, write_atomically};
 pub use http::{http_get, url_encode};
 pub use logs::CapturedLogs;

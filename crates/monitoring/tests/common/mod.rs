@@ -4,9 +4,8 @@
 #![allow(dead_code)] // Each test binary uses a part of this module.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 pub mod exposition;
 pub mod fixture_server;
@@ -50,56 +49,10 @@ pub fn assert_success(output: &Output, what: &str) {
     );
 }
 
-/// The `heapscape-demo` binary, built once per test process.
-///
-/// `env!("CARGO_BIN_EXE_...")` exists only for a package's own binaries, and Cargo does not
-/// build binaries of dependencies, so this runs `cargo build -p heapscape-demo` into the target
-/// directory and profile this test was built with (derived from the test executable's path:
-/// `<target>/<profile>/deps/<test>`). Cargo releases its build lock before running tests, so
-/// the inner build does not wait on the outer one; when the binary is up to date the build is a
-/// no-op. `HEAPSCAPE_DEMO_BIN` overrides the binary (no build).
+/// The `heapscape-demo` binary, built once per test process (see
+/// [`heapscape_testkit::workspace_binary`]).
 pub fn demo_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("HEAPSCAPE_DEMO_BIN") {
-                return PathBuf::from(path);
-            }
-            let exe = std::env::current_exe().expect("the test executable's path");
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("the test executable lives in <target>/<profile>/deps");
-            let target_dir = profile_dir.parent().expect("a target directory");
-            let profile = profile_dir
-                .file_name()
-                .and_then(|name| name.to_str())
-                .expect("a profile directory name");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
-            let mut command = Command::new(&cargo);
-            command
-                .args(["build", "-p", "heapscape-demo", "--bin", "heapscape-demo"])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .current_dir(workspace_root());
-            match profile {
-                "debug" => {}
-                "release" => {
-                    command.arg("--release");
-                }
-                other => {
-                    command.args(["--profile", other]);
-                }
-            }
-            let output = command
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {cargo} to build heapscape-demo: {e}"));
-            assert_success(&output, "cargo build -p heapscape-demo");
-            let binary = profile_dir.join("heapscape-demo");
-            assert!(binary.is_file(), "{} was not built", binary.display());
-            binary
-        })
-        .clone()
+    heapscape_testkit::workspace_binary("heapscape-demo", "HEAPSCAPE_DEMO_BIN")
 }
 
 /// The command that installs Prometheus and promtool.

@@ -1,0 +1,50 @@
+//! What the CLI gathers about one service's pool before recommending: the same inputs a pool
+//! reads from its own window, summed (or taken at their peak) across the service's instances.
+
+use std::time::Duration;
+
+use heapscape_pool::FineSizeHistogram;
+
+/// The settings the recommendation is about, as a pool's gauges publish them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Settings {
+    /// `max_buffer_size`, bytes.
+    pub max_buffer_size: u64,
+    /// `initial_capacity`, bytes.
+    pub initial_capacity: u64,
+    /// `max_idle_buffers`.
+    pub max_idle_buffers: u64,
+    /// `max_idle_bytes`, bytes.
+    pub max_idle_bytes: u64,
+}
+
+/// One service's pool over the window, across its instances.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PoolData {
+    /// The service: the `job` label.
+    pub(crate) service: String,
+    /// The pool's name.
+    pub(crate) pool: String,
+    /// Lengths returned within the window, every instance's buckets summed.
+    pub(crate) lengths: FineSizeHistogram,
+    /// The settings in force: the largest across instances.
+    pub(crate) current: Settings,
+    /// Whether instances run different settings (then `current` is the largest).
+    pub(crate) settings_differ: bool,
+    /// Instances that returned buffers within the window.
+    pub(crate) instances: u64,
+    /// The instance with the most returns and its share of them.
+    pub(crate) top_instance: Option<(String, f64)>,
+    /// The most buffers one instance held at once within the window.
+    pub(crate) peak_held: u64,
+    /// The most idle bytes one instance held at once within the window.
+    pub(crate) peak_idle_bytes: u64,
+    /// Returns the idle caps discarded within the window, all instances.
+    pub(crate) idle_cap_discards: u64,
+    /// The minimum of returns the pools themselves use, when they publish it.
+    pub(crate) min_returns: Option<u64>,
+    /// How much of the window the data covers.
+    pub(crate) span: Duration,
+    /// The window asked for.
+    pub(crate) window: Duration,
+}

@@ -1,0 +1,364 @@
+//! Reading a fleet's pools from any Prometheus-compatible HTTP API: a fixed, small set of
+//! instant queries (one range query for the history span), whatever the fleet's size.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use heapscape_pool::FineSizeHistogram;
+use heapscape_pool::metrics::{
+    DISCARDS, INITIAL_CAPACITY, MAX_BUFFER_SIZE, MAX_IDLE_BUFFERS, MAX_IDLE_BYTES, PEAK_HELD,
+    PEAK_IDLE_BYTES, RECOMMENDATION_MIN_RETURNS, RETURNED_LENGTH,
+};
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::fleet::PoolData;
+use crate::http::Http;
+
+/// The queries [`gather`] sends, for the progress indicator.
+pub(crate) const QUERIES: u64 = 9;
+
+/// One series of a query's answer: its labels and value.
+struct Series {
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+impl Series {
+    fn label(&self, name: &str) -> &str {
+        self.labels.get(name).map_or("", String::as_str)
+    }
+
+    /// The `(job, pool)` a series belongs to.
+    fn key(&self) -> (String, String) {
+        (self.label("job").to_owned(), self.label("pool").to_owned())
+    }
+}
+
+/// A pool's returns across its instances.
+#[derive(Default)]
+struct Returns {
+    total: f64,
+    instances: u64,
+    /// The instance with the most, and how many.
+    top: Option<(String, f64)>,
+}
+
+/// A Prometheus HTTP API at `base` (e.g. `http://prometheus:9090`).
+pub(crate) struct Prometheus<'a> {
+    http: &'a Http,
+    base: String,
+}
+
+impl<'a> Prometheus<'a> {
+    pub(crate) fn new(http: &'a Http, base: &str) -> Self {
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn api(&self, path: &str, params: &[(&str, &str)], query: &str) -> Result<Value, Error> {
+        let url = format!("{}{path}", self.base);
+        let (status, body) = self.http.get(&url, params)?;
+        let json: Value = serde_json::from_str(&body).map_err(|_| Error::Unreachable {
+            url: url.clone(),
+            reason: format!(
+                "HTTP {status}, not a Prometheus API answer (is this Prometheus's address?): {}",
+                body.chars().take(200).collect::<String>()
+            ),
+        })?;
+        if json["status"] == "success" {
+            return Ok(json["data"].clone());
+        }
+        let reason = json["error"]
+            .as_str()
+            .unwrap_or("no reason given")
+            .to_owned();
+        if json["errorType"] == "bad_data" {
+            return Err(Error::BadQuery {
+                query: query.to_owned(),
+                reason,
+            });
+        }
+        Err(Error::Unreachable {
+            url,
+            reason: format!("HTTP {status}: {reason}"),
+        })
+    }
+
+    fn query(&self, promql: &str) -> Result<Vec<Series>, Error> {
+        let data = self.api("/api/v1/query", &[("query", promql)], promql)?;
+        Ok(vector(&data["result"], |value| {
+            sample_value(&value["value"])
+        }))
+    }
+
+    /// The earliest time with data of each series of `promql` over `[now - range, now]`, in
+    /// `steps` steps.
+    fn earliest(&self, promql: &str, range: Duration, steps: u32) -> Result<Vec<Series>, Error> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let (start, end, step) = (
+            format!("{:.3}", now - range.as_secs_f64()),
+            format!("{now:.3}"),
+            format!("{:.3}", (range.as_secs_f64() / f64::from(steps)).max(1.0)),
+        );
+        let data = self.api(
+            "/api/v1/query_range",
+            &[
+                ("query", promql),
+                ("start", &start),
+                ("end", &end),
+                ("step", &step),
+            ],
+            promql,
+        )?;
+        Ok(vector(&data["result"], |series| {
+            series["values"][0][0].as_f64().unwrap_or(f64::NAN)
+        }))
+    }
+}
+
+/// The series of a `vector` or `matrix` answer, with `value` read from each.
+fn vector(result: &Value, value: impl Fn(&Value) -> f64) -> Vec<Series> {
+    result
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|series| Series {
+            labels: series["metric"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect(),
+            value: value(series),
+        })
+        .collect()
+}
+
+/// A sample's value: `[timestamp, "value"]`, with Prometheus's spelling of NaN and infinities.
+fn sample_value(sample: &Value) -> f64 {
+    sample[1]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// `{matchers}` for a metric: the user's selector plus `extra`.
+fn select(metric: &str, selector: &str, extra: &str) -> String {
+    let matchers: Vec<&str> = [selector, extra]
+        .into_iter()
+        .filter(|m| !m.is_empty())
+        .collect();
+    format!("{metric}{{{}}}", matchers.join(","))
+}
+
+/// A PromQL range: whole seconds.
+fn range(window: Duration) -> String {
+    format!("{}s", window.as_secs().max(1))
+}
+
+/// Every service's pools matching `selector` over the last `window`, by the queries below;
+/// `tick` is called after each.
+pub(crate) fn gather(
+    prometheus: &Prometheus<'_>,
+    selector: &str,
+    window: Duration,
+    mut tick: impl FnMut(&str),
+) -> Result<Vec<PoolData>, Error> {
+    let w = range(window);
+    let mut pools: BTreeMap<(String, String), PoolData> = BTreeMap::new();
+    let mut step = |what: &str, promql: String| -> Result<Vec<Series>, Error> {
+        tick(what);
+        prometheus.query(&promql)
+    };
+
+    // The fleet's lengths: every instance's buckets summed, as the fleet's recording rule does.
+    let buckets = step(
+        "returned lengths",
+        format!(
+            "sum by (job, pool, le) (increase({}[{w}]))",
+            select(&format!("{}_bucket", RETURNED_LENGTH.name), selector, "")
+        ),
+    )?;
+    let mut cumulative: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+    for series in &buckets {
+        let bound = match series.label("le") {
+            "+Inf" => f64::INFINITY,
+            le => le.parse().unwrap_or(f64::NAN),
+        };
+        if bound.is_nan() || series.value.is_nan() {
+            continue;
+        }
+        cumulative
+            .entry(series.key())
+            .or_default()
+            .push((bound, series.value));
+    }
+    for (key, mut buckets) in cumulative {
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut below = 0.0;
+        let counts = buckets.into_iter().map(|(bound, total)| {
+            // Cumulative to per-bucket; `increase` extrapolates, so counts are rounded, and a
+            // bucket can only add.
+            let count = (total - below).max(0.0);
+            below = below.max(total);
+            let bound = if bound.is_finite() {
+                bound as u64
+            } else {
+                u64::MAX
+            };
+            (bound, count.round() as u64)
+        });
+        let data = pools.entry(key.clone()).or_default();
+        (data.service, data.pool) = key;
+        data.lengths = FineSizeHistogram::from_buckets(counts);
+        data.window = window;
+    }
+    if pools.is_empty() {
+        return Err(Error::NoSeries {
+            what: select(RETURNED_LENGTH.name, selector, ""),
+        });
+    }
+
+    // The settings in force: the largest across instances, and whether they differ.
+    let settings = format!(
+        "{{__name__=~\"{}|{}|{}|{}\"{}{selector}}}",
+        MAX_BUFFER_SIZE.name,
+        INITIAL_CAPACITY.name,
+        MAX_IDLE_BUFFERS.name,
+        MAX_IDLE_BYTES.name,
+        if selector.is_empty() { "" } else { "," },
+    );
+    let largest = step(
+        "settings in force",
+        format!("max by (job, pool, __name__) ({settings})"),
+    )?;
+    let smallest = step(
+        "settings in force",
+        format!("min by (job, pool, __name__) ({settings})"),
+    )?;
+    for series in &largest {
+        let Some(data) = pools.get_mut(&series.key()) else {
+            continue;
+        };
+        let value = series.value as u64;
+        let field = match series.label("__name__") {
+            name if name == MAX_BUFFER_SIZE.name => &mut data.current.max_buffer_size,
+            name if name == INITIAL_CAPACITY.name => &mut data.current.initial_capacity,
+            name if name == MAX_IDLE_BUFFERS.name => &mut data.current.max_idle_buffers,
+            _ => &mut data.current.max_idle_bytes,
+        };
+        *field = value;
+        let differs = smallest.iter().any(|other| {
+            other.key() == series.key()
+                && other.label("__name__") == series.label("__name__")
+                && other.value != series.value
+        });
+        data.settings_differ |= differs;
+    }
+
+    // Returns per instance: how many instances, and whether one of them drives the answer.
+    let per_instance = step(
+        "returns per instance",
+        format!(
+            "sum by (job, pool, instance) (increase({}[{w}]))",
+            select(&format!("{}_count", RETURNED_LENGTH.name), selector, "")
+        ),
+    )?;
+    let mut totals: BTreeMap<(String, String), Returns> = BTreeMap::new();
+    for series in per_instance.iter().filter(|s| s.value > 0.0) {
+        let entry = totals.entry(series.key()).or_default();
+        entry.total += series.value;
+        entry.instances += 1;
+        if entry.top.as_ref().is_none_or(|(_, most)| series.value > *most) {
+            entry.top = Some((series.label("instance").to_owned(), series.value));
+        }
+    }
+    for (key, returns) in totals {
+        if let Some(data) = pools.get_mut(&key) {
+            data.instances = returns.instances;
+            data.top_instance = returns
+                .top
+                .map(|(instance, most)| (instance, most / returns.total));
+        }
+    }
+
+    // Peaks per instance over the window: what one instance's idle caps must hold.
+    for (what, metric, field) in [
+        (
+            "peak of buffers held",
+            PEAK_HELD.name,
+            (|d: &mut PoolData| &mut d.peak_held) as fn(&mut PoolData) -> &mut u64,
+        ),
+        ("peak of idle bytes", PEAK_IDLE_BYTES.name, |d| {
+            &mut d.peak_idle_bytes
+        }),
+    ] {
+        for series in step(
+            what,
+            format!(
+                "max by (job, pool) (max_over_time({}[{w}]))",
+                select(metric, selector, "")
+            ),
+        )? {
+            if let Some(data) = pools.get_mut(&series.key()) {
+                *field(data) = series.value as u64;
+            }
+        }
+    }
+
+    for series in step(
+        "idle-cap discards",
+        format!(
+            "sum by (job, pool) (increase({}[{w}]))",
+            select(
+                DISCARDS.name,
+                selector,
+                "reason=~\"idle_buffers_cap|idle_bytes_cap\""
+            )
+        ),
+    )? {
+        if let Some(data) = pools.get_mut(&series.key()) {
+            data.idle_cap_discards = series.value.round() as u64;
+        }
+    }
+
+    for series in step(
+        "minimum of returns",
+        format!(
+            "max by (job, pool) ({})",
+            select(RECOMMENDATION_MIN_RETURNS.name, selector, "")
+        ),
+    )? {
+        if let Some(data) = pools.get_mut(&series.key()) {
+            data.min_returns = Some(series.value as u64);
+        }
+    }
+
+    // The history the window holds: from the first step with a series, in 60 steps.
+    tick("history span");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let earliest = prometheus.earliest(
+        &format!(
+            "count by (job, pool) ({})",
+            select(&format!("{}_count", RETURNED_LENGTH.name), selector, "")
+        ),
+        window,
+        60,
+    )?;
+    for series in earliest {
+        if let Some(data) = pools.get_mut(&series.key()) {
+            let seconds = (now - series.value).clamp(0.0, window.as_secs_f64());
+            data.span = Duration::from_secs_f64(seconds);
+        }
+    }
+    Ok(pools.into_values().collect())
+}

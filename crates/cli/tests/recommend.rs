@@ -1,0 +1,390 @@
+//! `heapscape recommend` as ops run it: against a real Prometheus scraping three demo services
+//! under different load mixes (and one without traffic), and against one service's /metrics.
+//! What it prints must agree with what the pools themselves recommend on the same data, to
+//! within one bucket; its exit codes and errors must say what happened; `--write` must change
+//! the pool settings of a config that a running service then reloads.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use heapscape_cli::exit;
+use heapscape_demo::server::{READY_PREFIX, ReadyLine};
+use heapscape_pool::LENGTH_BUCKETS;
+use heapscape_testkit::{
+    ChildGuard, ConfigFile, Prometheus, WAIT, free_port, http_get, wait_for, workspace_binary,
+};
+use serde_json::Value;
+
+/// The demo's pool, with a one-minute window so that a short test fills it.
+const CONFIG: &str = "service: tts-demo
+exporter: { prometheus: {} }
+heartbeat: { interval: 1s }
+pools:
+  # The stream buffers.
+  pcm:
+    initial_capacity: 256KiB
+    max_buffer_size: 4MiB    # the default guess
+    max_idle_buffers: 64
+    max_idle_bytes: 128MiB
+    recommendation_window: 1m
+";
+
+/// Time for the pools to see enough returns and Prometheus to scrape them (generous: a shared
+/// 2-core machine).
+const FILL: Duration = Duration::from_secs(150);
+
+struct Demo {
+    metrics: String,
+    _service: ChildGuard,
+    _load: Option<ChildGuard>,
+}
+
+impl Demo {
+    /// A pooled demo service with `config`, and its load at `sample_rate` (a different size
+    /// mix for each rate) unless `None`.
+    fn start(config: &Path, sample_rate: Option<u32>) -> Self {
+        let demo = workspace_binary("heapscape-demo", "HEAPSCAPE_DEMO_BIN");
+        let mut service = ChildGuard::spawn(
+            "heapscape-demo serve",
+            Command::new(&demo)
+                .arg("serve")
+                .arg("--config")
+                .arg(config)
+                .args(["--pooling", "on"])
+                .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped()),
+        );
+        let ready = ReadyLine::parse(&service.wait_for_line(READY_PREFIX, WAIT))
+            .expect("a well-formed ready line");
+        let load = sample_rate.map(|rate| {
+            ChildGuard::spawn(
+                "heapscape-demo load",
+                Command::new(&demo)
+                    .arg("load")
+                    .args(["--url", &format!("http://{}", ready.http)])
+                    .args(["--duration", "240s", "--concurrency", "2", "--no-progress"])
+                    .args(["--sample-rate", &rate.to_string()])
+                    .args(["--seed", &rate.to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            )
+        });
+        Self {
+            metrics: ready.metrics.expect("a metrics listener").to_string(),
+            _service: service,
+            _load: load,
+        }
+    }
+}
+
+/// Runs the CLI; its output and exit code.
+fn recommend(args: &[&str]) -> (Output, u8) {
+    let output = Command::new(env!("CARGO_BIN_EXE_heapscape"))
+        .arg("recommend")
+        .args(args)
+        .output()
+        .expect("the heapscape binary runs");
+    let code = output.status.code().expect("an exit code") as u8;
+    (output, code)
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// The index of `bytes` among the exported bucket bounds.
+fn bucket(bytes: f64) -> usize {
+    LENGTH_BUCKETS
+        .iter()
+        .position(|&bound| bound >= bytes)
+        .expect("within the exported bounds")
+}
+
+/// A gauge of one instance's pool `pcm`, scraped from its /metrics.
+fn gauge(metrics: &str, name: &str) -> Option<f64> {
+    let (_, body) = http_get(metrics.parse().expect("an address"), "/metrics")?;
+    let samples = heapscape_cli::exposition::parse(&body).ok()?;
+    samples
+        .iter()
+        .find(|s| s.name == name && s.label("pool") == Some("pcm"))
+        .map(|s| s.value)
+        .filter(|v| v.is_finite())
+}
+
+#[test]
+fn recommends_for_a_fleet_what_its_pools_recommend_and_writes_it() {
+    let config = ConfigFile::new("heapscape.yaml", CONFIG);
+    // The service whose config `--write` edits runs from a copy of its own.
+    let written = ConfigFile::new("written.yaml", CONFIG);
+    let fleet = [
+        Demo::start(written.path(), Some(16_000)),
+        Demo::start(config.path(), Some(24_000)),
+        Demo::start(config.path(), Some(48_000)),
+    ];
+    let idle = Demo::start(config.path(), None);
+    let targets = |demos: &[&Demo]| {
+        demos
+            .iter()
+            .map(|d| format!("\"{}\"", d.metrics))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let prometheus = Prometheus::start(&format!(
+        "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}
+scrape_configs:
+  - job_name: tts
+    static_configs: [{{ targets: [{}] }}]
+  - job_name: idle
+    static_configs: [{{ targets: [{}] }}]
+",
+        targets(&fleet.iter().collect::<Vec<_>>()),
+        targets(&[&idle]),
+    ));
+    let url = format!("http://{}", prometheus.addr());
+    let fleet_args = [
+        "--prometheus",
+        &url,
+        "--selector",
+        "job=\"tts\"",
+        "--window",
+        "1m",
+    ];
+
+    // Each pool recommends once its window holds enough returns; by then Prometheus has a
+    // minute of their buckets.
+    wait_for(FILL, "every pool to recommend", || {
+        fleet
+            .iter()
+            .all(|d| {
+                gauge(
+                    &d.metrics,
+                    "heapscape_pool_recommended_max_buffer_size_bytes",
+                )
+                .is_some()
+            })
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(60));
+
+    // Per instance: the CLI on that instance's series against the pool's own gauge.
+    for demo in &fleet {
+        let own = gauge(
+            &demo.metrics,
+            "heapscape_pool_recommended_max_buffer_size_bytes",
+        )
+        .expect("the pool recommends");
+        let selector = format!("job=\"tts\",instance=\"{}\"", demo.metrics);
+        let (output, code) = recommend(&[
+            "--prometheus",
+            &url,
+            "--selector",
+            &selector,
+            "--window",
+            "1m",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(
+            code,
+            exit::OK,
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let answer = &json(&output)["recommendations"][0];
+        let cli = answer["recommended"]["max_buffer_size"]
+            .as_f64()
+            .expect("a max");
+        assert!(
+            bucket(cli).abs_diff(bucket(own)) <= 1,
+            "{}: the CLI says {cli}, the pool {own}",
+            demo.metrics
+        );
+        // One instance's series: the same figures straight from its /metrics page.
+        let page = format!("http://{}/metrics", demo.metrics);
+        let (output, code) = recommend(&["--metrics", &page, "-o", "json"]);
+        assert_eq!(
+            code,
+            exit::OK,
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let direct = json(&output)["recommendations"][0]["recommended"]["max_buffer_size"]
+            .as_f64()
+            .expect("a max");
+        assert!(
+            bucket(direct).abs_diff(bucket(own)) <= 1,
+            "{direct} against {own}"
+        );
+    }
+
+    // The fleet: the three mixes together, with costs and confidence.
+    let (output, code) = recommend(&[&fleet_args[..], &["-o", "json"]].concat());
+    assert_eq!(
+        code,
+        exit::OK,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = json(&output);
+    let answers = report["recommendations"].as_array().expect("a list");
+    assert_eq!(answers.len(), 1, "{report}");
+    let answer = &answers[0];
+    assert_eq!(
+        (answer["service"].as_str(), answer["pool"].as_str()),
+        (Some("tts"), Some("pcm"))
+    );
+    let confidence = &answer["confidence"];
+    assert_eq!(confidence["instances"], 3, "{confidence}");
+    assert!(
+        confidence["returns"].as_u64() >= confidence["min_returns"].as_u64(),
+        "{confidence}"
+    );
+    let roles: Vec<&str> = answer["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .filter_map(|c| c["role"].as_str())
+        .collect();
+    assert_eq!(roles, ["current", "lower", "recommended", "higher"]);
+    let recommended = &answer["candidates"][2];
+    assert!(
+        recommended["share_over_max"].as_f64() <= Some(0.05),
+        "{recommended}"
+    );
+    assert_eq!(
+        recommended["idle_bytes_bound_fleet"].as_u64(),
+        recommended["idle_bytes_bound_per_instance"]
+            .as_u64()
+            .map(|b| 3 * b)
+    );
+    let fleet_max = answer["recommended"]["max_buffer_size"]
+        .as_f64()
+        .expect("a max");
+    // The fleet's p95 lies within the range of its instances' own (one bucket of slack for
+    // the windows' edges).
+    let own: Vec<usize> = fleet
+        .iter()
+        .filter_map(|d| {
+            gauge(
+                &d.metrics,
+                "heapscape_pool_recommended_max_buffer_size_bytes",
+            )
+        })
+        .map(bucket)
+        .collect();
+    let (lowest, highest) = (own.iter().min().unwrap(), own.iter().max().unwrap());
+    assert!(
+        (lowest.saturating_sub(1)..=highest + 1).contains(&bucket(fleet_max)),
+        "fleet {fleet_max} outside the instances' buckets {own:?}"
+    );
+
+    // The table says the same for people.
+    let (output, code) = recommend(&fleet_args);
+    assert_eq!(code, exit::OK);
+    let table = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "tts / pcm",
+        "max_buffer_size",
+        "4 MiB ->",
+        "candidate",
+        "recommended",
+    ] {
+        assert!(table.contains(expected), "{expected:?} in\n{table}");
+    }
+    // YAML carries the same fields.
+    let (output, _) = recommend(&[&fleet_args[..], &["-o", "yaml"]].concat());
+    let yaml = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        yaml.contains("max_buffer_size:") && yaml.contains("min_returns:"),
+        "{yaml}"
+    );
+
+    // No traffic in the window: not enough data, with the numbers, and its own exit code.
+    let (output, code) = recommend(&[
+        "--prometheus",
+        &url,
+        "--selector",
+        "job=\"idle\"",
+        "--window",
+        "1m",
+    ]);
+    assert_eq!(code, exit::NOT_ENOUGH_DATA);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("not enough data (n=0 returns"), "{text}");
+
+    // --write, dry run first: the diff, and the file untouched.
+    let path = written.path().to_str().expect("a UTF-8 path");
+    let before = std::fs::read_to_string(path).expect("the config");
+    let (output, code) = recommend(&[&fleet_args[..], &["--write", path, "--dry-run"]].concat());
+    assert_eq!(
+        code,
+        exit::OK,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("+") && text.contains("max_buffer_size:"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(path).expect("the config"), before);
+    // Then for real: the service running from that file reloads the new max.
+    let (output, code) = recommend(&[&fleet_args[..], &["--write", path]].concat());
+    assert_eq!(
+        code,
+        exit::OK,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after = std::fs::read_to_string(path).expect("the config");
+    assert!(after.contains("# the default guess") && after.contains("# The stream buffers."));
+    let written_max = after
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("max_buffer_size: "))
+        .and_then(|value| value.split_whitespace().next())
+        .expect("a max_buffer_size line")
+        .to_owned();
+    assert_ne!(written_max, "4MiB", "{after}");
+    wait_for(WAIT, "the service to reload the written max", || {
+        let max = gauge(&fleet[0].metrics, "heapscape_pool_max_buffer_size_bytes")?;
+        (max != f64::from(4u32 << 20)).then_some(max)
+    });
+}
+
+#[test]
+fn bad_sources_get_their_exit_code_and_a_reason() {
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let (output, code) = recommend(&["--prometheus", &nowhere]);
+    assert_eq!(code, exit::UNREACHABLE);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is the address right"));
+
+    let (output, code) = recommend(&["--prometheus", "https://prometheus:9090"]);
+    assert_eq!(code, exit::USAGE);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not an http:// URL"));
+
+    let (_, code) = recommend(&["--prometheus", &nowhere, "--percentile", "1.5"]);
+    assert_eq!(code, exit::USAGE);
+
+    let prometheus = Prometheus::start("global: { scrape_interval: 1s }\n");
+    let url = format!("http://{}", prometheus.addr());
+    let (output, code) = recommend(&["--prometheus", &url, "--selector", "job=tts"]);
+    assert_eq!(
+        code,
+        exit::USAGE,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("check --selector"));
+
+    let (output, code) = recommend(&["--prometheus", &url, "--selector", "job=\"nope\""]);
+    assert_eq!(code, exit::NO_SERIES);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no heapscape pool series"));
+}

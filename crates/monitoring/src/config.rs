@@ -38,6 +38,10 @@ pub struct Config {
     pub recommend_quantile: f64,
     /// The quantile of returned lengths a new buffer's initial capacity should cover.
     pub initial_capacity_quantile: f64,
+    /// The window of the fleet's recommendation (the "Decide" row and its recording rules):
+    /// the pools' `recommendation_window` and `heapscape recommend --window`, 1 h by default,
+    /// so that all three read the same returns.
+    pub recommendation_window: &'static str,
     /// `HeapscapePoolMaxBufferSizeFarFromRecommended` fires when the configured max is more
     /// than this factor above or below the recommended one ...
     pub far_from_recommended_factor: f64,
@@ -98,6 +102,7 @@ impl Default for Config {
             discard_ratio_for: "15m",
             recommend_quantile: 0.95,
             initial_capacity_quantile: 0.5,
+            recommendation_window: "1h",
             far_from_recommended_factor: 4.0,
             far_from_recommended_window: "1h",
             far_from_recommended_for: "1h",

@@ -27,6 +27,10 @@ pub(crate) fn rule_files(config: &Config) -> Vec<(&'static str, String)> {
                 rules: pool_records(config),
             },
             Group {
+                name: "heapscape.recommend.rules",
+                rules: recommend_records(config),
+            },
+            Group {
                 name: "heapscape.heap.rules",
                 rules: heap_records(config),
             },
@@ -234,6 +238,210 @@ fn pool_records(c: &Config) -> Vec<Rule> {
             c.far_from_recommended_window
         ),
     ));
+    rules
+}
+
+/// The names of the fleet's recommendation records, per job and pool, over
+/// [`Config::recommendation_window`]: what the "Decide" row shows and what `heapscape
+/// recommend` computes from the same series.
+pub(crate) struct RecommendRecords {
+    /// Non-empty returns within the window, whole fleet.
+    pub(crate) returns: String,
+    /// Instances that returned buffers within the window.
+    pub(crate) instances: String,
+    /// The fewest returns a recommendation rests on (the pools' own figure).
+    pub(crate) min_returns: String,
+    /// The largest max buffer size in force.
+    pub(crate) current_max: String,
+    /// The recommended max buffer size, absent below the minimum of returns.
+    pub(crate) max: String,
+    /// The recommended initial capacity, absent below the minimum of returns.
+    pub(crate) initial: String,
+    /// The share of returns over the max in force.
+    pub(crate) current_over_max: String,
+    /// Bytes per second regrowth past the max in force copies, whole fleet.
+    pub(crate) current_regrow: String,
+    /// Idle bytes observed at each instance's peak, summed.
+    pub(crate) idle_observed: String,
+    /// The most idle memory the recommended max allows, whole fleet.
+    pub(crate) idle_bound: String,
+}
+
+impl RecommendRecords {
+    pub(crate) fn new(c: &Config) -> Self {
+        let w = c.recommendation_window;
+        let q = quantile_name(c.recommend_quantile);
+        let q_initial = quantile_name(c.initial_capacity_quantile);
+        Self {
+            returns: format!("job:heapscape_pool_returns:increase{w}"),
+            instances: format!("job:heapscape_pool_returning_instances:count{w}"),
+            min_returns: "job:heapscape_pool_recommendation_min_returns:max".to_owned(),
+            current_max: "job:heapscape_pool_max_buffer_size_bytes:max".to_owned(),
+            max: format!("job:heapscape_pool_recommended_max_buffer_size_bytes:{q}_increase{w}"),
+            initial: format!(
+                "job:heapscape_pool_recommended_initial_capacity_bytes:{q_initial}_increase{w}"
+            ),
+            current_over_max: format!("job:heapscape_pool_current_over_max_ratio:increase{w}"),
+            current_regrow: "job:heapscape_pool_current_regrow_bytes_per_second:sum".to_owned(),
+            idle_observed: "job:heapscape_pool_peak_idle_bytes:sum".to_owned(),
+            idle_bound: format!("job:heapscape_pool_recommended_idle_bound_bytes:{q}_increase{w}"),
+        }
+    }
+}
+
+/// The fleet's recommendation, by the pools' rule on the buckets summed across each job's
+/// instances over the recommendation window, with its confidence and costs.
+fn recommend_records(c: &Config) -> Vec<Rule> {
+    let w = c.recommendation_window;
+    let r = RecommendRecords::new(c);
+    let by = c.by("job, pool");
+    let by_instance = c.by("job, instance, pool");
+    let buckets = format!("job:heapscape_pool_returned_length_bytes_bucket:increase{w}");
+    let count = format!(
+        "increase({}[{w}])",
+        c.select("heapscape_pool_returned_length_bytes_count", "")
+    );
+    let enough = format!("{} >= {}", r.returns, r.min_returns);
+    let gated = |name: &str, quantile: f64, what: &str| -> Vec<Rule> {
+        let [interpolated, rounded] =
+            bucket_quantile_records(what, name.to_owned(), quantile, &buckets);
+        let Rule::Record {
+            comment,
+            record,
+            expr,
+        } = rounded
+        else {
+            unreachable!("bucket_quantile_records returns records")
+        };
+        vec![
+            interpolated,
+            Rule::Record {
+                comment: format!(
+                    "{comment} Absent while the window holds fewer returns than the pools' \
+                     minimum, as the pools' own gauges read NaN."
+                ),
+                record,
+                expr: format!("(\n  {expr}\n)\nand on ({by})\n({enough})"),
+            },
+        ]
+    };
+    let mut rules = vec![
+        record(
+            "The fleet's returned lengths over the recommendation window: every instance's \
+             buckets summed, per job and pool.",
+            buckets.clone(),
+            format!(
+                "sum by ({}) (increase({}[{w}]))",
+                c.by("job, pool, le"),
+                c.select("heapscape_pool_returned_length_bytes_bucket", "")
+            ),
+        ),
+        record(
+            "Returns (empty ones left out) within the recommendation window, whole fleet.",
+            r.returns.clone(),
+            format!("sum by ({by}) ({count})"),
+        ),
+        record(
+            "Instances that returned buffers within the recommendation window.",
+            r.instances.clone(),
+            format!("count by ({by}) ({count} > 0)"),
+        ),
+        record(
+            "The fewest returns a recommendation rests on, as the pools publish it.",
+            r.min_returns.clone(),
+            format!(
+                "max by ({by}) ({})",
+                c.select("heapscape_pool_recommendation_min_returns", "")
+            ),
+        ),
+        record(
+            "The max buffer size in force, the largest across instances.",
+            r.current_max.clone(),
+            format!(
+                "max by ({by}) ({})",
+                c.select("heapscape_pool_max_buffer_size_bytes", "")
+            ),
+        ),
+    ];
+    rules.extend(gated(
+        &r.max,
+        c.recommend_quantile,
+        "The fleet's recommended max buffer size over the recommendation window",
+    ));
+    rules.extend(gated(
+        &r.initial,
+        c.initial_capacity_quantile,
+        "The fleet's recommended initial capacity over the recommendation window",
+    ));
+    rules.extend([
+        record(
+            "The share of the window's returns over the max in force: each instance's own \
+             figure weighted by its returns (instances without enough returns for a figure, \
+             NaN, left out).",
+            r.current_over_max.clone(),
+            {
+                // NaN fails every comparison: `>= 0` keeps the instances with a figure.
+                let ratio = format!(
+                    "({} >= 0)",
+                    c.select(
+                        "heapscape_pool_candidate_over_max_ratio",
+                        r#"candidate="current""#
+                    )
+                );
+                let returns = format!("sum by ({by_instance}) ({count})");
+                format!(
+                    "sum by ({by}) ({ratio} * on ({by_instance}) group_left () {returns})\n/ \
+                     (sum by ({by}) ({returns} and on ({by_instance}) {ratio}) > 0)"
+                )
+            },
+        ),
+        record(
+            "Bytes per second regrowth past the max in force copies, whole fleet (instances \
+             without a figure left out).",
+            r.current_regrow.clone(),
+            format!(
+                "sum by ({by}) ({} >= 0)",
+                c.select(
+                    "heapscape_pool_candidate_regrow_bytes_per_second",
+                    r#"candidate="current""#
+                )
+            ),
+        ),
+        record(
+            "Idle bytes observed at each instance's peak over its window, summed: a \
+             measurement, where the bound below is what the caps allow.",
+            r.idle_observed.clone(),
+            format!(
+                "sum by ({by}) ({})",
+                c.select("heapscape_pool_peak_idle_bytes", "")
+            ),
+        ),
+        record(
+            "The most idle memory the recommended max allows, whole fleet: per instance, the \
+             max times min(max idle buffers, the most buffers one instance held), at most \
+             max idle bytes; times the instances (heapscape recommend's \
+             idle_bytes_bound_fleet).",
+            r.idle_bound.clone(),
+            {
+                // min(a, b) per job and pool: a where a < b, else b.
+                let min = |a: &str, b: &str| format!("(({a} < on ({by}) {b}) or on ({by}) {b})");
+                let largest = |metric: &str| format!("max by ({by}) ({})", c.select(metric, ""));
+                let buffers = min(
+                    &largest("heapscape_pool_max_idle_buffers"),
+                    &largest("heapscape_pool_peak_held_buffers"),
+                );
+                let per_instance = min(
+                    &format!("({} * on ({by}) {buffers})", r.max),
+                    &largest("heapscape_pool_max_idle_bytes"),
+                );
+                format!(
+                    "{per_instance}\n* on ({by}) {instances}\nand on ({by}) {max}",
+                    instances = r.instances,
+                    max = r.max
+                )
+            },
+        ),
+    ]);
     rules
 }
 

@@ -4,14 +4,96 @@
 use serde_json::json;
 
 use super::{Dashboard, Meta, Selectors, dashboard, event_annotations, variables};
-use crate::config::Config;
+use crate::config::{Config, join_matchers};
 use crate::panels::{Board, heatmap, stat, table, timeseries};
-use crate::rules::{quantile_name, windowed_recommendation_record};
+use crate::rules::{RecommendRecords, quantile_name, windowed_recommendation_record};
+
+/// The "Decide" row: one line per service and pool with what `heapscape recommend` prints,
+/// from the recording rules over the recommendation window (the same series and rule).
+fn decide_row(config: &Config, s: &Selectors<'_>, b: &mut Board) {
+    let r = RecommendRecords::new(config);
+    let sel = join_matchers(&[&s.job_sel, r#"pool=~"$pool""#]);
+    b.row(&format!(
+        "Decide: what to set, per service and pool (all instances, last {})",
+        config.recommendation_window
+    ));
+    let columns = [
+        (&r.current_max, "Max in force", "bytes"),
+        (&r.max, "Recommended max", "bytes"),
+        (&r.initial, "Recommended initial capacity", "bytes"),
+        (
+            &r.current_over_max,
+            "Returns over the max in force",
+            "percentunit",
+        ),
+        (
+            &r.current_regrow,
+            "Regrowth copies at the max in force",
+            "binBps",
+        ),
+        (
+            &r.idle_observed,
+            "Idle bytes observed (peaks summed)",
+            "bytes",
+        ),
+        (
+            &r.idle_bound,
+            "Idle bytes at most, recommended max",
+            "bytes",
+        ),
+        (&r.returns, "Returns in the window", "short"),
+        (&r.min_returns, "Returns needed", "short"),
+        (&r.instances, "Instances", "short"),
+    ];
+    let mut panel = table(
+        "Recommendation per service and pool",
+        "The answer heapscape recommend prints, from the same series and rule: the pools' \
+         percentile of the returned lengths of every instance of the service together, over \
+         the recommendation window, rounded up to its bucket's bound (four per octave). Empty \
+         while the window holds fewer returns than the pools need (Returns needed); the \
+         recommended values are per instance, the idle bytes for the whole service. The \
+         share over the max in force and its regrowth come from each instance's own figures \
+         (their sum, weighted by returns). Per-instance values are in the drill-down rows \
+         below.",
+    )
+    .width(24)
+    .height(6)
+    .moves_under_load();
+    let mut rename = serde_json::Map::new();
+    let mut index = serde_json::Map::new();
+    index.insert("job".into(), json!(0));
+    index.insert("pool".into(), json!(1));
+    rename.insert("job".into(), json!("Service (job)"));
+    rename.insert("pool".into(), json!("Pool"));
+    for (i, (record, title, unit)) in columns.into_iter().enumerate() {
+        panel = panel
+            .query(format!("{record}{{{sel}}}"), "")
+            .column_unit(title, unit);
+        let value = format!("Value #{}", char::from(b'A' + i as u8));
+        index.insert(value.clone(), json!(i + 2));
+        rename.insert(value, json!(title));
+    }
+    b.add(
+        panel
+            // One row per job and pool, joined on those labels.
+            .transformation(json!({ "id": "merge", "options": {} }))
+            .transformation(json!({
+                "id": "organize",
+                "options": {
+                    "excludeByName": { "Time": true },
+                    "indexByName": index,
+                    "renameByName": rename,
+                },
+            }))
+            .sort_by(&["Service (job)", "Pool"]),
+    );
+}
 
 pub(super) fn pool(config: &Config) -> Dashboard {
     let s = Selectors::new(config);
     let (pool_sel, fleet_sel) = (&s.pool_sel, &s.fleet_sel);
     let mut b = Board::new();
+    decide_row(config, &s, &mut b);
     b.row("Efficiency");
     b.add(
         timeseries(
@@ -202,7 +284,7 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         ),
     );
 
-    b.row("Max buffer size: configured against recommended");
+    b.row("Drill-down: max buffer size per instance and over time");
     b.add(
         timeseries(
             "Per instance",
@@ -269,35 +351,6 @@ pub(super) fn pool(config: &Config) -> Dashboard {
                 by = config.by("job, pool")
             ),
             "{{job}} {{pool}} configured (smallest)",
-        ),
-    );
-    b.add(
-        stat(
-            "Fleet recommended max over the time range",
-            "p95 of all returned lengths in the dashboard's time range, across every instance \
-             of the job, rounded up to its bucket's bound (four per octave): the value to set \
-             as max_buffer_size.",
-            "bytes",
-        )
-        .width(6)
-        .moves_under_load()
-        .query(
-            s.fleet_length_quantile(config.recommend_quantile, "$__range"),
-            "{{job}} {{pool}}",
-        ),
-    );
-    b.add(
-        stat(
-            "Fleet recommended initial capacity",
-            "Median of all returned lengths in the time range, rounded up to its bucket's \
-             bound: a new buffer this large serves half of the requests without growing.",
-            "bytes",
-        )
-        .width(6)
-        .moves_under_load()
-        .query(
-            s.fleet_length_quantile(config.initial_capacity_quantile, "$__range"),
-            "{{job}} {{pool}}",
         ),
     );
     b.add(

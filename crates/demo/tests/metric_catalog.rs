@@ -79,11 +79,17 @@ fn names_units_and_labels_follow_prometheus_conventions() {
             problem("ends in a histogram series suffix".into());
         }
         let base = name.strip_suffix("_total").unwrap_or(name);
-        for (unit, suffix) in [(Unit::Bytes, "_bytes"), (Unit::Seconds, "_seconds")] {
-            if (def.unit == unit) != base.ends_with(suffix) {
+        // A byte rate keeps the unit bytes and says per what in its name
+        // (`heapscape_pool_candidate_regrow_bytes_per_second`): the base units have no rate.
+        for (unit, suffixes) in [
+            (Unit::Bytes, &["_bytes", "_bytes_per_second"][..]),
+            (Unit::Seconds, &["_seconds"][..]),
+        ] {
+            if (def.unit == unit) != suffixes.iter().any(|suffix| base.ends_with(suffix)) {
                 problem(format!(
-                    "unit {} and a name ending in `{suffix}` (before `_total`) go together",
-                    def.unit.as_str()
+                    "unit {} and a name ending in `{}` (before `_total`) go together",
+                    def.unit.as_str(),
+                    suffixes.join("` or `")
                 ));
             }
         }

@@ -4,10 +4,11 @@
 //!
 //! Starts four `serve` children of this same binary on free loopback ports (pooling off, on,
 //! on with a `--config` file, and on with a `--config` file that turns auto-tuning on; 1 s
-//! heartbeat). A warm-up gives each the same seeded load in turn; the pooled service's
-//! recommendation (max buffer size, initial capacity, and the idle caps where the pool
-//! publishes them) is then written into the tuned service's config file with jemalloc decay
-//! settings, as ops would, and the service hot-reloads it. The auto service started from the
+//! heartbeat; with `--quick` the pooled service gets a file too, see [`QUICK_MIN_RETURNS`]).
+//! A warm-up gives each the same seeded load in turn; the pooled service's recommendation
+//! (max buffer size, initial capacity, and the idle caps where the pool publishes them) is
+//! then written into the tuned service's config file with jemalloc decay settings, as ops
+//! would, and the service hot-reloads it. The auto service started from the
 //! pooled defaults and tuned itself on its heartbeat ticks during its warm-up; once its moves
 //! under way are done, its settings in force are read and set beside the tuned ones. Then the
 //! modes take turns in short slices of the same seeded requests (unpooled slice 1, pooled
@@ -80,6 +81,13 @@ pub const DEFAULT_WARMUP: Duration = Duration::from_secs(10);
 /// Warm-up load per mode with `--quick`.
 pub const QUICK_WARMUP: Duration = Duration::from_secs(1);
 
+/// The fewest returns the pooled, tuned and auto services' recommendations rest on with
+/// `--quick` (`recommendation_min_returns`), where the pool's default is 400 at p95: a 1 s
+/// warm-up holds tens of returns, not hundreds, and would leave the tuned service nothing to
+/// run and the auto service nothing to follow. A quick run shows the workflow; its
+/// recommendation is a percentile of few returns, close to their largest.
+pub const QUICK_MIN_RETURNS: u64 = 20;
+
 /// Scrape and heartbeat period.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -98,7 +106,8 @@ const MODES: [(&str, Pooling); 4] = [
 /// What `heapscape-demo compare` does.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareOptions {
-    /// A few-second run (1 s warm-up, 3 s of load per mode in 1 s slices).
+    /// A few-second run (1 s warm-up, 3 s of load per mode in 1 s slices; recommendations
+    /// from 20 returns rather than the pool's default 400).
     #[arg(long)]
     pub quick: bool,
     /// Load time per mode, all slices together, instead of 40 s (or 3 s with --quick).
@@ -183,10 +192,25 @@ async fn compare(
     let rounds = (duration.as_secs_f64() / slice.as_secs_f64().max(1e-3))
         .ceil()
         .max(1.0) as usize;
-    let defaults = tuned::pooled_defaults()?;
+    let mut defaults = tuned::pooled_defaults()?;
     let config_file = config_file::beside(&options.report, "tuned");
     create_parent(&config_file)?;
     config_file::write(&config_file, &tuned::baseline_yaml())?;
+    // `serve`'s default pool but for the minimum of returns, in a file since no flag sets it;
+    // tuned and auto inherit the minimum from `defaults`.
+    let pooled_file = if options.quick {
+        let default_min = defaults.min_returns();
+        defaults.recommendation_min_returns = Some(QUICK_MIN_RETURNS);
+        let file = config_file::beside(&options.report, "pooled");
+        config_file::write(&file, &tuned::quick_pooled_yaml(&defaults))?;
+        eprintln!(
+            "--quick: recommendations rest on {QUICK_MIN_RETURNS} returns \
+             (recommendation_min_returns) rather than the pool's default {default_min}"
+        );
+        Some(file)
+    } else {
+        None
+    };
     let auto_pool = auto::pool_config(&defaults);
     let auto_file = config_file::beside(&options.report, "auto");
     config_file::write(&auto_file, &auto::yaml(&auto_pool))?;
@@ -199,6 +223,7 @@ async fn compare(
     );
     for (mode, pooling) in MODES {
         let file = match mode {
+            "pooled" => pooled_file.as_ref(),
             "tuned" => Some(&config_file),
             "auto" => Some(&auto_file),
             _ => None,

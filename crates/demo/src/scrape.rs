@@ -47,6 +47,10 @@ pub(crate) const RECOMMENDED_INITIAL: &str = "heapscape_pool_recommended_initial
 pub(crate) const RECOMMENDED_IDLE_BUFFERS: &str = "heapscape_pool_recommended_max_idle_buffers";
 /// The pool's recommended `max_idle_bytes` (from pool versions that publish it).
 pub(crate) const RECOMMENDED_IDLE_BYTES: &str = "heapscape_pool_recommended_max_idle_bytes";
+/// Returns within the pool's recommendation window: what its recommendations rest on.
+pub(crate) const RECOMMENDATION_RETURNS: &str = "heapscape_pool_recommendation_returns";
+/// The fewest returns a recommendation rests on; below it the recommendations read NaN.
+pub(crate) const RECOMMENDATION_MIN_RETURNS: &str = "heapscape_pool_recommendation_min_returns";
 /// The pool's `max_buffer_size` in force.
 pub(crate) const MAX_BUFFER_SIZE: &str = "heapscape_pool_max_buffer_size_bytes";
 /// The pool's `initial_capacity` in force.

@@ -6,10 +6,14 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use heapscape_demo::compare::QUICK_MIN_RETURNS;
 use heapscape_testkit::ChildGuard;
 
 #[test]
 fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_itself() {
+    // `--quick` lowers the services' `recommendation_min_returns` to QUICK_MIN_RETURNS, which
+    // its 1 s warm-up reaches: this test is about the workflow (recommend, apply, auto-tune),
+    // not about how many returns a recommendation needs (the pool's tests are).
     let dir = std::env::temp_dir().join(format!("heapscape-demo-compare-{}", std::process::id()));
     let report = dir.join("report.html");
     let compare = ChildGuard::spawn(
@@ -59,6 +63,12 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
         "{stdout}"
     );
     assert!(stderr.contains("weighs on every mode alike"), "{stderr}");
+    let min_returns = format!("recommendation_min_returns: {QUICK_MIN_RETURNS}");
+    for mode in ["pooled", "tuned", "auto"] {
+        let file = dir.join(format!("report-{mode}.yaml"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(&min_returns), "{}:\n{text}", file.display());
+    }
 
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));

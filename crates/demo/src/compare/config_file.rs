@@ -17,7 +17,8 @@ pub(super) fn beside(report: &Path, mode: &str) -> PathBuf {
 }
 
 /// `pool` as the `pools:` section of an agent config, every setting written out (the
-/// `auto_tune:` block only when it is on), so the file shows what the service runs.
+/// `auto_tune:` block only when it is on, `recommendation_min_returns` only when set rather
+/// than the pool's default), so the file shows what the service runs.
 pub(super) fn pools_yaml(pool: &PoolConfig) -> String {
     let over_max = match pool.over_max {
         OverMaxPolicy::Drop => "drop",
@@ -41,6 +42,9 @@ pub(super) fn pools_yaml(pool: &PoolConfig) -> String {
         pool.recommend_percentile,
         pool.recommendation_window.as_millis(),
     );
+    if let Some(returns) = pool.recommendation_min_returns {
+        yaml.push_str(&format!("    recommendation_min_returns: {returns}\n"));
+    }
     let tune = &pool.auto_tune;
     if tune.enabled {
         yaml.push_str(&format!(

@@ -152,9 +152,10 @@ impl ModeRun {
             minor_faults_per_request: per_request(self.delta(MINOR_FAULTS)),
             pool_hit_ratio: (pooled && gets > 0.0).then(|| hits / gets),
             discards: if pooled { discards } else { BTreeMap::new() },
+            // NaN while the window holds too few returns: no recommendation.
             recommended_max_buffer_size: last_after
                 .and_then(|after| after.get(RECOMMENDED_MAX).copied())
-                .filter(|_| pooled),
+                .filter(|max| pooled && max.is_finite()),
             slices: self.spread(timeline),
             timeline: points,
         })

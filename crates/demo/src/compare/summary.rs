@@ -124,7 +124,8 @@ pub struct ModeSummary {
     pub pool_hit_ratio: Option<f64>,
     /// Pool discards during the load, by reason.
     pub discards: BTreeMap<String, f64>,
-    /// The pool's recommended max buffer size at the end (pooled modes).
+    /// The pool's recommended max buffer size at the end (pooled modes; none while its window
+    /// holds fewer returns than a recommendation rests on).
     pub recommended_max_buffer_size: Option<f64>,
     /// Per-slice values, summarized across the slices: metric name to spread.
     pub slices: BTreeMap<&'static str, Spread>,

@@ -13,8 +13,8 @@ use super::summary::Tuned;
 use crate::Error;
 use crate::child::ServeChild;
 use crate::scrape::{
-    self, CONFIG_RELOADS, MAX_BUFFER_SIZE, RECOMMENDED_IDLE_BUFFERS, RECOMMENDED_IDLE_BYTES,
-    RECOMMENDED_INITIAL, RECOMMENDED_MAX,
+    self, CONFIG_RELOADS, MAX_BUFFER_SIZE, RECOMMENDATION_MIN_RETURNS, RECOMMENDATION_RETURNS,
+    RECOMMENDED_IDLE_BUFFERS, RECOMMENDED_IDLE_BYTES, RECOMMENDED_INITIAL, RECOMMENDED_MAX,
 };
 use crate::server::{POOL_NAME, ServeOptions, agent_config};
 
@@ -63,14 +63,26 @@ pub(super) fn baseline_yaml() -> String {
         .to_owned()
 }
 
+/// The pooled service's config with `--quick`: `pool` (`serve`'s default pool, recommending
+/// from fewer returns) as the `pcm` pool.
+pub(super) fn quick_pooled_yaml(pool: &PoolConfig) -> String {
+    format!(
+        "# heapscape-demo compare --quick: the pooled service. serve's default pool, its\n\
+         # recommendations resting on fewer returns than the pool's default, as a 1 s warm-up\n\
+         # holds tens of them.\n\
+         exporter: {{ prometheus: {{}} }}\n{}",
+        config_file::pools_yaml(pool)
+    )
+}
+
 /// The defaults with the recommendation in `series` (a scrape of the pooled service) applied:
 /// max buffer size and initial capacity, and the idle caps when the pool publishes
 /// recommendations for them. Also returns the recommendation as read.
 ///
 /// # Errors
 ///
-/// When the pooled service published no recommended max (no buffer returned yet), or the
-/// result is not a valid pool config.
+/// When the pooled service published no recommended max (fewer returns in its window than a
+/// recommendation rests on), or the result is not a valid pool config.
 pub(super) fn recommend(
     defaults: &PoolConfig,
     series: &BTreeMap<String, f64>,
@@ -94,11 +106,15 @@ pub(super) fn recommend(
     .filter_map(|(key, series)| Some((key, read(series)?)))
     .collect();
     let Some(&max) = recommendation.get("max_buffer_size") else {
-        return Err(
-            "the pooled service published no recommended max buffer size: no buffer came back \
-             during the warm-up; run a longer warm-up (--warmup)"
-                .to_owned(),
-        );
+        let returns = series.get(RECOMMENDATION_RETURNS).copied().unwrap_or(0.0);
+        let needed = series
+            .get(RECOMMENDATION_MIN_RETURNS)
+            .map_or_else(String::new, |min| format!(" of the {min} it rests on"));
+        return Err(format!(
+            "the pooled service published no recommended max buffer size: its window holds \
+             {returns} returns{needed} (recommendation_min_returns); run a longer warm-up \
+             (--warmup)"
+        ));
     };
     // Gauges carry whole byte counts and counts; `as` saturates anything absurd.
     let whole = |value: f64| value.round() as usize;
@@ -254,6 +270,16 @@ mod tests {
 
         let error = recommend(&defaults, &BTreeMap::new()).unwrap_err();
         assert!(error.contains("no recommended max"), "{error}");
+        let too_few = BTreeMap::from([
+            (RECOMMENDED_MAX.to_owned(), f64::NAN),
+            (RECOMMENDATION_RETURNS.to_owned(), 56.0),
+            (RECOMMENDATION_MIN_RETURNS.to_owned(), 400.0),
+        ]);
+        let error = recommend(&defaults, &too_few).unwrap_err();
+        assert!(
+            error.contains("holds 56 returns of the 400 it rests on"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -275,5 +301,11 @@ mod tests {
         let baseline = heapscape::Config::from_yaml_str(&baseline_yaml(), "baseline.yaml")
             .unwrap_or_else(|error| panic!("{error}"));
         assert!(baseline.pools.is_empty());
+
+        let mut quick = defaults.clone();
+        quick.recommendation_min_returns = Some(20);
+        let config = heapscape::Config::from_yaml_str(&quick_pooled_yaml(&quick), "pooled.yaml")
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.pools[POOL_NAME], quick);
     }
 }

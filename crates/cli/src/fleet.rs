@@ -47,4 +47,30 @@ pub(crate) struct PoolData {
     pub(crate) span: Duration,
     /// The window asked for.
     pub(crate) window: Duration,
+    /// The last change of the max buffer size within the window, when there was one.
+    pub(crate) max_change: Option<MaxChange>,
+}
+
+/// The last change of a pool's max buffer size within the window, and the returns on either
+/// side of it: what the rule's prediction rests on, and what followed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MaxChange {
+    /// The max in force before the change: the largest across instances.
+    pub(crate) previous_max: u64,
+    /// The max in force since: the largest across instances.
+    pub(crate) max: u64,
+    /// The part of the window before the change: up to the last step that saw the previous
+    /// max.
+    pub(crate) before: Duration,
+    /// The time since the change: from the first step that saw the new max. The change lies
+    /// between the two parts, in neither.
+    pub(crate) since: Duration,
+    /// Lengths returned before the change within the window, every instance's summed.
+    pub(crate) lengths_before: FineSizeHistogram,
+    /// Lengths returned since the change, every instance's summed.
+    pub(crate) lengths_since: FineSizeHistogram,
+    /// The most buffers one instance held at once before the change.
+    pub(crate) peak_held_before: u64,
+    /// The most idle bytes one instance was scraped holding since the change.
+    pub(crate) peak_idle_bytes_since: u64,
 }

@@ -125,5 +125,7 @@ fn of_pool(url: &str, pool: String, samples: &[&Sample]) -> Recommendation {
             observed_peak_idle_bytes_per_instance: whole(PEAK_IDLE_BYTES.name),
             notes,
         },
+        // A page holds no history to find a change in.
+        since_change: None,
     }
 }

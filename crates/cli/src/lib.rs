@@ -15,10 +15,15 @@
 //! heapscape recommend --metrics http://10.0.0.7:9000/metrics
 //! ```
 //!
+//! After a change of the max (a `--write` the service reloaded, or auto-tuning), each answer
+//! also shows the rule's prediction for the new max against what followed: the share of
+//! returns over it and the idle bytes, before the change and since ([`SinceChange`]).
+//!
 //! The binary is thin ([`run`] does the work); exit codes are in [`exit`].
 
 #![deny(missing_docs)]
 
+mod change;
 mod config_edit;
 mod error;
 pub mod exposition;
@@ -28,6 +33,7 @@ mod instance;
 mod prometheus;
 mod recommend;
 mod report;
+mod since_change;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -37,6 +43,7 @@ pub use error::{Error, exit};
 pub use fleet::Settings;
 pub use recommend::{CandidateCost, Confidence, Recommendation};
 pub use report::{Format, Report};
+pub use since_change::{Observed, Predicted, SinceChange};
 
 /// `heapscape`: ops tools for heapscape's buffer pools.
 #[derive(Debug, clap::Parser)]
@@ -115,12 +122,18 @@ pub fn run(args: &RecommendArgs) -> Result<Outcome, Error> {
                 .trim_start_matches('{')
                 .trim_end_matches('}')
                 .trim();
-            let progress = progress(prometheus::QUERIES);
-            let prometheus = prometheus::Prometheus::new(&http, url);
-            let pools = prometheus::gather(&prometheus, selector, args.window, |what| {
+            let progress = progress(prometheus::QUERIES + change::QUERIES);
+            let mut tick = |what: &str| {
                 progress.set_message(what.to_owned());
                 progress.inc(1);
-            });
+            };
+            let prometheus = prometheus::Prometheus::new(&http, url);
+            let pools = prometheus::gather(&prometheus, selector, args.window, &mut tick).and_then(
+                |mut pools| {
+                    change::gather(&prometheus, selector, args.window, &mut pools, &mut tick)?;
+                    Ok(pools)
+                },
+            );
             progress.finish_and_clear();
             let recommendations = pools?
                 .iter()

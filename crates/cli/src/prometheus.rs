@@ -18,22 +18,26 @@ use crate::http::Http;
 /// The queries [`gather`] sends, for the progress indicator.
 pub(crate) const QUERIES: u64 = 9;
 
-/// One series of a query's answer: its labels and value.
-struct Series {
-    labels: BTreeMap<String, String>,
-    value: f64,
+/// One series of a query's answer: its labels and value (one sample's, or a range query's
+/// `(time, value)` points).
+pub(crate) struct Series<T = f64> {
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) value: T,
 }
 
-impl Series {
-    fn label(&self, name: &str) -> &str {
+impl<T> Series<T> {
+    pub(crate) fn label(&self, name: &str) -> &str {
         self.labels.get(name).map_or("", String::as_str)
     }
 
     /// The `(job, pool)` a series belongs to.
-    fn key(&self) -> (String, String) {
+    pub(crate) fn key(&self) -> (String, String) {
         (self.label("job").to_owned(), self.label("pool").to_owned())
     }
 }
+
+/// A range query's answer for one series: `(Unix seconds, value)`, oldest first.
+pub(crate) type Points = Vec<(f64, f64)>;
 
 /// A pool's returns across its instances.
 #[derive(Default)]
@@ -87,23 +91,29 @@ impl<'a> Prometheus<'a> {
         })
     }
 
-    fn query(&self, promql: &str) -> Result<Vec<Series>, Error> {
-        let data = self.api("/api/v1/query", &[("query", promql)], promql)?;
+    /// `promql` evaluated at `at` (Unix seconds), or at the server's now.
+    pub(crate) fn query(&self, promql: &str, at: Option<f64>) -> Result<Vec<Series>, Error> {
+        let time = at.map(|at| format!("{at:.3}"));
+        let mut params = vec![("query", promql)];
+        params.extend(time.as_deref().map(|time| ("time", time)));
+        let data = self.api("/api/v1/query", &params, promql)?;
         Ok(vector(&data["result"], |value| {
             sample_value(&value["value"])
         }))
     }
 
-    /// The earliest time with data of each series of `promql` over `[now - range, now]`, in
-    /// `steps` steps.
-    fn earliest(&self, promql: &str, range: Duration, steps: u32) -> Result<Vec<Series>, Error> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+    /// Each series of `promql` over `[end - range, end]` (Unix seconds) in `steps` steps (of
+    /// at least a second): its `(time, value)` points, oldest first, where it had data.
+    pub(crate) fn query_range(
+        &self,
+        promql: &str,
+        end: f64,
+        range: Duration,
+        steps: u32,
+    ) -> Result<Vec<Series<Points>>, Error> {
         let (start, end, step) = (
-            format!("{:.3}", now - range.as_secs_f64()),
-            format!("{now:.3}"),
+            format!("{:.3}", end - range.as_secs_f64()),
+            format!("{end:.3}"),
             format!("{:.3}", (range.as_secs_f64() / f64::from(steps)).max(1.0)),
         );
         let data = self.api(
@@ -117,13 +127,26 @@ impl<'a> Prometheus<'a> {
             promql,
         )?;
         Ok(vector(&data["result"], |series| {
-            series["values"][0][0].as_f64().unwrap_or(f64::NAN)
+            series["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|sample| (sample[0].as_f64().unwrap_or(f64::NAN), sample_value(sample)))
+                .collect()
         }))
     }
 }
 
+/// Now, in Unix seconds.
+pub(crate) fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
 /// The series of a `vector` or `matrix` answer, with `value` read from each.
-fn vector(result: &Value, value: impl Fn(&Value) -> f64) -> Vec<Series> {
+fn vector<T>(result: &Value, value: impl Fn(&Value) -> T) -> Vec<Series<T>> {
     result
         .as_array()
         .into_iter()
@@ -148,8 +171,49 @@ fn sample_value(sample: &Value) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Each `(job, pool)`'s histogram from the cumulative `le` buckets of `series` (e.g. the
+/// `increase` of `..._bucket` summed by `job, pool, le`).
+pub(crate) fn histograms<'a>(
+    series: impl IntoIterator<Item = &'a Series>,
+) -> BTreeMap<(String, String), FineSizeHistogram> {
+    let mut cumulative: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+    for series in series {
+        let bound = match series.label("le") {
+            "+Inf" => f64::INFINITY,
+            le => le.parse().unwrap_or(f64::NAN),
+        };
+        if bound.is_nan() || series.value.is_nan() {
+            continue;
+        }
+        cumulative
+            .entry(series.key())
+            .or_default()
+            .push((bound, series.value));
+    }
+    cumulative
+        .into_iter()
+        .map(|(key, mut buckets)| {
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut below = 0.0;
+            let counts = buckets.into_iter().map(|(bound, total)| {
+                // Cumulative to per-bucket; `increase` extrapolates, so counts are rounded, and
+                // a bucket can only add.
+                let count = (total - below).max(0.0);
+                below = below.max(total);
+                let bound = if bound.is_finite() {
+                    bound as u64
+                } else {
+                    u64::MAX
+                };
+                (bound, count.round() as u64)
+            });
+            (key, FineSizeHistogram::from_buckets(counts))
+        })
+        .collect()
+}
+
 /// `{matchers}` for a metric: the user's selector plus `extra`.
-fn select(metric: &str, selector: &str, extra: &str) -> String {
+pub(crate) fn select(metric: &str, selector: &str, extra: &str) -> String {
     let matchers: Vec<&str> = [selector, extra]
         .into_iter()
         .filter(|m| !m.is_empty())
@@ -174,7 +238,7 @@ pub(crate) fn gather(
     let mut pools: BTreeMap<(String, String), PoolData> = BTreeMap::new();
     let mut step = |what: &str, promql: String| -> Result<Vec<Series>, Error> {
         tick(what);
-        prometheus.query(&promql)
+        prometheus.query(&promql, None)
     };
 
     // The fleet's lengths: every instance's buckets summed, as the fleet's recording rule does.
@@ -185,38 +249,10 @@ pub(crate) fn gather(
             select(&format!("{}_bucket", RETURNED_LENGTH.name), selector, "")
         ),
     )?;
-    let mut cumulative: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
-    for series in &buckets {
-        let bound = match series.label("le") {
-            "+Inf" => f64::INFINITY,
-            le => le.parse().unwrap_or(f64::NAN),
-        };
-        if bound.is_nan() || series.value.is_nan() {
-            continue;
-        }
-        cumulative
-            .entry(series.key())
-            .or_default()
-            .push((bound, series.value));
-    }
-    for (key, mut buckets) in cumulative {
-        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut below = 0.0;
-        let counts = buckets.into_iter().map(|(bound, total)| {
-            // Cumulative to per-bucket; `increase` extrapolates, so counts are rounded, and a
-            // bucket can only add.
-            let count = (total - below).max(0.0);
-            below = below.max(total);
-            let bound = if bound.is_finite() {
-                bound as u64
-            } else {
-                u64::MAX
-            };
-            (bound, count.round() as u64)
-        });
+    for (key, lengths) in histograms(&buckets) {
         let data = pools.entry(key.clone()).or_default();
         (data.service, data.pool) = key;
-        data.lengths = FineSizeHistogram::from_buckets(counts);
+        data.lengths = lengths;
         data.window = window;
     }
     if pools.is_empty() {
@@ -275,7 +311,11 @@ pub(crate) fn gather(
         let entry = totals.entry(series.key()).or_default();
         entry.total += series.value;
         entry.instances += 1;
-        if entry.top.as_ref().is_none_or(|(_, most)| series.value > *most) {
+        if entry
+            .top
+            .as_ref()
+            .is_none_or(|(_, most)| series.value > *most)
+        {
             entry.top = Some((series.label("instance").to_owned(), series.value));
         }
     }
@@ -342,21 +382,22 @@ pub(crate) fn gather(
 
     // The history the window holds: from the first step with a series, in 60 steps.
     tick("history span");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
-    let earliest = prometheus.earliest(
+    let now = now();
+    let history = prometheus.query_range(
         &format!(
             "count by (job, pool) ({})",
             select(&format!("{}_count", RETURNED_LENGTH.name), selector, "")
         ),
+        now,
         window,
         60,
     )?;
-    for series in earliest {
+    for series in history {
+        let Some(&(earliest, _)) = series.value.first() else {
+            continue;
+        };
         if let Some(data) = pools.get_mut(&series.key()) {
-            let seconds = (now - series.value).clamp(0.0, window.as_secs_f64());
+            let seconds = (now - earliest).clamp(0.0, window.as_secs_f64());
             data.span = Duration::from_secs_f64(seconds);
         }
     }

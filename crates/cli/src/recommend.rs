@@ -7,6 +7,7 @@ use heapscape_pool::{CandidateRole, OverMaxPolicy, PoolStats, default_min_return
 use serde::Serialize;
 
 use crate::fleet::{PoolData, Settings};
+use crate::since_change::{SinceChange, since_change};
 
 /// Above this share of the returns, one instance decides the answer.
 const ONE_INSTANCE_SHARE: f64 = 0.5;
@@ -29,6 +30,9 @@ pub struct Recommendation {
     pub initial_capacity_regrows_per_request: Option<f64>,
     /// How sure the answer is, and on what it rests.
     pub confidence: Confidence,
+    /// After the last change of the max within the window: what the rule predicted for the
+    /// new max, against what followed; `None` when it did not change.
+    pub since_change: Option<SinceChange>,
 }
 
 /// What one candidate max buffer size costs.
@@ -186,5 +190,6 @@ pub(crate) fn recommend(data: &PoolData, percentile: f64) -> Recommendation {
             observed_peak_idle_bytes_per_instance: data.peak_idle_bytes,
             notes,
         },
+        since_change: since_change(data, stats.recommendation_min_returns),
     }
 }

@@ -1,10 +1,12 @@
 //! Printing recommendations: a table for people, JSON and YAML for tools (the same fields).
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::recommend::Recommendation;
+use crate::since_change::SinceChange;
 
 /// The output formats of `-o`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,7 +96,7 @@ fn table(report: &Report<'_>) -> String {
             c.returns,
             c.instances,
             if c.instances == 1 { "" } else { "s" },
-            humantime::format_duration(std::time::Duration::from_secs(c.history_seconds as u64)),
+            humantime::format_duration(Duration::from_secs(c.history_seconds as u64)),
             c.min_returns,
         );
         let now = r.current;
@@ -187,6 +189,9 @@ fn table(report: &Report<'_>) -> String {
                 size(c.observed_peak_idle_bytes_per_instance)
             );
         }
+        if let Some(since) = &r.since_change {
+            since_change(&mut out, since);
+        }
         for note in &c.notes {
             let _ = writeln!(out, "  note: {note}");
         }
@@ -194,9 +199,54 @@ fn table(report: &Report<'_>) -> String {
     out
 }
 
+/// The rule's prediction for the new max against what followed: numbers only where a side
+/// holds enough returns.
+fn since_change(out: &mut String, since: &SinceChange) {
+    let ago = |seconds: f64| humantime::format_duration(Duration::from_secs(seconds as u64));
+    let _ = writeln!(
+        out,
+        "  since the max changed to {} (from {}, {} ago; {} returns before it, {} since):",
+        size(since.max_buffer_size),
+        size(since.previous_max_buffer_size),
+        ago(since.seconds_since),
+        since.returns_before,
+        since.returns_since,
+    );
+    let _ = match since.predicted {
+        Some(predicted) => writeln!(
+            out,
+            "    predicted: {:.1} % of returns over the max; idle bytes at most {} per instance \
+             (bound)",
+            predicted.share_over_max * 100.0,
+            size(predicted.idle_bytes_bound_per_instance)
+        ),
+        None => writeln!(
+            out,
+            "    predicted: not enough returns before the change in the window ({}, {} \
+             needed: widen --window)",
+            since.returns_before, since.min_returns
+        ),
+    };
+    let _ = match since.observed {
+        Some(observed) => writeln!(
+            out,
+            "    observed:  {:.1} % of returns over the max; idle bytes up to {} per instance \
+             (peak)",
+            observed.share_over_max * 100.0,
+            size(observed.peak_idle_bytes_per_instance)
+        ),
+        None => writeln!(
+            out,
+            "    observed:  too soon to say ({} returns since the change, {} needed)",
+            since.returns_since, since.min_returns
+        ),
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::since_change::{Observed, Predicted};
 
     #[test]
     fn sizes_read_as_ops_write_them() {
@@ -208,5 +258,48 @@ mod tests {
         assert_eq!(change(4 << 20, 1 << 20, true), "(-3 MiB)");
         assert_eq!(change(6, 64, false), "(+58)");
         assert_eq!(change(7, 7, false), "(=)");
+    }
+
+    #[test]
+    fn since_a_change_numbers_show_only_where_a_side_has_enough_returns() {
+        let mut since = SinceChange {
+            previous_max_buffer_size: 4 << 20,
+            max_buffer_size: 1_490_944,
+            seconds_since: 720.4,
+            seconds_before: 2880.0,
+            returns_before: 9000,
+            returns_since: 120,
+            min_returns: 400,
+            predicted: Some(Predicted {
+                share_over_max: 0.048,
+                idle_bytes_bound_per_instance: 9_542_041,
+            }),
+            observed: None,
+        };
+        let mut out = String::new();
+        since_change(&mut out, &since);
+        assert_eq!(
+            out,
+            "  since the max changed to 1.42 MiB (from 4 MiB, 12m ago; 9000 returns before it, \
+             120 since):\n    predicted: 4.8 % of returns over the max; idle bytes at \
+             most 9.10 MiB per instance (bound)\n    observed:  too soon to say (120 returns \
+             since the change, 400 needed)\n"
+        );
+        since.returns_since = 3000;
+        since.observed = Some(Observed {
+            share_over_max: 0.051,
+            peak_idle_bytes_per_instance: 6_501_171,
+        });
+        since.predicted = None;
+        since.returns_before = 50;
+        let mut out = String::new();
+        since_change(&mut out, &since);
+        assert!(
+            out.contains("predicted: not enough returns before the change in the window (50, 400")
+                && out.contains(
+                    "observed:  5.1 % of returns over the max; idle bytes up to 6.20 MiB"
+                ),
+            "{out}"
+        );
     }
 }

@@ -2,11 +2,12 @@
 //! under different load mixes (and one without traffic), and against one service's /metrics.
 //! What it prints must agree with what the pools themselves recommend on the same data, to
 //! within one bucket; its exit codes and errors must say what happened; `--write` must change
-//! the pool settings of a config that a running service then reloads.
+//! the pool settings of a config that a running service then reloads, after which the answer
+//! sets the rule's prediction for the new max against what followed.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use heapscape_cli::exit;
 use heapscape_demo::server::{READY_PREFIX, ReadyLine};
@@ -33,6 +34,9 @@ pools:
 /// Time for the pools to see enough returns and Prometheus to scrape them (generous: a shared
 /// 2-core machine).
 const FILL: Duration = Duration::from_secs(150);
+
+/// Time for enough returns to follow the written max (the load runs long enough for it).
+const SINCE_CHANGE: Duration = Duration::from_secs(180);
 
 struct Demo {
     metrics: String,
@@ -64,7 +68,9 @@ impl Demo {
                 Command::new(&demo)
                     .arg("load")
                     .args(["--url", &format!("http://{}", ready.http)])
-                    .args(["--duration", "240s", "--concurrency", "2", "--no-progress"])
+                    // Past the test's end (the guard stops it): the returns after the
+                    // written max come from it.
+                    .args(["--duration", "600s", "--concurrency", "2", "--no-progress"])
                     .args(["--sample-rate", &rate.to_string()])
                     .args(["--seed", &rate.to_string()])
                     .stdout(Stdio::null())
@@ -353,10 +359,74 @@ scrape_configs:
         .expect("a max_buffer_size line")
         .to_owned();
     assert_ne!(written_max, "4MiB", "{after}");
-    wait_for(WAIT, "the service to reload the written max", || {
+    let reloaded = wait_for(WAIT, "the service to reload the written max", || {
         let max = gauge(&fleet[0].metrics, "heapscape_pool_max_buffer_size_bytes")?;
         (max != f64::from(4u32 << 20)).then_some(max)
     });
+
+    // Since the change: that instance's answer sets the rule's prediction for the new max
+    // (from the returns before) against what followed, once enough returns came after it. A
+    // window of a few minutes holds both sides.
+    let selector = format!("job=\"tts\",instance=\"{}\"", fleet[0].metrics);
+    let instance_args = [
+        "--prometheus",
+        &url,
+        "--selector",
+        &selector,
+        "--window",
+        "4m",
+    ];
+    let deadline = Instant::now() + SINCE_CHANGE;
+    let since = loop {
+        let (output, code) = recommend(&[&instance_args[..], &["-o", "json"]].concat());
+        let answer = (code == exit::OK).then(|| json(&output));
+        let since = answer
+            .as_ref()
+            .map(|answer| answer["recommendations"][0]["since_change"].clone())
+            .unwrap_or_default();
+        if since["observed"].is_object() {
+            break since;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no observation since the change after {SINCE_CHANGE:?}: exit {code}, {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert_eq!(since["max_buffer_size"].as_f64(), Some(reloaded), "{since}");
+    assert_eq!(
+        since["previous_max_buffer_size"].as_u64(),
+        Some(4 << 20),
+        "{since}"
+    );
+    for share in [
+        &since["predicted"]["share_over_max"],
+        &since["observed"]["share_over_max"],
+    ] {
+        assert!(
+            share.as_f64().is_some_and(|s| (0.0..=1.0).contains(&s)),
+            "{since}"
+        );
+    }
+    assert!(
+        since["predicted"]["idle_bytes_bound_per_instance"].as_u64() > Some(0),
+        "{since}"
+    );
+    assert!(
+        since["returns_since"].as_u64() >= since["min_returns"].as_u64(),
+        "{since}"
+    );
+    // The table and YAML say the same.
+    let (output, _) = recommend(&instance_args);
+    let table = String::from_utf8_lossy(&output.stdout);
+    for expected in ["since the max changed to", "predicted:", "observed:"] {
+        assert!(table.contains(expected), "{expected:?} in\n{table}");
+    }
+    let (output, _) = recommend(&[&instance_args[..], &["-o", "yaml"]].concat());
+    let yaml = String::from_utf8_lossy(&output.stdout);
+    assert!(yaml.contains("since_change:"), "{yaml}");
 }
 
 #[test]

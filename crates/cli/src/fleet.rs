@@ -41,6 +41,8 @@ pub(crate) struct PoolData {
     pub(crate) peak_idle_bytes: u64,
     /// Returns the idle caps discarded within the window, all instances.
     pub(crate) idle_cap_discards: u64,
+    /// Returns shrunk to the max in force per second, whole fleet (shrink policy).
+    pub(crate) shrinks_per_second: f64,
     /// The minimum of returns the pools themselves use, when they publish it.
     pub(crate) min_returns: Option<u64>,
     /// How much of the window the data covers.

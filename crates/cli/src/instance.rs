@@ -123,6 +123,8 @@ fn of_pool(url: &str, pool: String, samples: &[&Sample]) -> Recommendation {
             window_seconds: window,
             top_instance: None,
             observed_peak_idle_bytes_per_instance: whole(PEAK_IDLE_BYTES.name),
+            // A counter's rate needs two pages; one page has none.
+            observed_shrinks_per_second: f64::NAN,
             notes,
         },
         // A page holds no history to find a change in.

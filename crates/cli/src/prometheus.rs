@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use heapscape_pool::FineSizeHistogram;
 use heapscape_pool::metrics::{
     DISCARDS, INITIAL_CAPACITY, MAX_BUFFER_SIZE, MAX_IDLE_BUFFERS, MAX_IDLE_BYTES, PEAK_HELD,
-    PEAK_IDLE_BYTES, RECOMMENDATION_MIN_RETURNS, RETURNED_LENGTH,
+    PEAK_IDLE_BYTES, RECOMMENDATION_MIN_RETURNS, RETURNED_LENGTH, SHRINKS,
 };
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ use crate::fleet::PoolData;
 use crate::http::Http;
 
 /// The queries [`gather`] sends, for the progress indicator.
-pub(crate) const QUERIES: u64 = 9;
+pub(crate) const QUERIES: u64 = 10;
 
 /// One series of a query's answer: its labels and value (one sample's, or a range query's
 /// `(time, value)` points).
@@ -365,6 +365,20 @@ pub(crate) fn gather(
     )? {
         if let Some(data) = pools.get_mut(&series.key()) {
             data.idle_cap_discards = series.value.round() as u64;
+        }
+    }
+
+    // What the max in force costs now, observed: the returns shrunk to it (each regrows on its
+    // next long request), beside the regrowth the rule predicts from the lengths.
+    for series in step(
+        "shrinks",
+        format!(
+            "sum by (job, pool) (rate({}[{w}]))",
+            select(SHRINKS.name, selector, "")
+        ),
+    )? {
+        if let Some(data) = pools.get_mut(&series.key()) {
+            data.shrinks_per_second = series.value;
         }
     }
 

@@ -73,6 +73,9 @@ pub struct Confidence {
     pub top_instance: Option<(String, f64)>,
     /// The most idle bytes one instance was seen holding within the window (a measurement).
     pub observed_peak_idle_bytes_per_instance: u64,
+    /// Returns shrunk to the max in force per second, whole fleet (a measurement: each regrows
+    /// on its next long request; compare with the current candidate's regrowth).
+    pub observed_shrinks_per_second: f64,
     /// What lowers the confidence or needs a look.
     pub notes: Vec<String>,
 }
@@ -188,6 +191,7 @@ pub(crate) fn recommend(data: &PoolData, percentile: f64) -> Recommendation {
             window_seconds: data.window.as_secs_f64(),
             top_instance: data.top_instance.clone(),
             observed_peak_idle_bytes_per_instance: data.peak_idle_bytes,
+            observed_shrinks_per_second: data.shrinks_per_second,
             notes,
         },
         since_change: since_change(data, stats.recommendation_min_returns),

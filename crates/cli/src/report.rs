@@ -185,8 +185,14 @@ fn table(report: &Report<'_>) -> String {
             }
             let _ = writeln!(
                 out,
-                "  idle bytes observed at the peak: {} per instance",
-                size(c.observed_peak_idle_bytes_per_instance)
+                "  observed at the max in force: idle bytes up to {} per instance, {} returns \
+                 shrunk to it per second",
+                size(c.observed_peak_idle_bytes_per_instance),
+                if c.observed_shrinks_per_second.is_nan() {
+                    "-".to_owned()
+                } else {
+                    format!("{:.2}", c.observed_shrinks_per_second)
+                }
             );
         }
         if let Some(since) = &r.since_change {

@@ -14,10 +14,12 @@ use heapscape_demo::server::{READY_PREFIX, ReadyLine};
 use heapscape_pool::LENGTH_BUCKETS;
 use heapscape_testkit::{
     ChildGuard, ConfigFile, Prometheus, WAIT, free_port, http_get, wait_for, workspace_binary,
+    workspace_root,
 };
 use serde_json::Value;
 
-/// The demo's pool, with a one-minute window so that a short test fills it.
+/// The demo's pool, with a half-minute window so that a short test fills it (the CLI reads
+/// the same [`WINDOW`]).
 const CONFIG: &str = "service: tts-demo
 exporter: { prometheus: {} }
 heartbeat: { interval: 1s }
@@ -28,8 +30,11 @@ pools:
     max_buffer_size: 4MiB    # the default guess
     max_idle_buffers: 64
     max_idle_bytes: 128MiB
-    recommendation_window: 1m
+    recommendation_window: 30s
 ";
+
+/// The pools' recommendation window and the CLI's `--window`.
+const WINDOW: &str = "30s";
 
 /// Time for the pools to see enough returns and Prometheus to scrape them (generous: a shared
 /// 2-core machine).
@@ -143,14 +148,18 @@ fn recommends_for_a_fleet_what_its_pools_recommend_and_writes_it() {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // With the kit's recording rules: the dashboard's Decide row reads them.
+    let rules = workspace_root().join("prometheus/rules/heapscape-recording.yml");
     let prometheus = Prometheus::start(&format!(
         "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}
+rule_files: [\"{}\"]
 scrape_configs:
   - job_name: tts
     static_configs: [{{ targets: [{}] }}]
   - job_name: idle
     static_configs: [{{ targets: [{}] }}]
 ",
+        rules.display(),
         targets(&fleet.iter().collect::<Vec<_>>()),
         targets(&[&idle]),
     ));
@@ -161,7 +170,7 @@ scrape_configs:
         "--selector",
         "job=\"tts\"",
         "--window",
-        "1m",
+        WINDOW,
     ];
 
     // Each pool recommends once its window holds enough returns; by then Prometheus has a
@@ -178,7 +187,8 @@ scrape_configs:
             })
             .then_some(())
     });
-    std::thread::sleep(Duration::from_secs(60));
+    // A window of their buckets in Prometheus too.
+    std::thread::sleep(Duration::from_secs(30));
 
     // Per instance: the CLI on that instance's series against the pool's own gauge.
     for demo in &fleet {
@@ -194,7 +204,7 @@ scrape_configs:
             "--selector",
             &selector,
             "--window",
-            "1m",
+            WINDOW,
             "-o",
             "json",
         ]);
@@ -292,6 +302,52 @@ scrape_configs:
         "fleet {fleet_max} outside the instances' buckets {own:?}"
     );
 
+    // The Decide row: the recording rules over the recommendation window (1 h, all the
+    // history here) against the CLI over the same window: the same rule on the same buckets.
+    let (output, code) = recommend(&[
+        "--prometheus",
+        &url,
+        "--selector",
+        "job=\"tts\"",
+        "--window",
+        "1h",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        code,
+        exit::OK,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hour = json(&output);
+    let cli = &hour["recommendations"][0];
+    let record = |name: &str| {
+        let result = prometheus
+            .query(&format!("{name}{{job=\"tts\",pool=\"pcm\"}}"))
+            .expect("a valid query");
+        result[0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name}: {result:?}"))
+    };
+    for (name, field) in [
+        (
+            "job:heapscape_pool_recommended_max_buffer_size_bytes:p95_increase1h",
+            &cli["recommended"]["max_buffer_size"],
+        ),
+        (
+            "job:heapscape_pool_recommended_initial_capacity_bytes:p50_increase1h",
+            &cli["recommended"]["initial_capacity"],
+        ),
+    ] {
+        let (rule, printed) = (record(name), field.as_f64().expect("a value"));
+        assert!(
+            bucket(rule).abs_diff(bucket(printed)) <= 1,
+            "{name}: the Decide row says {rule}, the CLI {printed}"
+        );
+    }
+
     // The table says the same for people.
     let (output, code) = recommend(&fleet_args);
     assert_eq!(code, exit::OK);
@@ -320,7 +376,7 @@ scrape_configs:
         "--selector",
         "job=\"idle\"",
         "--window",
-        "1m",
+        WINDOW,
     ]);
     assert_eq!(code, exit::NOT_ENOUGH_DATA);
     let text = String::from_utf8_lossy(&output.stdout);

@@ -13,7 +13,6 @@
 //! - [`compare`]: both modes under the same load, side by side (summary, phases, report);
 //!   `compare`.
 //! - [`soak`]: sustained load with resident-memory and scrape checks; `soak`.
-//! - [`prom`]: a reader for the Prometheus text format, for the scrapes.
 //! - [`telemetry`]: the service's own metrics.
 //! - [`logging`]: the log writer, which loses (and counts) lines standard error refuses.
 //!
@@ -39,7 +38,6 @@ pub mod engine;
 mod error;
 pub mod load;
 pub mod logging;
-pub mod prom;
 mod scrape;
 pub mod server;
 pub mod soak;

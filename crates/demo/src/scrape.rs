@@ -13,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::prom;
+use heapscape_cli::exposition as prom;
 
 /// Bytes allocated (counting allocator), a counter.
 pub(crate) const ALLOC_BYTES: &str = "heapscape_alloc_bytes_total";

@@ -227,14 +227,14 @@ impl ServeProcess {
 }
 
 /// Scrapes `/metrics` and parses it with the demo's own parser.
-pub async fn scrape(metrics: SocketAddr) -> Vec<heapscape_demo::prom::Sample> {
+pub async fn scrape(metrics: SocketAddr) -> Vec<heapscape_cli::exposition::Sample> {
     let reply = send(metrics, "GET", "/metrics", None, "").await;
     assert_eq!(reply.status, 200);
-    heapscape_demo::prom::parse(std::str::from_utf8(&reply.body).unwrap()).unwrap()
+    heapscape_cli::exposition::parse(std::str::from_utf8(&reply.body).unwrap()).unwrap()
 }
 
 /// The sum of the samples named `name`, or `None` if there are none.
-pub fn metric(samples: &[heapscape_demo::prom::Sample], name: &str) -> Option<f64> {
+pub fn metric(samples: &[heapscape_cli::exposition::Sample], name: &str) -> Option<f64> {
     let values: Vec<f64> = samples
         .iter()
         .filter(|sample| sample.name == name)

@@ -1,8 +1,6 @@
 //! What a candidate max buffer size would cost: the plain data behind the pool-tuning table,
 //! and the growth rule its churn is measured by.
 
-use crate::fine::FineSizeHistogram;
-
 /// The cost of one candidate max buffer size over the recommendation window, from
 /// [`PoolStats::candidate`](crate::PoolStats::candidate) and
 /// [`PoolStats::candidates`](crate::PoolStats::candidates).
@@ -51,18 +49,15 @@ pub struct Candidate {
 }
 
 /// Reallocations and bytes copied growing buffers of capacity `from` by doubling to every
-/// length in `lengths` above it, each length taken as its bucket's bound.
+/// length of `lengths` (`(bucket bound, count)`) above it, each taken as its bucket's bound.
 ///
 /// A `Vec` that needs more room doubles its capacity (or takes what it needs, when more) and
 /// copies what it holds; a buffer filled in chunks is full when it grows, so a step from `c`
 /// to `2c` copies `c` bytes: `k = ceil(log2(L / from))` steps copy `from * (2^k - 1)`.
-pub(crate) fn regrowth(lengths: &FineSizeHistogram, from: u64) -> (f64, f64) {
+pub(crate) fn regrowth(lengths: impl Iterator<Item = (u64, u64)>, from: u64) -> (f64, f64) {
     let from = from.max(1);
     let (mut reallocations, mut copied) = (0.0, 0.0);
-    for (length, count) in lengths
-        .buckets()
-        .filter(|&(bound, count)| bound > from && count > 0)
-    {
+    for (length, count) in lengths.filter(|&(bound, count)| bound > from && count > 0) {
         let steps = (length as f64 / from as f64).log2().ceil();
         reallocations += count as f64 * steps;
         copied += count as f64 * from as f64 * (steps.exp2() - 1.0);

@@ -417,7 +417,7 @@ impl PoolStats {
         if returns == 0 {
             return (0.0, 0.0);
         }
-        let (reallocations, copied) = regrowth(&self.recent_lengths, capacity);
+        let (reallocations, copied) = regrowth(self.recent_lengths.buckets(), capacity);
         (reallocations / returns as f64, copied / returns as f64)
     }
 
@@ -444,12 +444,11 @@ impl PoolStats {
             OverMaxPolicy::Shrink => max,
             OverMaxPolicy::Drop => self.initial_capacity.min(max),
         };
-        let above_max = FineSizeHistogram::from_buckets(
-            self.recent_lengths
-                .buckets()
-                .filter(|&(bound, _)| bound > max),
-        );
-        let (regrows, copied) = regrowth(&above_max, from);
+        let above_max = self
+            .recent_lengths
+            .buckets()
+            .filter(|&(bound, _)| bound > max);
+        let (regrows, copied) = regrowth(above_max, from);
         let seconds = self.recent_span.as_secs_f64().max(1.0);
         Candidate {
             max_buffer_size: max,

@@ -7,6 +7,29 @@
 /// `prometheus/rules/`; a deployment with other needs changes a field and regenerates (see
 /// [`crate::generate`]). Durations are PromQL durations (`"5m"`), selectors are label matchers
 /// without braces (`env="prod"`).
+///
+/// # Example
+///
+/// A Prometheus that holds two clusters' services next to other teams' jobs, with busier
+/// pools and larger heaps than the defaults assume:
+///
+/// ```
+/// use heapscape_monitoring::{Config, generate};
+///
+/// let config = Config {
+///     selector: r#"team="speech""#,
+///     cluster_label: Some("cluster"),
+///     targets_selector: r#"job=~"tts|asr""#,
+///     service_labels: "namespace, job",
+///     discard_ratio_min_returns: 1000,
+///     resident_growth_ratio: 0.1,
+///     ..Config::default()
+/// };
+/// for file in generate(&config) {
+///     // write file.contents to file.path in the deployment's repository
+///     assert!(!file.contents.is_empty());
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Matchers added to every metric selector of every rule, alert, panel and variable
@@ -19,8 +42,18 @@ pub struct Config {
     /// cluster.
     pub cluster_label: Option<&'static str>,
     /// Matchers on `up` that pick the scrape targets of heapscape services (the Prometheus-path
-    /// services and the statsd_exporter of the StatsD path), watched by `HeapscapeTargetDown`.
+    /// services and the statsd_exporter of the StatsD path), watched by `HeapscapeTargetDown`
+    /// (e.g. `job=~"tts|asr"`). Empty (the default): the targets of every job that reported
+    /// `heapscape_heartbeat_up` within [`Self::vanished_lookback`], found from the metrics, so
+    /// no job name is written into the kit; a job all of whose targets stay down drops out of
+    /// that set after the lookback (`HeapscapeMetricsVanished` fires meanwhile), which naming
+    /// the jobs here avoids.
     pub targets_selector: &'static str,
+    /// The labels that name a service: what its instances share and a rollout does not change
+    /// (e.g. `job, service`, or `namespace, job` where jobs repeat across namespaces).
+    /// `HeapscapeMetricsVanished` fires when every instance of such a group stopped reporting,
+    /// not when one instance is replaced by another.
+    pub service_labels: &'static str,
     /// The base of every alert's `runbook_url`; each alert links `<base>#<alert in lower case>`.
     pub runbook_url: &'static str,
     /// Window of the recording rules' rates (`rate(...[5m])`), and so of the alerts on them.
@@ -29,8 +62,11 @@ pub struct Config {
     /// returned. Idle-timeout trims and releases on reconfigure are not returns and are left
     /// out of the discard ratio.
     pub return_discard_reasons: &'static [&'static str],
-    /// `HeapscapePoolHighDiscardRate` fires above this share of returns discarded (0..1).
+    /// `HeapscapePoolHighDiscardRate` fires above this share of returns discarded (0..1) ...
     pub discard_ratio_threshold: f64,
+    /// ... of at least this many returns within [`Self::rate_window`] (a pool at night that
+    /// discards 2 of its 3 returns is not a pool to retune) ...
+    pub discard_ratio_min_returns: u32,
     /// ... for this long.
     pub discard_ratio_for: &'static str,
     /// The quantile of returned lengths that a max buffer size should cover (the pools'
@@ -69,9 +105,10 @@ pub struct Config {
     pub heartbeat_stale_for: &'static str,
     /// `HeapscapeHeartbeatFailing` fires when every sample has failed for this long.
     pub heartbeat_failing_for: &'static str,
-    /// `HeapscapeResidentMemoryGrowing` fires when resident bytes rose by more than this over
-    /// [`Self::resident_growth_window`] ...
-    pub resident_growth_bytes: u64,
+    /// `HeapscapeResidentMemoryGrowing` fires when resident bytes rose over
+    /// [`Self::resident_growth_window`] by more than this share of what they were at its start
+    /// (0.25: a quarter), so that one threshold suits a 50 MiB service and a 20 GiB one ...
+    pub resident_growth_ratio: f64,
     /// ... (the window of that rise) ...
     pub resident_growth_window: &'static str,
     /// ... with a rising trend over this window ...
@@ -82,8 +119,10 @@ pub struct Config {
     pub reload_failure_window: &'static str,
     /// `HeapscapeTargetDown` fires when a target's scrape has failed for this long.
     pub target_down_for: &'static str,
-    /// `HeapscapeMetricsVanished` fires for an instance that reported within this window and
-    /// has no series now ...
+    /// `HeapscapeMetricsVanished` fires for a service (see [`Self::service_labels`]) that
+    /// reported within this window and has no series now (and without
+    /// [`Self::targets_selector`], `HeapscapeTargetDown` watches the jobs that reported within
+    /// it) ...
     pub vanished_lookback: &'static str,
     /// ... for this long.
     pub vanished_for: &'static str,
@@ -94,11 +133,13 @@ impl Default for Config {
         Self {
             selector: "",
             cluster_label: None,
-            targets_selector: r#"job=~"heapscape-demo|statsd-exporter""#,
+            targets_selector: "",
+            service_labels: "job, service",
             runbook_url: "https://github.com/heapscape/heapscape/blob/main/prometheus/RUNBOOK.md",
             rate_window: "5m",
             return_discard_reasons: &["over_max", "idle_buffers_cap", "idle_bytes_cap"],
             discard_ratio_threshold: 0.25,
+            discard_ratio_min_returns: 100,
             discard_ratio_for: "15m",
             recommend_quantile: 0.95,
             initial_capacity_quantile: 0.5,
@@ -112,7 +153,7 @@ impl Default for Config {
             heartbeat_stale_intervals: 3,
             heartbeat_stale_for: "2m",
             heartbeat_failing_for: "5m",
-            resident_growth_bytes: 64 << 20,
+            resident_growth_ratio: 0.25,
             resident_growth_window: "1h",
             resident_trend_window: "30m",
             resident_growth_for: "1h",

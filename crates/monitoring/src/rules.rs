@@ -493,16 +493,6 @@ fn heap_records(c: &Config) -> Vec<Rule> {
     ]
 }
 
-/// `64 MiB` for 64 << 20: byte counts in descriptions.
-fn human_bytes(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
-        b => format!("{b} bytes"),
-    }
-}
-
 fn alerts(c: &Config) -> Vec<Alert> {
     let alert = |name: &'static str,
                  expr: String,
@@ -528,12 +518,18 @@ fn alerts(c: &Config) -> Vec<Alert> {
     let windowed = windowed_recommendation_record(c);
     let q = quantile_name(c.recommend_quantile);
     let auto_tuned = auto_tuned_pools(c);
-    vec![
+    let mut list = vec![
         alert(
             "HeapscapePoolHighDiscardRate",
+            // The traffic floor: a ratio of a handful of returns (a quiet hour) says nothing
+            // about the pool's settings.
             format!(
-                "instance:heapscape_pool_discard_ratio:rate{w} > {}",
-                c.discard_ratio_threshold
+                "instance:heapscape_pool_discard_ratio:rate{w} > {threshold}\nand on ({by})\n\
+                 sum by ({by}) (increase({returns}[{w}])) >= {min_returns}",
+                threshold = c.discard_ratio_threshold,
+                by = c.by("job, instance, pool"),
+                returns = c.select("heapscape_pool_returns_total", ""),
+                min_returns = c.discard_ratio_min_returns,
             ),
             Some(c.discard_ratio_for),
             "warning",
@@ -541,12 +537,14 @@ fn alerts(c: &Config) -> Vec<Alert> {
             format!(
                 "For {for_} more than {share} of the buffers returned to pool {{{{ $labels.pool }}}} \
                  ({{{{ $labels.job }}}}/{{{{ $labels.instance }}}}) were released instead of kept \
-                 ({reasons}), so requests allocate anew. See which reason on the \"Buffer pool \
-                 tuning\" dashboard and raise max_buffer_size (over_max) or max_idle_buffers or \
-                 max_idle_bytes (idle caps) in the service's heapscape config (applied live).",
+                 ({reasons}), of at least {min_returns} returns per {w}, so requests allocate \
+                 anew. See which reason on the \"Buffer pool tuning\" dashboard and raise \
+                 max_buffer_size (over_max) or max_idle_buffers or max_idle_bytes (idle caps) in \
+                 the service's heapscape config (applied live).",
                 for_ = c.discard_ratio_for,
                 share = percent(c.discard_ratio_threshold),
                 reasons = c.return_discard_reasons.join(", "),
+                min_returns = c.discard_ratio_min_returns,
             ),
         ),
         alert(
@@ -608,25 +606,32 @@ fn alerts(c: &Config) -> Vec<Alert> {
         ),
         alert(
             "HeapscapeResidentMemoryGrowing",
+            // Relative to the heap's own size: a fixed number of bytes is noise for a large
+            // service and a leak left unnoticed in a small one. No sample from a window ago
+            // (a new series), no alert: a start-up's growth is not a trend.
             format!(
-                "deriv({resident}[{trend}]) > 0\nand\ndelta({resident}[{window}]) > {bytes}",
+                "delta({resident}[{window}])\n  > {ratio} * {resident} offset {window}\nand\n\
+                 deriv({resident}[{trend}]) > 0",
                 resident = c.select("heapscape_jemalloc_resident_bytes", ""),
                 trend = c.resident_trend_window,
                 window = c.resident_growth_window,
-                bytes = c.resident_growth_bytes,
+                ratio = c.resident_growth_ratio,
             ),
             Some(c.resident_growth_for),
             "warning",
-            "Resident heap of {{ $labels.instance }} keeps growing.".to_owned(),
+            format!(
+                "Resident heap of {{{{ $labels.instance }}}} keeps growing: up {{{{ $value | humanize1024 }}}}B over {}.",
+                c.resident_growth_window
+            ),
             format!(
                 "jemalloc resident memory of {{{{ $labels.job }}}}/{{{{ $labels.instance }}}} has \
-                 grown for {for_} (rising {trend} trend, more than {bytes} over the last \
-                 {window}). A leak, an unbounded cache, or a pool whose idle caps are too high: \
-                 compare allocated with resident and the pools' idle bytes on the heapscape \
-                 dashboards.",
+                 grown for {for_} (rising {trend} trend, up more than {share} of its size over \
+                 the last {window}). A leak, an unbounded cache, or a pool whose idle caps are \
+                 too high: compare allocated with resident and the pools' idle bytes on the \
+                 heapscape dashboards.",
                 for_ = c.resident_growth_for,
                 trend = c.resident_trend_window,
-                bytes = human_bytes(c.resident_growth_bytes),
+                share = percent(c.resident_growth_ratio),
                 window = c.resident_growth_window,
             ),
         ),
@@ -647,41 +652,100 @@ fn alerts(c: &Config) -> Vec<Alert> {
                 c.reload_failure_window
             ),
         ),
-        alert(
-            "HeapscapeTargetDown",
-            format!("{} == 0", c.select("up", c.targets_selector)),
-            Some(c.target_down_for),
-            "warning",
-            "Prometheus cannot scrape {{ $labels.job }}/{{ $labels.instance }}.".to_owned(),
-            format!(
-                "Every scrape of {{{{ $labels.job }}}}/{{{{ $labels.instance }}}} has failed for \
-                 {}: its heap and pool metrics are missing from every dashboard. The target's \
-                 page on Prometheus (Status, Targets) gives the scrape error: a service that is \
-                 down, an exporter listening elsewhere, or an allow list that rejects Prometheus.",
-                c.target_down_for
-            ),
+        target_down_alert(c),
+        metrics_vanished_alert(c),
+    ];
+    if let Some(label) = c.cluster_label {
+        // As the mixins do with showMultiCluster: the same service name can run in every
+        // cluster, so the notification says which one.
+        for alert in &mut list {
+            let summary = alert.summary.trim_end_matches('.');
+            alert.summary = format!("{summary} (cluster {{{{ $labels.{label} }}}}).");
+        }
+    }
+    list
+}
+
+/// `HeapscapeTargetDown`: a heapscape target that Prometheus cannot scrape.
+fn target_down_alert(c: &Config) -> Alert {
+    let up = format!("{} == 0", c.select("up", c.targets_selector));
+    // Without named jobs, a target is heapscape's when its job reported heapscape's metrics
+    // lately: by job, not instance, since a down target reports nothing, and on the StatsD
+    // path the services' `instance` tags are not the exporter's target.
+    let expr = if c.targets_selector.is_empty() {
+        format!(
+            "{up}\nand on ({by})\ngroup by ({by}) (max_over_time({reported}[{lookback}]))",
+            by = c.by("job"),
+            reported = c.select("heapscape_heartbeat_up", ""),
+            lookback = c.vanished_lookback,
+        )
+    } else {
+        up
+    };
+    let name = "HeapscapeTargetDown";
+    Alert {
+        name,
+        expr,
+        for_: Some(c.target_down_for),
+        severity: "warning",
+        summary: "Prometheus cannot scrape {{ $labels.job }}/{{ $labels.instance }}.".to_owned(),
+        description: format!(
+            "Every scrape of {{{{ $labels.job }}}}/{{{{ $labels.instance }}}} has failed for {}: \
+             its heap and pool metrics are missing from every dashboard. The target's page on \
+             Prometheus (Status, Targets) gives the scrape error: a service that is down, an \
+             exporter listening elsewhere, or an allow list that rejects Prometheus.",
+            c.target_down_for
         ),
-        alert(
-            "HeapscapeMetricsVanished",
-            format!(
-                "group by ({by}) (max_over_time({up}[{lookback}]))\nunless\ngroup by ({by}) ({up})",
-                by = c.by("job, instance"),
-                up = c.select("heapscape_heartbeat_up", ""),
-                lookback = c.vanished_lookback,
-            ),
-            Some(c.vanished_for),
-            "warning",
-            "{{ $labels.job }}/{{ $labels.instance }} stopped reporting heapscape metrics.".to_owned(),
-            format!(
-                "{{{{ $labels.job }}}}/{{{{ $labels.instance }}}} reported heapscape_heartbeat_up \
-                 within the last {lookback} and has not for {for_}: the service is gone, its \
-                 target was dropped from the scrape config, or it no longer starts the heapscape \
-                 agent. Resolves by itself {lookback} after the last sample.",
-                lookback = c.vanished_lookback,
-                for_ = c.vanished_for,
-            ),
+        runbook_url: c.runbook_link(name),
+    }
+}
+
+/// `HeapscapeMetricsVanished`: a service none of whose instances reports any more. A rollout
+/// replaces instances, so an instance that stops while others of its service report is no
+/// alert; `HeapscapeTargetDown` covers a target still discovered but failing.
+fn metrics_vanished_alert(c: &Config) -> Alert {
+    let by = c.by(c.service_labels);
+    let reported = c.select("heapscape_heartbeat_up", "");
+    let service = labels_template(c.service_labels);
+    let name = "HeapscapeMetricsVanished";
+    Alert {
+        name,
+        expr: format!(
+            "group by ({by}) (max_over_time({reported}[{lookback}]))\nunless\n\
+             group by ({by}) ({reported})",
+            lookback = c.vanished_lookback,
         ),
-    ]
+        for_: Some(c.vanished_for),
+        severity: "warning",
+        summary: format!("Service {service} stopped reporting heapscape metrics."),
+        description: format!(
+            "Service {service} reported heapscape_heartbeat_up within the last {lookback} and \
+             none of its instances has for {for_}: the service is gone, its targets were \
+             dropped from the scrape config, or it no longer starts the heapscape agent. A \
+             rollout that replaces its instances does not fire this; one that leaves no \
+             instance reporting for {for_} does. Resolves by itself {lookback} after the last \
+             sample.",
+            lookback = c.vanished_lookback,
+            for_ = c.vanished_for,
+        ),
+        runbook_url: c.runbook_link(name),
+    }
+}
+
+/// The values of `labels` (comma-separated) as an alert template: the first as it is, each
+/// other after a `/` when the series has it (`tts/tts-demo`, or `tts` without a service).
+fn labels_template(labels: &str) -> String {
+    let mut names = labels.split(',').map(str::trim).filter(|l| !l.is_empty());
+    let Some(first) = names.next() else {
+        return "(all services)".to_owned();
+    };
+    let mut out = format!("{{{{ $labels.{first} }}}}");
+    for name in names {
+        out.push_str(&format!(
+            "{{{{ with $labels.{name} }}}}/{{{{ . }}}}{{{{ end }}}}"
+        ));
+    }
+    out
 }
 
 /// `HeapscapePoolIdleCapsFarAboveRecommended`: idle caps that let a pool keep far more memory
@@ -782,9 +846,9 @@ fn auto_tune_bound_alert(c: &Config) -> Alert {
     }
 }
 
-/// `25%` for 0.25.
+/// `25%` for 0.25 (rounded to a hundredth of a percent: 0.07 * 100 is not exactly 7).
 fn percent(share: f64) -> String {
-    format!("{}%", share * 100.0)
+    format!("{}%", (share * 10_000.0).round() / 100.0)
 }
 
 #[cfg(test)]
@@ -824,8 +888,45 @@ mod tests {
             windowed_recommendation_record(&Config::default()),
             "instance:heapscape_pool_returned_length_bytes:p95_rate1h"
         );
-        assert_eq!(human_bytes(64 << 20), "64 MiB");
-        assert_eq!(human_bytes(1000), "1000 bytes");
         assert_eq!(percent(0.25), "25%");
+        assert_eq!(percent(0.07), "7%");
+        assert_eq!(
+            labels_template("job, service"),
+            "{{ $labels.job }}{{ with $labels.service }}/{{ . }}{{ end }}"
+        );
+    }
+
+    #[test]
+    fn with_a_cluster_label_every_summary_names_the_cluster() {
+        let config = Config {
+            cluster_label: Some("k8s_cluster"),
+            ..Config::default()
+        };
+        for alert in alerts(&config) {
+            assert!(
+                alert
+                    .summary
+                    .ends_with(" (cluster {{ $labels.k8s_cluster }})."),
+                "{}: {}",
+                alert.name,
+                alert.summary
+            );
+        }
+        for alert in alerts(&Config::default()) {
+            assert!(!alert.summary.contains("cluster"), "{}", alert.summary);
+        }
+    }
+
+    #[test]
+    fn target_down_names_no_job_unless_told() {
+        let generic = target_down_alert(&Config::default()).expr;
+        assert!(!generic.contains("job="), "{generic}");
+        assert!(generic.contains("and on (job)"), "{generic}");
+        let named = target_down_alert(&Config {
+            targets_selector: r#"job=~"tts|asr""#,
+            ..Config::default()
+        })
+        .expr;
+        assert_eq!(named, r#"up{job=~"tts|asr"} == 0"#);
     }
 }

@@ -358,6 +358,55 @@ fn check_rules(prometheus: &Prometheus, pending: &mut Vec<String>) -> Result<usi
     Ok(count)
 }
 
+/// `HeapscapeTargetDown` names no job (the kit's `targets_selector` is empty): the targets it
+/// watches, those of the jobs that report heapscape's metrics, must be every target of the
+/// stack. Its expression with `up == 0` turned into `up >= 0` lists them.
+fn check_watched_targets(
+    prometheus: &Prometheus,
+    targets: &Value,
+    pending: &mut Vec<String>,
+) -> Result<(), String> {
+    let alerts = yaml(
+        &read("prometheus/rules/heapscape-alerts.yml"),
+        "prometheus/rules/heapscape-alerts.yml",
+    );
+    let expr = alerts["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|group| group["rules"].as_array().cloned().unwrap_or_default())
+        .find(|rule| rule["alert"] == "HeapscapeTargetDown")
+        .and_then(|rule| rule["expr"].as_str().map(str::to_owned))
+        .expect("the alert HeapscapeTargetDown");
+    assert!(
+        expr.starts_with("up") && expr.contains(" == 0") && !expr.contains("job="),
+        "HeapscapeTargetDown watches `up` of jobs it does not name: update this test\n{expr}"
+    );
+    let pair = |labels: &Value| {
+        (
+            labels["job"].as_str().unwrap_or_default().to_owned(),
+            labels["instance"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let watched: BTreeSet<_> = prometheus
+        .query(&expr.replacen(" == 0", " >= 0", 1))?
+        .iter()
+        .map(|series| pair(&series["metric"]))
+        .collect();
+    let all: BTreeSet<_> = targets["activeTargets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|target| pair(&target["labels"]))
+        .collect();
+    if watched != all {
+        pending.push(format!(
+            "HeapscapeTargetDown watches {watched:?}, the stack's targets are {all:?}"
+        ));
+    }
+    Ok(())
+}
+
 /// The panels (dashboard uid and title, or annotation name) the generator marks, each way.
 struct Marked {
     moving: BTreeSet<(String, String)>,
@@ -397,6 +446,7 @@ fn check_everything(
             check_query(prometheus, &query, &values, &expect, moved, &mut pending)?;
         }
     }
+    check_watched_targets(prometheus, &targets, &mut pending)?;
     let rules = check_rules(prometheus, &mut pending)?;
     assert!(
         rules > 0,

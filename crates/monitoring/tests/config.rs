@@ -815,6 +815,20 @@ fn by_clauses(expr: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The label lists of every vector matching `on (...)` in an expression.
+fn on_clauses(expr: &str) -> Vec<Vec<String>> {
+    expr.match_indices(" on (")
+        .map(|(at, found)| {
+            let rest = &expr[at + found.len()..];
+            let inner = &rest[..rest.find(')').unwrap_or(rest.len())];
+            inner
+                .split(',')
+                .map(|label| label.trim().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
 /// Every PromQL expression of the committed kit: dashboard queries, variables and rules.
 fn every_expression() -> Vec<(String, String)> {
     let mut all = Vec::new();
@@ -1016,6 +1030,12 @@ fn the_knobs_reach_every_generated_query_and_the_result_stays_valid() {
             "{}",
             board.uid
         );
+        let cluster = &board.json["templating"]["list"][1];
+        assert!(
+            cluster["multi"] == false && cluster["includeAll"] == false,
+            "{}: one cluster at a time, so that totals and top-k never mix clusters",
+            board.uid
+        );
         exprs.extend(
             dashboard_queries(&board.json)
                 .into_iter()
@@ -1029,6 +1049,9 @@ fn the_knobs_reach_every_generated_query_and_the_result_stays_valid() {
                 selector.contains(r#"env="prod""#) && selector.contains(r#"cluster=~"$cluster""#),
                 "{name}: {metric} without the config's selector and cluster\n  {query}"
             );
+        }
+        for labels in on_clauses(query) {
+            assert_eq!(labels[0], "cluster", "{name}: {query}");
         }
     }
     // Recorded series keep the aggregation's labels only: the cluster, not the selector's.
@@ -1082,7 +1105,7 @@ fn the_knobs_reach_every_generated_query_and_the_result_stays_valid() {
                         );
                     }
                 }
-                for labels in by_clauses(expr) {
+                for labels in by_clauses(expr).into_iter().chain(on_clauses(expr)) {
                     assert_eq!(labels[0], "cluster", "{name}: {expr}");
                 }
                 if let Some(record) = rule["record"].as_str() {
@@ -1099,4 +1122,43 @@ fn the_knobs_reach_every_generated_query_and_the_result_stays_valid() {
     let output = run("promtool", &args, PROMETHEUS_HINT);
     let _ = std::fs::remove_dir_all(&dir);
     assert_success(&output, "promtool check rules (generated with other knobs)");
+}
+
+/// The alerts with a cluster label and named targets pass the promtool tests of
+/// `tests/data/cluster-label.test.yml`: a service gone from one cluster fires while the same
+/// names report in another, every summary names the cluster, named jobs catch a target that
+/// never reported.
+#[test]
+fn rules_with_a_cluster_label_and_named_targets_pass_their_promtool_tests() {
+    let config = Config {
+        cluster_label: Some("cluster"),
+        targets_selector: r#"job=~"tts|asr""#,
+        ..Config::default()
+    };
+    let dir = std::env::temp_dir().join(format!("heapscape-cluster-{}", std::process::id()));
+    for file in generate(&config)
+        .iter()
+        .filter(|f| f.path.starts_with(RULES_DIR))
+    {
+        let path = dir.join(&file.path);
+        std::fs::create_dir_all(path.parent().unwrap()).expect("a temporary folder");
+        std::fs::write(&path, &file.contents).expect("writing a generated file");
+    }
+    let test = dir.join("prometheus/tests/cluster-label.test.yml");
+    std::fs::create_dir_all(test.parent().unwrap()).expect("a temporary folder");
+    std::fs::write(
+        &test,
+        read("crates/monitoring/tests/data/cluster-label.test.yml"),
+    )
+    .expect("writing the test file");
+    let output = run(
+        "promtool",
+        &["test", "rules", &test.display().to_string()],
+        PROMETHEUS_HINT,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_success(
+        &output,
+        "promtool test rules tests/data/cluster-label.test.yml",
+    );
 }

@@ -137,9 +137,8 @@ fn variables(config: &Config, with_pool: bool) -> Vec<Value> {
     let mut list = vec![datasource_variable()];
     let mut scope = String::new();
     if let Some(label) = config.cluster_label {
-        list.push(label_variable(
+        list.push(cluster_variable(
             label,
-            "Cluster",
             &format!(
                 "label_values({}, {label})",
                 config.select("heapscape_heartbeat_up", "")
@@ -176,6 +175,22 @@ fn variables(config: &Config, with_pool: bool) -> Vec<Value> {
         ));
     }
     list
+}
+
+/// The cluster variable: one cluster at a time, like the mixins' (`showMultiCluster`). The
+/// dashboards' totals, heatmaps and top-k rank across the selected series, and two clusters
+/// can run the same job with the same instance names: with several clusters selected their
+/// series would be summed together or drawn under one legend. Grafana picks the first cluster
+/// on load.
+fn cluster_variable(label: &str, query: &str) -> Value {
+    let mut variable = label_variable(label, "Cluster", query);
+    variable["multi"] = json!(false);
+    variable["includeAll"] = json!(false);
+    variable["current"] = json!({ "selected": false, "text": "", "value": "" });
+    if let Some(fields) = variable.as_object_mut() {
+        fields.remove("allValue");
+    }
+    variable
 }
 
 /// What names and describes a dashboard.

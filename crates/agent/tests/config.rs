@@ -450,7 +450,30 @@ const BAD_FILES: &[BadFile] = &[
         4,
         30,
         Some("pools.pcm.auto_tune.hysteresis"),
-        &["[0, 1)", "0.25"],
+        &["[0.2, 1)", "0.25"],
+    ),
+    // Issue 25: a 1 ms window with no cooldown and no band moved the max about 7 times a
+    // second. Each has a floor, checked whether auto-tuning is on or not.
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    recommendation_window: 1ms\n",
+        4,
+        28,
+        Some("pools.pcm.recommendation_window"),
+        &["1ms, below the minimum of 1s", "write at least 1s"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    auto_tune: { cooldown: 0s }\n",
+        4,
+        28,
+        Some("pools.pcm.auto_tune.cooldown"),
+        &["0ns, below the minimum of 1s", "at most once per cooldown"],
+    ),
+    (
+        "exporter: { prometheus: {} }\npools:\n  pcm:\n    auto_tune: { hysteresis: 0 }\n",
+        4,
+        30,
+        Some("pools.pcm.auto_tune.hysteresis"),
+        &["[0.2, 1)", "neighbouring buckets"],
     ),
     (
         "exporter: { prometheus: {} }\npools:\n  pcm:\n    auto_tune: { cooldown: 48h }\n",

@@ -49,7 +49,7 @@ pub struct PoolConfig {
     pub recommend_percentile: f64,
     /// How far back the recommendations, the what-if and the candidates of
     /// [`PoolStats`](crate::PoolStats) look: returns and the peak of buffers held older than
-    /// this leave them (in steps of a twelfth of the window). Default 1 h.
+    /// this leave them (in steps of a twelfth of the window). Default 1 h, at least 1 s.
     pub recommendation_window: Duration,
     /// The fewest returns within the window a recommendation may rest on; `None` (the
     /// default) for [`default_min_returns`] of the percentile. See [`PoolConfig::min_returns`].
@@ -117,13 +117,27 @@ pub struct AutoTuneConfig {
     /// Default 64 MiB.
     pub highest_max_buffer_size: usize,
     /// How long a target must stay outside the hysteresis band, on one side, before it is
-    /// applied. Default 10 min.
+    /// applied. Default 10 min, at least 1 s: each setting moves at most once per cooldown.
     pub cooldown: Duration,
-    /// The smallest move made, as a fraction of the value in force (0 <= h < 1): targets
-    /// closer than this are ignored. Default 0.25, above the 19 % between two fine buckets, so
-    /// a recommendation flickering between neighbours never moves the pool.
+    /// The smallest move made, as a fraction of the value in force (0.2 <= h < 1): targets
+    /// closer than this are ignored. Default 0.25. At least 0.2, wider than one fine bucket
+    /// (at most 19.8 %), so a recommendation flickering between neighbours never moves the
+    /// pool.
     pub hysteresis: f64,
 }
+
+/// The shortest `recommendation_window`. With a window of 1 ms (accepted until bounded) each
+/// reading held only the returns since the last one, so the recommendation jumped with every
+/// few requests; with no cooldown and no band, auto-tuning then moved the max about 7 times a
+/// second.
+const MIN_RECOMMENDATION_WINDOW: Duration = Duration::from_secs(1);
+/// The shortest `auto_tune.cooldown`: a setting moves at most once per cooldown, so this bounds
+/// how often auto-tuning can change the pool whatever the caller's tick.
+const MIN_COOLDOWN: Duration = Duration::from_secs(1);
+/// The narrowest `auto_tune.hysteresis`: recommendations are rounded up to fine buckets (four
+/// per octave, each at most 19.8 % wide), so a narrower band lets a recommendation flickering
+/// between two neighbouring buckets move the pool back and forth.
+const MIN_HYSTERESIS: f64 = 0.2;
 
 impl Default for AutoTuneConfig {
     fn default() -> Self {
@@ -161,8 +175,10 @@ impl PoolConfig {
     ///
     /// [`PoolError::Zero`] for a zero size, cap or timeout, [`PoolError::InitialAboveMax`] when
     /// new buffers would be larger than the pool keeps, [`PoolError::MaxAboveIdleBytes`] when no
-    /// buffer of the max size could ever be kept, and [`PoolError::Percentile`] for a percentile
-    /// outside (0, 1].
+    /// buffer of the max size could ever be kept, [`PoolError::Percentile`] for a percentile
+    /// outside (0, 1], [`PoolError::Window`] for a window under 1 s, and the auto-tuning errors
+    /// ([`PoolError::Cooldown`] under 1 s, [`PoolError::Hysteresis`] outside [0.2, 1), bounds
+    /// that do not fit).
     pub fn validate(&self) -> Result<(), PoolError> {
         for (field, value) in [
             ("initial_capacity", self.initial_capacity),
@@ -181,6 +197,9 @@ impl PoolConfig {
             if value.is_zero() {
                 return Err(PoolError::Zero { field });
             }
+        }
+        if self.recommendation_window < MIN_RECOMMENDATION_WINDOW {
+            return Err(PoolError::Window(self.recommendation_window));
         }
         if self.initial_capacity > self.max_buffer_size {
             return Err(PoolError::InitialAboveMax {
@@ -246,7 +265,10 @@ impl PoolConfig {
                 max: tune.highest_max_buffer_size,
             });
         }
-        if !(0.0..1.0).contains(&tune.hysteresis) {
+        if tune.cooldown < MIN_COOLDOWN {
+            return Err(PoolError::Cooldown(tune.cooldown));
+        }
+        if !(MIN_HYSTERESIS..1.0).contains(&tune.hysteresis) {
             return Err(PoolError::Hysteresis(tune.hysteresis));
         }
         Ok(())

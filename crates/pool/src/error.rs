@@ -79,10 +79,25 @@ pub enum PoolError {
         /// The upper bound.
         max: usize,
     },
-    /// The hysteresis is outside [0, 1).
+    /// The recommendation window is shorter than 1 s.
     #[error(
-        "auto_tune.hysteresis is {0}: use a fraction in [0, 1), e.g. 0.25 to ignore moves \
-         smaller than a quarter of the value in force"
+        "recommendation_window is {0:?}, below the minimum of 1s: write at least 1s, e.g. 1h \
+         (a shorter window holds only the last few returns, so recommendations and auto-tuning \
+         jump with every few requests)"
+    )]
+    Window(std::time::Duration),
+    /// The auto-tuning cooldown is shorter than 1 s.
+    #[error(
+        "auto_tune.cooldown is {0:?}, below the minimum of 1s: write at least 1s, e.g. 10m \
+         (each setting moves at most once per cooldown; a shorter one lets auto-tuning move \
+         the pool on every tick)"
+    )]
+    Cooldown(std::time::Duration),
+    /// The hysteresis is outside [0.2, 1).
+    #[error(
+        "auto_tune.hysteresis is {0}: use a fraction in [0.2, 1), e.g. 0.25 to ignore moves \
+         smaller than a quarter of the value in force (below 0.2, one fine bucket, a \
+         recommendation flickering between neighbouring buckets moves the pool back and forth)"
     )]
     Hysteresis(f64),
 }

@@ -675,7 +675,7 @@ mod tests {
                 .validate()
                 .unwrap_err()
                 .to_string()
-                .contains("[0, 1)")
+                .contains("[0.2, 1)")
         );
         config.auto_tune = auto_tune();
         config.max_buffer_size = 64 << 10;
@@ -696,8 +696,8 @@ mod tests {
         fn the_bounds_and_ceilings_hold_for_any_traffic(
             lowest in 1usize..(64 << 10),
             span in 1usize..16,
-            hysteresis in 0.0f64..0.9,
-            cooldown in 0u64..60,
+            hysteresis in 0.2f64..0.9,
+            cooldown in 1u64..60,
             max_idle_buffers in 1usize..16,
             traffic in proptest::collection::vec(
                 proptest::collection::vec(0usize..(256 << 10), 0..4),

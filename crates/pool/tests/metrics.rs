@@ -170,7 +170,7 @@ fn every_metric_is_published_with_its_label_and_the_right_values() {
 fn without_enough_returns_in_the_window_the_recommendations_read_nan() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    let window = std::time::Duration::from_millis(600);
+    let window = std::time::Duration::from_secs(1);
     let pool = Pool::builder("pcm")
         .recommendation_min_returns(3)
         .recommendation_window(window)

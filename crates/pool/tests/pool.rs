@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use heapscape_pool::{DiscardReason, OverMaxPolicy, Pool, PoolConfig, PoolError};
+use heapscape_pool::{AutoTuneConfig, DiscardReason, OverMaxPolicy, Pool, PoolConfig, PoolError};
 
 fn small() -> heapscape_pool::PoolBuilder {
     Pool::builder("test")
@@ -59,6 +59,15 @@ fn capacity_hint_is_clamped_to_the_max() {
     drop(c);
 }
 
+/// Auto-tuning on, with the given cooldown and band and the default bounds.
+fn auto_tune(cooldown: Duration, hysteresis: f64) -> AutoTuneConfig {
+    let mut tune = AutoTuneConfig::default();
+    tune.enabled = true;
+    tune.cooldown = cooldown;
+    tune.hysteresis = hysteresis;
+    tune
+}
+
 #[test]
 fn invalid_configs_say_what_to_fix() {
     let cases: Vec<(PoolError, &str)> = vec![
@@ -97,6 +106,28 @@ fn invalid_configs_say_what_to_fix() {
         (
             small().recommend_percentile(1.5).build().unwrap_err(),
             "use a fraction in (0, 1]",
+        ),
+        // A 1 ms window, no cooldown and no band moved the max about 7 times a second.
+        (
+            small()
+                .recommendation_window(Duration::from_millis(1))
+                .build()
+                .unwrap_err(),
+            "recommendation_window is 1ms, below the minimum of 1s",
+        ),
+        (
+            small()
+                .auto_tune(auto_tune(Duration::ZERO, 0.25))
+                .build()
+                .unwrap_err(),
+            "auto_tune.cooldown is 0ns, below the minimum of 1s",
+        ),
+        (
+            small()
+                .auto_tune(auto_tune(Duration::from_secs(1), 0.0))
+                .build()
+                .unwrap_err(),
+            "use a fraction in [0.2, 1)",
         ),
     ];
     for (err, expected) in cases {

@@ -414,6 +414,8 @@ fn validate_pool(
             PoolError::InitialAboveMax { .. } => Some("initial_capacity"),
             PoolError::MaxAboveIdleBytes { .. } => Some("max_buffer_size"),
             PoolError::Percentile(_) => Some("recommend_percentile"),
+            PoolError::Window(_) => Some("recommendation_window"),
+            PoolError::Cooldown(_) => Some("auto_tune.cooldown"),
             PoolError::AutoTuneBounds { .. } | PoolError::AutoTuneMinAboveIdleBytes { .. } => {
                 Some("auto_tune.lowest_max_buffer_size")
             }

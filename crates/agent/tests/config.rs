@@ -311,6 +311,15 @@ const BAD_FILES: &[BadFile] = &[
             "remove pools",
         ],
     ),
+    // The first pool over the cap in the file's order, not the map's alphabetical one.
+    (
+        "exporter: { prometheus: {} }\nlimits: { max_pools: 2 }\n\
+         pools:\n  c: {}\n  b: {}\n  a: {}\n",
+        6,
+        6,
+        Some("pools.a"),
+        &["3 pools are configured but limits.max_pools is 2"],
+    ),
     (
         "exporter:\n  prometheus: {}\n  statsd: {}\n",
         3,

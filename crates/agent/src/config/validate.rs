@@ -182,12 +182,16 @@ impl RawConfig {
             config.max_pools = max_pools.value;
         }
         let pools = self.pools.unwrap_or_default();
-        // Pointing at the first pool over the cap shows where the list got too long.
-        if let (Err(message), Some((name, pool))) = (
-            limits::check_pool_count(pools.len(), config.max_pools),
-            pools.iter().nth(config.max_pools),
-        ) {
-            return Err(report.at(pool.referenced, format!("pools.{name}"), message));
+        if let Err(message) = limits::check_pool_count(pools.len(), config.max_pools) {
+            // Pointing at the first pool over the cap, in the file's order (the map's is
+            // alphabetical), shows where the list got too long.
+            let mut in_file_order: Vec<_> = pools.iter().collect();
+            in_file_order
+                .sort_by_key(|(_, pool)| (pool.referenced.line(), pool.referenced.column()));
+            if let Some((name, pool)) = in_file_order.get(config.max_pools) {
+                let key = format!("pools.{name}");
+                return Err(report.at(pool.referenced, key, message));
+            }
         }
         for (name, pool) in pools {
             check_pool_name(&report, pool.referenced, &name)?;

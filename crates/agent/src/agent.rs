@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use heapscape_heartbeat::{HeapStats, Heartbeat, HeartbeatHandle};
 use heapscape_pool::{Pool, PoolStats};
 
+use crate::config::file::{self, ReadError};
 use crate::config::limits;
 use crate::exporter::{Exporter, prometheus};
 use crate::metrics_table::{LAST_RELOAD_SUCCESS, RELOAD_FAILURES, RELOADS};
@@ -24,6 +25,10 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const WATCH_STEP: Duration = Duration::from_millis(100);
 /// How long shutdown waits for the StatsD queue to drain.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long shutdown waits for a reload under way to finish before it leaves the watcher
+/// thread behind: reading the file never blocks, but a hung file system or a stuck override
+/// must not hold up the service's exit.
+const WATCHER_STOP_WAIT: Duration = Duration::from_secs(5);
 /// How many pool names a log line lists; the rest are counted.
 const NAMES_IN_A_LINE: usize = 10;
 
@@ -73,6 +78,9 @@ struct Shared {
     reload_failures: AtomicU64,
     /// File checks made by the watcher; see [`AgentStats::config_checks`].
     checks: AtomicU64,
+    /// Set by [`Agent::shutdown`]: a reload that finishes reading the file afterwards (its
+    /// watcher left behind) applies nothing.
+    stopping: AtomicBool,
 }
 
 struct Watcher {
@@ -192,6 +200,7 @@ impl Agent {
                 reloads: AtomicU64::new(0),
                 reload_failures: AtomicU64::new(0),
                 checks: AtomicU64::new(0),
+                stopping: AtomicBool::new(false),
             }),
             watcher: None,
             stopped: false,
@@ -353,6 +362,8 @@ impl Agent {
         if std::mem::replace(&mut self.stopped, true) {
             return;
         }
+        // Release: pairs with the Acquire in `Shared::reload`.
+        self.shared.stopping.store(true, Ordering::Release);
         if let Some(watcher) = self.watcher.take() {
             watcher.stop();
         }
@@ -427,12 +438,16 @@ impl Shared {
         // Relaxed: independent event counts.
         self.reloads.fetch_add(1, Ordering::Relaxed);
         RELOADS.increment(1);
-        let result = Config::from_file(path)
-            .map_err(Error::from)
-            .and_then(|mut config| {
-                overrides(&mut config);
-                self.apply(config)
-            });
+        let read = Config::from_file(path);
+        // Acquire: pairs with the Release in `Agent::stop`.
+        if self.stopping.load(Ordering::Acquire) {
+            tracing::info!(trigger, "config read after shutdown began: not applied");
+            return;
+        }
+        let result = read.map_err(Error::from).and_then(|mut config| {
+            overrides(&mut config);
+            self.apply(config)
+        });
         match result {
             Ok(()) => {
                 LAST_RELOAD_SUCCESS.set_now();
@@ -562,12 +577,9 @@ enum Fingerprint {
 }
 
 impl Fingerprint {
+    /// Read as [`Config::from_file`] reads: never blocking, never more than the size limit.
     fn of(path: &Path) -> Self {
-        let read = std::fs::metadata(path).and_then(|metadata| {
-            let bytes = std::fs::read(path)?;
-            Ok((metadata, bytes))
-        });
-        match read {
+        match file::read(path) {
             Ok((metadata, bytes)) => {
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();
                 bytes.hash(&mut hasher);
@@ -577,7 +589,10 @@ impl Fingerprint {
                     hash: hasher.finish(),
                 }
             }
-            Err(error) => Self::Unreadable(error.kind().to_string()),
+            Err(ReadError::Io(error)) => Self::Unreadable(error.kind().to_string()),
+            Err(ReadError::NotRegular(kind)) => Self::Unreadable(kind.to_owned()),
+            // A file that keeps growing is a file that keeps changing: each size is reported.
+            Err(ReadError::TooLarge(len)) => Self::Unreadable(format!("{len} bytes")),
         }
     }
 }
@@ -613,8 +628,27 @@ impl Watcher {
         signal_hook::low_level::unregister(self.sighup);
         // The thread may have ended already (a panic in a reload); nothing is left to stop.
         let _ = self.stop.send(());
-        let _ = self.thread.join();
+        if !join_within(self.thread, WATCHER_STOP_WAIT) {
+            tracing::warn!(
+                "the config watcher is still busy with a reload after {WATCHER_STOP_WAIT:?}; \
+                 stopping without it (what it reads will not be applied)"
+            );
+        }
     }
+}
+
+/// Joins `thread` if it ends within `limit`; otherwise leaves it running and returns false.
+fn join_within(thread: JoinHandle<()>, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A panic in the thread was already logged by the panic hook; there is nothing to add.
+    let _ = thread.join();
+    true
 }
 
 /// The watcher thread: reload on SIGHUP, and when the file's fingerprint changes.
@@ -648,5 +682,23 @@ fn watch(
         // Release: whoever sees this check (Acquire in `Agent::stats`) also sees the counts of
         // the reload it started.
         shared.checks.fetch_add(1, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stopping_does_not_wait_for_a_stuck_watcher() {
+        let (release, stuck) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let _ = stuck.recv();
+        });
+        assert!(!join_within(thread, Duration::from_millis(50)));
+        release.send(()).expect("the thread left behind still runs");
+
+        let thread = std::thread::spawn(|| {});
+        assert!(join_within(thread, Duration::from_secs(60)));
     }
 }

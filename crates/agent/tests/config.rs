@@ -580,6 +580,90 @@ fn bad_files_say_where_and_what_to_fix() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Issue 25: a path that pointed at `/dev/zero` (a wrong symlink) was read until memory ran
+/// out, and a FIFO without a writer blocked the reader forever. Only regular files are read,
+/// opened without waiting, up to 1 MiB; the error names the path and says why.
+#[test]
+fn only_regular_files_within_the_size_limit_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // A symlink to a character device: `/dev/null` here, read as an empty file before;
+    // `/dev/zero` takes the same path (the reader's unit test opens it).
+    let device = dir.path().join("device.yaml");
+    std::os::unix::fs::symlink("/dev/null", &device).unwrap();
+    let shown = Config::from_file(&device).unwrap_err().to_string();
+    assert!(shown.starts_with(&device.display().to_string()), "{shown}");
+    assert!(
+        shown.contains("a character device, not a regular file"),
+        "{shown}"
+    );
+
+    // A FIFO with no writer: refused at once (before, `from_file` never returned). Read on a
+    // thread so that a regression fails after the wait instead of hanging the test.
+    let fifo = dir.path().join("fifo.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo: {made}");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = sender.send(Config::from_file(&path).map_err(|error| error.to_string()));
+    });
+    let shown = receiver
+        .recv_timeout(heapscape_testkit::WAIT)
+        .expect("reading a FIFO returns")
+        .unwrap_err();
+    assert!(shown.starts_with(&fifo.display().to_string()), "{shown}");
+    assert!(
+        shown.contains("a FIFO (named pipe), not a regular file"),
+        "{shown}"
+    );
+
+    // A valid config with more than 1 MiB of comments: over the limit.
+    let large = dir.path().join("large.yaml");
+    let comment = format!("# {}\n", "c".repeat(1000));
+    std::fs::write(
+        &large,
+        format!("exporter: {{ prometheus: {{}} }}\n{}", comment.repeat(1100)),
+    )
+    .unwrap();
+    let error = Config::from_file(&large).unwrap_err();
+    let shown = error.to_string();
+    assert!(shown.starts_with(&large.display().to_string()), "{shown}");
+    assert!(
+        shown.contains("over the limit of 1048576 bytes (1 MiB)"),
+        "{shown}"
+    );
+    assert_eq!((error.line(), error.column()), (None, None));
+}
+
+/// The size limit leaves room: the largest config the other limits allow (1024 pools, 128-byte
+/// names, every key written) is about half of it.
+#[test]
+fn the_largest_config_fits_the_file_limit() {
+    let mut text = "service: tts\nlabels: { env: production, region: eu-west-1 }\n\
+                    exporter: { prometheus: { listen: 127.0.0.1:9000, allow: [127.0.0.1] } }\n\
+                    heartbeat: { interval: 10s }\nlimits: { max_pools: 1024 }\npools:\n"
+        .to_owned();
+    for index in 0..1024 {
+        text.push_str(&format!(
+            "  p{index:04}{}:\n    initial_capacity: 256KiB\n    max_buffer_size: 4MiB\n    \
+             max_idle_buffers: 64\n    max_idle_bytes: 128MiB\n    idle_timeout: 60s\n    \
+             over_max: shrink\n    recommend_percentile: 0.95\n    \
+             recommendation_window: 1h\n    recommendation_min_returns: 400\n    \
+             auto_tune:\n      enabled: true\n      lowest_max_buffer_size: 64KiB\n      \
+             highest_max_buffer_size: 16MiB\n      cooldown: 10m\n      hysteresis: 0.25\n",
+            "x".repeat(123)
+        ));
+    }
+    assert!(text.len() < 600_000, "{} bytes", text.len());
+    let (_dir, result) = load("largest.yaml", &text);
+    let config = result.unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(config.pools.len(), 1024);
+}
+
 #[test]
 fn unreadable_files_name_the_file_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();

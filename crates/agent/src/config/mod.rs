@@ -1,10 +1,11 @@
-//! The YAML configuration: reading and parsing a file into [`Config`]; the public types
-//! (`types`), the file's raw serde shape (`raw`), environment interpolation of its string
-//! values (`interpolate`), validation with file/line/column errors (`validate`), the bounds on
-//! sizes, intervals and the number of pools (`limits`) and the error type (`error`) each have
-//! their own module.
+//! The YAML configuration: reading and parsing a file into [`Config`]; reading the file within
+//! its bounds (`file`), the public types (`types`), the file's raw serde shape (`raw`),
+//! environment interpolation of its string values (`interpolate`), validation with
+//! file/line/column errors (`validate`), the bounds on sizes, intervals and the number of pools
+//! (`limits`) and the error type (`error`) each have their own module.
 
 mod error;
+pub(crate) mod file;
 mod interpolate;
 mod jemalloc;
 pub(crate) mod limits;
@@ -16,6 +17,7 @@ mod validate;
 use std::path::Path;
 
 pub use error::ConfigError;
+use file::ReadError;
 pub use profiling::{DEFAULT_PROFILING_SAMPLE_RATE, ProfilingConfig};
 use raw::RawConfig;
 pub use types::{
@@ -30,29 +32,49 @@ impl Config {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the file and, for a problem in its text, the line, column and
-    /// key, with what to change: unreadable file, YAML syntax, unknown key, wrong type, bad
-    /// size or duration, an unset environment variable without a default (`${NAME}`, see the
-    /// config reference in the crate's README), or a value that fails validation (pool caps, a
-    /// size or interval out of bounds, too many pools, not exactly one exporter, bad address or
-    /// network).
+    /// key, with what to change: unreadable file, not a regular file (a device, FIFO, socket or
+    /// directory, refused without reading or waiting), a file over 1 MiB, YAML syntax, unknown
+    /// key, wrong type, bad size or duration, an unset environment variable without a default
+    /// (`${NAME}`, see the config reference in the crate's README), or a value that fails
+    /// validation (pool caps, a size or interval out of bounds, too many pools,
+    /// not exactly one exporter, bad address or network).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|error| {
-            let fix = match error.kind() {
-                std::io::ErrorKind::NotFound => "check the path",
-                std::io::ErrorKind::PermissionDenied => {
-                    "make the file readable by the service's user"
-                }
-                std::io::ErrorKind::InvalidData => "save the file as UTF-8 text",
-                _ => "check the path and the file's permissions",
-            };
-            ConfigError::new(
-                &file,
-                None,
-                None,
-                format!("cannot read the config file ({error}): {fix}"),
-            )
+        let unreadable = |message: String| ConfigError::new(&file, None, None, message);
+        let bytes = match file::read(path) {
+            Ok((_, bytes)) => bytes,
+            Err(ReadError::Io(error)) => {
+                let fix = match error.kind() {
+                    std::io::ErrorKind::NotFound => "check the path",
+                    std::io::ErrorKind::PermissionDenied => {
+                        "make the file readable by the service's user"
+                    }
+                    _ => "check the path and the file's permissions",
+                };
+                return Err(unreadable(format!(
+                    "cannot read the config file ({error}): {fix}"
+                )));
+            }
+            Err(ReadError::NotRegular(kind)) => {
+                return Err(unreadable(format!(
+                    "cannot read the config file: the path leads to {kind}, not a regular \
+                     file; point it (or the symlink it goes through) at the YAML file"
+                )));
+            }
+            Err(ReadError::TooLarge(len)) => {
+                return Err(unreadable(format!(
+                    "cannot read the config file: it is {len} bytes or more, over the limit \
+                     of {} bytes (1 MiB); check that the path names the config, which is \
+                     far smaller even with 1024 pools",
+                    file::MAX_FILE_SIZE
+                )));
+            }
+        };
+        let text = String::from_utf8(bytes).map_err(|error| {
+            unreadable(format!(
+                "cannot read the config file ({error}): save the file as UTF-8 text"
+            ))
         })?;
         Self::from_yaml_str(&text, &file)
     }

@@ -11,19 +11,24 @@
 //! would, and the service hot-reloads it. The auto service started from the
 //! pooled defaults and tuned itself on its heartbeat ticks during its warm-up; once its moves
 //! under way are done, its settings in force are read and set beside the tuned ones. Then the
-//! modes take turns in short slices of the same seeded requests (unpooled slice 1, pooled
-//! slice 1, tuned slice 1, auto slice 1, unpooled slice 2, ...): the children stay up and only
-//! the load moves, so a busy machine weighs on every mode alike. All four metric endpoints are
-//! scraped every second.
+//! modes take turns in short slices of the same seeded requests, one slice each per round, the
+//! order rotating every round (unpooled, pooled, tuned, auto; then pooled, tuned, auto,
+//! unpooled; ...): the children stay up and only the load moves, so a busy machine weighs on
+//! every mode alike and no mode always follows the same one. All four metric endpoints are
+//! scraped every second; each scrape belongs to a slice by the heartbeat's publication time
+//! (see `slice`).
 //!
 //! The summary (throughput and latency from the load generator; allocation rate, jemalloc heap
 //! gauges, page faults and pool behaviour from the services' own metrics; the spread of each
-//! slice's numbers; the returned lengths and each candidate max's cost) is printed as a table
-//! and written as a self-contained HTML report with charts (and as JSON beside it). With the
-//! `profiling` feature, each mode's heap flame graph is saved beside the report.
+//! slice's numbers; the targets judged on them; the returned lengths and each candidate max's
+//! cost) is printed as a table and written as a self-contained HTML report with charts (and as
+//! JSON beside it). With the `profiling` feature, each mode's heap flame graph is saved beside
+//! the report.
 //!
 //! - `summary`: what was measured, plain data;
-//! - `slice`: one mode's slices, summarized;
+//! - `slice`: one mode's slices, summarized from the heartbeat's publications;
+//! - `stats`: medians, percentiles and the bootstrap interval;
+//! - `verdict`: the targets, judged met, not met or inconclusive on the slices;
 //! - `tuned`: the recommendation read, written to the tuned service's file and confirmed;
 //! - `auto`: the auto service's file, the wait for its moves, its settings read back;
 //! - `config_file`: where the services' config files go, their pool section, the write;
@@ -40,20 +45,23 @@ mod heap_profile;
 mod report;
 mod sizes;
 mod slice;
+mod stats;
 mod summary;
 mod tuned;
+mod verdict;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
 use self::slice::{ModeRun, Scrape, Slice};
 pub use self::summary::{
-    Auto, Candidate, Comparison, ModeSummary, OverTime, Point, Sizes, Spread, Tuned,
+    Auto, Candidate, Comparison, Goal, ModeMedian, ModeSummary, OverTime, Point, Sizes, Spread,
+    State, Tuned, Verdict,
 };
 pub use self::tuned::TunedDecay;
 use crate::Error;
@@ -67,13 +75,14 @@ use crate::sync::lock;
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(40);
 
 /// Load time per mode with `--quick`.
-pub const QUICK_DURATION: Duration = Duration::from_secs(3);
+pub const QUICK_DURATION: Duration = Duration::from_secs(6);
 
 /// Slice length of a default run.
 pub const DEFAULT_SLICE: Duration = Duration::from_secs(5);
 
-/// Slice length with `--quick`.
-pub const QUICK_SLICE: Duration = Duration::from_secs(1);
+/// Slice length with `--quick`: two heartbeat publications, so that a slice has a sample
+/// once the first after its idle gap is left out, and a rate between two of its own.
+pub const QUICK_SLICE: Duration = Duration::from_secs(2);
 
 /// Warm-up load per mode of a default run.
 pub const DEFAULT_WARMUP: Duration = Duration::from_secs(10);
@@ -88,32 +97,80 @@ pub const QUICK_WARMUP: Duration = Duration::from_secs(1);
 /// recommendation is a percentile of few returns, close to their largest.
 pub const QUICK_MIN_RETURNS: u64 = 20;
 
-/// Scrape and heartbeat period.
-const TICK: Duration = Duration::from_secs(1);
+/// Scrape period: half the children's 1 s heartbeat, so every publication is seen at least
+/// once.
+const SCRAPE_EVERY: Duration = Duration::from_millis(500);
 
 /// Wait after the warm-up and after the last slice: two heartbeat ticks, so every counter and
 /// gauge of the load is published.
 const SETTLE: Duration = Duration::from_millis(2500);
 
-/// The modes, in the order of their children and of each round.
-const MODES: [(&str, Pooling); 4] = [
-    ("unpooled", Pooling::Off),
-    ("pooled", Pooling::On),
-    ("tuned", Pooling::On),
-    ("auto", Pooling::On),
+/// A mode of the comparison: one `serve` child, one column of the report.
+struct Mode {
+    /// Its name, by which the report and the verdicts find it.
+    name: &'static str,
+    /// The child's `--pooling`.
+    pooling: Pooling,
+    /// What it runs, in a few words.
+    label: &'static str,
+    /// The mode the report sets it against.
+    baseline: Option<&'static str>,
+}
+
+/// The modes, in the order of their children (the first round's order).
+const MODES: [Mode; 4] = [
+    Mode {
+        name: "unpooled",
+        pooling: Pooling::Off,
+        label: "",
+        baseline: None,
+    },
+    Mode {
+        name: "pooled",
+        pooling: Pooling::On,
+        label: "defaults",
+        baseline: Some("unpooled"),
+    },
+    Mode {
+        name: "tuned",
+        pooling: Pooling::On,
+        label: "recommended",
+        baseline: Some("pooled"),
+    },
+    // Against pooled, not tuned: auto differs from pooled only in auto-tuning, while tuned
+    // also runs its own jemalloc decay settings.
+    Mode {
+        name: "auto",
+        pooling: Pooling::On,
+        label: "auto-tuned",
+        baseline: Some("pooled"),
+    },
 ];
+
+/// The position of the mode named `name` in [`MODES`] (and among the children).
+fn position(name: &str) -> usize {
+    MODES
+        .iter()
+        .position(|mode| mode.name == name)
+        .unwrap_or_else(|| unreachable!("no mode {name}"))
+}
+
+/// The modes' positions in round `round`: the order rotates by one every round.
+fn round_order(round: usize) -> impl Iterator<Item = usize> {
+    (0..MODES.len()).map(move |offset| (round + offset) % MODES.len())
+}
 
 /// What `heapscape-demo compare` does.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareOptions {
-    /// A few-second run (1 s warm-up, 3 s of load per mode in 1 s slices; recommendations
+    /// A few-second run (1 s warm-up, 6 s of load per mode in 2 s slices; recommendations
     /// from 20 returns rather than the pool's default 400).
     #[arg(long)]
     pub quick: bool,
-    /// Load time per mode, all slices together, instead of 40 s (or 3 s with --quick).
+    /// Load time per mode, all slices together, instead of 40 s (or 6 s with --quick).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// Length of one slice, instead of 5 s (or 1 s with --quick).
+    /// Length of one slice, instead of 5 s (or 2 s with --quick).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub slice: Option<Duration>,
     /// Warm-up load per mode before the recommendation is read, instead of 10 s (or 1 s with
@@ -217,12 +274,14 @@ async fn compare(
 
     eprintln!(
         "starting four services (unpooled, pooled, tuned, auto); {} of warm-up each, then \
-         {rounds} rounds of {} slices in turn, so a busy machine weighs on every mode alike",
+         {rounds} rounds of {} slices in turn (the order rotating every round), so a busy \
+         machine weighs on every mode alike",
         humantime::format_duration(warmup),
         humantime::format_duration(slice)
     );
-    for (mode, pooling) in MODES {
-        let file = match mode {
+    for mode in &MODES {
+        let pooling = mode.pooling;
+        let file = match mode.name {
             "pooled" => pooled_file.as_ref(),
             "tuned" => Some(&config_file),
             "auto" => Some(&auto_file),
@@ -238,31 +297,31 @@ async fn compare(
         };
         children.push(child);
     }
-    let targets = [
-        children[0].metrics,
-        children[1].metrics,
-        children[2].metrics,
-        children[3].metrics,
-    ];
+    let targets: Vec<SocketAddr> = children.iter().map(|child| child.metrics).collect();
 
     let start = Instant::now();
-    let timelines: Arc<Mutex<[Vec<Scrape>; 4]>> = Arc::default();
-    let scraper = tokio::spawn(scrape_every_tick(targets, timelines.clone(), start));
+    let unix_start = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let timelines: Arc<Mutex<Vec<Vec<Scrape>>>> =
+        Arc::new(Mutex::new(vec![Vec::new(); MODES.len()]));
+    let scraper = tokio::spawn(scrape_every_tick(targets, timelines.clone(), unix_start));
 
     eprintln!("warm-up; then the pooled service's recommendation goes to the tuned service");
-    let pooled = &children[1];
+    let pooled = &children[position("pooled")];
     let warm_before = scrape::fetch(pooled.metrics)
         .await
         .map_err(|reason| pooled.failed(reason))?;
     let mut warm_seconds = 0.0;
     for (index, child) in children.iter().enumerate() {
         let report = load(child.http, options, warmup, options.seed).await?;
-        if index == 1 {
+        if index == position("pooled") {
             warm_seconds = report.elapsed.as_secs_f64();
         }
     }
     tokio::time::sleep(SETTLE).await;
-    let pooled = &children[1];
+    let pooled = &children[position("pooled")];
     let warm_after = scrape::fetch(pooled.metrics)
         .await
         .map_err(|reason| pooled.failed(reason))?;
@@ -278,7 +337,13 @@ async fn compare(
             bytes: pool.max_idle_bytes as f64,
         },
     );
-    let applied = tuned::apply(&children[2], &config_file, &pool, &options.decay).await?;
+    let applied = tuned::apply(
+        &children[position("tuned")],
+        &config_file,
+        &pool,
+        &options.decay,
+    )
+    .await?;
     let tuned = tuned::describe(
         recommendation,
         &defaults,
@@ -291,7 +356,7 @@ async fn compare(
         "tuned: max buffer size {} B, initial capacity {} B (reloaded)",
         pool.max_buffer_size, pool.initial_capacity
     );
-    let auto_child = &children[3];
+    let auto_child = &children[position("auto")];
     let (auto_warm, auto_settled) = auto::settle(auto_child, &auto_pool).await?;
     let auto_max = auto_warm
         .get(scrape::MAX_BUFFER_SIZE)
@@ -313,15 +378,18 @@ async fn compare(
     let origin = start.elapsed().as_secs_f64();
     let mut runs: Vec<ModeRun> = MODES
         .iter()
-        .map(|&(mode, pooling)| ModeRun {
-            mode,
-            pooling,
+        .map(|mode| ModeRun {
+            mode: mode.name,
+            label: mode.label,
+            baseline: mode.baseline,
+            pooling: mode.pooling,
             slices: Vec::new(),
         })
         .collect();
     for round in 0..rounds {
         let seed = options.seed.wrapping_add(1 + round as u64);
-        for (child, run) in children.iter_mut().zip(&mut runs) {
+        for index in round_order(round) {
+            let (child, run) = (&mut children[index], &mut runs[index]);
             let before = scrape::fetch(child.metrics)
                 .await
                 .map_err(|reason| child.failed(reason))?;
@@ -365,11 +433,13 @@ async fn compare(
         .zip(&timelines)
         .filter_map(|(run, timeline)| run.summarize(timeline, origin))
         .collect();
-    let modes = <[ModeSummary; 4]>::try_from(summaries).map_err(|_| Error::Child {
-        mode: "all".to_owned(),
-        reason: "a mode ran no slice".to_owned(),
-    })?;
-    let auto_end = runs[3]
+    if summaries.len() < MODES.len() {
+        return Err(Error::Child {
+            mode: "all".to_owned(),
+            reason: "a mode ran no slice".to_owned(),
+        });
+    }
+    let auto_end = runs[position("auto")]
         .slices
         .last()
         .map(|slice| slice.after.clone())
@@ -388,7 +458,8 @@ async fn compare(
         warmup_seconds: warmup.as_secs_f64(),
         slices: rounds,
         slice_seconds: slice.as_secs_f64(),
-        modes,
+        verdicts: verdict::judge_all(&summaries),
+        modes: summaries,
         tuned,
         auto,
         sizes,
@@ -420,20 +491,48 @@ async fn load(
     .await
 }
 
+/// Scrapes every target every [`SCRAPE_EVERY`] into its timeline, each scrape's publication time read
+/// against `unix_start` (the Unix time at which the comparison started).
 async fn scrape_every_tick(
-    targets: [SocketAddr; 4],
-    timelines: Arc<Mutex<[Vec<Scrape>; 4]>>,
-    start: Instant,
+    targets: Vec<SocketAddr>,
+    timelines: Arc<Mutex<Vec<Vec<Scrape>>>>,
+    unix_start: f64,
 ) {
-    let mut ticker = tokio::time::interval(TICK);
+    let mut ticker = tokio::time::interval(SCRAPE_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         for (index, target) in targets.iter().enumerate() {
             // A failed scrape leaves a gap; a child that died is reported by its slice.
             if let Ok(series) = scrape::fetch(*target).await {
-                let at = start.elapsed().as_secs_f64();
-                lock(&timelines)[index].push(Scrape { at, series });
+                lock(&timelines)[index].push(Scrape::new(series, unix_start));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_order_rotates_every_round_and_runs_each_mode_once() {
+        let order = |round| {
+            round_order(round)
+                .map(|i| MODES[i].name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(0), ["unpooled", "pooled", "tuned", "auto"]);
+        assert_eq!(order(1), ["pooled", "tuned", "auto", "unpooled"]);
+        assert_eq!(order(5), order(1));
+        assert_eq!(MODES[position("tuned")].name, "tuned");
+    }
+
+    #[test]
+    fn every_baseline_is_a_mode() {
+        for mode in &MODES {
+            if let Some(baseline) = mode.baseline {
+                assert_eq!(MODES[position(baseline)].name, baseline);
             }
         }
     }

@@ -1,7 +1,7 @@
 //! `heapscape-demo compare --quick` end to end: four real `serve` children (unpooled, pooled,
 //! tuned from the pooled one's recommendation through a config file, auto tuning itself from
-//! the pooled defaults), interleaved slices, scrapes, the table, the HTML report and the JSON
-//! summary.
+//! the pooled defaults), interleaved slices, scrapes, the verdicts, the table, the HTML report
+//! and the JSON summary.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -52,6 +52,7 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
         "returned lengths",
         "candidate max",
         "targets of a default run",
+        "bootstrap interval;",
     ] {
         assert!(
             stdout.contains(row),
@@ -63,6 +64,22 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
         "{stdout}"
     );
     assert!(stderr.contains("weighs on every mode alike"), "{stderr}");
+    // Every target reads a state and an interval over the rounds.
+    let verdict_lines: Vec<&str> = stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("targets of a default run"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .collect();
+    assert_eq!(verdict_lines.len(), 4, "{stdout}");
+    for line in &verdict_lines {
+        let state = line.trim_start().split(':').next().unwrap_or_default();
+        assert!(
+            ["met", "NOT met", "inconclusive"].contains(&state),
+            "{line}"
+        );
+        assert!(line.contains(" rounds); target: "), "{line}");
+    }
     let min_returns = format!("recommendation_min_returns: {QUICK_MIN_RETURNS}");
     for mode in ["pooled", "tuned", "auto"] {
         let file = dir.join(format!("report-{mode}.yaml"));
@@ -79,6 +96,12 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
     );
     assert!(html.contains("tuned max") && html.contains("auto max") && html.contains("p95"));
     assert!(html.contains("<th>auto (auto-tuned)</th>") && html.contains("auto / tuned"));
+    assert!(html.contains("<h2>Targets of a default run</h2>"));
+    assert_eq!(
+        html.matches("<li><strong class=").count(),
+        4,
+        "four verdicts"
+    );
     assert!(
         !html.contains("<script") && !html.contains("http-equiv"),
         "self-contained, static"
@@ -101,6 +124,14 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
             .filter_map(|point| point["slice"].as_u64())
             .collect();
         assert!(slices_seen.len() >= 2, "points from several slices: {mode}");
+        for metric in ["allocated bytes/s", "jemalloc resident p95"] {
+            let per_slice = mode["slices"][metric]["per_slice"].as_array();
+            assert_eq!(
+                per_slice.map(Vec::len),
+                Some(3),
+                "{metric} by round: {mode}"
+            );
+        }
         let spread = &mode["slices"]["requests/s"];
         let (min, median, max) = (
             spread["min"].as_f64().unwrap(),
@@ -118,6 +149,32 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
             per_request(&modes[0])
         );
         assert!(pooled["pool_hit_ratio"].as_f64().unwrap() > 0.0);
+    }
+
+    // The verdicts, with their state and interval, from the rounds.
+    let verdicts = json["verdicts"].as_array().unwrap();
+    let names: Vec<&str> = verdicts.iter().filter_map(|v| v["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "allocation savings kept",
+            "jemalloc allocated cut",
+            "resident mean",
+            "resident peak"
+        ]
+    );
+    for verdict in verdicts {
+        let state = verdict["state"].as_str().unwrap();
+        assert!(
+            ["met", "not_met", "inconclusive"].contains(&state),
+            "{verdict}"
+        );
+        let [low, high] = [0, 1].map(|i| verdict["interval"][i].as_f64().unwrap());
+        let median = verdict["median"].as_f64().unwrap();
+        assert!(low <= median && median <= high, "{verdict}");
+        // A slice whose rate or samples a busy machine's scrapes missed leaves a round out.
+        let rounds = verdict["rounds"].as_u64().unwrap();
+        assert!((1..=3).contains(&rounds), "{verdict}");
     }
 
     // The tuned service ran the pooled service's recommendation, from its config file.

@@ -1,9 +1,18 @@
-//! One mode's slices of load, summarized: counter deltas summed over the slices, gauges over
-//! the scrapes within them, the allocation rate between heartbeat publications, and the spread
-//! of each slice's numbers.
+//! One mode's slices of load, summarized from the heartbeat's publications made during each
+//! slice's load.
+//!
+//! A scrape shows the last publication, made up to a heartbeat earlier; assigned by scrape
+//! time, a slice's first sample would show the heap before its load, after the idle gap (the
+//! other modes' slices) let it shrink. So samples belong to a slice by the heartbeat's
+//! timestamp (`heapscape_heartbeat_last_success_timestamp_seconds`), each publication counts
+//! once however many scrapes saw it, and the first publication of a slice (the first after its
+//! idle gap, sampled when the load had barely resumed) is left out of the gauges. Rates are
+//! counter increases between two publications of the same slice over the time between them:
+//! load time only, never an idle gap.
 
 use std::collections::BTreeMap;
 
+use super::stats;
 use super::summary::{ModeSummary, OverTime, Point, Spread};
 use crate::load::{self, LoadReport};
 use crate::scrape::{
@@ -12,13 +21,67 @@ use crate::scrape::{
 };
 use crate::server::Pooling;
 
+/// The per-slice metrics whose spread is reported and which the verdicts read, by name.
+pub(super) mod metric {
+    /// Successful requests per second (load generator).
+    pub(crate) const REQUESTS: &str = "requests/s";
+    /// Latency p99 in milliseconds (load generator).
+    pub(crate) const LATENCY_P99: &str = "latency p99 (ms)";
+    /// Bytes allocated per second between the slice's first and last publication.
+    pub(crate) const ALLOC_RATE: &str = "allocated bytes/s";
+    /// Mean of jemalloc allocated over the slice's samples.
+    pub(crate) const ALLOCATED_MEAN: &str = "jemalloc allocated mean";
+    /// Mean of jemalloc resident over the slice's samples.
+    pub(crate) const RESIDENT_MEAN: &str = "jemalloc resident mean";
+    /// 95th percentile of jemalloc resident over the slice's samples: the slice's peak, not
+    /// one sample.
+    pub(crate) const RESIDENT_P95: &str = "jemalloc resident p95";
+
+    /// All of them, in the order the report lists them.
+    pub(crate) const ALL: [&str; 6] = [
+        REQUESTS,
+        LATENCY_P99,
+        ALLOC_RATE,
+        ALLOCATED_MEAN,
+        RESIDENT_MEAN,
+        RESIDENT_P95,
+    ];
+}
+
 /// One scrape of a timeline.
 #[derive(Debug, Clone)]
 pub(super) struct Scrape {
-    /// Seconds since the comparison started.
-    pub(super) at: f64,
+    /// When the heartbeat published what the scrape shows, in seconds since the comparison
+    /// started; `None` without a heartbeat timestamp.
+    pub(super) published: Option<f64>,
     /// Series without the `pooling` and `pool` labels ([`crate::scrape::fetch`]).
     pub(super) series: BTreeMap<String, f64>,
+}
+
+impl Scrape {
+    /// A scrape's `series`, its publication time read against `unix_start`, the Unix time (in
+    /// seconds) at which the comparison started.
+    pub(super) fn new(series: BTreeMap<String, f64>, unix_start: f64) -> Self {
+        Self {
+            published: series
+                .get(HEARTBEAT_TIMESTAMP)
+                .map(|timestamp| timestamp - unix_start),
+            series,
+        }
+    }
+}
+
+/// The publications a timeline saw, once each, in order: scrapes that saw the same
+/// publication (the same heartbeat timestamp) count once.
+fn publications(timeline: &[Scrape]) -> Vec<&Scrape> {
+    let mut seen: Vec<&Scrape> = Vec::new();
+    for scrape in timeline {
+        let Some(at) = scrape.published else { continue };
+        if seen.last().and_then(|last| last.published) < Some(at) {
+            seen.push(scrape);
+        }
+    }
+    seen
 }
 
 /// One slice of a mode's load.
@@ -40,11 +103,69 @@ impl Slice {
         Some(self.after.get(series)? - self.before.get(series).copied().unwrap_or(0.0))
     }
 
-    fn in_window<'a>(&self, timeline: &'a [Scrape]) -> Vec<&'a Scrape> {
+    /// The publications made during the slice's load, from `publications` (in order).
+    fn published<'a>(&self, publications: &[&'a Scrape]) -> Published<'a> {
         let (from, to) = self.window;
-        timeline
-            .iter()
-            .filter(|scrape| (from..=to).contains(&scrape.at))
+        Published(
+            publications
+                .iter()
+                .copied()
+                .filter(|scrape| scrape.published.is_some_and(|at| from < at && at <= to))
+                .collect(),
+        )
+    }
+}
+
+/// A slice's publications, in order.
+struct Published<'a>(Vec<&'a Scrape>);
+
+impl<'a> Published<'a> {
+    /// The gauge samples: every publication but the first after the idle gap.
+    fn samples(&self) -> &[&'a Scrape] {
+        self.0.get(1..).unwrap_or_default()
+    }
+
+    /// `series`' increase between the first and the last publication, and the seconds
+    /// between them; `None` without two publications that both hold it.
+    fn increase(&self, series: &str) -> Option<(f64, f64)> {
+        let (first, last) = (self.0.first()?, self.0.last()?);
+        let seconds = last.published? - first.published?;
+        let increase = last.series.get(series)? - first.series.get(series)?;
+        (seconds > 0.0).then_some((increase.max(0.0), seconds))
+    }
+
+    /// `series`' rate (per second) over the slice's publications.
+    fn rate(&self, series: &str) -> Option<f64> {
+        self.increase(series)
+            .map(|(increase, seconds)| increase / seconds)
+    }
+
+    /// `series`' gauge over the samples.
+    fn gauge(&self, series: &str) -> Option<OverTime> {
+        gauge_over(self.samples(), series)
+    }
+
+    /// The timeline points of the samples: the heap at each, and the allocation rate since the
+    /// publication before it (of this slice).
+    fn points(&self, slice: usize, origin: f64) -> Vec<Point> {
+        self.0
+            .windows(2)
+            .filter_map(|pair| {
+                let [_, scrape] = pair else {
+                    return None;
+                };
+                let at = scrape.published?;
+                let value = |name: &str| scrape.series.get(name).copied().unwrap_or(0.0);
+                let alloc_rate = Published(pair.to_vec()).rate(ALLOC_BYTES).unwrap_or(0.0);
+                Some(Point {
+                    t: at - origin,
+                    slice,
+                    allocated: value(ALLOCATED),
+                    active: value(ACTIVE),
+                    resident: value(RESIDENT),
+                    alloc_rate,
+                })
+            })
             .collect()
     }
 }
@@ -53,21 +174,15 @@ impl Slice {
 pub(super) struct ModeRun {
     /// `"unpooled"`, `"pooled"`, `"tuned"` or `"auto"`.
     pub(super) mode: &'static str,
+    /// What the mode runs, in a few words.
+    pub(super) label: &'static str,
+    /// The mode the report sets it against, by name.
+    pub(super) baseline: Option<&'static str>,
     /// The service's `--pooling`.
     pub(super) pooling: Pooling,
-    /// The slices run so far.
+    /// The slices run so far, one per round.
     pub(super) slices: Vec<Slice>,
 }
-
-/// Per-slice numbers whose spread is reported, by name.
-const SPREAD_METRICS: [&str; 6] = [
-    "requests/s",
-    "latency p99 (ms)",
-    "allocated bytes/s",
-    "jemalloc allocated mean",
-    "jemalloc resident mean",
-    "jemalloc resident max",
-];
 
 impl ModeRun {
     fn delta(&self, series: &str) -> Option<f64> {
@@ -77,42 +192,45 @@ impl ModeRun {
             .sum::<Option<f64>>()
     }
 
-    /// The mode's summary over all its slices; `origin` (seconds since the start) is `t = 0`
-    /// of the timeline. `None` without slices.
+    /// The mode's summary over all its slices, from the scrapes of its `timeline`; `origin`
+    /// (seconds since the start) is `t = 0` of the points. `None` without slices.
     pub(super) fn summarize(&self, timeline: &[Scrape], origin: f64) -> Option<ModeSummary> {
         let (first, rest) = self.slices.split_first()?;
         let mut load = first.load.clone();
         for slice in rest {
             merge(&mut load, &slice.load);
         }
-        let load_seconds = load.elapsed.as_secs_f64();
-        let requests = load.ok;
-        let per_request =
-            |total: Option<f64>| total.filter(|_| requests > 0).map(|t| t / requests as f64);
-        let per_second = |total: Option<f64>| total.map(|t| t / load_seconds.max(1e-9));
-
-        let mut points = Vec::new();
-        for (index, slice) in self.slices.iter().enumerate() {
-            let in_window = slice.in_window(timeline);
-            let rates = alloc_rates(&in_window);
-            points.extend(in_window.iter().zip(rates).map(|(scrape, alloc_rate)| {
-                let value = |name: &str| scrape.series.get(name).copied().unwrap_or(0.0);
-                Point {
-                    t: scrape.at - origin,
-                    slice: index,
-                    allocated: value(ALLOCATED),
-                    active: value(ACTIVE),
-                    resident: value(RESIDENT),
-                    alloc_rate,
-                }
-            }));
-        }
-        let all_scrapes: Vec<&Scrape> = self
+        let publications = publications(timeline);
+        let published: Vec<Published<'_>> = self
             .slices
             .iter()
-            .flat_map(|slice| slice.in_window(timeline))
+            .map(|slice| slice.published(&publications))
             .collect();
-        let gauge = |name: &str| gauge_over(&all_scrapes, name);
+        // Increases over the slices' own time, summed, over that time.
+        let per_second = |series: &str| -> Option<f64> {
+            let (increase, seconds) = published
+                .iter()
+                .filter_map(|slice| slice.increase(series))
+                .fold((0.0, 0.0), |(i, s), (increase, seconds)| {
+                    (i + increase, s + seconds)
+                });
+            (seconds > 0.0).then(|| increase / seconds)
+        };
+        let requests_per_second = load.requests_per_second();
+        let per_request = |rate: Option<f64>| {
+            rate.filter(|_| requests_per_second > 0.0)
+                .map(|rate| rate / requests_per_second)
+        };
+        let points = published
+            .iter()
+            .enumerate()
+            .flat_map(|(index, slice)| slice.points(index, origin))
+            .collect();
+        let samples: Vec<&Scrape> = published
+            .iter()
+            .flat_map(|slice| slice.samples().iter().copied())
+            .collect();
+        let gauge = |name: &str| gauge_over(&samples, name);
 
         let hits = self.delta(HITS).unwrap_or(0.0);
         let gets = hits + self.delta(MISSES).unwrap_or(0.0);
@@ -134,69 +252,76 @@ impl ModeRun {
             .map(|(name, q)| (name, load::ms(load.latency(q))))
             .chain([("max", load::ms(load.max_latency()))])
             .collect();
+        let alloc_bytes_per_second = per_second(ALLOC_BYTES);
+        let allocations_per_second = per_second(ALLOCATIONS);
         Some(ModeSummary {
             mode: self.mode,
+            label: self.label,
+            baseline: self.baseline,
             pooling: self.pooling.as_str(),
-            load_seconds,
-            requests,
+            load_seconds: load.elapsed.as_secs_f64(),
+            requests: load.ok,
             errors: load.errors.clone(),
-            requests_per_second: load.requests_per_second(),
+            requests_per_second,
             latency_ms,
-            alloc_bytes_per_second: per_second(self.delta(ALLOC_BYTES)),
-            allocations_per_second: per_second(self.delta(ALLOCATIONS)),
-            alloc_bytes_per_request: per_request(self.delta(ALLOC_BYTES)),
-            allocations_per_request: per_request(self.delta(ALLOCATIONS)),
+            alloc_bytes_per_second,
+            allocations_per_second,
+            alloc_bytes_per_request: per_request(alloc_bytes_per_second),
+            allocations_per_request: per_request(allocations_per_second),
             allocated: gauge(ALLOCATED),
             active: gauge(ACTIVE),
             resident: gauge(RESIDENT),
-            minor_faults_per_request: per_request(self.delta(MINOR_FAULTS)),
+            minor_faults_per_request: per_request(per_second(MINOR_FAULTS)),
             pool_hit_ratio: (pooled && gets > 0.0).then(|| hits / gets),
             discards: if pooled { discards } else { BTreeMap::new() },
             // NaN while the window holds too few returns: no recommendation.
             recommended_max_buffer_size: last_after
                 .and_then(|after| after.get(RECOMMENDED_MAX).copied())
                 .filter(|max| pooled && max.is_finite()),
-            slices: self.spread(timeline),
+            slices: self.spread(&published),
             timeline: points,
         })
     }
 
-    /// Each of [`SPREAD_METRICS`] per slice, summarized across the slices.
-    fn spread(&self, timeline: &[Scrape]) -> BTreeMap<&'static str, Spread> {
-        let per_slice = |metric: &str, slice: &Slice| -> Option<f64> {
-            let in_window = slice.in_window(timeline);
+    /// Each of [`metric::ALL`] per slice, by round, summarized across the slices.
+    fn spread(&self, published: &[Published<'_>]) -> BTreeMap<&'static str, Spread> {
+        let per_slice = |metric: &str, slice: &Slice, published: &Published<'_>| -> Option<f64> {
             match metric {
-                "requests/s" => Some(slice.load.requests_per_second()),
-                "latency p99 (ms)" => Some(load::ms(slice.load.latency(0.99))),
-                "allocated bytes/s" => slice
-                    .delta(ALLOC_BYTES)
-                    .map(|bytes| bytes / slice.load.elapsed.as_secs_f64().max(1e-9)),
-                "jemalloc allocated mean" => gauge_over(&in_window, ALLOCATED).map(|g| g.mean),
-                "jemalloc resident mean" => gauge_over(&in_window, RESIDENT).map(|g| g.mean),
-                "jemalloc resident max" => gauge_over(&in_window, RESIDENT).map(|g| g.max),
+                metric::REQUESTS => Some(slice.load.requests_per_second()),
+                metric::LATENCY_P99 => Some(load::ms(slice.load.latency(0.99))),
+                metric::ALLOC_RATE => published.rate(ALLOC_BYTES),
+                metric::ALLOCATED_MEAN => published.gauge(ALLOCATED).map(|g| g.mean),
+                metric::RESIDENT_MEAN => published.gauge(RESIDENT).map(|g| g.mean),
+                metric::RESIDENT_P95 => {
+                    stats::quantile(&values_of(published.samples(), RESIDENT), 0.95)
+                }
                 _ => None,
             }
         };
-        SPREAD_METRICS
+        metric::ALL
             .into_iter()
             .filter_map(|metric| {
-                let values: Vec<f64> = self
+                let values = self
                     .slices
                     .iter()
-                    .filter_map(|slice| per_slice(metric, slice))
+                    .zip(published)
+                    .map(|(slice, published)| per_slice(metric, slice, published))
                     .collect();
-                Some((metric, Spread::of(&values)?))
+                Some((metric, Spread::of(values)?))
             })
             .collect()
     }
 }
 
-fn gauge_over(scrapes: &[&Scrape], name: &str) -> Option<OverTime> {
-    let values: Vec<f64> = scrapes
+fn values_of(scrapes: &[&Scrape], name: &str) -> Vec<f64> {
+    scrapes
         .iter()
         .filter_map(|s| s.series.get(name).copied())
-        .collect();
-    OverTime::of(&values)
+        .collect()
+}
+
+fn gauge_over(scrapes: &[&Scrape], name: &str) -> Option<OverTime> {
+    OverTime::of(&values_of(scrapes, name))
 }
 
 /// Adds `slice` to `total`: counts and time summed, latencies merged.
@@ -213,96 +338,114 @@ fn merge(total: &mut LoadReport, slice: &LoadReport) {
     let _ = total.latency_us.add(&slice.latency_us);
 }
 
-/// The allocation rate (bytes/s) at each scrape, from the counter's deltas between heartbeat
-/// publications rather than between scrapes.
-///
-/// The counter only moves when the heartbeat publishes (every second), and 1 s scrapes drift
-/// against 1 s publications: a scrape interval holds 0, 1 or 2 publications, and per-scrape
-/// deltas would plot as 0-then-double spikes. So a rate is computed only when a new
-/// publication is seen (the heartbeat's `last_success_timestamp` moved, or, without it, the
-/// counter moved), over the time between the two publications (the heartbeat's timestamps, or
-/// the scrape times without them), and held until the next one.
-fn alloc_rates(scrapes: &[&Scrape]) -> Vec<f64> {
-    let heartbeat_clock = scrapes
-        .iter()
-        .all(|scrape| scrape.series.contains_key(HEARTBEAT_TIMESTAMP));
-    // (publication time, counter) of the last publication seen.
-    let mut last: Option<(f64, f64)> = None;
-    let mut rate = 0.0;
-    scrapes
-        .iter()
-        .map(|scrape| {
-            let Some(&counter) = scrape.series.get(ALLOC_BYTES) else {
-                return rate;
-            };
-            let at = if heartbeat_clock {
-                scrape.series[HEARTBEAT_TIMESTAMP]
-            } else {
-                scrape.at
-            };
-            match last {
-                Some((previous_at, _)) if heartbeat_clock && at <= previous_at => {}
-                Some((_, previous)) if !heartbeat_clock && counter == previous => {}
-                Some((previous_at, previous)) => {
-                    rate = (counter - previous).max(0.0) / (at - previous_at).max(1e-3);
-                    last = Some((at, counter));
-                }
-                None => last = Some((at, counter)),
-            }
-            rate
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn scrape(at: f64, published_at: Option<f64>, bytes: f64) -> Scrape {
-        let mut series = BTreeMap::from([(ALLOC_BYTES.to_owned(), bytes)]);
-        if let Some(published_at) = published_at {
-            series.insert(HEARTBEAT_TIMESTAMP.to_owned(), published_at);
-        }
-        Scrape { at, series }
+    // A power of two, so the fractions below survive the Unix clock exactly.
+    const UNIX_START: f64 = 1_073_741_824.0;
+
+    /// A scrape at a steady 1000 B/s and a heap of `1000 * published` bytes, showing the
+    /// publication made `published` seconds after the start.
+    fn scrape(published: f64) -> Scrape {
+        let series = BTreeMap::from([
+            (HEARTBEAT_TIMESTAMP.to_owned(), UNIX_START + published),
+            (ALLOC_BYTES.to_owned(), 1000.0 * published),
+            (RESIDENT.to_owned(), 1000.0 * published),
+        ]);
+        Scrape::new(series, UNIX_START)
     }
 
-    /// A steady 1000 B/s, published every second, scraped every second but out of step: a
-    /// scrape interval sees 0, 1 or 2 publications.
-    fn drifting(with_timestamps: bool) -> Vec<Scrape> {
-        // (scrape time, last publication time before it)
-        let seen = [
-            (1.0, 0.9),
-            (1.95, 0.9),
-            (3.0, 2.9),
-            (4.0, 3.9),
-            (4.9, 3.9),
-            (6.0, 5.9),
-        ];
-        seen.iter()
-            .map(|&(at, published)| {
-                scrape(at, with_timestamps.then_some(published), 1000.0 * published)
-            })
+    /// Scrapes every second out of step with publications every second: a publication is
+    /// seen twice (0.75 at 1.0 and 1.95), one is never seen (1.75), and the scrape at 6.0 s
+    /// still shows the publication before the load's start.
+    fn timeline() -> Vec<Scrape> {
+        [0.75, 0.75, 2.75, 3.75, 3.75, 5.75, 6.75, 7.75, 8.75]
+            .into_iter()
+            .map(scrape)
             .collect()
     }
 
-    #[test]
-    fn rates_follow_publications_not_scrapes() {
-        let scrapes = drifting(true);
-        let rates = alloc_rates(&scrapes.iter().collect::<Vec<_>>());
-        assert_eq!(rates[0], 0.0, "no rate before a second publication");
-        for rate in &rates[2..] {
-            assert!((rate - 1000.0).abs() < 1e-6, "{rates:?}");
+    fn slice(window: (f64, f64)) -> Slice {
+        Slice {
+            load: LoadReport {
+                requests: 0,
+                ok: 0,
+                errors: BTreeMap::new(),
+                bytes_received: 0,
+                elapsed: std::time::Duration::ZERO,
+                latency_us: hdrhistogram::Histogram::new(3).unwrap(),
+            },
+            before: BTreeMap::new(),
+            after: BTreeMap::new(),
+            window,
         }
-        assert_eq!(rates[1], 0.0, "held, not a dip");
     }
 
     #[test]
-    fn without_heartbeat_timestamps_rates_use_the_scrapes_where_the_counter_moved() {
-        let scrapes = drifting(false);
-        let rates = alloc_rates(&scrapes.iter().collect::<Vec<_>>());
-        // No zero after the first change, no doubled spike.
-        for rate in &rates[2..] {
-            assert!((700.0..1400.0).contains(rate), "{rates:?}");
+    fn publications_count_once_and_belong_by_publication_time() {
+        let timeline = timeline();
+        let publications = publications(&timeline);
+        let times: Vec<f64> = publications.iter().filter_map(|p| p.published).collect();
+        assert_eq!(times, [0.75, 2.75, 3.75, 5.75, 6.75, 7.75, 8.75]);
+        // Load from 6.0 to 9.0 s: the scrape at 6.0 s showed 5.75, made before the load.
+        let published = slice((6.0, 9.0)).published(&publications);
+        let times: Vec<f64> = published.0.iter().filter_map(|p| p.published).collect();
+        assert_eq!(times, [6.75, 7.75, 8.75]);
+        let samples: Vec<f64> = published
+            .samples()
+            .iter()
+            .filter_map(|p| p.published)
+            .collect();
+        assert_eq!(
+            samples,
+            [7.75, 8.75],
+            "the first after the idle gap is left out"
+        );
+    }
+
+    #[test]
+    fn rates_use_the_slice_own_time() {
+        let timeline = timeline();
+        let publications = publications(&timeline);
+        let published = slice((2.0, 9.0)).published(&publications);
+        // 2.75 to 8.75 s, with 3.75 -> 5.75 spanning a publication no scrape saw.
+        assert_eq!(published.increase(ALLOC_BYTES), Some((6000.0, 6.0)));
+        assert_eq!(published.rate(ALLOC_BYTES), Some(1000.0));
+        let points = published.points(4, 2.0);
+        assert_eq!(points.len(), 5, "every publication but the first");
+        for point in &points {
+            assert!((point.alloc_rate - 1000.0).abs() < 1e-9, "{points:?}");
+            assert_eq!(point.slice, 4);
         }
+        assert!(
+            (points[0].t - 1.75).abs() < 1e-9,
+            "3.75 s from an origin at 2.0 s"
+        );
+        // One publication: no rate, no sample.
+        let published = slice((0.5, 1.5)).published(&publications);
+        assert_eq!(published.rate(ALLOC_BYTES), None);
+        assert!(published.samples().is_empty() && published.points(0, 0.0).is_empty());
+    }
+
+    #[test]
+    fn slices_report_their_peak_percentile_by_round() {
+        let timeline = timeline();
+        let run = ModeRun {
+            mode: "pooled",
+            label: "defaults",
+            baseline: None,
+            pooling: Pooling::On,
+            slices: vec![slice((0.0, 1.0)), slice((2.0, 6.0)), slice((6.0, 9.0))],
+        };
+        let summary = run.summarize(&timeline, 0.0).unwrap();
+        let p95 = &summary.slices[metric::RESIDENT_P95];
+        // Round 1 has one publication (no sample); round 2 samples 3.75 and 5.75 s; round 3
+        // 7.75 and 8.75 s.
+        assert_eq!(p95.per_slice[0], None);
+        assert!((p95.per_slice[1].unwrap() - 5650.0).abs() < 1e-6, "{p95:?}");
+        assert!((p95.per_slice[2].unwrap() - 8700.0).abs() < 1e-6, "{p95:?}");
+        assert_eq!(summary.alloc_bytes_per_second, Some(1000.0));
+        assert_eq!(summary.resident.unwrap().max, 8750.0);
     }
 }

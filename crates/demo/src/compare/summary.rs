@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::stats;
+
 /// One number summarized over time: mean, max and population standard deviation.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct OverTime {
@@ -36,8 +38,11 @@ impl OverTime {
 }
 
 /// One number across the slices of a mode: how much a busy machine moved it.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Spread {
+    /// The value of each slice, by round (`None` where the slice measured none): the verdicts
+    /// pair the modes' slices of a round.
+    pub per_slice: Vec<Option<f64>>,
     /// Smallest slice value.
     pub min: f64,
     /// Median slice value (the mean of the middle two for an even count).
@@ -47,23 +52,15 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// `None` without values.
-    pub(super) fn of(values: &[f64]) -> Option<Self> {
-        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-        if sorted.is_empty() {
-            return None;
-        }
-        sorted.sort_by(f64::total_cmp);
-        let middle = sorted.len() / 2;
-        let median = if sorted.len().is_multiple_of(2) {
-            f64::midpoint(sorted[middle - 1], sorted[middle])
-        } else {
-            sorted[middle]
-        };
+    /// `None` without a finite value.
+    pub(super) fn of(per_slice: Vec<Option<f64>>) -> Option<Self> {
+        let values: Vec<f64> = per_slice.iter().flatten().copied().collect();
+        let median = stats::median(&values)?;
         Some(Self {
-            min: sorted[0],
+            min: stats::quantile(&values, 0.0)?,
             median,
-            max: sorted[sorted.len() - 1],
+            max: stats::quantile(&values, 1.0)?,
+            per_slice,
         })
     }
 }
@@ -87,11 +84,15 @@ pub struct Point {
 }
 
 /// What one mode measured, over all its slices.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ModeSummary {
     /// `"unpooled"`, `"pooled"` (the default pool), `"tuned"` (the recommended settings) or
     /// `"auto"` (the default pool, tuning itself).
     pub mode: &'static str,
+    /// What the mode runs, in a few words (`"defaults"`, `"recommended"`, ...).
+    pub label: &'static str,
+    /// The mode the report sets it against (its relative changes), by name.
+    pub baseline: Option<&'static str>,
     /// `"off"` or `"on"`: the service's `--pooling`.
     pub pooling: &'static str,
     /// Seconds of load, all slices.
@@ -129,8 +130,81 @@ pub struct ModeSummary {
     pub recommended_max_buffer_size: Option<f64>,
     /// Per-slice values, summarized across the slices: metric name to spread.
     pub slices: BTreeMap<&'static str, Spread>,
-    /// Heap and allocation rate, every second of its slices.
+    /// Heap and allocation rate at each heartbeat publication of its slices (the first of
+    /// each slice left out).
     pub timeline: Vec<Point>,
+}
+
+/// A mode's median per slice of a verdict's metric.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ModeMedian {
+    /// The mode's name.
+    pub mode: &'static str,
+    /// The median of its per-slice values; `None` where no slice measured the metric.
+    pub median: Option<f64>,
+}
+
+/// Where a verdict's interval lies against its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// The whole interval is on the target's side.
+    Met,
+    /// The whole interval is on the wrong side.
+    NotMet,
+    /// The interval straddles the target, or too few rounds measured the figure.
+    Inconclusive,
+}
+
+impl State {
+    /// `"met"`, `"NOT met"` or `"inconclusive"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Met => "met",
+            Self::NotMet => "NOT met",
+            Self::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// Which side of its target a verdict's figure must be on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Goal {
+    /// At least the value.
+    AtLeast(f64),
+    /// At most the value.
+    AtMost(f64),
+}
+
+/// A target of a default run, judged on per-slice figures.
+///
+/// Each round of slices gives the figure once (from that round's slice of each mode
+/// involved); the verdict reads the median of those figures and a bootstrap interval of it
+/// (see `compare::stats`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// Short name: `"allocation savings kept"`, ...
+    pub name: &'static str,
+    /// The per-slice metric the figure is computed from (a key of [`ModeSummary::slices`]).
+    pub metric: &'static str,
+    /// The figure, in words: `"(unpooled - tuned) / (unpooled - pooled)"`, ...
+    pub figure: &'static str,
+    /// What the figure must reach.
+    pub goal: Goal,
+    /// Each mode involved, in the order of `figure`, with the median of its per-slice values
+    /// of `metric`.
+    pub medians: Vec<ModeMedian>,
+    /// Rounds where every mode involved measured the metric.
+    pub rounds: usize,
+    /// Median of the per-round figures.
+    pub median: Option<f64>,
+    /// Confidence interval of that median, `[low, high]`.
+    pub interval: Option<[f64; 2]>,
+    /// Two-sided confidence of `interval`.
+    pub confidence: f64,
+    /// Met, not met or inconclusive.
+    pub state: State,
 }
 
 /// The settings the tuned mode ran with, and where each came from.
@@ -229,8 +303,11 @@ pub struct Comparison {
     pub slices: usize,
     /// Seconds of load per slice.
     pub slice_seconds: f64,
-    /// Unpooled, pooled with the defaults, tuned, auto.
-    pub modes: [ModeSummary; 4],
+    /// The modes in the order of their children: unpooled, pooled with the defaults, tuned,
+    /// auto.
+    pub modes: Vec<ModeSummary>,
+    /// The targets of a default run, judged on the slices.
+    pub verdicts: Vec<Verdict>,
     /// The tuned mode's settings.
     pub tuned: Tuned,
     /// The settings the auto mode reached.
@@ -248,6 +325,11 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// The mode named `name`.
+    pub fn mode(&self, name: &str) -> Option<&ModeSummary> {
+        self.modes.iter().find(|mode| mode.mode == name)
+    }
+
     /// Failed requests over all modes.
     pub fn failed_requests(&self) -> u64 {
         self.modes

@@ -541,43 +541,151 @@ fn auto_tuning_keys_parse() {
 
 #[test]
 fn bad_files_say_where_and_what_to_fix() {
-    let mut failures = Vec::new();
-    for (index, &(text, line, column, key, words)) in BAD_FILES.iter().enumerate() {
-        let name = format!("bad-{index}.yaml");
-        let (_dir, result) = load(&name, text);
-        let error = match result {
-            Ok(config) => {
-                failures.push(format!("#{index} {text:?}: accepted as {config:?}"));
-                continue;
-            }
-            Err(error) => error,
-        };
-        let shown = error.to_string();
-        let mut problems = Vec::new();
-        if !error.file().ends_with(&name) || !shown.contains(&name) {
-            problems.push("file name");
-        }
-        if (error.line(), error.column()) != (Some(line), Some(column))
-            || !shown.contains(&format!("{name}:{line}:{column}: "))
-        {
-            problems.push("line:column");
-        }
-        if error.key() != key || key.is_some_and(|key| !shown.contains(key)) {
-            problems.push("key");
-        }
-        if words.iter().any(|word| !shown.contains(word)) {
-            problems.push("message words");
-        }
-        if !problems.is_empty() {
-            failures.push(format!(
-                "#{index} {text:?}: wrong {problems:?}: {shown} (line {:?} column {:?} key {:?})",
-                error.line(),
-                error.column(),
-                error.key()
-            ));
-        }
-    }
+    let failures: Vec<String> = BAD_FILES
+        .iter()
+        .enumerate()
+        .filter_map(|(index, &(text, line, column, key, words))| {
+            check_bad_file(&format!("bad-{index}"), text, (line, column), key, words)
+        })
+        .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Loads `text` as `<label>.yaml`; what is wrong with its error (or that it was accepted), if
+/// anything: the file name, `at` (line, column), `key` and `words` must all be in it.
+fn check_bad_file(
+    label: &str,
+    text: &str,
+    at: (usize, usize),
+    key: Option<&str>,
+    words: &[&str],
+) -> Option<String> {
+    let name = format!("{label}.yaml");
+    let (_dir, result) = load(&name, text);
+    let shown_text = if text.len() > 300 {
+        let start: String = text.chars().take(300).collect();
+        format!("{start:?}... ({} bytes)", text.len())
+    } else {
+        format!("{text:?}")
+    };
+    let error = match result {
+        Ok(_) => return Some(format!("{label} {shown_text}: accepted")),
+        Err(error) => error,
+    };
+    let shown = error.to_string();
+    let (line, column) = at;
+    let mut problems = Vec::new();
+    if !error.file().ends_with(&name) || !shown.contains(&name) {
+        problems.push("file name");
+    }
+    if (error.line(), error.column()) != (Some(line), Some(column))
+        || !shown.contains(&format!("{name}:{line}:{column}: "))
+    {
+        problems.push("line:column");
+    }
+    if error.key() != key || key.is_some_and(|key| !shown.contains(key)) {
+        problems.push("key");
+    }
+    if words.iter().any(|word| !shown.contains(word)) {
+        problems.push("message words");
+    }
+    (!problems.is_empty()).then(|| {
+        format!(
+            "{label} {shown_text}: wrong {problems:?}: {shown} (line {:?} column {:?} key {:?})",
+            error.line(),
+            error.column(),
+            error.key()
+        )
+    })
+}
+
+/// As [`BadFile`], for text made at run time: text, (line, column), key, words.
+type GeneratedBadFile = (String, (usize, usize), String, Vec<&'static str>);
+
+/// Issue 25: 64 pools with 64 KiB names made a 356 MB page, 8 labels of 131,000 characters a
+/// 131 MB one. Names, values and the labels on every series together are capped; an error
+/// says the cap, where and which key, and shows only the start of a name over the cap.
+#[test]
+fn names_and_label_values_are_capped() {
+    let prometheus = "exporter: { prometheus: {} }\n";
+    let name_129 = format!("p{}", "x".repeat(128));
+    let shown = format!("{}…", &name_129[..32]);
+    let value_257 = "v".repeat(257);
+    let value_250 = "v".repeat(250);
+    let cases: Vec<GeneratedBadFile> = vec![
+        (
+            format!("{prometheus}pools:\n  {name_129}: {{}}\n"),
+            (3, 134),
+            format!("pools.{shown}"),
+            vec!["pool name of 129 bytes", "limit of 128 bytes"],
+        ),
+        (
+            format!("{prometheus}labels: {{ {name_129}: x }}\n"),
+            (2, 9),
+            format!("labels.{shown}"),
+            vec!["label name of 129 bytes", "limit of 128 bytes"],
+        ),
+        (
+            format!("{prometheus}labels: {{ env: {value_257} }}\n"),
+            (2, 9),
+            "labels.env".to_owned(),
+            vec!["257 bytes", "limit of 256 bytes"],
+        ),
+        (
+            format!("service: {value_257}\n{prometheus}"),
+            (1, 10),
+            "service".to_owned(),
+            vec!["257 bytes", "limit of 256 bytes"],
+        ),
+        (
+            format!("exporter: {{ statsd: {{ tags: {{ env: {value_257} }} }} }}\n"),
+            (1, 29),
+            "exporter.statsd.tags.env".to_owned(),
+            vec!["257 bytes", "limit of 256 bytes"],
+        ),
+        // Each within its cap, too many together: four fit in 1 KiB, the fifth does not.
+        (
+            format!(
+                "{prometheus}labels: {{ a: {value_250}, b: {value_250}, c: {value_250}, \
+                 d: {value_250}, e: {value_250} }}\n"
+            ),
+            (2, 9),
+            "labels.e".to_owned(),
+            vec!["add up to 1255 bytes", "limit of 1024 bytes"],
+        ),
+        // StatsD tags count too, after `service` and `labels`.
+        (
+            format!(
+                "service: {value_250}\nlabels: {{ a: {value_250}, b: {value_250} }}\n\
+                 exporter: {{ statsd: {{ tags: {{ c: {value_250}, d: {value_250} }} }} }}\n"
+            ),
+            (3, 29),
+            "exporter.statsd.tags.d".to_owned(),
+            vec!["add up to 1261 bytes", "limit of 1024 bytes"],
+        ),
+    ];
+    let failures: Vec<String> = cases
+        .iter()
+        .enumerate()
+        .filter_map(|(index, (text, at, key, words))| {
+            check_bad_file(&format!("long-{index}"), text, *at, Some(key), words)
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // At the caps, accepted.
+    let name_128 = &name_129[..128];
+    let value_256 = &value_257[..256];
+    let (_dir, result) = load(
+        "at-the-caps.yaml",
+        &format!(
+            "service: s\nlabels: {{ env: {value_256}, zone: {value_250}, a: {value_250} }}\n\
+             {prometheus}pools:\n  {name_128}: {{}}\n"
+        ),
+    );
+    let config = result.unwrap_or_else(|error| panic!("{error}"));
+    assert!(config.pools.contains_key(name_128));
+    assert_eq!(config.labels["env"].len(), 256);
 }
 
 /// Issue 25: a path that pointed at `/dev/zero` (a wrong symlink) was read until memory ran

@@ -128,6 +128,50 @@ fn an_unset_variable_without_default_names_file_line_column_and_variable() {
     }
 }
 
+/// Issue 25: a variable could fill a label with any number of bytes. A value is refused at
+/// the reference that takes it over 256 bytes, before it grows further.
+#[test]
+fn a_variable_cannot_make_a_value_longer_than_the_cap() {
+    set("HS_IT_LONG_POD", &"p".repeat(300));
+    set("HS_IT_LONG_HALF", &"h".repeat(200));
+    for (text, line, column, key, words) in [
+        (
+            "exporter: { prometheus: {} }\nlabels:\n  zone: eu\n  pod: \"${HS_IT_LONG_POD}\"\n",
+            4,
+            9,
+            "labels.pod",
+            "with `HS_IT_LONG_POD` filled in (300 bytes) the value would be 300 bytes",
+        ),
+        // Each reference within the cap, together over it (the error points at the
+        // variable's first reference, as for an unset one).
+        (
+            "exporter: { prometheus: {} }\nservice: ${HS_IT_LONG_HALF}-${HS_IT_LONG_HALF}\n",
+            2,
+            10,
+            "service",
+            "the value would be 401 bytes",
+        ),
+        (
+            "exporter:\n  statsd:\n    host: ${HS_IT_LONG_POD}\n",
+            3,
+            11,
+            "exporter.statsd.host",
+            "over the limit of 256 bytes",
+        ),
+    ] {
+        let file = ConfigFile::new("long.yaml", text);
+        let error = Config::from_file(file.path()).expect_err(text);
+        let shown = error.to_string();
+        assert_eq!(
+            (error.line(), error.column(), error.key()),
+            (Some(line), Some(column), Some(key)),
+            "{shown}"
+        );
+        assert!(shown.contains(words), "{words:?} missing from: {shown}");
+        assert!(shown.contains("over the limit of 256 bytes"), "{shown}");
+    }
+}
+
 #[test]
 fn a_malformed_reference_is_an_error_that_shows_the_escape() {
     let error = load("exporter: { prometheus: {} }\nservice: tts-${HS IT}\n").unwrap_err();

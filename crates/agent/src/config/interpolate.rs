@@ -12,6 +12,9 @@
 //! - `$${`: a literal `${`. Any other `$` is literal.
 //!
 //! `NAME` is letters, digits and `_`, not starting with a digit.
+//!
+//! A value never grows past [`MAX_VALUE_BYTES`] while it is filled in: a short value naming a
+//! large variable many times is refused at the reference that takes it over the limit.
 
 use std::collections::BTreeMap;
 use std::env::{self, VarError};
@@ -19,6 +22,7 @@ use std::env::{self, VarError};
 use serde_saphyr::{Location, Spanned};
 
 use super::error::ConfigError;
+use super::limits::MAX_VALUE_BYTES;
 use super::raw::RawConfig;
 
 /// Interpolates every string value of `raw`, read from `text` of `file`.
@@ -26,7 +30,8 @@ use super::raw::RawConfig;
 /// # Errors
 ///
 /// A [`ConfigError`] at the first reference that cannot be resolved: an unset variable without
-/// a default, a value that is not UTF-8, or a `${` that is not a well-formed reference.
+/// a default, a value that is not UTF-8, a `${` that is not a well-formed reference, or one
+/// that makes the value longer than [`MAX_VALUE_BYTES`].
 pub(super) fn interpolate_config(
     raw: &mut RawConfig,
     text: &str,
@@ -87,12 +92,12 @@ impl Source<'_> {
     /// `value` interpolated from the environment; an error is placed at the reference's `$`,
     /// found in the text from `start` (the value's, or for a map its first entry's, position).
     fn value(&self, value: &str, start: Location, key: &str) -> Result<String, ConfigError> {
-        expand(value, |name| match env::var(name) {
+        let lookup = |name: &str| match env::var(name) {
             Ok(value) => Ok(Some(value)),
             Err(VarError::NotPresent) => Ok(None),
             Err(VarError::NotUnicode(_)) => Err(()),
-        })
-        .map_err(|problem| {
+        };
+        expand(value, lookup, MAX_VALUE_BYTES).map_err(|problem| {
             let (line, column) = self.position(start, &problem.written);
             ConfigError::at_position(self.file, line, column, key, problem.message)
         })
@@ -150,12 +155,14 @@ struct Problem {
 }
 
 /// `value` with every reference replaced through `lookup`, which gives a variable's value,
-/// `None` when it is unset, or `Err` when it is not UTF-8.
+/// `None` when it is unset, or `Err` when it is not UTF-8; refused at the reference that would
+/// make it longer than `limit` bytes (a value without references is left to validation).
 fn expand(
     value: &str,
     lookup: impl Fn(&str) -> Result<Option<String>, ()>,
+    limit: usize,
 ) -> Result<String, Problem> {
-    let mut out = String::with_capacity(value.len());
+    let mut out = String::with_capacity(value.len().min(limit));
     let mut rest = value;
     while let Some(dollar) = rest.find('$') {
         out.push_str(&rest[..dollar]);
@@ -186,10 +193,10 @@ fn expand(
                 "environment variable `{name}` is not valid UTF-8: set it to UTF-8 text"
             ),
         })?;
-        match (found, default) {
-            (Some(found), Some(default)) if found.is_empty() => out.push_str(default),
-            (Some(found), _) => out.push_str(&found),
-            (None, Some(default)) => out.push_str(default),
+        let filled = match (found, default) {
+            (Some(found), Some(default)) if found.is_empty() => default.to_owned(),
+            (Some(found), _) => found,
+            (None, Some(default)) => default.to_owned(),
             (None, None) => {
                 return Err(Problem {
                     written: format!("${{{name}}}"),
@@ -200,7 +207,19 @@ fn expand(
                     ),
                 });
             }
+        };
+        if out.len() + filled.len() > limit {
+            return Err(Problem {
+                written: after[..end + 3].to_owned(),
+                message: format!(
+                    "with `{name}` filled in ({} bytes) the value would be {} bytes, over the \
+                     limit of {limit} bytes: set the variable to a shorter value",
+                    filled.len(),
+                    out.len() + filled.len()
+                ),
+            });
         }
+        out.push_str(&filled);
         rest = &reference[end + 1..];
     }
     out.push_str(rest);
@@ -259,14 +278,18 @@ mod tests {
             ("$${POD}", "${POD}"),
             ("cost: $5, $$5 and $", "cost: $5, $$5 and $"),
         ] {
-            assert_eq!(expand(value, &env).as_deref(), Ok(expected), "{value}");
+            assert_eq!(
+                expand(value, &env, MAX_VALUE_BYTES).as_deref(),
+                Ok(expected),
+                "{value}"
+            );
         }
     }
 
     #[test]
     fn unresolvable_references_say_what_to_do() {
         let env = with(&[]);
-        let unset = expand("x-${NOPE}", &env).unwrap_err();
+        let unset = expand("x-${NOPE}", &env, MAX_VALUE_BYTES).unwrap_err();
         assert_eq!(unset.written, "${NOPE}");
         assert!(unset.message.contains("`NOPE` is not set"), "{unset:?}");
         assert!(unset.message.contains("${NOPE:-default}"), "{unset:?}");
@@ -276,12 +299,31 @@ mod tests {
             ("${A B}", "${A B}"),
             ("open ${POD", "${POD"),
         ] {
-            let problem = expand(value, &env).unwrap_err();
+            let problem = expand(value, &env, MAX_VALUE_BYTES).unwrap_err();
             assert_eq!(problem.written, written, "{value}");
             assert!(problem.message.contains("$${"), "{problem:?}");
         }
-        let not_utf8 = expand("${BYTES}", |_| Err(())).unwrap_err();
+        let not_utf8 = expand("${BYTES}", |_| Err(()), MAX_VALUE_BYTES).unwrap_err();
         assert!(not_utf8.message.contains("not valid UTF-8"), "{not_utf8:?}");
+    }
+
+    #[test]
+    fn a_value_never_grows_past_the_limit() {
+        let big = "x".repeat(100);
+        let vars = [("BIG", big.as_str())];
+        let env = with(&vars);
+        assert_eq!(expand("${BIG}${BIG}", &env, 200).map(|v| v.len()), Ok(200));
+        // Many references to a large variable stop at the one that crosses the limit.
+        let problem = expand("a-${BIG}${BIG}${BIG}${BIG}", &env, 200).unwrap_err();
+        assert_eq!(problem.written, "${BIG}");
+        assert!(
+            problem
+                .message
+                .contains("would be 202 bytes, over the limit of 200 bytes"),
+            "{problem:?}"
+        );
+        let problem = expand("${NONE:-0123456789}", &env, 8).unwrap_err();
+        assert_eq!(problem.written, "${NONE:-0123456789}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Bounds on config values that the types alone allow but a running service cannot survive:
-//! buffer sizes, the idle-bytes cap, the heartbeat interval and the number of pools.
+//! buffer sizes, the idle-bytes cap, the heartbeat interval, the number of pools and the
+//! lengths of names and labels.
 //!
 //! Checked for a file (with its location, in `validate`) and again for every config the agent
 //! starts with or applies, so overrides and [`Agent::apply_config`](crate::Agent::apply_config)
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use heapscape_pool::PoolConfig;
 
-use super::types::Config;
+use super::types::{Config, ExporterConfig};
 
 /// The largest `initial_capacity` and `max_buffer_size`: 1 GiB, the top bucket of the pool's
 /// size histograms (`heapscape_pool::HISTOGRAM_METRICS`). A larger buffer is outside what the
@@ -27,6 +28,20 @@ pub(crate) const MAX_MAX_POOLS: usize = 1024;
 /// The longest `auto_tune.cooldown`: a day. Longer, and a recommendation read from the last
 /// window of traffic would be applied to another day's.
 const MAX_COOLDOWN: Duration = Duration::from_secs(24 * 3600);
+/// The longest pool, label or tag name, in bytes. A name is an identifier that dashboards and
+/// logs show whole (Kubernetes allows 63 characters in a label value); a pool's name is on
+/// each of its about 180 series, so 128 bytes add at most 23 KB to every scrape per pool.
+/// 64 pools with 64 KiB names made a 356 MB page.
+pub(crate) const MAX_NAME_BYTES: usize = 128;
+/// The longest string value (`service`, a label or tag value, and any value after `${NAME}`
+/// interpolation), in bytes: room for any host or pod name (DNS names are at most 253
+/// bytes), a version or a zone. Labels of 131,000 characters made a 131 MB page.
+pub(crate) const MAX_VALUE_BYTES: usize = 256;
+/// The most bytes of the labels every series carries: `service`, `labels` and, with StatsD,
+/// `exporter.statsd.tags`, names and values added up. They are repeated on every line of the
+/// exposition (about 180 per pool): 1 KiB is ten times a usual set and adds at most 12 MB
+/// to a scrape of 64 pools.
+pub(crate) const MAX_GLOBAL_LABEL_BYTES: usize = 1 << 10;
 /// The physical memory assumed where `/proc/meminfo` cannot be read (not Linux, no `/proc`).
 const FALLBACK_PHYSICAL_MEMORY: u64 = 64 << 30;
 
@@ -93,6 +108,107 @@ pub(crate) fn check_pool_count(count: usize, max_pools: usize) -> Result<(), Str
     ))
 }
 
+/// A pool, label or tag name (`what`) within [`MAX_NAME_BYTES`].
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.len() <= MAX_NAME_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "a {what} name of {} bytes is longer than the limit of {MAX_NAME_BYTES} bytes: \
+         write a shorter name (it is repeated on every series it names)",
+        name.len()
+    ))
+}
+
+/// A string value within [`MAX_VALUE_BYTES`].
+pub(crate) fn check_value(value: &str) -> Result<(), String> {
+    if value.len() <= MAX_VALUE_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "the value is {} bytes, longer than the limit of {MAX_VALUE_BYTES} bytes: write a \
+         shorter value (labels are repeated on every line of the exposition)",
+        value.len()
+    ))
+}
+
+/// `name` as shown in a key or message: whole if within [`MAX_NAME_BYTES`], else its start,
+/// so that an error about a 64 KiB name is not itself 64 KiB long.
+pub(crate) fn shown_name(name: &str) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name.to_owned();
+    }
+    let mut end = 32;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &name[..end])
+}
+
+/// The labels on every series: `service`, `labels` and, with StatsD, `exporter.statsd.tags`,
+/// as `(key, name, value)` in the order they are added up.
+fn global_labels(config: &Config) -> Vec<(String, &str, &str)> {
+    let service = config
+        .service
+        .iter()
+        .map(|service| ("service".to_owned(), "service", service.as_str()));
+    let labels = config
+        .labels
+        .iter()
+        .map(|(name, value)| ("labels", name, value));
+    let tags = match &config.exporter {
+        ExporterConfig::Statsd(statsd) => Some(&statsd.tags),
+        _ => None,
+    }
+    .into_iter()
+    .flatten()
+    .map(|(name, value)| ("exporter.statsd.tags", name, value));
+    service
+        .chain(labels.chain(tags).map(|(section, name, value)| {
+            (
+                format!("{section}.{}", shown_name(name)),
+                name.as_str(),
+                value.as_str(),
+            )
+        }))
+        .collect()
+}
+
+/// Names and values of the labels on every series within their limits, and all of them
+/// together within [`MAX_GLOBAL_LABEL_BYTES`]; on failure, the key of the first label that
+/// is too long or takes the sum over the limit.
+pub(crate) fn check_global_labels(config: &Config) -> Result<(), Violation> {
+    let labels = global_labels(config);
+    for (key, name, value) in &labels {
+        check_name("label", name)
+            .and_then(|()| check_value(value))
+            .map_err(|message| Violation {
+                key: key.clone(),
+                message,
+            })?;
+    }
+    let mut total = 0;
+    let mut crossing = None;
+    for (key, name, value) in labels {
+        total += name.len() + value.len();
+        if total > MAX_GLOBAL_LABEL_BYTES && crossing.is_none() {
+            crossing = Some(key);
+        }
+    }
+    let Some(key) = crossing else {
+        return Ok(());
+    };
+    Err(Violation {
+        key,
+        message: format!(
+            "the labels on every series (service, labels and StatsD tags, names and values) \
+             add up to {total} bytes, over the limit of {MAX_GLOBAL_LABEL_BYTES} bytes: \
+             shorten or remove some (each is repeated on every line of the exposition, about \
+             180 per pool)"
+        ),
+    })
+}
+
 /// The pool's sizes within [`MAX_BUFFER_SIZE`] and [`max_idle_bytes`]; on failure, the field
 /// and what to do.
 pub(crate) fn check_pool(pool: &PoolConfig) -> Result<(), (&'static str, String)> {
@@ -156,7 +272,12 @@ pub(crate) fn check(config: &Config) -> Result<(), Violation> {
         key: "pools".to_owned(),
         message,
     })?;
+    check_global_labels(config)?;
     for (name, pool) in &config.pools {
+        check_name("pool", name).map_err(|message| Violation {
+            key: format!("pools.{}", shown_name(name)),
+            message,
+        })?;
         check_pool(pool).map_err(|(field, message)| Violation {
             key: format!("pools.{name}.{field}"),
             message,

@@ -1,8 +1,8 @@
 //! The YAML configuration: reading and parsing a file into [`Config`]; reading the file within
 //! its bounds (`file`), the public types (`types`), the file's raw serde shape (`raw`),
 //! environment interpolation of its string values (`interpolate`), validation with
-//! file/line/column errors (`validate`), the bounds on sizes, intervals and the number of pools
-//! (`limits`) and the error type (`error`) each have their own module.
+//! file/line/column errors (`validate`), the bounds on sizes, intervals, names, labels and the
+//! number of pools (`limits`) and the error type (`error`) each have their own module.
 
 mod error;
 pub(crate) mod file;
@@ -36,7 +36,7 @@ impl Config {
     /// directory, refused without reading or waiting), a file over 1 MiB, YAML syntax, unknown
     /// key, wrong type, bad size or duration, an unset environment variable without a default
     /// (`${NAME}`, see the config reference in the crate's README), or a value that fails
-    /// validation (pool caps, a size or interval out of bounds, too many pools,
+    /// validation (pool caps, a size, interval, name or label out of bounds, too many pools,
     /// not exactly one exporter, bad address or network).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();

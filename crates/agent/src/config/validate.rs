@@ -96,23 +96,32 @@ fn check_tag_value(
     Ok(())
 }
 
+/// Each name and value of `labels` (`what`: `label` or `tag`, for the messages); their sum is
+/// checked with the others on every series once the exporter is known.
 fn check_labels(
     report: &Report<'_>,
     labels: &Spanned<BTreeMap<String, String>>,
     key: &str,
+    what: &str,
     for_statsd: bool,
 ) -> Result<(), ConfigError> {
+    let at = labels.referenced;
     for (name, value) in &labels.value {
-        let key = format!("{key}.{name}");
-        check_label_name(report, labels.referenced, &key, name)?;
+        let key = format!("{key}.{}", limits::shown_name(name));
+        // The length first, so that no message repeats a huge name or value.
+        limits::check_name(what, name).map_err(|message| report.at(at, &key, message))?;
+        check_label_name(report, at, &key, name)?;
+        limits::check_value(value).map_err(|message| report.at(at, &key, message))?;
         if for_statsd {
-            check_tag_value(report, labels.referenced, &key, value)?;
+            check_tag_value(report, at, &key, value)?;
         }
     }
     Ok(())
 }
 
 fn check_pool_name(report: &Report<'_>, at: Location, name: &str) -> Result<(), ConfigError> {
+    limits::check_name("pool", name)
+        .map_err(|message| report.at(at, format!("pools.{}", limits::shown_name(name)), message))?;
     if name.is_empty()
         || !name
             .chars()
@@ -139,7 +148,14 @@ impl RawConfig {
         let statsd = self
             .exporter
             .as_ref()
-            .is_some_and(|exporter| exporter.value.statsd.is_some());
+            .and_then(|exporter| exporter.value.statsd.as_ref());
+        // Where each source of the labels on every series is, for their sum's error.
+        let service_at = self.service.as_ref().map(|service| service.referenced);
+        let labels_at = self.labels.as_ref().map(|labels| labels.referenced);
+        let tags_at = statsd
+            .and_then(|statsd| statsd.value.as_ref()?.tags.as_ref())
+            .map(|tags| tags.referenced);
+        let statsd = statsd.is_some();
         if let Some(service) = self.service {
             if service.value.trim().is_empty() {
                 return Err(report.at(
@@ -148,13 +164,15 @@ impl RawConfig {
                     "the service name is empty: write the service's name or remove the key",
                 ));
             }
+            limits::check_value(&service.value)
+                .map_err(|message| report.at(service.referenced, "service", message))?;
             if statsd {
                 check_tag_value(&report, service.referenced, "service", &service.value)?;
             }
             config.service = Some(service.value);
         }
         if let Some(labels) = self.labels {
-            check_labels(&report, &labels, "labels", statsd)?;
+            check_labels(&report, &labels, "labels", "label", statsd)?;
             config.labels = labels.value;
         }
 
@@ -169,6 +187,20 @@ impl RawConfig {
             }
             Some(exporter) => validate_exporter(&report, exporter)?,
         };
+        limits::check_global_labels(&config).map_err(|violation| {
+            let at = if violation.key == "service" {
+                service_at
+            } else if violation.key.starts_with("labels.") {
+                labels_at
+            } else {
+                tags_at
+            };
+            report.at(
+                at.unwrap_or(Location::UNKNOWN),
+                violation.key,
+                violation.message,
+            )
+        })?;
 
         if let Some(interval) = self.heartbeat.and_then(|heartbeat| heartbeat.interval) {
             limits::check_interval(interval.value.0)
@@ -189,7 +221,7 @@ impl RawConfig {
             in_file_order
                 .sort_by_key(|(_, pool)| (pool.referenced.line(), pool.referenced.column()));
             if let Some((name, pool)) = in_file_order.get(config.max_pools) {
-                let key = format!("pools.{name}");
+                let key = format!("pools.{}", limits::shown_name(name));
                 return Err(report.at(pool.referenced, key, message));
             }
         }
@@ -306,7 +338,7 @@ fn validate_exporter(
                 config.buffer_size = bytes;
             }
             if let Some(tags) = raw.tags {
-                check_labels(report, &tags, "exporter.statsd.tags", true)?;
+                check_labels(report, &tags, "exporter.statsd.tags", "tag", true)?;
                 config.tags = tags.value;
             }
             Ok(ExporterConfig::Statsd(config))

@@ -231,12 +231,21 @@ fn pool_records(c: &Config) -> Vec<Rule> {
          window (the pools' own recommendation covers their recommendation_window)",
         windowed_recommendation_record(c),
         c.recommend_quantile,
-        &format!(
-            "sum by ({}) (rate({}[{}]))",
-            c.by("job, instance, pool, le"),
-            c.select("heapscape_pool_returned_length_bytes_bucket", ""),
-            c.far_from_recommended_window
-        ),
+        &{
+            // Only instances with as many returns in the window as their pools need to
+            // recommend: a percentile of a handful of returns is their largest.
+            let by_instance = c.by("job, instance, pool");
+            let window = c.far_from_recommended_window;
+            format!(
+                "(\n  sum by ({}) (rate({}[{window}]))\n  and on ({by_instance})\n  \
+                 (sum by ({by_instance}) (increase({}[{window}])) >= on ({by_instance}) \
+                 max by ({by_instance}) ({}))\n)",
+                c.by("job, instance, pool, le"),
+                c.select("heapscape_pool_returned_length_bytes_bucket", ""),
+                c.select("heapscape_pool_returned_length_bytes_count", ""),
+                c.select("heapscape_pool_recommendation_min_returns", ""),
+            )
+        },
     ));
     rules
 }

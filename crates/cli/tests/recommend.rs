@@ -18,8 +18,9 @@ use heapscape_testkit::{
 };
 use serde_json::Value;
 
-/// The demo's pool, with a half-minute window so that a short test fills it (the CLI reads
-/// the same [`WINDOW`]).
+/// The demo's pool, with a one-minute window so that a short test fills it (the CLI reads
+/// the same [`WINDOW`]): at the default minimum of 400 returns, a debug build on a loaded
+/// 2-core machine fills a half-minute window too slowly.
 const CONFIG: &str = "service: tts-demo
 exporter: { prometheus: {} }
 heartbeat: { interval: 1s }
@@ -30,11 +31,11 @@ pools:
     max_buffer_size: 4MiB    # the default guess
     max_idle_buffers: 64
     max_idle_bytes: 128MiB
-    recommendation_window: 30s
+    recommendation_window: 1m
 ";
 
 /// The pools' recommendation window and the CLI's `--window`.
-const WINDOW: &str = "30s";
+const WINDOW: &str = "1m";
 
 /// Time for the pools to see enough returns and Prometheus to scrape them (generous: a shared
 /// 2-core machine).
@@ -99,6 +100,18 @@ fn recommend(args: &[&str]) -> (Output, u8) {
         .expect("the heapscape binary runs");
     let code = output.status.code().expect("an exit code") as u8;
     (output, code)
+}
+
+/// Runs the CLI with `-o json`, which must succeed; its report.
+fn report(args: &[&str]) -> Value {
+    let (output, code) = recommend(&[args, &["-o", "json"]].concat());
+    assert_eq!(
+        code,
+        exit::OK,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json(&output)
 }
 
 fn json(output: &Output) -> Value {
@@ -187,7 +200,8 @@ scrape_configs:
             })
             .then_some(())
     });
-    // A window of their buckets in Prometheus too.
+    // Filling the window took the pools most of a minute; half a minute more and Prometheus
+    // holds a whole window of their buckets too.
     std::thread::sleep(Duration::from_secs(30));
 
     // Per instance: the CLI on that instance's series against the pool's own gauge.
@@ -198,23 +212,15 @@ scrape_configs:
         )
         .expect("the pool recommends");
         let selector = format!("job=\"tts\",instance=\"{}\"", demo.metrics);
-        let (output, code) = recommend(&[
+        let report_json = report(&[
             "--prometheus",
             &url,
             "--selector",
             &selector,
             "--window",
             WINDOW,
-            "-o",
-            "json",
         ]);
-        assert_eq!(
-            code,
-            exit::OK,
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let answer = &json(&output)["recommendations"][0];
+        let answer = &report_json["recommendations"][0];
         let cli = answer["recommended"]["max_buffer_size"]
             .as_f64()
             .expect("a max");
@@ -225,14 +231,8 @@ scrape_configs:
         );
         // One instance's series: the same figures straight from its /metrics page.
         let page = format!("http://{}/metrics", demo.metrics);
-        let (output, code) = recommend(&["--metrics", &page, "-o", "json"]);
-        assert_eq!(
-            code,
-            exit::OK,
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let direct = json(&output)["recommendations"][0]["recommended"]["max_buffer_size"]
+        let report_json = report(&["--metrics", &page]);
+        let direct = report_json["recommendations"][0]["recommended"]["max_buffer_size"]
             .as_f64()
             .expect("a max");
         assert!(
@@ -242,16 +242,9 @@ scrape_configs:
     }
 
     // The fleet: the three mixes together, with costs and confidence.
-    let (output, code) = recommend(&[&fleet_args[..], &["-o", "json"]].concat());
-    assert_eq!(
-        code,
-        exit::OK,
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = json(&output);
-    let answers = report["recommendations"].as_array().expect("a list");
-    assert_eq!(answers.len(), 1, "{report}");
+    let fleet_report = report(&fleet_args);
+    let answers = fleet_report["recommendations"].as_array().expect("a list");
+    assert_eq!(answers.len(), 1, "{fleet_report}");
     let answer = &answers[0];
     assert_eq!(
         (answer["service"].as_str(), answer["pool"].as_str()),
@@ -304,24 +297,15 @@ scrape_configs:
 
     // The Decide row: the recording rules over the recommendation window (1 h, all the
     // history here) against the CLI over the same window: the same rule on the same buckets.
-    let (output, code) = recommend(&[
+    let report_json = report(&[
         "--prometheus",
         &url,
         "--selector",
         "job=\"tts\"",
         "--window",
         "1h",
-        "-o",
-        "json",
     ]);
-    assert_eq!(
-        code,
-        exit::OK,
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let hour = json(&output);
-    let cli = &hour["recommendations"][0];
+    let cli = &report_json["recommendations"][0];
     let record = |name: &str| {
         let result = prometheus
             .query(&format!("{name}{{job=\"tts\",pool=\"pcm\"}}"))

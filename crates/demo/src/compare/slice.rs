@@ -128,10 +128,7 @@ impl<'a> Published<'a> {
     /// `series`' increase between the first and the last publication, and the seconds
     /// between them; `None` without two publications that both hold it.
     fn increase(&self, series: &str) -> Option<(f64, f64)> {
-        let (first, last) = (self.0.first()?, self.0.last()?);
-        let seconds = last.published? - first.published?;
-        let increase = last.series.get(series)? - first.series.get(series)?;
-        (seconds > 0.0).then_some((increase.max(0.0), seconds))
+        increase(self.0.first()?, self.0.last()?, series)
     }
 
     /// `series`' rate (per second) over the slice's publications.
@@ -151,23 +148,30 @@ impl<'a> Published<'a> {
         self.0
             .windows(2)
             .filter_map(|pair| {
-                let [_, scrape] = pair else {
+                let [previous, scrape] = pair else {
                     return None;
                 };
-                let at = scrape.published?;
                 let value = |name: &str| scrape.series.get(name).copied().unwrap_or(0.0);
-                let alloc_rate = Published(pair.to_vec()).rate(ALLOC_BYTES).unwrap_or(0.0);
                 Some(Point {
-                    t: at - origin,
+                    t: scrape.published? - origin,
                     slice,
                     allocated: value(ALLOCATED),
                     active: value(ACTIVE),
                     resident: value(RESIDENT),
-                    alloc_rate,
+                    alloc_rate: increase(previous, scrape, ALLOC_BYTES)
+                        .map_or(0.0, |(bytes, seconds)| bytes / seconds),
                 })
             })
             .collect()
     }
+}
+
+/// `series`' increase from publication `first` to `last`, and the seconds between them; `None`
+/// unless both hold it and `last` came later.
+fn increase(first: &Scrape, last: &Scrape, series: &str) -> Option<(f64, f64)> {
+    let seconds = last.published? - first.published?;
+    let increase = last.series.get(series)? - first.series.get(series)?;
+    (seconds > 0.0).then_some((increase.max(0.0), seconds))
 }
 
 /// A mode and its slices, in order.

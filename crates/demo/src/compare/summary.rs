@@ -68,7 +68,8 @@ impl Spread {
 /// A point of a mode's timeline.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Point {
-    /// Seconds since the interleaved slices started (all modes on one clock).
+    /// When the heartbeat published it, seconds since the interleaved slices started (all
+    /// modes on one clock).
     pub t: f64,
     /// The slice (round) the point belongs to.
     pub slice: usize,
@@ -78,8 +79,8 @@ pub struct Point {
     pub active: f64,
     /// `heapscape_jemalloc_resident_bytes`.
     pub resident: f64,
-    /// Bytes allocated per second (counting allocator) between the last two heartbeat
-    /// publications seen at this point.
+    /// Bytes allocated per second (counting allocator) since the slice's publication before
+    /// this one.
     pub alloc_rate: f64,
 }
 
@@ -105,7 +106,8 @@ pub struct ModeSummary {
     pub requests_per_second: f64,
     /// Latency quantiles of successful requests, milliseconds.
     pub latency_ms: BTreeMap<&'static str, f64>,
-    /// Bytes allocated per second (`heapscape_alloc_bytes_total`), if the counting allocator ran.
+    /// Bytes allocated per second (`heapscape_alloc_bytes_total`) over the slices' own time
+    /// (between publications of the same slice), if the counting allocator ran.
     pub alloc_bytes_per_second: Option<f64>,
     /// Allocations per second (`heapscape_alloc_allocations_total`).
     pub allocations_per_second: Option<f64>,
@@ -113,11 +115,11 @@ pub struct ModeSummary {
     pub alloc_bytes_per_request: Option<f64>,
     /// Allocations per successful request.
     pub allocations_per_request: Option<f64>,
-    /// jemalloc `stats.allocated` over the load.
+    /// jemalloc `stats.allocated` over the slices' samples.
     pub allocated: Option<OverTime>,
-    /// jemalloc `stats.active` over the load.
+    /// jemalloc `stats.active` over the slices' samples.
     pub active: Option<OverTime>,
-    /// jemalloc `stats.resident` over the load.
+    /// jemalloc `stats.resident` over the slices' samples.
     pub resident: Option<OverTime>,
     /// Minor page faults per successful request.
     pub minor_faults_per_request: Option<f64>,

@@ -112,7 +112,7 @@ fn modes_table(page: &mut String, comparison: &Comparison) {
 fn verdicts(page: &mut String, comparison: &Comparison) {
     let _ = writeln!(
         page,
-        "<h2>Targets of a default run</h2>\n<p>{}.</p>\n<ul>",
+        "<h2>Targets of a default run</h2>\n<p>How they are read: {}.</p>\n<ul>",
         escape(&rows::verdicts_method(&comparison.verdicts))
     );
     for verdict in &comparison.verdicts {

@@ -15,8 +15,8 @@
 //! order rotating every round (unpooled, pooled, tuned, auto; then pooled, tuned, auto,
 //! unpooled; ...): the children stay up and only the load moves, so a busy machine weighs on
 //! every mode alike and no mode always follows the same one. All four metric endpoints are
-//! scraped every second; each scrape belongs to a slice by the heartbeat's publication time
-//! (see `slice`).
+//! scraped every half second; each scrape belongs to a slice by the heartbeat's publication
+//! time (see `slice`).
 //!
 //! The summary (throughput and latency from the load generator; allocation rate, jemalloc heap
 //! gauges, page faults and pool behaviour from the services' own metrics; the spread of each
@@ -491,8 +491,8 @@ async fn load(
     .await
 }
 
-/// Scrapes every target every [`SCRAPE_EVERY`] into its timeline, each scrape's publication time read
-/// against `unix_start` (the Unix time at which the comparison started).
+/// Scrapes every target every [`SCRAPE_EVERY`] into its timeline, each scrape's publication
+/// time read against `unix_start` (the Unix time at which the comparison started).
 async fn scrape_every_tick(
     targets: Vec<SocketAddr>,
     timelines: Arc<Mutex<Vec<Vec<Scrape>>>>,

@@ -118,7 +118,10 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
         assert!(mode["requests"].as_u64().unwrap() > 0, "{mode}");
         assert!(mode["errors"].as_object().unwrap().is_empty(), "{mode}");
         let timeline = mode["timeline"].as_array().unwrap();
-        assert!(timeline.len() >= 2, "scraped every second: {mode}");
+        assert!(
+            timeline.len() >= 2,
+            "a point per publication after the first of a slice: {mode}"
+        );
         let slices_seen: std::collections::BTreeSet<u64> = timeline
             .iter()
             .filter_map(|point| point["slice"].as_u64())

@@ -273,9 +273,10 @@ async fn compare(
     config_file::write(&auto_file, &auto::yaml(&auto_pool))?;
 
     eprintln!(
-        "starting four services (unpooled, pooled, tuned, auto); {} of warm-up each, then \
-         {rounds} rounds of {} slices in turn (the order rotating every round), so a busy \
-         machine weighs on every mode alike",
+        "starting {} services ({}); {} of warm-up each, then {rounds} rounds of {} slices in \
+         turn (the order rotating every round), so a busy machine weighs on every mode alike",
+        MODES.len(),
+        MODES.map(|mode| mode.name).join(", "),
         humantime::format_duration(warmup),
         humantime::format_duration(slice)
     );

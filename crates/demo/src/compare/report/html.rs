@@ -9,15 +9,14 @@ use super::svg::{self, Series};
 use crate::Error;
 use crate::compare::summary::{Comparison, Point, State};
 
-const HEAD: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-     <title>heapscape: unpooled, pooled, tuned, auto</title><style>\
+const STYLE: &str = "<style>\
      body{font-family:system-ui,sans-serif;margin:2em auto;max-width:64em;color:#222}\
      table{border-collapse:collapse;margin-bottom:1em}\
      td,th{padding:.2em .8em;border-bottom:1px solid #ddd}\
      td{text-align:right}td:first-child{text-align:left}\
      .met{color:#3c9d5d}.not_met{color:#d1495b}.inconclusive{color:#8a6d1f}\
      .charts{display:grid;grid-template-columns:1fr 1fr;gap:1em}\
-     svg{background:#fafafa;border:1px solid #eee}</style></head><body>\n";
+     svg{background:#fafafa;border:1px solid #eee}</style>";
 
 /// Writes the HTML report to `path` (creating its folder).
 pub(in crate::compare) fn write_html(comparison: &Comparison, path: &Path) -> Result<(), Error> {
@@ -32,7 +31,12 @@ pub(in crate::compare) fn write_html(comparison: &Comparison, path: &Path) -> Re
 }
 
 fn html(comparison: &Comparison) -> String {
-    let mut page = String::from(HEAD);
+    let names: Vec<&str> = comparison.modes.iter().map(|mode| mode.mode).collect();
+    let mut page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>heapscape: {}</title>{STYLE}</head><body>\n",
+        escape(&names.join(", "))
+    );
     intro(&mut page, comparison);
     modes_table(&mut page, comparison);
     verdicts(&mut page, comparison);

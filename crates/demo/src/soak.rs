@@ -6,7 +6,7 @@
 //! resident memory (`VmRSS` of `/proc/<pid>/status`) before the load as the baseline, then runs
 //! the seeded load generator at `--concurrency` connections for `--duration` while sampling the
 //! resident memory every 500 ms and firing `--scrapers` concurrent Prometheus scrapes every
-//! second (each parsed with [`crate::prom`]). A mode passes when:
+//! second (each parsed with [`heapscape_cli::exposition`]). A mode passes when:
 //!
 //! - no request failed;
 //! - every scrape answered 200, parsed, and had the heap and request series;

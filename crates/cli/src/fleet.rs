@@ -27,6 +27,8 @@ pub(crate) struct PoolData {
     pub(crate) pool: String,
     /// Lengths returned within the window, every instance's buckets summed.
     pub(crate) lengths: FineSizeHistogram,
+    /// Whether `lengths` came from the kit's recording rule rather than the instances' series.
+    pub(crate) lengths_recorded: bool,
     /// The settings in force: the largest across instances.
     pub(crate) current: Settings,
     /// Whether instances run different settings (then `current` is the largest).

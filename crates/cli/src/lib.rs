@@ -86,6 +86,10 @@ pub struct RecommendArgs {
     /// With --write: the service (job) whose pools to write, when several matched.
     #[arg(long, value_name = "JOB")]
     pub service: Option<String>,
+    /// Read every instance's series even where the kit's recording rule holds the fleet's
+    /// summed buckets (by default it is read for a 1 h window, when the selector allows).
+    #[arg(long)]
+    pub no_recording_rules: bool,
     /// How long to wait for each answer.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -128,12 +132,12 @@ pub fn run(args: &RecommendArgs) -> Result<Outcome, Error> {
                 progress.inc(1);
             };
             let prometheus = prometheus::Prometheus::new(&http, url);
-            let pools = prometheus::gather(&prometheus, selector, args.window, &mut tick).and_then(
-                |mut pools| {
+            let recorded = !args.no_recording_rules;
+            let pools = prometheus::gather(&prometheus, selector, args.window, recorded, &mut tick)
+                .and_then(|mut pools| {
                     change::gather(&prometheus, selector, args.window, &mut pools, &mut tick)?;
                     Ok(pools)
-                },
-            );
+                });
             progress.finish_and_clear();
             let recommendations = pools?
                 .iter()

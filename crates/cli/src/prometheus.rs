@@ -226,35 +226,66 @@ fn range(window: Duration) -> String {
     format!("{}s", window.as_secs().max(1))
 }
 
+/// The recording rule of the kit (`heapscape.recommend.rules`) that holds each job's buckets
+/// summed across its instances over [`RECORDED_WINDOW`], and that window.
+pub(crate) const RECORDED_BUCKETS: &str =
+    "job:heapscape_pool_returned_length_bytes_bucket:increase1h";
+/// The window [`RECORDED_BUCKETS`] covers.
+pub(crate) const RECORDED_WINDOW: Duration = Duration::from_secs(3600);
+
 /// Every service's pools matching `selector` over the last `window`, by the queries below;
-/// `tick` is called after each.
+/// `tick` is called after each. `recorded` allows reading the fleet's buckets from the kit's
+/// recording rule where it answers for this window and selector.
 pub(crate) fn gather(
     prometheus: &Prometheus<'_>,
     selector: &str,
     window: Duration,
+    recorded: bool,
     mut tick: impl FnMut(&str),
 ) -> Result<Vec<PoolData>, Error> {
     let w = range(window);
     let mut pools: BTreeMap<(String, String), PoolData> = BTreeMap::new();
-    let mut step = |what: &str, promql: String| -> Result<Vec<Series>, Error> {
-        tick(what);
-        prometheus.query(&promql, None)
-    };
 
-    // The fleet's lengths: every instance's buckets summed, as the fleet's recording rule does.
-    let buckets = step(
-        "returned lengths",
-        format!(
-            "sum by (job, pool, le) (increase({}[{w}]))",
-            select(&format!("{}_bucket", RETURNED_LENGTH.name), selector, "")
-        ),
-    )?;
+    // The fleet's lengths: every instance's buckets summed. The recording rule holds exactly
+    // that for a one-hour window, as a few hundred series where the instances' own are
+    // hundreds of thousands in a large fleet (beyond Prometheus's default of 50 million
+    // samples a query); it answers only when the selector's labels are on it (job, pool,
+    // cluster), else every instance's series are read.
+    tick("returned lengths");
+    let from_record = if recorded && window == RECORDED_WINDOW {
+        prometheus.query(
+            &format!(
+                "sum by (job, pool, le) ({})",
+                select(RECORDED_BUCKETS, selector, "")
+            ),
+            None,
+        )?
+    } else {
+        Vec::new()
+    };
+    let used_record = !from_record.is_empty();
+    let buckets = if used_record {
+        from_record
+    } else {
+        prometheus.query(
+            &format!(
+                "sum by (job, pool, le) (increase({}[{w}]))",
+                select(&format!("{}_bucket", RETURNED_LENGTH.name), selector, "")
+            ),
+            None,
+        )?
+    };
     for (key, lengths) in histograms(&buckets) {
         let data = pools.entry(key.clone()).or_default();
         (data.service, data.pool) = key;
         data.lengths = lengths;
         data.window = window;
+        data.lengths_recorded = used_record;
     }
+    let mut step = |what: &str, promql: String| -> Result<Vec<Series>, Error> {
+        tick(what);
+        prometheus.query(&promql, None)
+    };
     if pools.is_empty() {
         return Err(Error::NoSeries {
             what: select(RETURNED_LENGTH.name, selector, ""),

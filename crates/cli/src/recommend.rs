@@ -171,6 +171,12 @@ pub(crate) fn recommend(data: &PoolData, percentile: f64) -> Recommendation {
         }
         if notes.is_empty() { "ok" } else { "low" }
     };
+    if data.lengths_recorded {
+        notes.push(format!(
+            "lengths read from the recording rule {}",
+            crate::prometheus::RECORDED_BUCKETS
+        ));
+    }
     if data.settings_differ {
         notes.push("instances run different settings: `current` shows the largest".to_owned());
     }

@@ -296,16 +296,18 @@ scrape_configs:
     );
 
     // The Decide row: the recording rules over the recommendation window (1 h, all the
-    // history here) against the CLI over the same window: the same rule on the same buckets.
-    let report_json = report(&[
+    // history here) against the CLI over the same window from every instance's series: the
+    // same rule on the same buckets.
+    let hour = [
         "--prometheus",
         &url,
         "--selector",
         "job=\"tts\"",
         "--window",
         "1h",
-    ]);
-    let cli = &report_json["recommendations"][0];
+    ];
+    let from_series = report(&[&hour[..], &["--no-recording-rules"]].concat());
+    let cli = &from_series["recommendations"][0];
     let record = |name: &str| {
         let result = prometheus
             .query(&format!("{name}{{job=\"tts\",pool=\"pcm\"}}"))
@@ -331,6 +333,22 @@ scrape_configs:
             "{name}: the Decide row says {rule}, the CLI {printed}"
         );
     }
+    // By default a 1 h window reads the fleet's buckets from the recording rule itself, and
+    // says so.
+    let from_record = report(&hour);
+    let answer = &from_record["recommendations"][0];
+    let notes = answer["confidence"]["notes"].to_string();
+    assert!(notes.contains("recording rule"), "{notes}");
+    let (rule, printed) = (
+        record("job:heapscape_pool_recommended_max_buffer_size_bytes:p95_increase1h"),
+        answer["recommended"]["max_buffer_size"]
+            .as_f64()
+            .expect("a max"),
+    );
+    assert!(
+        bucket(rule).abs_diff(bucket(printed)) <= 1,
+        "{rule} against {printed}"
+    );
 
     // The table says the same for people.
     let (output, code) = recommend(&fleet_args);

@@ -186,6 +186,17 @@ fn without_enough_returns_in_the_window_the_recommendations_read_nan() {
         "heapscape_pool_candidate_regrow_bytes_per_second",
         "heapscape_pool_candidate_idle_bound_bytes",
     ];
+    let all_nan = |rows: &[Row]| {
+        for name in recommendations {
+            for row in find(rows, name, None) {
+                assert!(
+                    matches!(&row.3, DebugValue::Gauge(v) if v.into_inner().is_nan()),
+                    "{name}: {:?}",
+                    row.3
+                );
+            }
+        }
+    };
     let publish = |lengths: &[usize]| {
         metrics::with_local_recorder(&recorder, || {
             for &len in lengths {
@@ -201,15 +212,7 @@ fn without_enough_returns_in_the_window_the_recommendations_read_nan() {
         gauge(&rows, "heapscape_pool_recommendation_returns", None),
         2.0
     );
-    for name in recommendations {
-        for row in find(&rows, name, None) {
-            assert!(
-                matches!(&row.3, DebugValue::Gauge(v) if v.into_inner().is_nan()),
-                "{name}: {:?}",
-                row.3
-            );
-        }
-    }
+    all_nan(&rows);
     // A third makes a recommendation...
     let rows = publish(&[7000]);
     let recommended = gauge(
@@ -226,15 +229,7 @@ fn without_enough_returns_in_the_window_the_recommendations_read_nan() {
         gauge(&rows, "heapscape_pool_recommendation_returns", None),
         0.0
     );
-    for name in recommendations {
-        for row in find(&rows, name, None) {
-            assert!(
-                matches!(&row.3, DebugValue::Gauge(v) if v.into_inner().is_nan()),
-                "{name}: {:?}",
-                row.3
-            );
-        }
-    }
+    all_nan(&rows);
 }
 
 #[test]

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use cadence::{BufferedUdpMetricSink, MetricSink, QueuingMetricSink};
 use metrics::{
-    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    Counter, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
 };
 use tokio::task::JoinHandle;
 
@@ -116,7 +117,7 @@ impl MetricSink for SharedSink {
 }
 
 /// metrics-exporter-statsd's recorder, with histograms whose `record_many` sends one sampled
-/// line instead of one line per observation.
+/// line instead of one line per observation, and gauges whose negative values arrive as values.
 ///
 /// The crate sends histograms as `|h`, which statsd_exporter turns into an observer (a real
 /// histogram with `observer_type: histogram`) without the `/1000` it applies to `|ms` timers.
@@ -125,6 +126,11 @@ impl MetricSink for SharedSink {
 /// `name:value|h|@rate` with `1/rate` = n (see [`sample_rate`]) means n observations to
 /// statsd_exporter (it repeats the observation `int(1/rate)` times) and to Etsy statsd (which
 /// scales by `1/rate`).
+///
+/// A gauge line with a sign (`name:-1|g`) is a relative change to StatsD daemons, Etsy statsd
+/// and statsd_exporter alike: jemalloc's decay of -1 (never purge), sent as is, would fall by
+/// one at every tick. [`SignedGauge`] sends a negative value after a line setting 0, in the
+/// same datagram, so that the daemon ends at the value.
 struct StatsdRecorder {
     inner: metrics_exporter_statsd::StatsdRecorder,
     sink: Arc<QueuingMetricSink>,
@@ -164,13 +170,30 @@ impl Recorder for StatsdRecorder {
     }
 
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        self.inner.register_gauge(key, metadata)
+        Gauge::from_arc(Arc::new(SignedGauge {
+            single: self.inner.register_gauge(key, metadata),
+            name: key.name().to_owned(),
+            tags: self.tags(key),
+            sink: Arc::clone(&self.sink),
+        }))
     }
 
     fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        // The same tag order as the crate's own lines (cadence writes the client's default
-        // tags first, then the metric's labels): Etsy statsd keys a series by its tags in
-        // order, so another order would split the histogram's lines into two series.
+        Histogram::from_arc(Arc::new(SampledHistogram {
+            single: self.inner.register_histogram(key, metadata),
+            name: key.name().to_owned(),
+            tags: self.tags(key),
+            sink: Arc::clone(&self.sink),
+        }))
+    }
+}
+
+impl StatsdRecorder {
+    /// `|#k:v,...` (empty without tags) for the lines this recorder writes itself, in the
+    /// same order as the crate's own lines (cadence writes the client's default tags first,
+    /// then the metric's labels): Etsy statsd keys a series by its tags in order, so another
+    /// order would split one metric's lines into two series.
+    fn tags(&self, key: &Key) -> String {
         let mut tags = String::new();
         let defaults = self
             .default_tags
@@ -180,12 +203,43 @@ impl Recorder for StatsdRecorder {
             let separator = if tags.is_empty() { "|#" } else { "," };
             let _ = write!(tags, "{separator}{name}:{value}");
         }
-        Histogram::from_arc(Arc::new(SampledHistogram {
-            single: self.inner.register_histogram(key, metadata),
-            name: key.name().to_owned(),
-            tags,
-            sink: Arc::clone(&self.sink),
-        }))
+        tags
+    }
+}
+
+/// A gauge whose negative values are sent as `name:0|g` then `name:<value>|g`, one emission so
+/// one datagram (cadence flushes a partly filled buffer rather than split an emission), in
+/// that order: the daemon sets 0, then adds the value. Other values go out as the crate sends
+/// them.
+struct SignedGauge {
+    single: Gauge,
+    name: String,
+    /// `|#k:v,...` or empty.
+    tags: String,
+    sink: Arc<QueuingMetricSink>,
+}
+
+impl GaugeFn for SignedGauge {
+    // The crate sends nothing for these either: a StatsD gauge has no prior value to change.
+    fn increment(&self, value: f64) {
+        self.single.increment(value);
+    }
+
+    fn decrement(&self, value: f64) {
+        self.single.decrement(value);
+    }
+
+    fn set(&self, value: f64) {
+        // -0.0 too: it is written `-0`, a relative change of nothing.
+        if value.is_sign_negative() && !value.is_nan() {
+            let (name, tags) = (&self.name, &self.tags);
+            // A full queue drops the lines, as it would any metric.
+            let _ = self
+                .sink
+                .emit(&format!("{name}:0|g{tags}\n{name}:{value}|g{tags}"));
+        } else {
+            self.single.set(value);
+        }
     }
 }
 

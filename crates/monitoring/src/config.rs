@@ -79,10 +79,9 @@ pub struct Config {
     /// so that all three read the same returns.
     pub recommendation_window: &'static str,
     /// `HeapscapePoolMaxBufferSizeFarFromRecommended` fires when the configured max is more
-    /// than this factor above or below the recommended one ...
+    /// than this factor above or below the one the pool itself publishes (over its
+    /// `recommendation_window`) ...
     pub far_from_recommended_factor: f64,
-    /// ... the recommendation being the quantile over this window of traffic ...
-    pub far_from_recommended_window: &'static str,
     /// ... for this long.
     pub far_from_recommended_for: &'static str,
     /// `HeapscapePoolIdleCapsFarAboveRecommended` fires when the idle memory a pool's caps
@@ -145,7 +144,6 @@ impl Default for Config {
             initial_capacity_quantile: 0.5,
             recommendation_window: "1h",
             far_from_recommended_factor: 4.0,
-            far_from_recommended_window: "1h",
             far_from_recommended_for: "1h",
             idle_caps_factor: 4.0,
             idle_caps_for: "3h",

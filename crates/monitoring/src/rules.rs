@@ -65,15 +65,10 @@ pub(crate) fn rate_record(config: &Config, level: &str, metric: &str) -> String 
     format!("{level}:{metric}:rate{}", config.rate_window)
 }
 
-/// The recording rule of the recommended max buffer size per instance over the far-from-
-/// recommended alert's window: what that alert compares the configured max with, and what the
-/// pool dashboard draws next to it.
-pub(crate) fn windowed_recommendation_record(config: &Config) -> String {
-    format!(
-        "instance:heapscape_pool_returned_length_bytes:{}_rate{}",
-        quantile_name(config.recommend_quantile),
-        config.far_from_recommended_window
-    )
+/// The fleet's returned lengths per second over the rate window: every instance's buckets
+/// summed, per job, pool and `le`.
+fn fleet_buckets_rate_record(config: &Config) -> String {
+    rate_record(config, "job", "heapscape_pool_returned_length_bytes_bucket")
 }
 
 /// `histogram_quantile(q, buckets)` rounded up to the bound of its bucket: the pool's own
@@ -208,7 +203,7 @@ fn pool_records(c: &Config) -> Vec<Rule> {
         record(
             "The fleet's distribution of returned lengths: buckets summed across the \
              instances of a job.",
-            format!("job:heapscape_pool_returned_length_bytes_bucket:rate{w}"),
+            fleet_buckets_rate_record(c),
             format!(
                 "sum by ({}) (rate({}[{w}]))",
                 c.by("job, pool, le"),
@@ -224,28 +219,7 @@ fn pool_records(c: &Config) -> Vec<Rule> {
             quantile_name(c.recommend_quantile)
         ),
         c.recommend_quantile,
-        &format!("job:heapscape_pool_returned_length_bytes_bucket:rate{w}"),
-    ));
-    rules.extend(bucket_quantile_records(
-        "The recommended max buffer size per instance over the far-from-recommended alert's \
-         window (the pools' own recommendation covers their recommendation_window)",
-        windowed_recommendation_record(c),
-        c.recommend_quantile,
-        &{
-            // Only instances with as many returns in the window as their pools need to
-            // recommend: a percentile of a handful of returns is their largest.
-            let by_instance = c.by("job, instance, pool");
-            let window = c.far_from_recommended_window;
-            format!(
-                "(\n  sum by ({}) (rate({}[{window}]))\n  and on ({by_instance})\n  \
-                 (sum by ({by_instance}) (increase({}[{window}])) >= on ({by_instance}) \
-                 max by ({by_instance}) ({}))\n)",
-                c.by("job, instance, pool, le"),
-                c.select("heapscape_pool_returned_length_bytes_bucket", ""),
-                c.select("heapscape_pool_returned_length_bytes_count", ""),
-                c.select("heapscape_pool_recommendation_min_returns", ""),
-            )
-        },
+        &fleet_buckets_rate_record(c),
     ));
     rules
 }
@@ -336,14 +310,24 @@ fn recommend_records(c: &Config) -> Vec<Rule> {
     };
     let mut rules = vec![
         record(
-            "The fleet's returned lengths over the recommendation window: every instance's \
-             buckets summed, per job and pool.",
+            "The fleet's returned lengths over the recommendation window, per job and pool: \
+             the shape of the recorded per-second buckets averaged over the window (each \
+             point covers the rate window, which smooths the window's edges by as much), \
+             scaled to the window's returns.",
             buckets.clone(),
-            format!(
-                "sum by ({}) (increase({}[{w}]))",
-                c.by("job, pool, le"),
-                c.select("heapscape_pool_returned_length_bytes_bucket", "")
-            ),
+            {
+                // Not `increase` of every instance's buckets over the window: at 500
+                // instances x 8 pools that is 392,000 series and 94 M samples an hour, about
+                // 10 s of Prometheus's time at every evaluation. The rate record already sums
+                // them at each evaluation (98 series a pool); only the total needs the
+                // instances' series, and `_count` is one a pool per instance.
+                let rate = fleet_buckets_rate_record(c);
+                format!(
+                    "(\n  avg_over_time({rate}[{w}])\n  / ignoring (le) group_left ()\n  \
+                     (avg_over_time({rate}{{le=\"+Inf\"}}[{w}]) > 0)\n)\n* ignoring (le) \
+                     group_left ()\nsum by ({by}) ({count})"
+                )
+            },
         ),
         record(
             "Returns (empty ones left out) within the recommendation window, whole fleet.",
@@ -524,7 +508,15 @@ fn alerts(c: &Config) -> Vec<Alert> {
         c.by("job, instance, pool"),
         c.select("heapscape_pool_max_buffer_size_bytes", "")
     );
-    let windowed = windowed_recommendation_record(c);
+    // The pools' own recommendation, over their recommendation_window and NaN below their
+    // minimum of returns (every comparison with NaN is false, so a quiet pool stays silent):
+    // recomputing it from every instance's buckets would read the fleet's largest series set
+    // at each evaluation, for the number the pools already publish.
+    let recommended = format!(
+        "max by ({}) ({})",
+        c.by("job, instance, pool"),
+        c.select("heapscape_pool_recommended_max_buffer_size_bytes", "")
+    );
     let q = quantile_name(c.recommend_quantile);
     let auto_tuned = auto_tuned_pools(c);
     let mut list = vec![
@@ -559,7 +551,7 @@ fn alerts(c: &Config) -> Vec<Alert> {
         alert(
             "HeapscapePoolMaxBufferSizeFarFromRecommended",
             format!(
-                "(\n  {configured_max}\n    / {windowed} > {factor}\nor\n  {configured_max}\n    / {windowed} < {inverse}\n)\nunless on ({by})\n{auto_tuned}",
+                "(\n  {configured_max}\n    / {recommended} > {factor}\nor\n  {configured_max}\n    / {recommended} < {inverse}\n)\nunless on ({by})\n{auto_tuned}",
                 inverse = 1.0 / factor,
                 by = c.by("job, instance, pool"),
             ),
@@ -569,13 +561,15 @@ fn alerts(c: &Config) -> Vec<Alert> {
             format!(
                 "For {for_} the configured max_buffer_size of pool {{{{ $labels.pool }}}} \
                  ({{{{ $labels.job }}}}/{{{{ $labels.instance }}}}) has been more than {factor} \
-                 times above or below the {q} of the lengths returned over the last {window}, by \
-                 the pools' own rule and buckets ({windowed}). Too high keeps memory idle for rare requests; too \
-                 low makes large requests regrow their buffer. Set it from the \"Buffer pool \
-                 tuning\" dashboard (fleet-wide recommended max). Pools with auto-tuning on \
-                 are left out: their max follows the recommendation within their bounds.",
+                 times above or below the {q} of the lengths it saw returned over its \
+                 recommendation_window (heapscape_pool_recommended_max_buffer_size_bytes, \
+                 which a pool publishes only once enough returns lie in the window). Too high \
+                 keeps memory idle for rare requests; too low makes large requests regrow \
+                 their buffer. Set it from the \"Buffer pool tuning\" dashboard's Decide row or \
+                 with `heapscape recommend` (fleet-wide recommended max). Pools with \
+                 auto-tuning on are left out: their max follows the recommendation within their \
+                 bounds.",
                 for_ = c.far_from_recommended_for,
-                window = c.far_from_recommended_window,
             ),
         ),
         idle_caps_alert(c),
@@ -893,10 +887,6 @@ mod tests {
     fn names_derive_from_the_knobs() {
         assert_eq!(quantile_name(0.95), "p95");
         assert_eq!(quantile_name(0.5), "p50");
-        assert_eq!(
-            windowed_recommendation_record(&Config::default()),
-            "instance:heapscape_pool_returned_length_bytes:p95_rate1h"
-        );
         assert_eq!(percent(0.25), "25%");
         assert_eq!(percent(0.07), "7%");
         assert_eq!(

@@ -66,9 +66,6 @@ struct Selectors<'a> {
     /// The selected jobs, for the series of recording rules by job (which keep neither
     /// instance nor the labels of [`Config::selector`]).
     job_sel: String,
-    /// The selected jobs, instances and pools, for the series of recording rules by instance
-    /// and pool.
-    record_pool_sel: String,
     /// The labels that identify one process (`service` and `pooling` are constant per
     /// process and kept for the legends).
     by_instance: String,
@@ -87,10 +84,6 @@ impl<'a> Selectors<'a> {
             pool_sel: join_matchers(&[&base, r#"job=~"$job",instance=~"$instance",pool=~"$pool""#]),
             fleet_sel: join_matchers(&[&base, r#"job=~"$job",pool=~"$pool""#]),
             job_sel: join_matchers(&[&cluster, r#"job=~"$job""#]),
-            record_pool_sel: join_matchers(&[
-                &cluster,
-                r#"job=~"$job",instance=~"$instance",pool=~"$pool""#,
-            ]),
             by_instance: config.by("job, instance, service, pooling"),
         }
     }

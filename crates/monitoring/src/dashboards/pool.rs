@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{Dashboard, Meta, Selectors, dashboard, event_annotations, variables};
 use crate::config::{Config, join_matchers};
 use crate::panels::{Board, heatmap, stat, table, timeseries};
-use crate::rules::{RecommendRecords, quantile_name, windowed_recommendation_record};
+use crate::rules::{RecommendRecords, quantile_name};
 
 /// The "Decide" row: one line per service and pool with what `heapscape recommend` prints,
 /// from the recording rules over the recommendation window (the same series and rule).
@@ -288,14 +288,12 @@ pub(super) fn pool(config: &Config) -> Dashboard {
     b.add(
         timeseries(
             "Per instance",
-            "The max buffer size in force; the quantile of returned lengths over the alert's \
-             window (the recording rule that the alert \
-             HeapscapePoolMaxBufferSizeFarFromRecommended compares the max with); and the one \
-             each instance recommends from its returns within its recommendation_window \
-             (default 1 h). Both follow the pools' rule on the same buckets (four per octave, \
-             at most about 20 % above the recommend_percentile, default p95), so they differ \
-             only by their windows. NaN (no line) while an instance has too few returns in \
-             its window to recommend from.",
+            "The max buffer size in force and the one each instance recommends from its \
+             returns within its recommendation_window (default 1 h), by the pools' rule on \
+             their buckets (four per octave, at most about 20 % above the \
+             recommend_percentile, default p95): what the alert \
+             HeapscapePoolMaxBufferSizeFarFromRecommended compares. No line while an \
+             instance has too few returns in its window to recommend from.",
             "bytes",
         )
         .log_scale()
@@ -304,20 +302,8 @@ pub(super) fn pool(config: &Config) -> Dashboard {
             "{{instance}} {{pool}} configured",
         )
         .query(
-            format!(
-                "{windowed}{{{sel}}}",
-                windowed = windowed_recommendation_record(config),
-                sel = s.record_pool_sel
-            ),
-            &format!(
-                "{{{{instance}}}} {{{{pool}}}} {q} over {window} (alert)",
-                q = quantile_name(config.recommend_quantile),
-                window = config.far_from_recommended_window
-            ),
-        )
-        .query(
             format!("heapscape_pool_recommended_max_buffer_size_bytes{{{pool_sel}}}"),
-            "{{instance}} {{pool}} recommended (pool, its window)",
+            "{{instance}} {{pool}} recommended",
         ),
     );
     b.add(

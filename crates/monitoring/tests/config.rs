@@ -422,6 +422,36 @@ fn statsd_mapping_yields_the_prometheus_names_labels_and_buckets() {
     );
     let mappings = mapping["mappings"].as_array().expect("a mappings list");
 
+    // A stopped service's series must go: statsd_exporter keeps a series forever without a
+    // ttl. Long enough that a ticking service's never blink, short enough that the
+    // vanished-service alert sees them go within its lookback.
+    let ttl = duration(
+        mapping["defaults"]["ttl"]
+            .as_str()
+            .expect("defaults.ttl: a series' time to live"),
+    );
+    let heartbeat = duration(
+        yaml_file("deploy/heapscape-statsd.yaml")["heartbeat"]["interval"]
+            .as_str()
+            .expect("the StatsD-path demo's heartbeat interval"),
+    );
+    assert!(
+        ttl >= 10 * heartbeat,
+        "ttl {ttl:?}: a few missed heartbeats ({heartbeat:?}) must not drop a series"
+    );
+    let kit = Config::default();
+    assert!(
+        ttl + duration(kit.vanished_for) < duration(kit.vanished_lookback),
+        "ttl {ttl:?}: a stopped service's series must be gone within          HeapscapeMetricsVanished's lookback, minus its `for`"
+    );
+    for m in mappings {
+        assert!(
+            m.get("ttl").is_none(),
+            "mapping {}: the ttl of defaults applies to every series",
+            m["name"]
+        );
+    }
+
     // Every histogram in a catalog needs its buckets in the mapping, the same as on the
     // Prometheus path.
     let expected_buckets: BTreeMap<&str, Vec<f64>> = metric_table()
@@ -503,6 +533,25 @@ fn statsd_mapping_yields_the_prometheus_names_labels_and_buckets() {
             );
         }
     }
+}
+
+/// A duration as the kit's files write them: `5s`, `5m`, `1h`, `500ms`.
+fn duration(text: &str) -> std::time::Duration {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or_else(|| panic!("{text}: a number and a unit"));
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("{text}: a number"));
+    let seconds = match unit {
+        "ms" => return std::time::Duration::from_millis(number),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => panic!("{text}: unit s, m, h or ms"),
+    };
+    std::time::Duration::from_secs(number * seconds)
 }
 
 /// `docker-compose config` output: the compose file with anchors and merges resolved and paths
@@ -764,6 +813,78 @@ fn compose_file_is_valid_and_everything_it_mounts_and_runs_exists() {
         datasource["datasources"][0]["url"],
         "http://prometheus:9090"
     );
+}
+
+/// An image reference's tag (`prom/prometheus:v2.55.1` -> `v2.55.1`); empty without one.
+fn image_tag(image: &str) -> &str {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    name.split_once(':').map_or("", |(_, tag)| tag)
+}
+
+#[test]
+fn compose_services_are_healthchecked_pinned_and_start_once_their_dependencies_are_healthy() {
+    let compose = compose_config();
+    let services = compose["services"].as_object().expect("services");
+    for (name, service) in services {
+        let check = strings(&service["healthcheck"]["test"]);
+        assert!(
+            matches!(check.first().map(String::as_str), Some("CMD" | "CMD-SHELL")),
+            "service {name} has no healthcheck (test: [CMD, ...]): {check:?}"
+        );
+        let dependencies = service["depends_on"].as_object();
+        for (dependency, how) in dependencies.into_iter().flatten() {
+            assert_eq!(
+                how["condition"], "service_healthy",
+                "service {name} starts before {dependency} is healthy"
+            );
+        }
+        let image = service["image"].as_str().unwrap_or_default();
+        let tag = image_tag(image);
+        // A version in the tag; the locally built demo image is tagged `local`.
+        let pinned = tag.chars().any(|c| c.is_ascii_digit()) && !tag.contains("latest");
+        assert!(
+            pinned || (service.get("build").is_some() && tag == "local"),
+            "service {name}: image {image} is not pinned to a version"
+        );
+    }
+    let waits = services
+        .values()
+        .filter(|service| service.get("depends_on").is_some())
+        .count();
+    assert!(waits >= 4, "the services wait for each other ({waits})");
+
+    // The demo image: builds without BuildKit, from pinned images.
+    let dockerfile = read("Dockerfile");
+    for feature in ["--mount", "<<", "# syntax="] {
+        assert!(
+            !dockerfile.contains(feature),
+            "the Dockerfile uses `{feature}`, which the classic builder lacks"
+        );
+    }
+    let bases: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|line| line.strip_prefix("FROM "))
+        .map(|rest| rest.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        bases.len(),
+        2,
+        "a build stage and a runtime stage: {bases:?}"
+    );
+    for image in bases {
+        let tag = image_tag(image);
+        // A release of the toolchain (1.88.0), a dated snapshot of Debian (bookworm-20250610).
+        let version = tag.split('-').next().unwrap_or_default();
+        let release = version.split('.').count() == 3
+            && version.split('.').all(|part| part.parse::<u32>().is_ok());
+        let dated = tag
+            .split('-')
+            .any(|part| part.len() == 8 && part.chars().all(|c| c.is_ascii_digit()));
+        assert!(
+            release || dated,
+            "the Dockerfile's {image} floats: pin a release or a dated snapshot"
+        );
+    }
 }
 
 /// The `## ` sections of prometheus/RUNBOOK.md: heading and body.

@@ -587,3 +587,59 @@ fn the_compose_commands_use_flags_the_demo_binary_has() {
         assert!(compose.contains(flag) && load.contains(flag), "load {flag}");
     }
 }
+
+/// The demo services' compose healthcheck (bash asking `/healthz` over `/dev/tcp`, since the
+/// image has no HTTP client) passes against a serving demo and fails where nothing listens.
+#[test]
+fn the_demo_healthcheck_of_the_compose_file_tells_a_serving_demo_from_none() {
+    let output = Command::new("docker-compose")
+        .args(["-f", "docker-compose.yml", "config"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("docker-compose runs (apt-get install docker-compose)");
+    assert!(output.status.success(), "docker-compose config");
+    let compose = yaml(
+        &String::from_utf8_lossy(&output.stdout),
+        "docker-compose config output",
+    );
+    let check: Vec<&str> = compose["services"]["demo-pooled"]["healthcheck"]["test"]
+        .as_array()
+        .expect("demo-pooled has a healthcheck")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let ["CMD", "bash", "-c", script] = check[..] else {
+        panic!("the demo's healthcheck is `bash -c <script>`: update this test ({check:?})");
+    };
+    let listen = "/dev/tcp/127.0.0.1/8080";
+    assert!(script.contains(listen), "{script}");
+    let runs = |port: u16| {
+        Command::new("bash")
+            .args([
+                "-c",
+                &script.replace(listen, &format!("/dev/tcp/127.0.0.1/{port}")),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("bash runs")
+            .success()
+    };
+    let demo = Demo::start(
+        "healthcheck",
+        "on",
+        &workspace_root().join("deploy/heapscape-prometheus.yaml"),
+    );
+    let port: u16 = demo
+        .http
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("the demo's HTTP port");
+    assert!(runs(port), "the healthcheck fails against a serving demo");
+    drop(demo);
+    assert!(
+        !runs(heapscape_testkit::free_port()),
+        "the healthcheck passes where nothing listens"
+    );
+}

@@ -174,6 +174,13 @@ impl Config {
         }
     }
 
+    /// `labels` after the cluster label and [`Self::service_labels`]: the `by (...)` of an
+    /// aggregation across a service's instances. On the StatsD path every service is scraped
+    /// as statsd_exporter's job, and only its `service` label keeps two services' pools apart.
+    pub(crate) fn by_service(&self, labels: &str) -> String {
+        self.by(&join_labels(&[self.service_labels, labels]))
+    }
+
     /// `metric{<selector>,<extra>}` (just `metric` when both are empty).
     pub(crate) fn select(&self, metric: &str, extra: &str) -> String {
         let matchers = join_matchers(&[self.selector, extra]);
@@ -193,6 +200,16 @@ impl Config {
     pub fn runbook_link(&self, alert: &str) -> String {
         format!("{}#{}", self.runbook_url, alert.to_ascii_lowercase())
     }
+}
+
+/// Joins non-empty label lists with `, `.
+fn join_labels(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|part| part.trim())
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Joins non-empty matcher lists with commas.
@@ -219,6 +236,8 @@ mod tests {
         };
         assert_eq!(many.by("job, pool"), "cluster, job, pool");
         assert_eq!(many.by(""), "cluster");
+        assert_eq!(one.by_service("pool, le"), "job, service, pool, le");
+        assert_eq!(many.by_service(""), "cluster, job, service");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! The recording rules and alerts of the kit, generated from [`Config`] into
 //! `prometheus/rules/`.
 //!
-//! Recording rules are named `level:metric:operation`: "job" keeps the job (and the pool where
-//! the metric has one), "instance" keeps job and instance. Every alert carries `severity`, a
+//! Recording rules are named `level:metric:operation`: "job" keeps the labels that name a
+//! service ([`Config::service_labels`]: job and service, so that the StatsD path's services,
+//! all scraped as statsd_exporter's job, stay apart) and the pool where the metric has one,
+//! except the records of returned lengths' buckets and what is computed from them, which keep
+//! the job and pool; "instance" keeps job and instance. Every alert carries `severity`, a
 //! `summary`, a `description` that says what to do, and a `runbook_url` into
 //! `prometheus/RUNBOOK.md`.
 
@@ -148,13 +151,13 @@ fn record(comment: &str, record: String, expr: String) -> Rule {
 
 fn pool_records(c: &Config) -> Vec<Rule> {
     let w = c.rate_window;
-    let by_pool = c.by("job, pool");
+    let by_pool = c.by_service("pool");
     let by_instance_pool = c.by("job, instance, pool");
     let mut rules: Vec<Rule> = ["hits", "misses", "returns"]
         .into_iter()
         .map(|what| {
             record(
-                &format!("Pool {what} per second, per job and pool."),
+                &format!("Pool {what} per second, per service and pool."),
                 rate_record(c, "job", &format!("heapscape_pool_{what}")),
                 format!(
                     "sum by ({by_pool}) (rate({}[{w}]))",
@@ -178,11 +181,11 @@ fn pool_records(c: &Config) -> Vec<Rule> {
     );
     rules.extend([
         record(
-            "Discards per second, per job, pool and reason (returns and trims alike).",
+            "Discards per second, per service, pool and reason (returns and trims alike).",
             rate_record(c, "job", "heapscape_pool_discards"),
             format!(
                 "sum by ({}) (rate({}[{w}]))",
-                c.by("job, pool, reason"),
+                c.by_service("pool, reason"),
                 c.select("heapscape_pool_discards_total", "")
             ),
         ),
@@ -440,11 +443,11 @@ fn recommend_records(c: &Config) -> Vec<Rule> {
 
 fn heap_records(c: &Config) -> Vec<Rule> {
     let w = c.rate_window;
-    let by_job = c.by("job");
+    let by_job = c.by_service("");
     let by_instance = c.by("job, instance");
     vec![
         record(
-            "jemalloc resident bytes per job.",
+            "jemalloc resident bytes per service.",
             "job:heapscape_jemalloc_resident_bytes:sum".to_owned(),
             format!(
                 "sum by ({by_job}) ({})",
@@ -452,7 +455,7 @@ fn heap_records(c: &Config) -> Vec<Rule> {
             ),
         ),
         record(
-            "jemalloc allocated bytes per job.",
+            "jemalloc allocated bytes per service.",
             "job:heapscape_jemalloc_allocated_bytes:sum".to_owned(),
             format!(
                 "sum by ({by_job}) ({})",
@@ -460,7 +463,7 @@ fn heap_records(c: &Config) -> Vec<Rule> {
             ),
         ),
         record(
-            "Bytes allocated per second per job (counting allocator).",
+            "Bytes allocated per second per service (counting allocator).",
             rate_record(c, "job", "heapscape_alloc_bytes"),
             format!(
                 "sum by ({by_job}) (rate({}[{w}]))",

@@ -986,6 +986,58 @@ fn aggregations_by_pool_keep_the_job_so_two_services_pools_never_merge() {
     assert!(checked > 10, "aggregations by pool exist ({checked})");
 }
 
+/// Every fleet aggregation of the dashboards (by job, not instance) and the per-service
+/// records of the pool and heap groups keep the labels that name a service (job and
+/// service): on the StatsD path every service is scraped as statsd_exporter's job, so by job
+/// alone two services' pools would be summed together. The records of returned lengths'
+/// buckets, and those computed from them, stay by job and pool with the recommendation
+/// records that read them.
+#[test]
+fn fleet_aggregations_keep_the_service_so_statsd_services_never_merge() {
+    let service: Vec<String> = Config::default()
+        .service_labels
+        .split(',')
+        .map(|label| label.trim().to_owned())
+        .collect();
+    assert!(service.contains(&"service".to_owned()), "{service:?}");
+    let keeps_the_service = |place: &str, expr: &str| -> usize {
+        let mut checked = 0;
+        for labels in by_clauses(expr) {
+            let per_instance = labels.iter().any(|l| l == "instance");
+            if labels.iter().any(|l| l == "job") && !per_instance {
+                checked += 1;
+                assert!(
+                    service.iter().all(|label| labels.contains(label)),
+                    "{place}: `by ({})` merges the StatsD path's services\n  {expr}",
+                    labels.join(", ")
+                );
+            }
+        }
+        checked
+    };
+    let mut checked = 0;
+    for (_, dashboard) in committed_dashboards() {
+        for query in dashboard_queries(&dashboard) {
+            checked += keeps_the_service(&query.place, &query.expr);
+        }
+    }
+    let recording = yaml_file("prometheus/rules/heapscape-recording.yml");
+    for group in recording["groups"].as_array().expect("groups") {
+        if !["heapscape.pool.rules", "heapscape.heap.rules"]
+            .contains(&group["name"].as_str().unwrap_or_default())
+        {
+            continue;
+        }
+        for rule in group["rules"].as_array().expect("rules") {
+            let record = rule["record"].as_str().unwrap_or_default();
+            if record.starts_with("job:") && !record.contains("returned_length_bytes") {
+                checked += keeps_the_service(record, rule["expr"].as_str().unwrap_or_default());
+            }
+        }
+    }
+    assert!(checked >= 10, "fleet aggregations exist ({checked})");
+}
+
 #[test]
 fn tables_give_each_column_its_own_unit() {
     let (mut tables, mut candidate_costs) = (0, 0);

@@ -1,5 +1,5 @@
-//! The fleet dashboard: totals across every selected instance, by job and by pooling, and the
-//! instances with the largest heaps and the fastest allocation.
+//! The fleet dashboard: totals across every selected instance, by service and by pooling, and
+//! the instances with the largest heaps and the fastest allocation.
 
 use serde_json::json;
 
@@ -76,7 +76,7 @@ pub(super) fn fleet(config: &Config) -> Dashboard {
     );
     b.add(
         timeseries(
-            "Resident by job (recording rule)",
+            "Resident by service (recording rule)",
             "job:heapscape_jemalloc_resident_bytes:sum, evaluated by Prometheus.",
             "bytes",
         )
@@ -84,12 +84,12 @@ pub(super) fn fleet(config: &Config) -> Dashboard {
         .moves_under_load()
         .query(
             format!("job:heapscape_jemalloc_resident_bytes:sum{{{job_sel}}}"),
-            "{{job}}",
+            "{{job}} {{service}}",
         ),
     );
     b.add(
         timeseries(
-            "Allocation rate by job (recording rule)",
+            "Allocation rate by service (recording rule)",
             "Bytes allocated per second over the recording rules' rate window, evaluated by \
              Prometheus.",
             "binBps",
@@ -101,7 +101,7 @@ pub(super) fn fleet(config: &Config) -> Dashboard {
                 "{record}{{{job_sel}}}",
                 record = rate_record(config, "job", "heapscape_alloc_bytes")
             ),
-            "{{job}}",
+            "{{job}} {{service}}",
         ),
     );
     b.add(

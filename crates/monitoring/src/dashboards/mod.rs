@@ -4,9 +4,11 @@
 //! Every query filters on the `job` and `instance` variables (`$job`, `$instance`; the pool
 //! dashboard also on `$pool`), on the cluster variable when [`Config::cluster_label`] is set,
 //! and on [`Config::selector`]. Fleet-wide numbers deliberately ignore `$instance` but keep
-//! `job`: a histogram's `_bucket` series summed across the instances of one job is that
-//! service's distribution, which is how the fleet-wide recommended max is computed; two
-//! services that name a pool alike stay apart.
+//! the labels that name a service ([`Config::service_labels`], job and service): a
+//! histogram's `_bucket` series summed across the instances of one service is that service's
+//! distribution, which is how the fleet-wide recommended max is computed; two services that
+//! name a pool alike stay apart, also on the StatsD path, where every service is scraped as
+//! statsd_exporter's job.
 //!
 //! Each dashboard's panels live in a file of its own (`heap`, `pool`, `fleet`) and build on
 //! this module and [`crate::panels`] only, never on one another.
@@ -108,15 +110,15 @@ impl<'a> Selectors<'a> {
         )
     }
 
-    /// The `q` quantile of returned lengths of each job's whole fleet over `window`, by the
-    /// pools' own rule and buckets (see [`fine_bucket_quantile`]).
+    /// The `q` quantile of returned lengths of each service's whole fleet over `window`, by
+    /// the pools' own rule and buckets (see [`fine_bucket_quantile`]).
     fn fleet_length_quantile(&self, q: f64, window: &str) -> String {
         fine_bucket_quantile(
             q,
             &format!(
                 "sum by ({by}) \
                  (rate(heapscape_pool_returned_length_bytes_bucket{{{sel}}}[{window}]))",
-                by = self.config.by("job, pool, le"),
+                by = self.config.by_service("pool, le"),
                 sel = self.fleet_sel,
             ),
         )

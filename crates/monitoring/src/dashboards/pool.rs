@@ -308,11 +308,12 @@ pub(super) fn pool(config: &Config) -> Dashboard {
     );
     b.add(
         timeseries(
-            "Fleet-wide (all instances of the job)",
-            "p95 of returned lengths of every instance of a job together (the histograms' \
+            "Fleet-wide (all instances of the service)",
+            "p95 of returned lengths of every instance of a service together (the histograms' \
              buckets summed across instances), rounded up to its bucket's bound as each pool \
              rounds its own (four buckets per octave), against the largest and smallest \
-             configured max. Ignores the instance selection; jobs stay apart.",
+             configured max. Ignores the instance selection; services (job and service \
+             labels) stay apart.",
             "bytes",
         )
         .log_scale()
@@ -320,23 +321,23 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         .query(
             s.fleet_length_quantile(config.recommend_quantile, "$__rate_interval"),
             &format!(
-                "{{{{job}}}} {{{{pool}}}} fleet {q} (recommended)",
+                "{{{{job}}}} {{{{service}}}} {{{{pool}}}} fleet {q} (recommended)",
                 q = quantile_name(config.recommend_quantile)
             ),
         )
         .query(
             format!(
                 "max by ({by}) (heapscape_pool_max_buffer_size_bytes{{{fleet_sel}}})",
-                by = config.by("job, pool")
+                by = config.by_service("pool")
             ),
-            "{{job}} {{pool}} configured (largest)",
+            "{{job}} {{service}} {{pool}} configured (largest)",
         )
         .query(
             format!(
                 "min by ({by}) (heapscape_pool_max_buffer_size_bytes{{{fleet_sel}}})",
-                by = config.by("job, pool")
+                by = config.by_service("pool")
             ),
-            "{{job}} {{pool}} configured (smallest)",
+            "{{job}} {{service}} {{pool}} configured (smallest)",
         ),
     );
     b.add(
@@ -361,7 +362,7 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         table(
             "What each candidate max would discard (fleet, time range)",
             "For every candidate max buffer size (a bucket bound), the share of returns in the \
-             time range, across every instance of the job, whose length is above it: \
+             time range, across every instance of the service, whose length is above it: \
              1 - bucket(le=max) / count. Pick the smallest max whose share you can afford.",
         )
         .width(12)
@@ -372,8 +373,8 @@ pub(super) fn pool(config: &Config) -> Dashboard {
                 "1 - sum by ({by_le}) (increase(heapscape_pool_returned_length_bytes_bucket{{{fleet_sel},le!=\"+Inf\"}}[$__range])) \
                  / ignoring (le) group_left () \
                  (sum by ({by}) (increase(heapscape_pool_returned_length_bytes_count{{{fleet_sel}}}[$__range])) > 0)",
-                by_le = config.by("job, pool, le"),
-                by = config.by("job, pool"),
+                by_le = config.by_service("pool, le"),
+                by = config.by_service("pool"),
             ),
             "",
         )
@@ -382,7 +383,7 @@ pub(super) fn pool(config: &Config) -> Dashboard {
             "options": {
                 "excludeByName": { "Time": true },
                 "renameByName": {
-                    "job": "Job", "le": "Candidate max", "pool": "Pool",
+                    "job": "Job", "service": "Service", "le": "Candidate max", "pool": "Pool",
                     "Value": "Returns it would discard",
                 },
             },

@@ -1,5 +1,6 @@
-//! The loan of a buffer: a guard that derefs to `Vec<u8>` and gives the buffer back on drop,
-//! and the owner that does the same for a zero-copy `Bytes`.
+//! The loan of a buffer: guards that deref to `Vec<u8>` and give the buffer back on drop (one
+//! borrowing the pool, one owning a handle to it), and the owner that does the same for a
+//! zero-copy `Bytes`.
 
 use std::fmt;
 use std::mem::{self, ManuallyDrop};
@@ -9,17 +10,58 @@ use std::sync::Arc;
 use crate::cache;
 use crate::depot::Shared;
 
-/// A buffer on loan from a [`Pool`](crate::Pool): derefs to `Vec<u8>` and goes back,
-/// cleared, on drop.
+/// A buffer on loan from a [`Pool`](crate::Pool), from [`Pool::get`](crate::Pool::get): derefs
+/// to `Vec<u8>` and goes back, cleared, on drop.
 ///
 /// `std::io::Write`, `extend_from_slice` and `tokio::io::AsyncWriteExt` work through the
 /// deref (on `&mut Vec<u8>`).
+///
+/// It borrows the `Pool` it came from, so it cannot outlive that handle: to move a buffer into
+/// `std::thread::spawn` or a spawned task, take an [`OwnedPooledBuf`] with
+/// [`Pool::get_owned`](crate::Pool::get_owned). This does not compile (E0597, `pool` does
+/// not live long enough):
+///
+/// ```compile_fail,E0597
+/// let pool = heapscape_pool::Pool::builder("pcm").build().unwrap();
+/// let mut buf = pool.get();
+/// std::thread::spawn(move || buf.extend_from_slice(b"RIFF"));
+/// ```
 pub struct PooledBuf<'a> {
     /// Never dropped as a field: `Drop` moves it back to the pool and leaves an empty `Vec`
     /// (nothing to free), so dropping a guard runs no second, redundant `Vec` drop.
     buf: ManuallyDrop<Vec<u8>>,
-    /// The pool's shared state, borrowed from the `Pool` handle the buffer came from.
+    /// The pool's shared state, borrowed from the `Pool` handle the buffer came from: no
+    /// reference count to touch on the fast path.
     shared: &'a Arc<Shared>,
+}
+
+/// A buffer on loan from a [`Pool`](crate::Pool) that owns a handle to the pool, from
+/// [`Pool::get_owned`](crate::Pool::get_owned): `'static` and `Send`, so it can move into
+/// `std::thread::spawn` or a spawned task and outlive the `Pool` it came from. Otherwise the
+/// same as [`PooledBuf`]: derefs to `Vec<u8>` and goes back, cleared, on drop, on whatever
+/// thread that happens.
+///
+/// ```
+/// use std::io::Write;
+/// use heapscape_pool::Pool;
+///
+/// let pool = Pool::builder("pcm").build()?;
+/// let mut buf = pool.get_owned();
+/// let writer = std::thread::spawn(move || {
+///     buf.write_all(b"RIFF").unwrap();
+///     buf.len()
+/// });
+/// assert_eq!(writer.join().unwrap(), 4);
+/// // The buffer went back when the spawned thread dropped it.
+/// assert_eq!(pool.stats().returns, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct OwnedPooledBuf {
+    /// As in [`PooledBuf`]: moved back to the pool by `Drop`, never dropped as a field.
+    buf: ManuallyDrop<Vec<u8>>,
+    /// The pool's shared state, one reference count held for the loan; `None` only once
+    /// `into_parts` has handed the buffer and the handle on.
+    shared: Option<Arc<Shared>>,
 }
 
 impl<'a> PooledBuf<'a> {
@@ -31,64 +73,103 @@ impl<'a> PooledBuf<'a> {
         }
     }
 
-    /// Takes the buffer out of the pool for good (counted in `PoolStats::detaches`).
-    pub fn detach(self) -> Vec<u8> {
-        cache::count(self.shared, |shard| &shard.detaches);
-        self.into_parts().0
+    fn shared(&self) -> &Arc<Shared> {
+        self.shared
     }
 
     fn into_parts(self) -> (Vec<u8>, Arc<Shared>) {
         let mut this = ManuallyDrop::new(self);
         (mem::take(&mut *this.buf), Arc::clone(this.shared))
     }
+}
 
-    /// Turns the buffer into [`bytes::Bytes`] without copying; the buffer goes back to the
-    /// pool when the last clone of the `Bytes` is dropped (e.g. after an HTTP server has
-    /// sent it), on whatever thread that happens.
-    #[cfg(feature = "bytes")]
-    pub fn into_bytes(self) -> bytes::Bytes {
-        let (buf, shared) = self.into_parts();
-        bytes::Bytes::from_owner(Returning { buf, shared })
+impl OwnedPooledBuf {
+    pub(crate) fn new(buf: Vec<u8>, shared: Arc<Shared>) -> Self {
+        Self {
+            buf: ManuallyDrop::new(buf),
+            shared: Some(shared),
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        self.shared
+            .as_ref()
+            .expect("only into_parts takes the handle, and it consumes the guard")
+    }
+
+    fn into_parts(mut self) -> (Vec<u8>, Arc<Shared>) {
+        // Taking the handle leaves `Drop` nothing to give the buffer back to, so the guard
+        // can drop normally and release nothing twice.
+        let shared = self
+            .shared
+            .take()
+            .expect("only into_parts takes the handle, and it consumes the guard");
+        (mem::take(&mut *self.buf), shared)
     }
 }
 
-impl Deref for PooledBuf<'_> {
-    type Target = Vec<u8>;
+/// What both guards do the same way, written once over their buffer and shared state.
+macro_rules! loan {
+    ($guard:ty, $name:literal) => {
+        impl $guard {
+            /// Takes the buffer out of the pool for good (counted in `PoolStats::detaches`).
+            pub fn detach(self) -> Vec<u8> {
+                cache::count(self.shared(), |shard| &shard.detaches);
+                self.into_parts().0
+            }
 
-    #[inline]
-    fn deref(&self) -> &Vec<u8> {
-        &self.buf
-    }
+            /// Turns the buffer into [`bytes::Bytes`] without copying; the buffer goes back to
+            /// the pool when the last clone of the `Bytes` is dropped (e.g. after an HTTP
+            /// server has sent it), on whatever thread that happens.
+            #[cfg(feature = "bytes")]
+            pub fn into_bytes(self) -> bytes::Bytes {
+                let (buf, shared) = self.into_parts();
+                bytes::Bytes::from_owner(Returning { buf, shared })
+            }
+        }
+
+        impl Deref for $guard {
+            type Target = Vec<u8>;
+
+            #[inline]
+            fn deref(&self) -> &Vec<u8> {
+                &self.buf
+            }
+        }
+
+        impl DerefMut for $guard {
+            #[inline]
+            fn deref_mut(&mut self) -> &mut Vec<u8> {
+                &mut self.buf
+            }
+        }
+
+        impl AsRef<[u8]> for $guard {
+            fn as_ref(&self) -> &[u8] {
+                &self.buf
+            }
+        }
+
+        impl AsMut<[u8]> for $guard {
+            fn as_mut(&mut self) -> &mut [u8] {
+                &mut self.buf
+            }
+        }
+
+        impl fmt::Debug for $guard {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct($name)
+                    .field("pool", &self.shared().name)
+                    .field("len", &self.buf.len())
+                    .field("capacity", &self.buf.capacity())
+                    .finish()
+            }
+        }
+    };
 }
 
-impl DerefMut for PooledBuf<'_> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
-    }
-}
-
-impl AsRef<[u8]> for PooledBuf<'_> {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl AsMut<[u8]> for PooledBuf<'_> {
-    fn as_mut(&mut self) -> &mut [u8] {
-        &mut self.buf
-    }
-}
-
-impl fmt::Debug for PooledBuf<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PooledBuf")
-            .field("pool", &self.shared.name)
-            .field("len", &self.buf.len())
-            .field("capacity", &self.buf.capacity())
-            .finish()
-    }
-}
+loan!(PooledBuf<'_>, "PooledBuf");
+loan!(OwnedPooledBuf, "OwnedPooledBuf");
 
 impl Drop for PooledBuf<'_> {
     #[inline]
@@ -97,7 +178,17 @@ impl Drop for PooledBuf<'_> {
     }
 }
 
-/// The owner behind a `Bytes` made by [`PooledBuf::into_bytes`].
+impl Drop for OwnedPooledBuf {
+    fn drop(&mut self) {
+        // `None` once `into_parts` handed the buffer on: nothing left to give back.
+        if let Some(shared) = &self.shared {
+            cache::give_back(shared, &mut self.buf);
+        }
+    }
+}
+
+/// The owner behind a `Bytes` made by [`PooledBuf::into_bytes`] or
+/// [`OwnedPooledBuf::into_bytes`].
 #[cfg(feature = "bytes")]
 struct Returning {
     buf: Vec<u8>,

@@ -124,6 +124,7 @@
 //! | `heapscape_pool_detaches_total` | counter | count | buffers taken out for good |
 //! | `heapscape_pool_idle_buffers` | gauge | count | idle buffers held |
 //! | `heapscape_pool_idle_bytes` | gauge | bytes | capacity of idle buffers held |
+//! | `heapscape_pool_initial_capacity_bytes` | gauge | bytes | initial capacity in force: the capacity of a buffer allocated on a miss |
 //! | `heapscape_pool_max_buffer_size_bytes` | gauge | bytes | max buffer size in force |
 //! | `heapscape_pool_max_idle_bytes` | gauge | bytes | idle-bytes cap in force |
 //! | `heapscape_pool_max_idle_buffers` | gauge | count | idle-buffers cap in force |
@@ -141,6 +142,14 @@
 //! | `heapscape_pool_candidate_over_max_ratio{candidate}` | gauge | count | share (0..1) of the window's returns longer than the candidate: each would regrow |
 //! | `heapscape_pool_candidate_regrow_bytes_per_second{candidate}` | gauge | bytes | bytes per second those returns copy regrowing by doubling from the candidate (shrink) or the initial capacity (drop) |
 //! | `heapscape_pool_candidate_idle_bound_bytes{candidate}` | gauge | bytes | the most idle memory the candidate allows: min(max idle buffers, peak held) times the candidate, capped by max idle bytes |
+//! | `heapscape_pool_auto_tune_enabled` | gauge | count | 1 while the pool follows its own recommendations (`auto_tune.enabled`), else 0 |
+//! | `heapscape_pool_auto_tune_moves_total{setting}` | counter | count | changes auto-tuning made, by setting: `max_buffer_size`, `initial_capacity`, `max_idle_buffers`, `max_idle_bytes` |
+//! | `heapscape_pool_auto_tune_target_max_buffer_size_bytes` | gauge | bytes | where auto-tuning takes the max buffer size: the recommendation within the bounds (the value in force while off) |
+//! | `heapscape_pool_auto_tune_target_initial_capacity_bytes` | gauge | bytes | where auto-tuning takes the initial capacity: the recommended median, at most the max buffer size |
+//! | `heapscape_pool_auto_tune_target_max_idle_buffers` | gauge | count | where auto-tuning takes max idle buffers: the recommendation, at most the configured value |
+//! | `heapscape_pool_auto_tune_target_max_idle_bytes` | gauge | bytes | where auto-tuning takes max idle bytes: target idle buffers times the max buffer size, at most the configured value |
+//! | `heapscape_pool_auto_tune_lowest_max_buffer_size_bytes` | gauge | bytes | the lowest max buffer size auto-tuning may set |
+//! | `heapscape_pool_auto_tune_highest_max_buffer_size_bytes` | gauge | bytes | the highest max buffer size auto-tuning may set (`auto_tune.highest_max_buffer_size`, or max idle bytes when lower) |
 //! | `heapscape_pool_returned_length_bytes` | histogram | bytes | returned lengths since start, empty ones left out, in the fine buckets ([`LENGTH_BUCKETS`]) |
 //! | `heapscape_pool_returned_capacity_bytes` | histogram | bytes | returned capacities, power-of-two buckets |
 //!
@@ -179,7 +188,7 @@ pub use candidate::{Candidate, CandidateRole};
 pub use config::{AutoTuneConfig, OverMaxPolicy, PoolConfig, TunedSetting, default_min_returns};
 pub use error::PoolError;
 pub use fine::{FINE_BUCKETS, FINE_BUCKETS_PER_OCTAVE, FineSizeHistogram};
-pub use guard::PooledBuf;
+pub use guard::{OwnedPooledBuf, PooledBuf};
 pub use metrics::{CAPACITY_BUCKETS, HISTOGRAM_METRICS, LENGTH_BUCKETS, describe_metrics};
 pub use pool::Pool;
 pub use stats::{AutoTuneStats, DiscardReason, PoolStats, SIZE_BUCKETS, SizeHistogram};

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::cache;
 use crate::depot::Shared;
-use crate::{PoolConfig, PoolError, PoolStats, PooledBuf, TuneMove};
+use crate::{OwnedPooledBuf, PoolConfig, PoolError, PoolStats, PooledBuf, TuneMove};
 
 /// A named pool of reusable byte buffers.
 ///
@@ -25,13 +25,31 @@ impl Pool {
 
     /// Takes an empty buffer: an idle one if there is one (a hit), else a new one of the
     /// initial capacity (a miss). It comes back, cleared, when the guard drops.
+    ///
+    /// The guard borrows this handle, which keeps the fast path free of reference counting;
+    /// to move the buffer into `std::thread::spawn` or a spawned task, or to keep it past this
+    /// handle, use [`Pool::get_owned`].
     #[inline]
     pub fn get(&self) -> PooledBuf<'_> {
-        let mut buf = cache::take_fast(&self.shared);
+        PooledBuf::new(self.take(), &self.shared)
+    }
+
+    /// Like [`Pool::get`], but the guard owns a handle to the pool (one reference count,
+    /// taken here and released when the buffer comes back), so it is `'static`: it can move
+    /// into `std::thread::spawn` or a spawned task and outlive this `Pool`. See
+    /// [`OwnedPooledBuf`] for an example.
+    pub fn get_owned(&self) -> OwnedPooledBuf {
+        OwnedPooledBuf::new(self.take(), Arc::clone(&self.shared))
+    }
+
+    /// A buffer for a guard: this thread's private one, else one from the depot or new.
+    #[inline]
+    fn take(&self) -> Vec<u8> {
+        let buf = cache::take_fast(&self.shared);
         if buf.capacity() == 0 {
-            buf = cache::take_slow(&self.shared);
+            return cache::take_slow(&self.shared);
         }
-        PooledBuf::new(buf, &self.shared)
+        buf
     }
 
     /// Like [`Pool::get`], with room for at least `hint` bytes, clamped to the max buffer size

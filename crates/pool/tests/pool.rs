@@ -321,6 +321,28 @@ fn detach_and_donate() {
     assert!(buf.is_empty());
 }
 
+#[test]
+fn an_owned_buffer_outlives_its_pool_handle_and_comes_back() {
+    let pool = small().build().unwrap();
+    let observer = pool.clone();
+    let mut buf = pool.get_owned();
+    drop(pool);
+    buf.extend_from_slice(b"pcm");
+    let written = std::thread::spawn(move || {
+        buf.extend_from_slice(b" frames");
+        buf.len()
+    });
+    assert_eq!(written.join().unwrap(), 10);
+    let stats = observer.stats();
+    assert_eq!((stats.misses, stats.returns, stats.in_use), (1, 1, 0));
+    assert_eq!(stats.idle_buffers, 1, "kept for the next get");
+
+    let owned = observer.get_owned();
+    assert!(owned.is_empty(), "a reused buffer must be empty");
+    assert_eq!(owned.detach().capacity(), 1024);
+    assert_eq!(observer.stats().detaches, 1);
+}
+
 #[cfg(feature = "bytes")]
 #[test]
 fn bytes_hand_off_returns_the_buffer_when_the_last_clone_drops() {

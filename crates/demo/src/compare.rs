@@ -1,10 +1,13 @@
 //! `heapscape-demo compare`: the heap of the service unpooled, pooled with the default settings,
-//! pooled with the settings the pooled service recommended, and pooled with auto-tuning on,
-//! side by side.
+//! pooled with the defaults and tuned jemalloc decay, pooled with the settings the pooled
+//! service recommended (and that decay), and pooled with auto-tuning on, side by side: one
+//! lever at a time, since pooled+decay against pooled shows what the decay did and tuned
+//! against pooled+decay what the caps did.
 //!
-//! Starts four `serve` children of this same binary on free loopback ports (pooling off, on,
-//! on with a `--config` file, and on with a `--config` file that turns auto-tuning on; 1 s
-//! heartbeat; with `--quick` the pooled service gets a file too, see [`QUICK_MIN_RETURNS`]).
+//! Starts five `serve` children of this same binary on free loopback ports (pooling off, on,
+//! on with a `--config` file of the defaults and decay settings, on with a `--config` file, and
+//! on with a `--config` file that turns auto-tuning on; 1 s heartbeat; with `--quick` the
+//! pooled service gets a file too, see [`QUICK_MIN_RETURNS`]).
 //! A warm-up gives each the same seeded load in turn; the pooled service's recommendation
 //! (max buffer size, initial capacity, and the idle caps where the pool publishes them) is
 //! then written into the tuned service's config file with jemalloc decay settings, as ops
@@ -12,9 +15,9 @@
 //! pooled defaults and tuned itself on its heartbeat ticks during its warm-up; once its moves
 //! under way are done, its settings in force are read and set beside the tuned ones. Then the
 //! modes take turns in short slices of the same seeded requests, one slice each per round, the
-//! order rotating every round (unpooled, pooled, tuned, auto; then pooled, tuned, auto,
-//! unpooled; ...): the children stay up and only the load moves, so a busy machine weighs on
-//! every mode alike and no mode always follows the same one. All four metric endpoints are
+//! order rotating every round (unpooled, pooled, pooled+decay, tuned, auto; then pooled,
+//! pooled+decay, tuned, auto, unpooled; ...): the children stay up and only the load moves, so a busy machine weighs on
+//! every mode alike and no mode always follows the same one. All five metric endpoints are
 //! scraped every half second; each scrape belongs to a slice by the heartbeat's publication
 //! time (see `slice`).
 //!
@@ -32,13 +35,16 @@
 //! - `tuned`: the recommendation read, written to the tuned service's file and confirmed;
 //! - `auto`: the auto service's file, the wait for its moves, its settings read back;
 //! - `config_file`: where the services' config files go, their pool section, the write;
-//! - `sizes`: the distribution of returned lengths and the candidates' costs;
+//! - `sizes`: the distribution of returned lengths;
+//! - `candidates`: the pool's own candidate max buffer sizes, their costs, the modes that ran
+//!   them;
 //! - `report`: the table and the HTML page, read from the summary;
 //! - `heap_profile` (feature `profiling`): each mode's heap flame graph, beside the report.
 //!
 //! The children are `crate::child`'s, the scrapes `crate::scrape`'s.
 
 mod auto;
+mod candidates;
 mod config_file;
 #[cfg(feature = "profiling")]
 mod heap_profile;
@@ -60,14 +66,14 @@ use tokio::time::Instant;
 
 use self::slice::{ModeRun, Scrape, Slice};
 pub use self::summary::{
-    Auto, Candidate, Comparison, Goal, ModeMedian, ModeSummary, OverTime, Point, Sizes, Spread,
-    State, Tuned, Verdict,
+    Auto, Candidate, CandidateRun, Comparison, Goal, ModeMedian, ModeSummary, OverTime, Point,
+    Sizes, Spread, State, Tuned, Verdict,
 };
 pub use self::tuned::TunedDecay;
 use crate::Error;
 use crate::child::{PROFILING_ARGS, ServeChild};
 use crate::load::{self, LoadOptions, LoadReport};
-use crate::scrape::{self, RETURNS};
+use crate::scrape;
 use crate::server::Pooling;
 use crate::sync::lock;
 
@@ -118,7 +124,7 @@ struct Mode {
 }
 
 /// The modes, in the order of their children (the first round's order).
-const MODES: [Mode; 4] = [
+const MODES: [Mode; 5] = [
     Mode {
         name: "unpooled",
         pooling: Pooling::Off,
@@ -131,14 +137,21 @@ const MODES: [Mode; 4] = [
         label: "defaults",
         baseline: Some("unpooled"),
     },
+    // The default pool with tuned's jemalloc decay: against pooled, what the decay alone did.
+    Mode {
+        name: "pooled+decay",
+        pooling: Pooling::On,
+        label: "tuned decay",
+        baseline: Some("pooled"),
+    },
+    // Against pooled+decay, which runs the same decay: what the recommended caps alone did.
     Mode {
         name: "tuned",
         pooling: Pooling::On,
         label: "recommended",
-        baseline: Some("pooled"),
+        baseline: Some("pooled+decay"),
     },
-    // Against pooled, not tuned: auto differs from pooled only in auto-tuning, while tuned
-    // also runs its own jemalloc decay settings.
+    // Against pooled: auto differs from pooled only in auto-tuning (jemalloc's default decay).
     Mode {
         name: "auto",
         pooling: Pooling::On,
@@ -268,6 +281,8 @@ async fn compare(
     } else {
         None
     };
+    let decay_file = config_file::beside(&options.report, "pooled+decay");
+    config_file::write(&decay_file, &tuned::decay_yaml(&defaults, &options.decay))?;
     let auto_pool = auto::pool_config(&defaults);
     let auto_file = config_file::beside(&options.report, "auto");
     config_file::write(&auto_file, &auto::yaml(&auto_pool))?;
@@ -284,6 +299,7 @@ async fn compare(
         let pooling = mode.pooling;
         let file = match mode.name {
             "pooled" => pooled_file.as_ref(),
+            "pooled+decay" => Some(&decay_file),
             "tuned" => Some(&config_file),
             "auto" => Some(&auto_file),
             _ => None,
@@ -310,16 +326,8 @@ async fn compare(
     let scraper = tokio::spawn(scrape_every_tick(targets, timelines.clone(), unix_start));
 
     eprintln!("warm-up; then the pooled service's recommendation goes to the tuned service");
-    let pooled = &children[position("pooled")];
-    let warm_before = scrape::fetch(pooled.metrics)
-        .await
-        .map_err(|reason| pooled.failed(reason))?;
-    let mut warm_seconds = 0.0;
-    for (index, child) in children.iter().enumerate() {
-        let report = load(child.http, options, warmup, options.seed).await?;
-        if index == position("pooled") {
-            warm_seconds = report.elapsed.as_secs_f64();
-        }
+    for child in children.iter() {
+        load(child.http, options, warmup, options.seed).await?;
     }
     tokio::time::sleep(SETTLE).await;
     let pooled = &children[position("pooled")];
@@ -328,16 +336,8 @@ async fn compare(
         .map_err(|reason| pooled.failed(reason))?;
     let (pool, recommendation) =
         tuned::recommend(&defaults, &warm_after).map_err(|reason| pooled.failed(reason))?;
-    let returns = warm_after.get(RETURNS).copied().unwrap_or(0.0)
-        - warm_before.get(RETURNS).copied().unwrap_or(0.0);
-    let sizes = sizes::read(
-        &warm_after,
-        returns / warm_seconds.max(1e-9),
-        sizes::IdleCaps {
-            buffers: pool.max_idle_buffers as f64,
-            bytes: pool.max_idle_bytes as f64,
-        },
-    );
+    let sizes = sizes::read(&warm_after);
+    let mut candidates = candidates::read(&warm_after, pool.max_buffer_size as f64);
     let applied = tuned::apply(
         &children[position("tuned")],
         &config_file,
@@ -440,6 +440,7 @@ async fn compare(
             reason: "a mode ran no slice".to_owned(),
         });
     }
+    candidates::add_runs(&mut candidates, &summaries);
     let auto_end = runs[position("auto")]
         .slices
         .last()
@@ -464,6 +465,7 @@ async fn compare(
         tuned,
         auto,
         sizes,
+        candidates,
         report: options.report.clone(),
         json: json.clone(),
         heap_profiles,
@@ -523,9 +525,15 @@ mod tests {
                 .map(|i| MODES[i].name)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(order(0), ["unpooled", "pooled", "tuned", "auto"]);
-        assert_eq!(order(1), ["pooled", "tuned", "auto", "unpooled"]);
-        assert_eq!(order(5), order(1));
+        assert_eq!(
+            order(0),
+            ["unpooled", "pooled", "pooled+decay", "tuned", "auto"]
+        );
+        assert_eq!(
+            order(1),
+            ["pooled", "pooled+decay", "tuned", "auto", "unpooled"]
+        );
+        assert_eq!(order(6), order(1));
         assert_eq!(MODES[position("tuned")].name, "tuned");
     }
 

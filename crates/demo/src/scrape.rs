@@ -75,6 +75,19 @@ pub(crate) const AUTO_TUNE_TARGET_IDLE_BYTES: &str =
     "heapscape_pool_auto_tune_target_max_idle_bytes";
 /// Buffers returned to the pool.
 pub(crate) const RETURNS: &str = "heapscape_pool_returns_total";
+/// Returned buffers shrunk to the max and kept, a counter.
+pub(crate) const SHRINKS: &str = heapscape_pool::metrics::SHRINKS.name;
+/// Bytes held by idle buffers.
+pub(crate) const IDLE_BYTES: &str = heapscape_pool::metrics::IDLE_BYTES.name;
+/// A candidate max buffer size, keyed `...{candidate="<role>"}`.
+pub(crate) const CANDIDATE_MAX: &str = heapscape_pool::metrics::CANDIDATE_MAX.name;
+/// The share of the window's returns over a candidate max.
+pub(crate) const CANDIDATE_OVER_MAX: &str = heapscape_pool::metrics::CANDIDATE_OVER_MAX.name;
+/// Bytes per second regrowing past a candidate max would copy.
+pub(crate) const CANDIDATE_REGROW_BYTES: &str =
+    heapscape_pool::metrics::CANDIDATE_REGROW_BYTES.name;
+/// The most idle memory a candidate max allows.
+pub(crate) const CANDIDATE_IDLE_BOUND: &str = heapscape_pool::metrics::CANDIDATE_IDLE_BOUND.name;
 /// Cumulative buckets of the returned lengths, keyed `..._bucket{le="<bound>"}`.
 pub(crate) const RETURNED_LENGTH_BUCKET: &str = "heapscape_pool_returned_length_bytes_bucket";
 

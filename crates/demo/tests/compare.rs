@@ -1,7 +1,8 @@
-//! `heapscape-demo compare --quick` end to end: four real `serve` children (unpooled, pooled,
-//! tuned from the pooled one's recommendation through a config file, auto tuning itself from
-//! the pooled defaults), interleaved slices, scrapes, the verdicts, the table, the HTML report
-//! and the JSON summary.
+//! `heapscape-demo compare --quick` end to end: five real `serve` children (unpooled, pooled,
+//! pooled with tuned decay, tuned from the pooled one's recommendation through a config file,
+//! auto tuning itself from the pooled defaults), interleaved slices, scrapes, the verdicts, the
+//! table, the pool's candidates, the HTML report (rendered by a headless browser where one is
+//! installed) and the JSON summary.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -9,17 +10,82 @@ use std::time::Duration;
 use heapscape_demo::compare::QUICK_MIN_RETURNS;
 use heapscape_testkit::ChildGuard;
 
+mod common;
+
+use common::png;
+
+/// The headless browser the report is rendered with (Debian's `chromium-headless-shell`),
+/// unless `HEAPSCAPE_CHROMIUM` names another Chromium.
+const CHROMIUM: &str = "chromium-headless-shell";
+
+/// The modes' colours in the charts (`report/svg.rs`): each legend swatch is a solid square
+/// of its mode's colour, so every one shows in a rendered page.
+const MODE_COLOURS: [(&str, [u8; 3]); 5] = [
+    ("unpooled", [0xd1, 0x49, 0x5b]),
+    ("pooled", [0x2e, 0x86, 0xab]),
+    ("tuned", [0x3c, 0x9d, 0x5d]),
+    ("auto", [0xe0, 0x9f, 0x3e]),
+    ("pooled+decay", [0x6c, 0x5b, 0x7b]),
+];
+
+/// Renders `report` in a headless browser and checks the screenshot shows a page: text and
+/// tables over most of it, and every mode's colour from the charts (an error page, a blank
+/// page or a page whose SVG failed to render has neither).
+fn screenshot_shows_the_page(report: &std::path::Path) {
+    let browser = std::env::var_os("HEAPSCAPE_CHROMIUM").unwrap_or_else(|| CHROMIUM.into());
+    let shot = report.with_extension("png");
+    let url = format!("file://{}", report.canonicalize().unwrap().display());
+    let mut chromium = ChildGuard::spawn(
+        &format!(
+            "{} (Debian: apt-get install chromium-headless-shell)",
+            browser.to_string_lossy()
+        ),
+        Command::new(&browser)
+            // No sandbox: tests may run as root, where Chromium's sandbox refuses to start.
+            .args(["--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+            .arg("--window-size=1280,6000")
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(&url)
+            .current_dir(report.parent().unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let status = chromium.wait_exit(Duration::from_secs(120));
+    assert!(
+        status.success(),
+        "{} failed: {status}",
+        browser.to_string_lossy()
+    );
+    let image = png::decode(&std::fs::read(&shot).unwrap());
+    assert_eq!((image.width, image.height), (1280, 6000));
+    let off = image.share_off_background();
+    assert!(
+        off > 0.03,
+        "{} looks blank: {off} of it drawn",
+        shot.display()
+    );
+    for (mode, colour) in MODE_COLOURS {
+        assert!(
+            image.pixels.contains(&colour),
+            "{}: no pixel of {mode}'s colour {colour:?}: the charts did not render",
+            shot.display()
+        );
+    }
+}
+
 #[test]
-fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_itself() {
+fn quick_compare_runs_five_modes_tuned_runs_the_recommendation_and_auto_tunes_itself() {
     // `--quick` lowers the services' `recommendation_min_returns` to QUICK_MIN_RETURNS, which
-    // its 1 s warm-up reaches: this test is about the workflow (recommend, apply, auto-tune),
-    // not about how many returns a recommendation needs (the pool's tests are).
+    // a 3 s warm-up reaches even from a debug build on a busy machine (its 1 s may hold half
+    // of them): this test is about the workflow (recommend, apply, auto-tune), not about how
+    // many returns a recommendation needs (the pool's tests are).
     let dir = std::env::temp_dir().join(format!("heapscape-demo-compare-{}", std::process::id()));
     let report = dir.join("report.html");
     let compare = ChildGuard::spawn(
         "compare --quick",
         Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
-            .args(["compare", "--quick", "--concurrency", "2", "--report"])
+            .args(["compare", "--quick", "--warmup", "3s", "--concurrency", "2"])
+            .arg("--report")
             .arg(&report)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
@@ -33,7 +99,7 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
     );
 
     let header = stdout.lines().next().unwrap_or_default();
-    for mode in ["unpooled", "pooled", "tuned", "auto"] {
+    for mode in ["unpooled", "pooled", "pooled+decay", "tuned", "auto"] {
         assert!(header.contains(mode), "no {mode} column: {header}");
     }
     for row in [
@@ -41,7 +107,11 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
         "latency p99 (ms)",
         "allocated bytes/request",
         "jemalloc resident std dev",
+        "jemalloc resident - active mean",
         "minor page faults/request",
+        "pool shrinks/request",
+        "pool returns over the max",
+        "pool idle bytes max",
         "pool hit ratio",
         "pool discards: over_max",
         "recommended max buffer size",
@@ -50,7 +120,8 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
         "auto settings after the warm-up",
         "auto/tuned",
         "returned lengths",
-        "candidate max",
+        "candidate max buffer sizes",
+        "recommended (applied)",
         "targets of a default run",
         "bootstrap interval;",
     ] {
@@ -81,7 +152,7 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
         assert!(line.contains(" rounds); target: "), "{line}");
     }
     let min_returns = format!("recommendation_min_returns: {QUICK_MIN_RETURNS}");
-    for mode in ["pooled", "tuned", "auto"] {
+    for mode in ["pooled", "pooled+decay", "tuned", "auto"] {
         let file = dir.join(format!("report-{mode}.yaml"));
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains(&min_returns), "{}:\n{text}", file.display());
@@ -107,12 +178,17 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
         "self-contained, static"
     );
 
+    screenshot_shows_the_page(&report);
+
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report.with_extension("json")).unwrap())
             .unwrap();
     let modes = json["modes"].as_array().unwrap();
     let names: Vec<&str> = modes.iter().filter_map(|m| m["mode"].as_str()).collect();
-    assert_eq!(names, ["unpooled", "pooled", "tuned", "auto"]);
+    assert_eq!(
+        names,
+        ["unpooled", "pooled", "pooled+decay", "tuned", "auto"]
+    );
     assert_eq!(json["slices"].as_u64(), Some(3));
     for mode in modes {
         assert!(mode["requests"].as_u64().unwrap() > 0, "{mode}");
@@ -209,6 +285,42 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
         "{file}"
     );
 
+    // The candidates are the pooled service's own: the default in force, the recommendation
+    // (the one applied) and its fine-bucket neighbours, each with the pool's costs; the
+    // default is set beside the modes that ran it.
+    let candidates = json["candidates"].as_array().unwrap();
+    let roles: Vec<&str> = candidates
+        .iter()
+        .filter_map(|c| c["role"].as_str())
+        .collect();
+    assert_eq!(roles, ["current", "lower", "recommended", "higher"]);
+    let max_of = |role: &str| {
+        candidates.iter().find(|c| c["role"] == role).unwrap()["max_buffer_size"]
+            .as_f64()
+            .unwrap()
+    };
+    let default_max = tuned["defaults"]["max_buffer_size"].as_f64().unwrap();
+    assert_eq!(max_of("current"), default_max);
+    assert_eq!(max_of("recommended"), recommended_max);
+    assert!(max_of("lower") < recommended_max && recommended_max < max_of("higher"));
+    for candidate in candidates {
+        let applied = candidate["applied"].as_bool().unwrap();
+        assert_eq!(applied, candidate["role"] == "recommended", "{candidate}");
+        let over = candidate["over_max_ratio"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&over), "{candidate}");
+        assert!(candidate["regrow_bytes_per_second"].as_f64().unwrap() >= 0.0);
+        assert!(candidate["idle_bytes_bound"].as_f64().unwrap() > 0.0);
+    }
+    let current = &candidates[0];
+    let ran: Vec<&str> = current["ran"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|run| run["mode"].as_str())
+        .collect();
+    assert_eq!(ran, ["pooled", "pooled+decay"], "{current}");
+    assert!(html.contains("recommended (applied)"));
+
     // The auto service tuned itself off the pooled defaults, within its bounds.
     let auto = &json["auto"];
     let setting = |map: &str, key: &str| {
@@ -216,7 +328,6 @@ fn quick_compare_runs_four_modes_tuned_runs_the_recommendation_and_auto_tunes_it
             .as_f64()
             .unwrap_or_else(|| panic!("no auto {map}.{key}: {auto}"))
     };
-    let default_max = tuned["defaults"]["max_buffer_size"].as_f64().unwrap();
     assert_eq!(setting("start", "max_buffer_size"), default_max);
     assert!(
         recommended_max < 0.75 * default_max,

@@ -1,32 +1,19 @@
-//! The returned lengths a pooled service published, read back from its histogram buckets: the
-//! distribution, its percentiles, and what each candidate max buffer size would cost.
+//! The returned lengths a pooled service published, read back from its histogram buckets (the
+//! pool's fine buckets): the distribution and its percentiles. The candidate max buffer sizes
+//! and their costs are the pool's own (see `candidates`).
 
 use std::collections::BTreeMap;
 
-use super::summary::{Candidate, Sizes};
+use super::summary::Sizes;
 use crate::scrape::RETURNED_LENGTH_BUCKET;
 
 /// Percentiles marked on the distribution.
 const PERCENTILES: [(&str, f64); 3] = [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)];
 
-/// The idle caps a candidate is costed with.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct IdleCaps {
-    /// `max_idle_buffers`.
-    pub(super) buffers: f64,
-    /// `max_idle_bytes`.
-    pub(super) bytes: f64,
-}
-
 /// The distribution in `series` (one scrape, `pool` label dropped), from the bucket below the
-/// shortest return to the bucket above the longest, costed at
-/// `returns_per_second` with `caps`; `None` when the scrape has no returned-length buckets
-/// or no returns.
-pub(super) fn read(
-    series: &BTreeMap<String, f64>,
-    returns_per_second: f64,
-    caps: IdleCaps,
-) -> Option<Sizes> {
+/// shortest return to the bucket above the longest; `None` when the scrape has no
+/// returned-length buckets or no returns.
+pub(super) fn read(series: &BTreeMap<String, f64>) -> Option<Sizes> {
     let prefix = format!("{RETURNED_LENGTH_BUCKET}{{le=\"");
     let mut cumulative: Vec<(f64, f64)> = series
         .iter()
@@ -53,8 +40,8 @@ pub(super) fn read(
             Some((bound, in_bucket))
         })
         .collect();
-    // The exported buckets span 64 B to 1 GiB; the distribution and the candidates keep the
-    // stretch where returns fell, and one empty bucket on each side.
+    // The exported buckets span 64 B to 1 GiB; the distribution keeps the stretch where
+    // returns fell, and one empty bucket on each side.
     let first = all_buckets.iter().position(|(_, count)| *count > 0.0)?;
     let last = all_buckets.iter().rposition(|(_, count)| *count > 0.0)?;
     let span = first.saturating_sub(1)..=(last + 1).min(all_buckets.len() - 1);
@@ -67,23 +54,9 @@ pub(super) fn read(
             bound.is_finite().then_some((name, *bound))
         })
         .collect();
-    let candidates = cumulative
-        .iter()
-        .filter(|(bound, _)| bound.is_finite() && *bound > 0.0)
-        .map(|&(bound, count)| {
-            let share_over = (total - count) / total;
-            Candidate {
-                max_buffer_size: bound,
-                share_over,
-                regrow_bytes_per_second: returns_per_second * share_over * bound,
-                idle_bytes_bound: caps.buffers.min((caps.bytes / bound).floor()) * bound,
-            }
-        })
-        .collect();
     Some(Sizes {
         buckets,
         percentiles,
-        candidates,
     })
 }
 
@@ -100,7 +73,7 @@ mod tests {
     }
 
     #[test]
-    fn buckets_percentiles_and_costs_come_from_the_cumulative_counts() {
+    fn buckets_and_percentiles_come_from_the_cumulative_counts() {
         let series = scrape(&[
             ("1024", 50.0),
             ("4096", 90.0),
@@ -108,11 +81,7 @@ mod tests {
             ("65536", 100.0),
             ("+Inf", 100.0),
         ]);
-        let caps = IdleCaps {
-            buffers: 8.0,
-            bytes: 65536.0,
-        };
-        let sizes = read(&series, 10.0, caps).unwrap();
+        let sizes = read(&series).unwrap();
         assert_eq!(
             sizes.buckets,
             [
@@ -126,13 +95,6 @@ mod tests {
         assert_eq!(sizes.percentiles["p50"], 1024.0);
         assert_eq!(sizes.percentiles["p95"], 16384.0);
         assert_eq!(sizes.percentiles["p99"], 16384.0);
-        let at_4k = sizes.candidates[1];
-        assert_eq!(at_4k.max_buffer_size, 4096.0);
-        assert!((at_4k.share_over - 0.1).abs() < 1e-12);
-        assert!((at_4k.regrow_bytes_per_second - 4096.0).abs() < 1e-6);
-        assert_eq!(at_4k.idle_bytes_bound, 8.0 * 4096.0);
-        // The bytes cap binds for large candidates: one 65536-byte buffer fits.
-        assert_eq!(sizes.candidates[3].idle_bytes_bound, 65536.0);
     }
 
     #[test]
@@ -147,24 +109,14 @@ mod tests {
             ("4096", 4.0),
             ("+Inf", 4.0),
         ]);
-        let caps = IdleCaps {
-            buffers: 1.0,
-            bytes: 4096.0,
-        };
-        let sizes = read(&series, 1.0, caps).unwrap();
+        let sizes = read(&series).unwrap();
         let bounds: Vec<f64> = sizes.buckets.iter().map(|(bound, _)| *bound).collect();
         assert_eq!(bounds, [256.0, 512.0, 1024.0, 2048.0]);
-        assert_eq!(sizes.candidates.len(), 4);
-        assert_eq!(sizes.candidates[0].share_over, 1.0);
     }
 
     #[test]
     fn no_buckets_or_no_returns_is_none() {
-        let caps = IdleCaps {
-            buffers: 1.0,
-            bytes: 1.0,
-        };
-        assert!(read(&BTreeMap::new(), 1.0, caps).is_none());
-        assert!(read(&scrape(&[("1024", 0.0), ("+Inf", 0.0)]), 1.0, caps).is_none());
+        assert!(read(&BTreeMap::new()).is_none());
+        assert!(read(&scrape(&[("1024", 0.0), ("+Inf", 0.0)])).is_none());
     }
 }

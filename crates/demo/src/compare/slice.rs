@@ -16,8 +16,8 @@ use super::stats;
 use super::summary::{ModeSummary, OverTime, Point, Spread};
 use crate::load::{self, LoadReport};
 use crate::scrape::{
-    ACTIVE, ALLOC_BYTES, ALLOCATED, ALLOCATIONS, DISCARDS, HEARTBEAT_TIMESTAMP, HITS, MINOR_FAULTS,
-    MISSES, RECOMMENDED_MAX, RESIDENT,
+    ACTIVE, ALLOC_BYTES, ALLOCATED, ALLOCATIONS, DISCARDS, HEARTBEAT_TIMESTAMP, HITS, IDLE_BYTES,
+    MAX_BUFFER_SIZE, MINOR_FAULTS, MISSES, RECOMMENDED_MAX, RESIDENT, RETURNS, SHRINKS,
 };
 use crate::server::Pooling;
 
@@ -176,7 +176,7 @@ fn increase(first: &Scrape, last: &Scrape, series: &str) -> Option<(f64, f64)> {
 
 /// A mode and its slices, in order.
 pub(super) struct ModeRun {
-    /// `"unpooled"`, `"pooled"`, `"tuned"` or `"auto"`.
+    /// The mode's name (`"unpooled"`, `"pooled"`, ...).
     pub(super) mode: &'static str,
     /// What the mode runs, in a few words.
     pub(super) label: &'static str,
@@ -194,6 +194,19 @@ impl ModeRun {
             .iter()
             .map(|slice| slice.delta(series))
             .sum::<Option<f64>>()
+    }
+
+    /// The max buffer size in force before and after every slice; `None` when it changed or
+    /// a scrape lacks it.
+    fn steady_max(&self) -> Option<f64> {
+        let mut values = self.slices.iter().flat_map(|slice| {
+            [
+                slice.before.get(MAX_BUFFER_SIZE),
+                slice.after.get(MAX_BUFFER_SIZE),
+            ]
+        });
+        let first = *values.next()??;
+        values.all(|value| value == Some(&first)).then_some(first)
     }
 
     /// The mode's summary over all its slices, from the scrapes of its `timeline`; `origin`
@@ -256,6 +269,15 @@ impl ModeRun {
             .map(|(name, q)| (name, load::ms(load.latency(q))))
             .chain([("max", load::ms(load.max_latency()))])
             .collect();
+        let returns = self.delta(RETURNS).unwrap_or(0.0);
+        let over_max = self.delta(SHRINKS).unwrap_or(0.0)
+            + self
+                .delta(&format!("{DISCARDS}{{reason=\"over_max\"}}"))
+                .unwrap_or(0.0);
+        let resident_minus_active: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| Some(s.series.get(RESIDENT)? - s.series.get(ACTIVE)?))
+            .collect();
         let alloc_bytes_per_second = per_second(ALLOC_BYTES);
         let allocations_per_second = per_second(ALLOCATIONS);
         Some(ModeSummary {
@@ -275,7 +297,12 @@ impl ModeRun {
             allocated: gauge(ALLOCATED),
             active: gauge(ACTIVE),
             resident: gauge(RESIDENT),
+            resident_minus_active: OverTime::of(&resident_minus_active),
             minor_faults_per_request: per_request(per_second(MINOR_FAULTS)),
+            shrinks_per_request: per_request(per_second(SHRINKS)).filter(|_| pooled),
+            over_max_ratio: (pooled && returns > 0.0).then(|| over_max / returns),
+            idle_bytes: gauge(IDLE_BYTES).filter(|_| pooled),
+            max_buffer_size: self.steady_max().filter(|_| pooled),
             pool_hit_ratio: (pooled && gets > 0.0).then(|| hits / gets),
             discards: if pooled { discards } else { BTreeMap::new() },
             // NaN while the window holds too few returns: no recommendation.
@@ -451,5 +478,62 @@ mod tests {
         assert!((p95.per_slice[2].unwrap() - 8700.0).abs() < 1e-6, "{p95:?}");
         assert_eq!(summary.alloc_bytes_per_second, Some(1000.0));
         assert_eq!(summary.resident.unwrap().max, 8750.0);
+    }
+
+    #[test]
+    fn pool_figures_come_from_the_slices_counters_and_samples() {
+        let mut timeline = timeline();
+        for scrape in &mut timeline {
+            // Active trails resident by 2000 B at every sample.
+            let resident = scrape.series[RESIDENT];
+            scrape.series.insert(ACTIVE.to_owned(), resident - 2000.0);
+        }
+        let counters = |returns: f64, shrinks: f64, max: f64| {
+            BTreeMap::from([
+                (RETURNS.to_owned(), returns),
+                (SHRINKS.to_owned(), shrinks),
+                (format!("{DISCARDS}{{reason=\"over_max\"}}"), shrinks / 2.0),
+                (MAX_BUFFER_SIZE.to_owned(), max),
+            ])
+        };
+        let with = |window, before, after| Slice {
+            before,
+            after,
+            ..slice(window)
+        };
+        let mut run = ModeRun {
+            mode: "tuned",
+            label: "recommended",
+            baseline: None,
+            pooling: Pooling::On,
+            slices: vec![
+                with(
+                    (2.0, 6.0),
+                    counters(0.0, 0.0, 4096.0),
+                    counters(100.0, 10.0, 4096.0),
+                ),
+                with(
+                    (6.0, 9.0),
+                    counters(150.0, 12.0, 4096.0),
+                    counters(250.0, 16.0, 4096.0),
+                ),
+            ],
+        };
+        let summary = run.summarize(&timeline, 0.0).unwrap();
+        // (10 + 4 shrinks) + (5 + 2 dropped) over 200 returns, the idle gap's left out.
+        assert_eq!(summary.over_max_ratio, Some(21.0 / 200.0));
+        assert_eq!(summary.max_buffer_size, Some(4096.0));
+        let gap = summary.resident_minus_active.unwrap();
+        assert_eq!((gap.mean, gap.max), (2000.0, 2000.0));
+
+        run.slices[1].after = counters(250.0, 16.0, 8192.0);
+        let summary = run.summarize(&timeline, 0.0).unwrap();
+        assert_eq!(summary.max_buffer_size, None, "the max moved");
+        run.pooling = Pooling::Off;
+        let summary = run.summarize(&timeline, 0.0).unwrap();
+        assert_eq!(
+            (summary.over_max_ratio, summary.shrinks_per_request),
+            (None, None)
+        );
     }
 }

@@ -87,8 +87,9 @@ pub struct Point {
 /// What one mode measured, over all its slices.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ModeSummary {
-    /// `"unpooled"`, `"pooled"` (the default pool), `"tuned"` (the recommended settings) or
-    /// `"auto"` (the default pool, tuning itself).
+    /// `"unpooled"`, `"pooled"` (the default pool), `"pooled+decay"` (the default pool, tuned
+    /// jemalloc decay), `"tuned"` (the recommended settings, tuned decay) or `"auto"` (the
+    /// default pool, tuning itself).
     pub mode: &'static str,
     /// What the mode runs, in a few words (`"defaults"`, `"recommended"`, ...).
     pub label: &'static str,
@@ -121,8 +122,21 @@ pub struct ModeSummary {
     pub active: Option<OverTime>,
     /// jemalloc `stats.resident` over the slices' samples.
     pub resident: Option<OverTime>,
+    /// jemalloc `stats.resident` minus `stats.active` over the slices' samples: pages freed
+    /// but not yet purged (dirty, muzzy) and allocator metadata.
+    pub resident_minus_active: Option<OverTime>,
     /// Minor page faults per successful request.
     pub minor_faults_per_request: Option<f64>,
+    /// Returned buffers shrunk to the max per successful request (pooled modes): each was
+    /// grown past the max by its request and leaves a freed tail for jemalloc to purge.
+    pub shrinks_per_request: Option<f64>,
+    /// Share of the returns over the max buffer size, shrunk or dropped (pooled modes).
+    pub over_max_ratio: Option<f64>,
+    /// `heapscape_pool_idle_bytes` over the slices' samples (pooled modes).
+    pub idle_bytes: Option<OverTime>,
+    /// The max buffer size in force through every slice (pooled modes); `None` when it
+    /// changed (auto-tuning) or was not published.
+    pub max_buffer_size: Option<f64>,
     /// Pool hits / gets during the load (pooled modes).
     pub pool_hit_ratio: Option<f64>,
     /// Pool discards during the load, by reason.
@@ -266,18 +280,39 @@ pub struct Auto {
     pub moves_at_end: BTreeMap<&'static str, f64>,
 }
 
-/// A candidate max buffer size and what it costs, from the pooled service's returned lengths.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// One of the pool's own candidate max buffer sizes: the pooled service's
+/// `heapscape_pool_candidate_*` gauges after the warm-up, costed by the pool over its window
+/// (its regrowth model: doubling from the max), with what the modes that ran it measured.
+#[derive(Debug, Clone, Serialize)]
 pub struct Candidate {
-    /// The candidate max, bytes (a bucket bound of the returned-length histogram).
+    /// The gauges' `candidate` label: `current` (the default in force), `lower`,
+    /// `recommended` or `higher` (one fine bucket either side of the recommendation).
+    pub role: &'static str,
+    /// The candidate max, bytes.
     pub max_buffer_size: f64,
-    /// Share of returns longer than it: each one regrows (or, with `over_max: drop`, is lost).
-    pub share_over: f64,
-    /// Bytes copied per second by those regrows (one copy of the max each), at the warm-up's
-    /// rate of returns.
+    /// Share of the window's returns longer than it: each one regrows its buffer.
+    pub over_max_ratio: f64,
+    /// Bytes per second those regrows copy, by the pool's model.
     pub regrow_bytes_per_second: f64,
-    /// Idle memory it implies at most: `min(max_idle_buffers, max_idle_bytes / max) * max`.
+    /// The most idle memory it allows: `min(max_idle_buffers, peak_held) * max`, capped by
+    /// `max_idle_bytes`.
     pub idle_bytes_bound: f64,
+    /// Whether it is the max the tuned service ran.
+    pub applied: bool,
+    /// The modes whose max in force through every slice it was, and what they measured.
+    pub ran: Vec<CandidateRun>,
+}
+
+/// What a mode running a candidate max measured over its slices.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CandidateRun {
+    /// The mode's name.
+    pub mode: &'static str,
+    /// Share of its returns over the max ([`ModeSummary::over_max_ratio`]): the pool's
+    /// estimate, measured.
+    pub over_max_ratio: Option<f64>,
+    /// Most idle bytes it held in a sample: the measured side of the idle bound.
+    pub idle_bytes_max: Option<f64>,
 }
 
 /// The distribution of returned lengths behind the recommendation.
@@ -286,10 +321,8 @@ pub struct Sizes {
     /// `(upper bound, returns in the bucket)`, bounds ascending.
     pub buckets: Vec<(f64, f64)>,
     /// Estimated percentiles of the returned lengths (`p50`, `p95`, `p99`), bytes: the bound of
-    /// the bucket where the share is reached.
+    /// the (fine) bucket where the share is reached.
     pub percentiles: BTreeMap<&'static str, f64>,
-    /// Every bucket bound as a candidate max, with its cost.
-    pub candidates: Vec<Candidate>,
 }
 
 /// The result of a comparison.
@@ -305,8 +338,8 @@ pub struct Comparison {
     pub slices: usize,
     /// Seconds of load per slice.
     pub slice_seconds: f64,
-    /// The modes in the order of their children: unpooled, pooled with the defaults, tuned,
-    /// auto.
+    /// The modes in the order of their children: unpooled, pooled with the defaults,
+    /// pooled+decay, tuned, auto.
     pub modes: Vec<ModeSummary>,
     /// The targets of a default run, judged on the slices.
     pub verdicts: Vec<Verdict>,
@@ -316,12 +349,15 @@ pub struct Comparison {
     pub auto: Auto,
     /// Returned lengths of the pooled service at the end of the warm-up.
     pub sizes: Option<Sizes>,
+    /// The pooled service's candidate max buffer sizes after the warm-up, in the pool's order
+    /// (current, lower, recommended, higher); empty when it published none.
+    pub candidates: Vec<Candidate>,
     /// The HTML report.
     pub report: PathBuf,
     /// The JSON summary.
     pub json: PathBuf,
-    /// With the `profiling` feature: each mode's heap flame graph (unpooled, pooled, tuned,
-    /// auto), an SVG beside the report; empty without it.
+    /// With the `profiling` feature: each mode's heap flame graph (in the order of `modes`),
+    /// an SVG beside the report; empty without it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub heap_profiles: Vec<PathBuf>,
 }

@@ -24,16 +24,17 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reload failures, a counter: a rejected file is reported at once, not after the timeout.
 const CONFIG_RELOAD_FAILURES: &str = "heapscape_config_reload_failures_total";
 
-/// jemalloc decay settings of the tuned service.
+/// jemalloc decay settings of the tuned and pooled+decay services.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct TunedDecay {
-    /// Tuned mode: jemalloc's dirty decay time (how long freed pages stay resident).
+    /// Tuned and pooled+decay modes: jemalloc's dirty decay time (how long freed pages stay
+    /// resident).
     #[arg(long = "tuned-dirty-decay", default_value = "1s", value_parser = humantime::parse_duration)]
     pub dirty_decay: Duration,
-    /// Tuned mode: jemalloc's muzzy decay time.
+    /// Tuned and pooled+decay modes: jemalloc's muzzy decay time.
     #[arg(long = "tuned-muzzy-decay", default_value = "0s", value_parser = humantime::parse_duration)]
     pub muzzy_decay: Duration,
-    /// Tuned mode: purge on jemalloc's background threads.
+    /// Tuned and pooled+decay modes: purge on jemalloc's background threads.
     #[arg(long = "tuned-background-thread", default_value_t = true, action = clap::ArgAction::Set)]
     pub background_thread: bool,
 }
@@ -145,14 +146,35 @@ pub(super) fn tuned_yaml(pool: &PoolConfig, decay: &TunedDecay) -> String {
          # the pooled service's recommendation after the warm-up (the idle caps too when it\n\
          # publishes them); the rest are the pooled service's defaults.\n\
          exporter: {{ prometheus: {{}} }}\n\
-         {}\
-         # Freed pages leave the resident set sooner: the pool's caps lower what is allocated,\n\
+         {}{}",
+        config_file::pools_yaml(pool),
+        jemalloc_yaml(decay),
+    )
+}
+
+/// The pooled+decay service's config file: the pooled service's pool (`pool`) with the tuned
+/// service's decay settings, so that beside pooled it shows what the decay alone does, and
+/// beside tuned what the caps alone do.
+pub(super) fn decay_yaml(pool: &PoolConfig, decay: &TunedDecay) -> String {
+    format!(
+        "# heapscape-demo compare: the pooled+decay service. The pooled service's pool with\n\
+         # the tuned service's jemalloc settings: one lever at a time.\n\
+         exporter: {{ prometheus: {{}} }}\n\
+         {}{}",
+        config_file::pools_yaml(pool),
+        jemalloc_yaml(decay),
+    )
+}
+
+/// The `jemalloc:` section of `decay`.
+fn jemalloc_yaml(decay: &TunedDecay) -> String {
+    format!(
+        "# Freed pages leave the resident set sooner: the pool's caps lower what is allocated,\n\
          # these settings how long the difference stays resident.\n\
          jemalloc:\n\
          \x20 dirty_decay: {}ms\n\
          \x20 muzzy_decay: {}ms\n\
          \x20 background_thread: {}\n",
-        config_file::pools_yaml(pool),
         decay.dirty_decay.as_millis(),
         decay.muzzy_decay.as_millis(),
         decay.background_thread,
@@ -301,6 +323,12 @@ mod tests {
         let baseline = heapscape::Config::from_yaml_str(&baseline_yaml(), "baseline.yaml")
             .unwrap_or_else(|error| panic!("{error}"));
         assert!(baseline.pools.is_empty());
+
+        let config = heapscape::Config::from_yaml_str(&decay_yaml(&defaults, &decay), "d.yaml")
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.pools[POOL_NAME], defaults);
+        assert_eq!(config.jemalloc.dirty_decay, Some(Duration::from_secs(1)));
+        assert_eq!(config.jemalloc.background_thread, Some(true));
 
         let mut quick = defaults.clone();
         quick.recommendation_min_returns = Some(20);

@@ -3,17 +3,17 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::format::{MIB, escape, mib, mib_per_s, percent, size, spread_cell, spread_format};
+use super::format::{MIB, escape, spread_cell, spread_format};
 use super::rows;
 use super::svg::{self, Series};
 use crate::Error;
 use crate::compare::summary::{Comparison, Point, State};
 
 const STYLE: &str = "<style>\
-     body{font-family:system-ui,sans-serif;margin:2em auto;max-width:64em;color:#222}\
-     table{border-collapse:collapse;margin-bottom:1em}\
-     td,th{padding:.2em .8em;border-bottom:1px solid #ddd}\
-     td{text-align:right}td:first-child{text-align:left}\
+     body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222}\
+     table{border-collapse:collapse;margin-bottom:1em;font-size:.9em}\
+     td,th{padding:.2em .5em;border-bottom:1px solid #ddd}th{vertical-align:bottom}\
+     td{text-align:right;white-space:nowrap}td:first-child{text-align:left;white-space:normal}\
      .met{color:#3c9d5d}.not_met{color:#d1495b}.inconclusive{color:#8a6d1f}\
      .charts{display:grid;grid-template-columns:1fr 1fr;gap:1em}\
      svg{background:#fafafa;border:1px solid #eee}</style>";
@@ -63,11 +63,14 @@ fn intro(page: &mut String, comparison: &Comparison) {
     let _ = write!(
         page,
         "<h1>heapscape: the speech service unpooled, pooled, tuned and auto-tuned</h1>\n<p>The \
-         same seeded load (seed {}, {} requests in flight) ran against four services in turn: \
+         same seeded load (seed {}, {} requests in flight) ran against {} services in turn: \
          after {:.0} s of warm-up each, {} rounds of {:.0} s slices, one slice of each mode per \
          round and the order rotating every round, so a busy machine weighed on every mode \
-         alike. <em>Pooled</em> runs the default pool; <em>tuned</em> runs the pooled \
-         service's recommendation after the warm-up, {} (file <code>{}</code>); <em>auto</em> \
+         alike. <em>Pooled</em> runs the default pool; <em>pooled+decay</em> the default pool \
+         with tuned's jemalloc decay settings (against pooled: what the decay alone did); \
+         <em>tuned</em> runs the pooled service's recommendation after the warm-up with those \
+         decay settings (against pooled+decay: what the caps alone did), {} (file \
+         <code>{}</code>); <em>auto</em> \
          started from the default pool with auto-tuning on and tuned itself on its heartbeat \
          ticks (file <code>{}</code>). Heap gauges come from jemalloc, sampled every second by \
          the heartbeat and counted in a slice by when it published them, the first publication \
@@ -75,6 +78,7 @@ fn intro(page: &mut String, comparison: &Comparison) {
          over each slice's own time.</p>\n",
         comparison.seed,
         comparison.concurrency,
+        comparison.modes.len(),
         comparison.warmup_seconds,
         comparison.slices,
         comparison.slice_seconds,
@@ -200,50 +204,47 @@ fn settings(page: &mut String, comparison: &Comparison) {
 }
 
 fn sizes(page: &mut String, comparison: &Comparison) {
-    let Some(sizes) = &comparison.sizes else {
+    page.push_str("<h2>Returned lengths and the candidate max buffer sizes</h2>\n");
+    if let Some(sizes) = &comparison.sizes {
+        page.push_str(
+            "<p>Returned lengths of the pooled service over the warm-up, in the pool's fine \
+             buckets (four per octave), with the percentiles and the maxima the modes ran.</p>\n",
+        );
+        page.push_str(&svg::distribution_chart(
+            sizes,
+            &[
+                (
+                    "tuned max",
+                    comparison.tuned.pool.get("max_buffer_size").copied(),
+                    svg::colour("tuned"),
+                ),
+                (
+                    "auto max",
+                    comparison.auto.after_warmup.get("max_buffer_size").copied(),
+                    svg::colour("auto"),
+                ),
+                (
+                    "default max",
+                    Some(comparison.default_max()),
+                    svg::colour("pooled"),
+                ),
+            ],
+        ));
+    }
+    if comparison.candidates.is_empty() {
         return;
-    };
+    }
     page.push_str(
-        "<p>Returned lengths of the pooled service over the warm-up, by histogram bucket, \
-         with the percentiles and the candidate maxima. For a candidate max, the returns \
-         over it regrow (a copy of about the max each); the idle memory it implies is at \
-         most <code>min(max_idle_buffers, max_idle_bytes / max) &times; max</code>.</p>\n",
+        "<p>The pooled service's own candidates after the warm-up (its \
+         <code>heapscape_pool_candidate_*</code> gauges): the max in force, the recommendation \
+         and one fine bucket either side, each costed by the pool over its window. Returns \
+         over a candidate regrow their buffer by doubling from it; the idle memory it allows \
+         is at most <code>min(max_idle_buffers, peak_held) &times; max</code>, capped by \
+         <code>max_idle_bytes</code>. The last column is what the modes that ran the candidate \
+         measured over their slices.</p>\n<table>",
     );
-    page.push_str(&svg::distribution_chart(
-        sizes,
-        &[
-            (
-                "tuned max",
-                comparison.tuned.pool.get("max_buffer_size").copied(),
-                svg::colour("tuned"),
-            ),
-            (
-                "auto max",
-                comparison.auto.after_warmup.get("max_buffer_size").copied(),
-                svg::colour("auto"),
-            ),
-            (
-                "default max",
-                Some(comparison.default_max()),
-                svg::colour("pooled"),
-            ),
-        ],
-    ));
-    page.push_str("<table>");
-    let headings = [
-        "candidate max",
-        "returns over it",
-        "regrow copies",
-        "idle memory bound",
-    ];
-    row(page, "th", &headings.map(str::to_owned));
-    for candidate in &sizes.candidates {
-        let cells = [
-            size(candidate.max_buffer_size),
-            percent(candidate.share_over),
-            mib_per_s(candidate.regrow_bytes_per_second),
-            mib(candidate.idle_bytes_bound),
-        ];
+    row(page, "th", &rows::CANDIDATE_HEADINGS.map(str::to_owned));
+    for cells in rows::candidate_rows(&comparison.candidates) {
         row(page, "td", &cells);
     }
     page.push_str("</table>\n");

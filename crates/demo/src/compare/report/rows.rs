@@ -1,8 +1,10 @@
 //! What the table and the page both show, as cells and lines: the modes' rows with each
 //! mode's change against its baseline, the tuned and auto settings, and the verdicts in words.
 
-use super::format::{count, kib, mib, mib_per_s, one_decimal, percent, ratio, spread_format};
-use crate::compare::summary::{Auto, Goal, ModeMedian, ModeSummary, OverTime, Tuned, Verdict};
+use super::format::{count, kib, mib, mib_per_s, one_decimal, percent, ratio, size, spread_format};
+use crate::compare::summary::{
+    Auto, Candidate, Goal, ModeMedian, ModeSummary, OverTime, Tuned, Verdict,
+};
 
 /// A row of the table: a label and each mode's value, formatted by `format`.
 pub(super) struct Row {
@@ -98,6 +100,7 @@ pub(super) fn rows(modes: &[ModeSummary]) -> Vec<Row> {
         ),
         ("jemalloc active", |m| m.active),
         ("jemalloc resident", |m| m.resident),
+        ("jemalloc resident - active", |m| m.resident_minus_active),
     ] {
         rows.push(Row::new(
             format!("{name} mean"),
@@ -122,6 +125,24 @@ pub(super) fn rows(modes: &[ModeSummary]) -> Vec<Row> {
         "minor page faults/request",
         all(&|m| m.minor_faults_per_request),
         one_decimal,
+        true,
+    ));
+    rows.push(Row::new(
+        "pool shrinks/request",
+        all(&|m| m.shrinks_per_request),
+        ratio,
+        true,
+    ));
+    rows.push(Row::new(
+        "pool returns over the max",
+        all(&|m| m.over_max_ratio),
+        percent,
+        false,
+    ));
+    rows.push(Row::new(
+        "pool idle bytes max",
+        all(&|m| m.idle_bytes.map(|idle| idle.max)),
+        mib,
         true,
     ));
     rows.push(Row::new(
@@ -237,6 +258,53 @@ pub(super) fn verdict_text(verdict: &Verdict) -> String {
         verdict.metric,
         medians.join(", ")
     )
+}
+
+/// The headings of [`candidate_rows`].
+pub(super) const CANDIDATE_HEADINGS: [&str; 6] = [
+    "candidate",
+    "max",
+    "returns over it",
+    "regrow copies",
+    "idle memory bound",
+    "measured by the modes that ran it",
+];
+
+/// Per candidate of the pool: its role (and whether tuned ran it), the max, the pool's costs
+/// over its window, and what the modes that ran it measured: their share of returns over the
+/// max and their peak idle bytes, the measured sides of the first and last costs.
+pub(super) fn candidate_rows(candidates: &[Candidate]) -> Vec<[String; 6]> {
+    candidates
+        .iter()
+        .map(|candidate| {
+            let role = if candidate.applied {
+                format!("{} (applied)", candidate.role)
+            } else {
+                candidate.role.to_owned()
+            };
+            let ran: Vec<String> = candidate
+                .ran
+                .iter()
+                .map(|run| {
+                    let over = run.over_max_ratio.map_or_else(|| "-".to_owned(), percent);
+                    let idle = run.idle_bytes_max.map_or_else(|| "-".to_owned(), mib);
+                    format!("{}: {over} over, idle max {idle}", run.mode)
+                })
+                .collect();
+            [
+                role,
+                size(candidate.max_buffer_size),
+                percent(candidate.over_max_ratio),
+                mib_per_s(candidate.regrow_bytes_per_second),
+                mib(candidate.idle_bytes_bound),
+                if ran.is_empty() {
+                    "not run".to_owned()
+                } else {
+                    ran.join("; ")
+                },
+            ]
+        })
+        .collect()
 }
 
 /// Per tuned setting: key, value, where it came from.
@@ -408,6 +476,46 @@ mod tests {
             "resident peak: tuned / pooled = 120.0% (interval 95.0% to 131.0%, 8 rounds); \
              target: at most 100.0%; median per slice of jemalloc resident p95: pooled 25.0 \
              MiB, tuned -"
+        );
+    }
+
+    #[test]
+    fn candidates_read_the_pools_costs_beside_what_their_modes_measured() {
+        use crate::compare::summary::CandidateRun;
+        let candidate = |role, max, applied, ran| Candidate {
+            role,
+            max_buffer_size: max,
+            over_max_ratio: 0.05,
+            regrow_bytes_per_second: 2.0 * 1048576.0,
+            idle_bytes_bound: 8.0 * max,
+            applied,
+            ran,
+        };
+        let rows = candidate_rows(&[
+            candidate("lower", 1_245_184.0, false, Vec::new()),
+            candidate(
+                "recommended",
+                1_490_944.0,
+                true,
+                vec![CandidateRun {
+                    mode: "tuned",
+                    over_max_ratio: Some(0.048),
+                    idle_bytes_max: Some(6.0 * 1048576.0),
+                }],
+            ),
+        ]);
+        assert_eq!(rows[0][0], "lower");
+        assert_eq!(rows[0][5], "not run");
+        assert_eq!(
+            rows[1],
+            [
+                "recommended (applied)",
+                "1.42 MiB",
+                "5.0%",
+                "2.0 MiB/s",
+                "11.4 MiB",
+                "tuned: 4.8% over, idle max 6.0 MiB"
+            ]
         );
     }
 }

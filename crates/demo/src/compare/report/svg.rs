@@ -22,7 +22,8 @@ pub(super) fn colour(mode: &str) -> &'static str {
         "pooled" => "#2e86ab",
         "tuned" => "#3c9d5d",
         "auto" => "#e09f3e",
-        _ => "#6c5b7b",
+        "pooled+decay" => "#6c5b7b",
+        _ => "#777",
     }
 }
 
@@ -74,20 +75,27 @@ fn short_number(value: f64) -> String {
     }
 }
 
-/// A legend of the modes named `modes`, each in its colour.
+/// Approximate width of `text` at `font_size` in the page's sans-serif font: enough to lay
+/// out labels side by side without measuring them.
+fn text_width(text: &str, font_size: f64) -> f64 {
+    text.chars().count() as f64 * font_size * 0.6
+}
+
+/// A legend of the modes named `modes`, each in its colour, side by side as wide as each name.
 fn legend<'a>(svg: &mut String, modes: impl Iterator<Item = &'a str>) {
-    for (index, mode) in modes.enumerate() {
-        let x = LEFT + 100.0 * index as f64;
+    let mut x = LEFT;
+    for mode in modes {
         let _ = write!(
             svg,
-            "<rect x=\"{x}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/>\
-             <text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>",
+            "<rect x=\"{x:.1}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/>\
+             <text x=\"{:.1}\" y=\"{}\" font-size=\"11\">{}</text>",
             HEIGHT - 14.0,
             colour(mode),
             x + 14.0,
             HEIGHT - 5.0,
             escape(mode)
         );
+        x += 14.0 + text_width(mode, 11.0) + 12.0;
     }
 }
 
@@ -143,8 +151,10 @@ pub(super) fn line_chart(title: &str, series: &[Series]) -> String {
     svg
 }
 
-/// Bars of the returned lengths per bucket (one bar per bucket, so the x axis is the bucket
-/// scale), with the percentiles and the `maxima` (label, size, colour) marked.
+/// Bars of the returned lengths per bucket on a log2 size axis (the fine buckets are about
+/// equally wide on it), with the percentiles and the `maxima` (label, size, colour) marked at
+/// their exact sizes. The axis reaches the largest marker, so a max above every return still
+/// shows where it lies; markers at the same size share one line and one label.
 pub(super) fn distribution_chart(
     sizes: &Sizes,
     maxima: &[(&str, Option<f64>, &'static str)],
@@ -153,7 +163,7 @@ pub(super) fn distribution_chart(
         .buckets
         .iter()
         .copied()
-        .filter(|(bound, _)| bound.is_finite())
+        .filter(|(bound, _)| bound.is_finite() && *bound > 0.0)
         .collect();
     let total: f64 = sizes.buckets.iter().map(|(_, count)| count).sum();
     let share = |count: f64| {
@@ -163,61 +173,99 @@ pub(super) fn distribution_chart(
             0.0
         }
     };
+    let mut markers: Vec<(String, f64, &str)> = Vec::new();
+    let named = sizes
+        .percentiles
+        .iter()
+        .map(|(name, value)| (*name, Some(*value), "#555"))
+        .chain(maxima.iter().copied());
+    for (label, value, colour) in named {
+        let Some(value) = value.filter(|value| *value > 0.0) else {
+            continue;
+        };
+        match markers.iter_mut().find(|(_, at, _)| *at == value) {
+            Some((text, _, _)) => *text = format!("{text} = {label}"),
+            None => markers.push((label.to_owned(), value, colour)),
+        }
+    }
+    markers.sort_by(|a, b| a.1.total_cmp(&b.1));
+    // The first bar spans from the bound below it, taken as a fine bucket (about 2^(1/4)).
+    let low = buckets
+        .first()
+        .map_or(1.0, |(bound, _)| bound / 2f64.powf(0.25));
+    let high = buckets
+        .iter()
+        .map(|(bound, _)| *bound)
+        .chain(markers.iter().map(|(_, value, _)| *value))
+        .fold(low * 2.0, f64::max);
+    let span = (high / low).log2();
+    let x_of = |value: f64| LEFT + PLOT_W * ((value.max(low) / low).log2() / span);
+
     let y_max = nice_ceiling(buckets.iter().map(|(_, c)| share(*c)).fold(0.0, f64::max));
     let mut svg = frame("returned lengths (% of returns per bucket)", y_max);
-    let bar_w = PLOT_W / buckets.len().max(1) as f64;
-    // The x position of a size: within the bucket whose bound first reaches it.
-    let x_of = |value: f64| {
-        let index = buckets
-            .iter()
-            .position(|(bound, _)| *bound >= value)
-            .unwrap_or(buckets.len().saturating_sub(1));
-        LEFT + bar_w * (index as f64 + 0.5)
-    };
-    for (index, (bound, count)) in buckets.iter().enumerate() {
+    let mut lower_edge = low;
+    for (bound, count) in &buckets {
         let h = PLOT_H * share(*count) / y_max;
-        let x = LEFT + bar_w * index as f64;
+        let (x0, x1) = (x_of(lower_edge), x_of(*bound));
+        let gap = (x1 - x0) * 0.1;
         let _ = write!(
             svg,
             "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"#9bb\">\
              <title>up to {}: {count:.0}</title></rect>",
-            x + bar_w * 0.1,
+            x0 + gap,
             HEIGHT - BOTTOM - h,
-            bar_w * 0.8,
+            (x1 - x0 - 2.0 * gap).max(0.5),
             escape(&size(*bound))
         );
+        lower_edge = *bound;
     }
-    let step = (buckets.len() / 6).max(1);
-    for (index, (bound, _)) in buckets.iter().enumerate().step_by(step) {
+    // Ticks at powers of two, every second or fourth one when they would crowd each other.
+    let first = low.log2().ceil() as i32;
+    let last = high.log2().floor() as i32;
+    let per_octave = PLOT_W / span;
+    let step = [1, 2, 4, 8]
+        .into_iter()
+        .find(|step| per_octave * f64::from(*step) >= 56.0)
+        .unwrap_or(8);
+    for power in (first..=last).filter(|power| power % step == 0) {
+        let (value, label) = (2f64.powi(power), size(2f64.powi(power)));
+        let x = x_of(value);
+        // Centred under its tick, but ending at the tick where it would leave the chart.
+        let anchor = if x + text_width(&label, 10.0) / 2.0 > WIDTH {
+            "end"
+        } else {
+            "middle"
+        };
         let _ = write!(
             svg,
-            "<text x=\"{:.1}\" y=\"{}\" font-size=\"9\" text-anchor=\"middle\">{}</text>",
-            LEFT + bar_w * (index as f64 + 0.5),
-            HEIGHT - BOTTOM + 12.0,
-            escape(&size(*bound))
+            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{}\" y2=\"{}\" stroke=\"#999\"/>\
+             <text x=\"{x:.1}\" y=\"{}\" font-size=\"10\" text-anchor=\"{anchor}\">{}</text>",
+            HEIGHT - BOTTOM,
+            HEIGHT - BOTTOM + 4.0,
+            HEIGHT - BOTTOM + 15.0,
+            escape(&label)
         );
     }
-    let mut markers: Vec<(String, f64, &str)> = sizes
-        .percentiles
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), *value, "#555"))
-        .collect();
-    markers.extend(
-        maxima
-            .iter()
-            .filter_map(|(label, value, colour)| Some(((*label).to_owned(), (*value)?, *colour))),
-    );
+    // One row per marker, so labels never share a line of text; a label runs right of its
+    // line, or left of it where it would leave the chart. A halo of the background colour
+    // keeps it legible where another marker's line crosses it.
     for (row, (label, value, colour)) in markers.iter().enumerate() {
         let x = x_of(*value);
+        let (text_x, anchor) = if x + 3.0 + text_width(label, 10.0) > WIDTH - RIGHT {
+            (x - 3.0, "end")
+        } else {
+            (x + 3.0, "start")
+        };
         let _ = write!(
             svg,
             "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{}\" stroke=\"{colour}\" \
-             stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" \
-             fill=\"{colour}\">{}</text>",
+             stroke-dasharray=\"4 3\"/><text x=\"{text_x:.1}\" y=\"{:.1}\" font-size=\"10\" \
+             fill=\"{colour}\" text-anchor=\"{anchor}\" stroke=\"#fafafa\" stroke-width=\"3\" \
+             paint-order=\"stroke\">{} {}</text>",
             HEIGHT - BOTTOM,
-            x + 3.0,
             TOP + 12.0 + 11.0 * row as f64,
-            escape(label)
+            escape(label),
+            escape(&size(*value))
         );
     }
     svg.push_str("</svg>\n");
@@ -291,5 +339,25 @@ mod tests {
             "{one}"
         );
         assert_ne!(colour("pooled+decay"), colour("pooled"));
+    }
+
+    #[test]
+    fn markers_sit_at_their_sizes_and_share_a_label_when_equal() {
+        let sizes = Sizes {
+            buckets: vec![(1024.0, 1.0), (2048.0, 3.0), (4096.0, 0.0)],
+            percentiles: [("p50", 2048.0), ("p95", 2048.0)].into_iter().collect(),
+        };
+        let svg = distribution_chart(&sizes, &[("default max", Some(16384.0), "#2e86ab")]);
+        assert!(svg.contains("\">p50 = p95 2 KiB</text>"), "{svg}");
+        // The axis reaches the default max, above every return, at the right edge, and its
+        // label turns left there to stay inside the chart.
+        let right = format!("x1=\"{:.1}\"", WIDTH - RIGHT);
+        assert!(svg.contains(&right), "{svg}");
+        let label = "<text x=\"445.0\" y=\"51.0\" font-size=\"10\" fill=\"#2e86ab\" \
+                     text-anchor=\"end\"";
+        assert!(svg.contains(label), "{svg}");
+        assert!(svg.contains(">default max 16 KiB</text>"), "{svg}");
+        assert!(svg.contains("text-anchor=\"end\">16 KiB</text>"), "{svg}");
+        assert_eq!(svg.matches("stroke-dasharray").count(), 2, "{svg}");
     }
 }

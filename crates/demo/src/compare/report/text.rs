@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::format::{mib, mib_per_s, percent, size, spread_cell, spread_format};
+use super::format::{size, spread_cell, spread_format};
 use super::rows;
-use crate::compare::summary::{Candidate, Comparison, Sizes};
+use crate::compare::summary::Comparison;
 
 /// Width of the label column.
 const LABEL: usize = 32;
@@ -16,8 +16,8 @@ const CHANGE: usize = 10;
 impl Comparison {
     /// The side-by-side table `compare` prints: each mode with its change against its
     /// baseline, the spread across slices, the targets judged on the slices, the tuned
-    /// settings, auto's settings beside them, and the returned lengths with the candidates'
-    /// costs.
+    /// settings, auto's settings beside them, the returned lengths, and the pool's candidate
+    /// max buffer sizes with their costs.
     pub fn table(&self) -> String {
         let mut out = String::new();
         self.modes_table(&mut out);
@@ -85,7 +85,7 @@ impl Comparison {
             for mode in &self.modes {
                 let _ = writeln!(
                     out,
-                    "  {metric:<26} {:<9} {}",
+                    "  {metric:<26} {:<12} {}",
                     mode.mode,
                     spread_cell(mode.slices.get(metric), format)
                 );
@@ -128,30 +128,29 @@ impl Comparison {
     }
 
     fn sizes(&self, out: &mut String) {
-        let Some(sizes) = &self.sizes else { return };
-        let _ = writeln!(out, "\nreturned lengths (pooled service, warm-up):");
-        for (name, value) in &sizes.percentiles {
-            let _ = writeln!(out, "  {name} <= {}", size(*value));
+        if let Some(sizes) = &self.sizes {
+            let _ = writeln!(out, "\nreturned lengths (pooled service, warm-up):");
+            for (name, value) in &sizes.percentiles {
+                let _ = writeln!(out, "  {name} <= {}", size(*value));
+            }
         }
-        let recommended = self
-            .tuned
-            .pool
-            .get("max_buffer_size")
-            .copied()
-            .unwrap_or(0.0);
+        if self.candidates.is_empty() {
+            return;
+        }
         let _ = writeln!(
             out,
-            "  {:<14} {:>14} {:>16} {:>18}",
-            "candidate max", "returns over", "regrow copies", "idle memory bound"
+            "\ncandidate max buffer sizes (the pooled service's own, costed over its window \
+             after the warm-up; the applied one is the tuned service's):"
         );
-        for candidate in shown_candidates(sizes, recommended, self.default_max()) {
+        let [role, max, over, regrow, idle, measured] = rows::CANDIDATE_HEADINGS;
+        let _ = writeln!(
+            out,
+            "  {role:<23} {max:>10} {over:>15} {regrow:>13} {idle:>17}  {measured}"
+        );
+        for [role, max, over, regrow, idle, measured] in rows::candidate_rows(&self.candidates) {
             let _ = writeln!(
                 out,
-                "  {:<14} {:>14} {:>16} {:>18}",
-                size(candidate.max_buffer_size),
-                percent(candidate.share_over),
-                mib_per_s(candidate.regrow_bytes_per_second),
-                mib(candidate.idle_bytes_bound)
+                "  {role:<23} {max:>10} {over:>15} {regrow:>13} {idle:>17}  {measured}"
             );
         }
     }
@@ -164,28 +163,4 @@ impl Comparison {
             .copied()
             .unwrap_or(0.0)
     }
-}
-
-/// The candidates the text shows: the recommended max, one bucket on each side, and the
-/// pooled default.
-fn shown_candidates(sizes: &Sizes, recommended: f64, default: f64) -> Vec<Candidate> {
-    let at = sizes
-        .candidates
-        .iter()
-        .position(|c| c.max_buffer_size >= recommended);
-    let mut shown: Vec<Candidate> = match at {
-        Some(index) => sizes.candidates
-            [index.saturating_sub(1)..(index + 2).min(sizes.candidates.len())]
-            .to_vec(),
-        None => Vec::new(),
-    };
-    if let Some(default) = sizes
-        .candidates
-        .iter()
-        .find(|c| c.max_buffer_size >= default)
-        .filter(|c| !shown.iter().any(|s| s.max_buffer_size == c.max_buffer_size))
-    {
-        shown.push(*default);
-    }
-    shown
 }

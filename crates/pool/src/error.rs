@@ -18,7 +18,8 @@ pub enum PoolError {
     /// New buffers would be larger than the largest buffer the pool keeps.
     #[error(
         "initial_capacity ({initial_capacity} bytes) is larger than max_buffer_size \
-         ({max_buffer_size} bytes): lower initial_capacity or raise max_buffer_size"
+         ({max_buffer_size} bytes): lower initial_capacity or raise max_buffer_size (on a live \
+         pool, Pool::set_initial_capacity before Pool::set_max_buffer_size)"
     )]
     InitialAboveMax {
         /// The configured initial capacity.

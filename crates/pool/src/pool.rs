@@ -97,10 +97,33 @@ impl Pool {
     /// # Errors
     ///
     /// As [`PoolConfig::validate`] for the resulting settings, e.g. a max below the initial
-    /// capacity.
+    /// capacity ([`Pool::set_initial_capacity`] lowers that first).
     pub fn set_max_buffer_size(&self, bytes: usize) -> Result<(), PoolError> {
         let mut config = self.config();
         config.max_buffer_size = bytes;
+        self.reconfigure(config)
+    }
+
+    /// Changes the initial capacity (the capacity of a buffer allocated on a miss), live (see
+    /// [`Pool::reconfigure`]). To lower the max buffer size below the initial capacity, lower
+    /// this first.
+    ///
+    /// ```
+    /// let pool = heapscape_pool::Pool::builder("pcm").initial_capacity(64 << 10).build()?;
+    /// assert!(pool.set_max_buffer_size(16 << 10).is_err()); // below the initial capacity
+    /// pool.set_initial_capacity(8 << 10)?;
+    /// pool.set_max_buffer_size(16 << 10)?;
+    /// assert_eq!(pool.get().capacity(), 8 << 10);
+    /// # Ok::<(), heapscape_pool::PoolError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`PoolConfig::validate`] for the resulting settings, e.g. a zero capacity or one
+    /// above the max buffer size.
+    pub fn set_initial_capacity(&self, bytes: usize) -> Result<(), PoolError> {
+        let mut config = self.config();
+        config.initial_capacity = bytes;
         self.reconfigure(config)
     }
 

@@ -223,7 +223,38 @@ fn a_rejected_reconfiguration_keeps_the_old_settings() {
     let before = pool.config();
     let err = pool.set_max_buffer_size(10).unwrap_err();
     assert!(matches!(err, PoolError::InitialAboveMax { .. }), "{err}");
+    assert!(
+        err.to_string().contains("Pool::set_initial_capacity"),
+        "{err}"
+    );
     assert_eq!(pool.config(), before);
+}
+
+#[test]
+fn the_initial_capacity_is_lowered_live_so_the_max_can_follow() {
+    let pool = small().initial_capacity(8 << 10).build().unwrap();
+    assert!(pool.set_max_buffer_size(4 << 10).is_err());
+    pool.set_initial_capacity(2 << 10).unwrap();
+    pool.set_max_buffer_size(4 << 10).unwrap();
+    let config = pool.config();
+    assert_eq!(
+        (config.initial_capacity, config.max_buffer_size),
+        (2 << 10, 4 << 10)
+    );
+    assert_eq!(pool.stats().initial_capacity, 2 << 10);
+    assert_eq!(
+        pool.get().capacity(),
+        2 << 10,
+        "new buffers take the new capacity"
+    );
+    let err = pool.set_initial_capacity(8 << 10).unwrap_err();
+    assert!(matches!(err, PoolError::InitialAboveMax { .. }), "{err}");
+    assert!(matches!(
+        pool.set_initial_capacity(0).unwrap_err(),
+        PoolError::Zero {
+            field: "initial_capacity"
+        }
+    ));
 }
 
 #[test]

@@ -158,3 +158,45 @@ pub const HISTOGRAM_METRICS: &[(&str, &[f64])] = &[
 pub fn describe_metrics() {
     crate::catalog::describe(CATALOG);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The crate docs' metric table (`# Metrics` in lib.rs) lists every metric of [`CATALOG`]
+    /// once, with its kind, unit and labels other than `pool`, and nothing else.
+    #[test]
+    fn the_crate_docs_list_every_metric_with_its_kind_unit_and_labels() {
+        let rows: Vec<(&str, Vec<&str>, &str, &str)> = include_str!("lib.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("//! | `"))
+            .map(|row| {
+                let cells: Vec<&str> = row.split(" | ").collect();
+                let (series, _) = cells[0].split_once('`').expect("a name in backticks");
+                let (name, labels) = match series.split_once('{') {
+                    Some((name, labels)) => {
+                        (name, labels.trim_end_matches('}').split(',').collect())
+                    }
+                    None => (series, Vec::new()),
+                };
+                (name, labels, cells[1], cells[2])
+            })
+            .collect();
+        assert_eq!(
+            rows.len(),
+            CATALOG.len(),
+            "one row per metric: {:?}",
+            rows.iter().map(|row| row.0).collect::<Vec<_>>()
+        );
+        for def in CATALOG {
+            let (_, labels, kind, unit) = rows
+                .iter()
+                .find(|row| row.0 == def.name)
+                .unwrap_or_else(|| panic!("the crate docs' metric table has no {}", def.name));
+            assert_eq!(*kind, def.kind.as_str(), "{}", def.name);
+            assert_eq!(*unit, def.unit.as_str(), "{}", def.name);
+            let own: Vec<&str> = def.labels.iter().copied().filter(|l| *l != POOL).collect();
+            assert_eq!(*labels, own, "{}: labels besides pool", def.name);
+        }
+    }
+}

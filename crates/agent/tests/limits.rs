@@ -3,6 +3,8 @@
 //! or capped, and the exposition they grew.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use heapscape::{Agent, Error};
@@ -66,6 +68,66 @@ fn resident_bytes() -> u64 {
             Some(kib * 1024)
         })
         .unwrap_or(0)
+}
+
+/// Slow readers of the large page, opened one after another: each one asks only once the one
+/// before is reading, so every one arrives after the last render began.
+const SLOW_READERS: usize = 64;
+/// How much a slow reader takes at a time, and how often: enough to keep its connection
+/// moving (the listener closes one that moves nothing for 10 s), far too little to finish a
+/// 16 MB page within the test (64 KiB/s).
+const SLOW_READ: usize = 1024;
+const SLOW_READ_PAUSE: Duration = Duration::from_millis(200);
+/// The slow readers' socket receive buffer, in bytes.
+const SLOW_READ_WINDOW: u32 = 16 << 10;
+
+/// A reader that asks for `/metrics` from `source`, says when the first bytes came, then reads
+/// [`SLOW_READ`] bytes per [`SLOW_READ_PAUSE`] until `stop` or the end of its connection.
+async fn slow_reader(
+    source: Ipv4Addr,
+    addr: SocketAddr,
+    reading: tokio::sync::oneshot::Sender<()>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::from((source, 0))).expect("bind");
+    // A small receive window, as a distant slow reader has: loopback's autotuning would let
+    // the kernel take most of the page off the listener's hands (up to 32 MB here), and the
+    // listener would no longer hold it.
+    socket
+        .set_recv_buffer_size(SLOW_READ_WINDOW)
+        .expect("SO_RCVBUF");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: limits\r\n\r\n")
+        .await
+        .expect("request");
+    let mut buffer = vec![0; SLOW_READ];
+    match tokio::time::timeout(WAIT, stream.read(&mut buffer)).await {
+        Ok(Ok(read)) if read > 0 => {}
+        other => panic!("no answer from {source}: {other:?}"),
+    }
+    let _ = reading.send(());
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(SLOW_READ_PAUSE) => {}
+        }
+        if matches!(stream.read(&mut buffer).await, Ok(0) | Err(_)) {
+            return;
+        }
+    }
+}
+
+/// Gives the memory earlier steps freed back to the system: glibc keeps it for the next
+/// allocations, and resident memory measured over it would hide as much growth.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: `malloc_trim` only returns free pages of glibc's own heaps; nothing else is
+    // touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn names(prefix: &str, count: usize) -> Vec<String> {
@@ -165,9 +227,15 @@ fn bounds_and_pool_removal_hold_through_reloads() {
         (agent.stats().pools.len() == 1024).then_some(())
     });
     assert!(agent.pool("json").is_none(), "json was removed");
-    let body = wait_for(WAIT, "the last pool's series", || {
+    // Every pool's series: a tick publishes the pools one after another, so a page taken
+    // during the first ticks has only some of them.
+    let body = wait_for(WAIT, "every pool's series", || {
         let body = scrape(addr);
-        body.contains("pool=\"p1022\"").then_some(body)
+        let published = body
+            .lines()
+            .filter(|line| line.starts_with("heapscape_pool_hits_total{"))
+            .count();
+        (published == 1024).then_some(body)
     });
     assert!(
         body.len() < EXPOSITION_BOUND,
@@ -208,6 +276,76 @@ fn bounds_and_pool_removal_hold_through_reloads() {
         "resident memory around 32 concurrent scrapes: {} MB before, {} MB after",
         before / 1_000_000,
         resident_bytes() / 1_000_000
+    );
+
+    // 64 slow readers of the large page, from four addresses (16 each, under the cap per
+    // address): they share renders, so resident memory grows by a few pages, not 64. The
+    // bound, in pages: the renders readers may hold at once (two: the newest and one of an
+    // older publication), a render under way (its text grows by doubling, so up to two pages
+    // while it is written), and two more for the 64 connections' buffers and the allocator's
+    // slack. A copy per reader would be 64 pages (about 1 GB).
+    let page = body.len() as u64;
+    let bound = 6 * page;
+    release_freed_memory();
+    let before = resident_bytes();
+    assert!(before > 0, "cannot read VmRSS from /proc/self/status");
+    // Sampled from the first reader to the last reading: the listener closes connections at
+    // their age limit (60 s), so a slow start would free pages before a single reading at the
+    // end.
+    let peak = Arc::new(AtomicU64::new(before));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (Arc::clone(&peak), Arc::clone(&sampling));
+        std::thread::spawn(move || {
+            // Relaxed: a flag and a maximum, read after the join.
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(resident_bytes(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let readers = runtime.block_on(async {
+        let mut readers = Vec::new();
+        for index in 0..SLOW_READERS {
+            let source = Ipv4Addr::new(127, 0, 0, 2 + (index % 4) as u8);
+            let (reading, started) = tokio::sync::oneshot::channel();
+            readers.push(tokio::spawn(slow_reader(
+                source,
+                addr,
+                reading,
+                stopped.clone(),
+            )));
+            tokio::time::timeout(WAIT, started)
+                .await
+                .unwrap_or_else(|_| panic!("slow reader {index} got no answer within {WAIT:?}"))
+                .unwrap_or_else(|_| panic!("slow reader {index} failed"));
+        }
+        // Every reader holds its page now: a few more samples.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        readers
+    });
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().expect("sampler");
+    stop.send(true).expect("the readers listen");
+    runtime.block_on(async {
+        for reader in readers {
+            reader.await.expect("slow reader");
+        }
+    });
+    let peak = peak.load(Ordering::Relaxed);
+    eprintln!(
+        "resident memory with {SLOW_READERS} slow readers of a {page}-byte page: {} MB before, \
+         {} MB at most while they read (bound: growth under {} MB)",
+        before / 1_000_000,
+        peak / 1_000_000,
+        bound / 1_000_000
+    );
+    assert!(
+        peak.saturating_sub(before) < bound,
+        "{SLOW_READERS} slow readers grew resident memory by {} bytes, over {bound} \
+         (six {page}-byte pages)",
+        peak.saturating_sub(before)
     );
 
     // Removing 1023 pools in one reload: their series go, and one log line says so.

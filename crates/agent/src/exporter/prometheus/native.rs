@@ -90,6 +90,9 @@ pub(crate) struct NativeSeries {
     /// Pools removed, and when: their late publications are ignored for
     /// [`LATE_PUBLICATION_WINDOW`], unless the pool is added again.
     removed: Mutex<HashMap<String, Instant>>,
+    /// Heartbeat ticks that finished publishing: the heartbeat records its sample duration
+    /// last in every tick, after the heap and every pool, so each record marks one.
+    publications: Arc<AtomicU64>,
 }
 
 impl NativeSeries {
@@ -122,7 +125,16 @@ impl NativeSeries {
             descriptions: Mutex::new(HashMap::new()),
             series: Mutex::new(HashMap::new()),
             removed: Mutex::new(HashMap::new()),
+            publications: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// How many heartbeat publications have finished: the page changes only when this does
+    /// (and when the service's own metrics do).
+    pub(crate) fn publications(&self) -> u64 {
+        // Acquire, paired with the Release in `Series::record_many`: a render that begins after
+        // reading a count sees the publication that count counts.
+        self.publications.load(Ordering::Acquire)
     }
 
     /// Whether `name` is held here rather than by the exporter.
@@ -205,7 +217,11 @@ impl NativeSeries {
             value: match kind {
                 Kind::Counter => Value::Counter(Arc::new(AtomicU64::new(0))),
                 Kind::Gauge => Value::Gauge(Arc::new(AtomicU64::new(0))),
-                Kind::Histogram => Value::Histogram(Arc::new(Series::new(Arc::clone(bounds)))),
+                Kind::Histogram => {
+                    let marks = (key.name() == heapscape_heartbeat::metrics::SAMPLE_DURATION.name)
+                        .then(|| Arc::clone(&self.publications));
+                    Value::Histogram(Arc::new(Series::new(Arc::clone(bounds), marks)))
+                }
             },
         });
         match (&entry.value, kind) {
@@ -361,6 +377,9 @@ struct Series {
     /// every bound), and the sum. One lock for both, so a scrape sees `_sum`, `_count` and
     /// the buckets of the same publications; a publication takes it once per bucket.
     data: Mutex<SeriesData>,
+    /// Counted up after each record: set on the heartbeat's sample duration only, whose
+    /// record ends a publication.
+    marks: Option<Arc<AtomicU64>>,
 }
 
 struct SeriesData {
@@ -369,11 +388,12 @@ struct SeriesData {
 }
 
 impl Series {
-    fn new(bounds: Arc<[f64]>) -> Self {
+    fn new(bounds: Arc<[f64]>, marks: Option<Arc<AtomicU64>>) -> Self {
         let counts = vec![0; bounds.len() + 1];
         Self {
             bounds,
             data: Mutex::new(SeriesData { counts, sum: 0.0 }),
+            marks,
         }
     }
 }
@@ -390,9 +410,16 @@ impl HistogramFn for Series {
         // The first bucket whose bound is >= value (`le` is inclusive); past the end: +Inf.
         let bucket = self.bounds.partition_point(|bound| *bound < value);
         let count = u64::try_from(count).unwrap_or(u64::MAX);
-        let mut data = lock(&self.data);
-        data.counts[bucket] = data.counts[bucket].saturating_add(count);
-        data.sum += value * count as f64;
+        {
+            let mut data = lock(&self.data);
+            data.counts[bucket] = data.counts[bucket].saturating_add(count);
+            data.sum += value * count as f64;
+        }
+        if let Some(marks) = &self.marks {
+            // Release: everything the tick published before this record is visible to a
+            // render that reads the new count (see `NativeSeries::publications`).
+            marks.fetch_add(1, Ordering::Release);
+        }
     }
 }
 

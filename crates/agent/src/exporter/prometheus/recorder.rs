@@ -2,7 +2,7 @@
 //! [`NativeSeries`], and the exposition that renders both. The agent installs it when it owns
 //! the exporter; a service that owns its exporter installs it itself.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use hyper::body::Bytes;
@@ -148,16 +148,47 @@ impl metrics::Recorder for Recorder {
 /// `# HELP` and `# TYPE` per metric (the exporter never sees heapscape's series, so nothing is
 /// written twice).
 ///
-/// The agent's own listener shares renders between concurrent scrapes: one render at a time,
-/// and a scrape that waited for another's render takes it if that render began after the
-/// scrape arrived (so nobody gets data older than their request). 32 concurrent scrapes of a
-/// large exposition then hold a couple of copies of it, not 32.
+/// The agent's own listener shares renders between scrapes ([`Exposition::render_shared`]), so
+/// that the memory a large page holds does not grow with the number of readers: 128 slow
+/// readers of a 16 MB page (1024 pools) holding a copy each would hold 2 GB.
 #[derive(Clone)]
 pub struct Exposition {
     handle: PrometheusHandle,
     native: Arc<NativeSeries>,
-    /// The last shared render and when it began; the lock is held while rendering.
-    last: Arc<tokio::sync::Mutex<Option<(Instant, Bytes)>>>,
+    /// The renders readers still hold; the lock is held while rendering.
+    renders: Arc<tokio::sync::Mutex<Renders>>,
+}
+
+/// The most renders held by readers at once: the newest, and one that slow readers of an
+/// older publication still hold. At this many, a scrape shares the newest instead of
+/// rendering, so a page costs at most this many copies however many read it and however
+/// often the heartbeat publishes.
+pub(crate) const MAX_HELD_RENDERS: usize = 2;
+
+/// The renders still held by readers, newest last. Holds no render itself: a render's memory
+/// goes with its last reader.
+#[derive(Default)]
+struct Renders {
+    held: Vec<Render>,
+}
+
+/// One render: its text, reachable only while some reader holds it.
+struct Render {
+    text: Weak<String>,
+    /// When the render began.
+    began: Instant,
+    /// [`NativeSeries::publications`] when it began.
+    publications: u64,
+}
+
+/// A render's text as a reader's `Bytes` owns it: every reader of one render shares the one
+/// `String`, and its `Weak` in [`Render`] says whether any reader still does.
+struct HeldText(Arc<String>);
+
+impl AsRef<[u8]> for HeldText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 impl Exposition {
@@ -165,7 +196,7 @@ impl Exposition {
         Self {
             handle,
             native,
-            last: Arc::new(tokio::sync::Mutex::new(None)),
+            renders: Arc::new(tokio::sync::Mutex::new(Renders::default())),
         }
     }
 
@@ -178,18 +209,40 @@ impl Exposition {
         text
     }
 
-    /// A render that began at or after `arrived`, shared with the scrapes that wait for it.
+    /// The page for a scrape that arrived at `arrived`, shared with every other reader of the
+    /// same render: one render at a time, and a new one only when it could differ and memory
+    /// allows. The newest render still held by a reader is shared when
+    ///
+    /// - it began at or after `arrived` (concurrent scrapes: nobody gets data older than their
+    ///   request);
+    /// - no heartbeat publication has finished since it began (heapscape's series are the
+    ///   same; the service's own metrics are then at most one heartbeat interval old);
+    /// - [`MAX_HELD_RENDERS`] renders are held (slow readers): the newest, however old; it is
+    ///   at most as old as the listener's longest connection.
+    ///
+    /// Otherwise, or when no reader holds a render (a lone scraper always gets a fresh page),
+    /// it renders.
     pub(crate) async fn render_shared(&self, arrived: Instant) -> Bytes {
-        let mut last = self.last.lock().await;
-        if let Some((began, text)) = &*last
-            && *began >= arrived
+        let mut renders = self.renders.lock().await;
+        renders.held.retain(|render| render.text.strong_count() > 0);
+        let held = renders.held.len();
+        let publications = self.native.publications();
+        if let Some(newest) = renders.held.last()
+            && (newest.began >= arrived
+                || newest.publications == publications
+                || held >= MAX_HELD_RENDERS)
+            && let Some(text) = newest.text.upgrade()
         {
-            return text.clone();
+            return Bytes::from_owner(HeldText(text));
         }
         let began = Instant::now();
-        let text = Bytes::from(self.render());
-        *last = Some((began, text.clone()));
-        text
+        let text = Arc::new(self.render());
+        renders.held.push(Render {
+            text: Arc::downgrade(&text),
+            began,
+            publications,
+        });
+        Bytes::from_owner(HeldText(text))
     }
 
     /// The exporter's handle, e.g. for its `run_upkeep`.
@@ -377,10 +430,16 @@ mod tests {
         );
     }
 
+    fn page(bytes: &Bytes) -> &str {
+        std::str::from_utf8(bytes).expect("UTF-8")
+    }
+
     /// Concurrent scrapes that arrive before a render share it: one copy of the text, not one
-    /// per scrape.
+    /// per scrape. Later scrapes share it until a publication; then at most
+    /// [`MAX_HELD_RENDERS`] renders are held, whatever the publications; a scrape that finds
+    /// no render held gets a fresh one.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_scrapes_share_one_render() {
+    async fn scrapes_share_renders_until_a_publication_and_hold_at_most_two() {
         let recorder = Recorder::wrap(PrometheusBuilder::new().build_recorder());
         for index in 0..1000 {
             let key = Key::from_parts(
@@ -389,6 +448,11 @@ mod tests {
             );
             recorder.register_counter(&key, &METADATA).increment(1);
         }
+        // What ends every heartbeat tick.
+        let publish = || {
+            let key = Key::from_name(heapscape_heartbeat::metrics::SAMPLE_DURATION.name);
+            recorder.register_histogram(&key, &METADATA).record(0.001);
+        };
         let exposition = recorder.exposition();
         let arrived = Instant::now();
         let scrapes: Vec<_> = (0..32)
@@ -401,13 +465,53 @@ mod tests {
         for scrape in scrapes {
             texts.push(scrape.await.expect("scrape"));
         }
+        let first = texts[0].as_ptr();
         assert!(texts[0].len() > 30_000, "{}", texts[0].len());
         assert!(
-            texts.iter().all(|text| text.as_ptr() == texts[0].as_ptr()),
+            texts.iter().all(|text| text.as_ptr() == first),
             "the 32 scrapes got more than one render"
         );
-        // A scrape that arrives after that render gets a fresh one.
+
+        // No publication since: a later scrape reads the same bytes.
         let later = exposition.render_shared(Instant::now()).await;
-        assert_ne!(later.as_ptr(), texts[0].as_ptr());
+        assert_eq!(
+            later.as_ptr(),
+            first,
+            "rendered again without a publication"
+        );
+
+        // After a publication: a fresh render, held next to the first.
+        publish();
+        let second = exposition.render_shared(Instant::now()).await;
+        assert_ne!(second.as_ptr(), first, "the page of an older publication");
+        assert!(
+            second.len() > texts[0].len(),
+            "the sample duration's series"
+        );
+
+        // Two renders held: after another publication the newest is shared, not a third.
+        publish();
+        let capped = exposition.render_shared(Instant::now()).await;
+        assert_eq!(capped.as_ptr(), second.as_ptr(), "a third render was held");
+
+        // Once the older readers are done, the next publication gets a render again.
+        drop((texts, later));
+        publish();
+        let third = exposition.render_shared(Instant::now()).await;
+        assert_ne!(
+            third.as_ptr(),
+            second.as_ptr(),
+            "no render after readers left"
+        );
+        let count = "heapscape_heartbeat_sample_duration_seconds_count 3\n";
+        assert!(page(&third).contains(count), "{count:?} missing");
+
+        // No reader left: a fresh render, even without a publication.
+        drop((second, capped, third));
+        let key = Key::from_parts("heapscape_test_total", vec![Label::new("i", "0")]);
+        recorder.register_counter(&key, &METADATA).increment(1);
+        let text = exposition.render_shared(Instant::now()).await;
+        let fresh = "heapscape_test_total{i=\"0\"} 2\n";
+        assert!(page(&text).contains(fresh), "{fresh:?} missing");
     }
 }

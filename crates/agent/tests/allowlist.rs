@@ -75,9 +75,14 @@ fn run_in_child(case: &str) {
 #[test]
 #[ignore = "one case per process; run by the other tests of this file"]
 fn case_in_child() {
-    let Ok(case) = std::env::var(CASE_ENV) else {
-        return; // run by hand without a case: nothing to do
-    };
+    // Under `--ignored` without a case this would check nothing: fail and say what to set.
+    let case = std::env::var(CASE_ENV).unwrap_or_else(|_| {
+        panic!(
+            "{CASE_ENV} is not set: this test runs one case in a child process of the other \
+             tests of this file; to run one case by hand, set {CASE_ENV} to its name (e.g. \
+             {CASE_ENV}=allow-one)"
+        )
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -181,9 +181,15 @@ fn prometheus_and_statsd_publish_the_same_names_and_labels() {
 #[test]
 #[ignore = "the StatsD side of the test above, in its own process"]
 fn statsd_side() {
-    let Ok(port) = std::env::var(PORT_ENV) else {
-        return; // run by hand without a receiver: nothing to do
-    };
+    // Under `--ignored` without a receiver this would check nothing: fail and say what to set.
+    let port = std::env::var(PORT_ENV).unwrap_or_else(|_| {
+        panic!(
+            "{PORT_ENV} is not set: this test is the StatsD side of \
+             `prometheus_and_statsd_publish_the_same_names_and_labels`, which starts it with the port of its \
+             UDP receiver; run that test, or set {PORT_ENV} to a port where a StatsD receiver \
+             listens"
+        )
+    });
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
     let agent = Agent::start(config(&format!(

@@ -10,8 +10,8 @@ use std::sync::{Arc, Weak};
 
 use crate::OverMaxPolicy;
 use crate::depot::{Fit, Reservation, Shared, fit};
+use crate::discards::DiscardReason;
 use crate::shard::{Shard, bump};
-use crate::stats::DiscardReason;
 use crate::sync::{self, AtomicU64, Ordering};
 
 thread_local! {

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
+use crate::discards::{DiscardReason, Discards};
 use crate::shard::{Shard, Shards, bump};
-use crate::stats::{AutoTuneStats, DiscardReason};
+use crate::stats::AutoTuneStats;
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, lock};
 use crate::tuner::{TuneMove, Tuner, in_force_after};
 use crate::window::{Gauges, Recent, Totals, Window};
@@ -441,7 +442,7 @@ impl Shared {
             donations: totals.donations,
             shrinks: totals.shrinks,
             empty_returns: totals.lengths.empty(),
-            discards: totals.discards,
+            discards: Discards::from_counts(totals.discards),
             idle_buffers: totals.idle_buffers,
             idle_bytes: totals.idle_bytes,
             initial_capacity: config.initial_capacity as u64,

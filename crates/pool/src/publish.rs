@@ -16,7 +16,6 @@ use crate::metrics::{
     RECOMMENDED_INITIAL, RECOMMENDED_MAX, RECOMMENDED_MAX_IDLE_BUFFERS, RECOMMENDED_MAX_IDLE_BYTES,
     RETURNED_CAPACITY, RETURNED_LENGTH, RETURNS, SHRINKS,
 };
-use crate::stats::DiscardReason;
 use crate::sync::lock;
 use crate::{Candidate, CandidateRole, Pool, TunedSetting};
 
@@ -39,11 +38,10 @@ impl Pool {
         ] {
             def.counter([pool.clone()]).increment(delta(now, before));
         }
-        for reason in DiscardReason::ALL {
-            let i = reason.index();
+        for (reason, now) in stats.discards.iter() {
             DISCARDS
                 .counter([pool.clone(), reason.as_str().into()])
-                .increment(delta(stats.discards[i], last.discards[i]));
+                .increment(delta(now, last.discards[reason]));
         }
         for setting in TunedSetting::ALL {
             let i = setting.index();

@@ -1,8 +1,9 @@
 //! Per-thread counters: written by one thread without read-modify-write instructions, summed
 //! by whoever reads the stats, and folded into retired totals once their thread has exited.
 
+use crate::discards::DiscardReason;
 use crate::fine::{FINE_BUCKETS, FineSizeHistogram, fine_bucket_of};
-use crate::stats::{DiscardReason, SIZE_BUCKETS, SizeHistogram, bucket_of};
+use crate::stats::{SIZE_BUCKETS, SizeHistogram, bucket_of};
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, fence, lock};
 
 /// One thread's counters for one pool (or the shared counters of the slow path).

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::buckets;
 use crate::candidate::{Candidate, regrowth};
 use crate::config::{OverMaxPolicy, TunedSetting};
+use crate::discards::Discards;
 use crate::fine::{FineSizeHistogram, neighbour_bounds};
 
 /// Number of power-of-two buckets of a [`SizeHistogram`]: bucket `i` counts sizes in
@@ -98,56 +99,6 @@ impl SizeHistogram {
     }
 }
 
-/// Why a returned or idle buffer left the pool.
-///
-/// `OverMax`, `IdleBuffersCap` and `IdleBytesCap` are decided when a buffer comes back;
-/// `IdleTimeout` and `Reconfigure` release buffers that were already idle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DiscardReason {
-    /// Its capacity was over the max buffer size (with [`OverMaxPolicy::Drop`]).
-    OverMax,
-    /// The pool already held `max_idle_buffers` idle buffers.
-    IdleBuffersCap,
-    /// Keeping it would have put idle bytes over `max_idle_bytes`.
-    IdleBytesCap,
-    /// It stayed idle longer than the idle timeout and [`Pool::trim`](crate::Pool::trim)
-    /// released it.
-    IdleTimeout,
-    /// It was idle when [`Pool::reconfigure`](crate::Pool::reconfigure) (or
-    /// [`Pool::set_max_buffer_size`](crate::Pool::set_max_buffer_size)) lowered a cap it
-    /// no longer fitted under: the max buffer size with [`OverMaxPolicy::Drop`], the idle
-    /// buffers or the idle bytes. Released from the shared depot at once, from a thread's
-    /// private slot at that thread's next `get` or return.
-    Reconfigure,
-}
-
-impl DiscardReason {
-    /// Every reason, in the order of [`PoolStats::discards`].
-    pub const ALL: [DiscardReason; 5] = [
-        Self::OverMax,
-        Self::IdleBuffersCap,
-        Self::IdleBytesCap,
-        Self::IdleTimeout,
-        Self::Reconfigure,
-    ];
-
-    /// The `reason` label value of `heapscape_pool_discards_total`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OverMax => "over_max",
-            Self::IdleBuffersCap => "idle_buffers_cap",
-            Self::IdleBytesCap => "idle_bytes_cap",
-            Self::IdleTimeout => "idle_timeout",
-            Self::Reconfigure => "reconfigure",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
-
 /// A snapshot of a pool's counters, gauges and size histograms, from
 /// [`Pool::stats`](crate::Pool::stats).
 ///
@@ -177,8 +128,9 @@ pub struct PoolStats {
     /// Buffers returned empty (length 0: typically a request that failed after `get`),
     /// counted in `returns` but left out of the lengths and the recommendations.
     pub empty_returns: u64,
-    /// Buffers released, by [`DiscardReason`] (indexed in [`DiscardReason::ALL`] order).
-    pub discards: [u64; DiscardReason::ALL.len()],
+    /// Buffers released, by reason: `discards.over_max`, or `discards[reason]` for a
+    /// [`DiscardReason`](crate::DiscardReason).
+    pub discards: Discards,
     /// Idle buffers held now.
     pub idle_buffers: u64,
     /// Bytes (capacities) of the idle buffers held now.
@@ -270,11 +222,6 @@ impl AutoTuneStats {
 }
 
 impl PoolStats {
-    /// Buffers released for `reason`.
-    pub fn discarded(&self, reason: DiscardReason) -> u64 {
-        self.discards[reason.index()]
-    }
-
     /// All `get` calls: hits + misses.
     pub fn gets(&self) -> u64 {
         self.hits + self.misses

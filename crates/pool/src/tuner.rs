@@ -553,7 +553,7 @@ mod tests {
             stats.max_idle_buffers >= 16
         });
         let stats = pool.stats();
-        assert!(stats.discarded(crate::DiscardReason::IdleBuffersCap) > 0);
+        assert!(stats.discards.idle_buffers_cap > 0);
         assert!(
             stats.auto_tune.moves_of(TunedSetting::MaxIdleBuffers) >= 2,
             "{taken} ticks: {stats:?}"

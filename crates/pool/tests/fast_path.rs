@@ -2,7 +2,7 @@
 //! full path: several pools used alternately on one thread, growth past the reservation,
 //! and a lowered max reaching the private buffer.
 
-use heapscape_pool::{DiscardReason, Pool};
+use heapscape_pool::Pool;
 
 fn pool(name: &str) -> Pool {
     Pool::builder(name)
@@ -60,7 +60,7 @@ fn growth_past_the_reservation_and_lowered_max_are_applied() {
     drop(p.get());
     let stats = p.stats();
     assert!(stats.idle_bytes <= 1024, "{stats:?}");
-    assert_eq!(stats.discarded(DiscardReason::OverMax), 0);
+    assert_eq!(stats.discards.over_max, 0);
     assert_eq!(stats.shrinks, 1);
 
     let mut buf = p.get();

@@ -85,7 +85,7 @@ proptest! {
             prop_assert!(stats.idle_bytes <= config.max_idle_bytes as u64, "{:?}", stats);
             prop_assert!(stats.idle_bytes <= stats.idle_buffers * config.max_buffer_size as u64, "{:?}", stats);
             prop_assert_eq!(stats.gets(), gets);
-            let discarded: u64 = stats.discards.iter().sum();
+            let discarded = stats.discards.total();
             prop_assert_eq!(stats.idle_buffers + stats.hits + discarded, stats.returns, "{:?}", stats);
         }
     }

@@ -154,7 +154,7 @@ fn over_max_buffers_are_shrunk_by_default_and_dropped_on_request() {
     buf.resize(200 << 10, 7);
     drop(buf);
     let stats = dropping.stats();
-    assert_eq!(stats.discarded(DiscardReason::OverMax), 1);
+    assert_eq!(stats.discards.over_max, 1);
     assert_eq!(stats.idle_buffers, 0);
 }
 
@@ -165,7 +165,7 @@ fn idle_count_and_byte_caps_discard_with_reasons() {
     drop(bufs);
     let stats = pool.stats();
     assert_eq!(stats.idle_buffers, 2);
-    assert_eq!(stats.discarded(DiscardReason::IdleBuffersCap), 2);
+    assert_eq!(stats.discards.idle_buffers_cap, 2);
 
     let pool = small()
         .max_buffer_size(4096)
@@ -182,10 +182,7 @@ fn idle_count_and_byte_caps_discard_with_reasons() {
     drop(bufs);
     let stats = pool.stats();
     assert!(stats.idle_bytes <= 3 * 4096, "{stats:?}");
-    assert!(
-        stats.discarded(DiscardReason::IdleBytesCap) >= 2,
-        "{stats:?}"
-    );
+    assert!(stats.discards.idle_bytes_cap >= 2, "{stats:?}");
 }
 
 #[test]
@@ -206,7 +203,7 @@ fn lowering_caps_releases_idle_buffers_at_once() {
     pool.reconfigure(config).unwrap();
     let stats = pool.stats();
     assert!(stats.idle_buffers <= 2, "{stats:?}");
-    assert_eq!(stats.discarded(DiscardReason::Reconfigure), 4);
+    assert_eq!(stats.discards.reconfigure, 4);
 
     pool.set_max_buffer_size(4096).unwrap();
     let stats = pool.stats();
@@ -280,7 +277,7 @@ fn trim_releases_buffers_idle_past_the_timeout() {
     }
     assert_eq!(trimmed, 1, "only the depot's buffer is trimmed");
     let stats = pool.stats();
-    assert_eq!(stats.discarded(DiscardReason::IdleTimeout), 1);
+    assert_eq!(stats.discards.idle_timeout, 1);
     assert_eq!(stats.idle_buffers, 1);
 }
 
@@ -305,31 +302,23 @@ fn releases_by_a_reconfiguration_are_told_apart_from_return_time_discards() {
         .collect();
     drop(bufs);
     let stats = pool.stats();
-    assert_eq!(
-        stats.discarded(DiscardReason::IdleBuffersCap),
-        1,
-        "{stats:?}"
-    );
-    assert_eq!(stats.discarded(DiscardReason::OverMax), 1, "{stats:?}");
-    assert_eq!(stats.discarded(DiscardReason::Reconfigure), 0, "{stats:?}");
+    assert_eq!(stats.discards.idle_buffers_cap, 1, "{stats:?}");
+    assert_eq!(stats.discards.over_max, 1, "{stats:?}");
+    assert_eq!(stats.discards.reconfigure, 0, "{stats:?}");
     assert_eq!(stats.idle_buffers, 2, "{stats:?}");
 
     // A lowered max releases both idle buffers: the depot's at once, the private one at this
     // thread's next get. Neither counts as a return-time discard.
     pool.set_max_buffer_size(4096).unwrap();
     let stats = pool.stats();
-    assert_eq!(stats.discarded(DiscardReason::Reconfigure), 1, "{stats:?}");
+    assert_eq!(stats.discards.reconfigure, 1, "{stats:?}");
     drop(pool.get());
     let stats = pool.stats();
-    assert_eq!(stats.discarded(DiscardReason::Reconfigure), 2, "{stats:?}");
-    assert_eq!(stats.discarded(DiscardReason::OverMax), 1, "{stats:?}");
-    assert_eq!(
-        stats.discarded(DiscardReason::IdleBuffersCap),
-        1,
-        "{stats:?}"
-    );
-    assert_eq!(stats.discarded(DiscardReason::IdleBytesCap), 0, "{stats:?}");
-    let discarded: u64 = stats.discards.iter().sum();
+    assert_eq!(stats.discards.reconfigure, 2, "{stats:?}");
+    assert_eq!(stats.discards.over_max, 1, "{stats:?}");
+    assert_eq!(stats.discards.idle_buffers_cap, 1, "{stats:?}");
+    assert_eq!(stats.discards.idle_bytes_cap, 0, "{stats:?}");
+    let discarded = stats.discards.total();
     assert_eq!(discarded, 4, "every reason is in `discards`: {stats:?}");
     assert!(DiscardReason::ALL.contains(&DiscardReason::Reconfigure));
     assert_eq!(DiscardReason::Reconfigure.as_str(), "reconfigure");

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use heapscape_heartbeat::HeartbeatHandle;
-use heapscape_pool::{DiscardReason, Pool};
+use heapscape_pool::Pool;
 
 pub const FAST: Duration = Duration::from_millis(10);
 pub const NEVER: Duration = Duration::from_secs(3600);
@@ -33,5 +33,5 @@ pub fn pool_with_idle_buffer(name: &str) -> Pool {
 
 /// Whether `trim` released a buffer of `pool`.
 pub fn trimmed(pool: &Pool) -> bool {
-    pool.stats().discarded(DiscardReason::IdleTimeout) > 0
+    pool.stats().discards.idle_timeout > 0
 }

@@ -79,6 +79,15 @@ pub(crate) struct Panel {
     value_texts: Vec<(&'static str, &'static str, &'static str)>,
     /// A stat panel's text when its query returns nothing.
     no_value: Option<&'static str>,
+    /// Per query (refId): a unit and value texts of its own, where one panel shows several
+    /// quantities.
+    query_overrides: Vec<QueryOverride>,
+    /// Where values turn bad: (from this value up, colour), ascending; below the first, green.
+    thresholds: Vec<(f64, &'static str)>,
+    /// The variable a panel is repeated for, one copy per selected value.
+    repeat: Option<&'static str>,
+    /// Data links of a table's cells (Grafana's `links` of the field defaults).
+    links: Vec<Value>,
     moves_under_load: bool,
     shows_auto_tune_moves: bool,
 }
@@ -100,6 +109,10 @@ impl Panel {
             sort_by: Vec::new(),
             value_texts: Vec::new(),
             no_value: None,
+            query_overrides: Vec::new(),
+            thresholds: Vec::new(),
+            repeat: None,
+            links: Vec::new(),
             moves_under_load: false,
             shows_auto_tune_moves: false,
         }
@@ -144,6 +157,44 @@ impl Panel {
         colour: &'static str,
     ) -> Self {
         self.value_texts.push((value, text, colour));
+        self
+    }
+
+    /// The series of query `ref_id` (`"A"` for the first) in `unit`, with `value` shown as
+    /// `text` in `colour`: for one quantity among others in a panel.
+    pub(crate) fn query_unit(
+        mut self,
+        ref_id: &'static str,
+        unit: &'static str,
+        value_texts: &[(&'static str, &'static str, &'static str)],
+    ) -> Self {
+        self.query_overrides.push(QueryOverride {
+            ref_id,
+            unit,
+            value_texts: value_texts.to_vec(),
+        });
+        self
+    }
+
+    /// Colours values from `value` up as `colour` (ascending steps; green below the first),
+    /// and draws the steps as lines on a time series: where a value is bad.
+    pub(crate) fn threshold(mut self, value: f64, colour: &'static str) -> Self {
+        self.thresholds.push((value, colour));
+        self
+    }
+
+    /// One copy of the panel per value of `variable` selected (its queries select
+    /// `=~"$variable"`, a single value in each copy).
+    pub(crate) fn repeat(mut self, variable: &'static str) -> Self {
+        self.repeat = Some(variable);
+        self
+    }
+
+    /// A data link on a table's cells: `url` may use the row's labels
+    /// (`${__data.fields.<label>}`) and Grafana's `${__url_time_range}`.
+    pub(crate) fn link(mut self, title: &'static str, url: String) -> Self {
+        self.links
+            .push(json!({ "title": title, "url": url, "targetBlank": false }));
         self
     }
 
@@ -192,7 +243,8 @@ impl Panel {
     fn targets(&self) -> Vec<Value> {
         let (format, instant) = match self.kind {
             Kind::TimeSeries => ("time_series", false),
-            Kind::Stat => ("time_series", false),
+            // A stat shows the value now: an instant query, not the last point of a range.
+            Kind::Stat => ("time_series", true),
             Kind::Table => ("table", true),
             Kind::Heatmap => ("heatmap", false),
         };
@@ -274,7 +326,7 @@ impl Panel {
                 panel["type"] = json!("stat");
                 panel["options"] = json!({
                     "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false },
-                    "colorMode": "value", "graphMode": "area", "textMode": "auto",
+                    "colorMode": "value", "graphMode": "none", "textMode": "auto",
                     "justifyMode": "auto", "orientation": "auto", "wideLayout": true,
                     "showPercentChange": false, "percentChangeColorMode": "standard",
                 });
@@ -283,17 +335,7 @@ impl Panel {
                     "overrides": [],
                 });
                 if !self.value_texts.is_empty() {
-                    let options: serde_json::Map<String, Value> = self
-                        .value_texts
-                        .iter()
-                        .zip(0..)
-                        .map(|(&(value, text, colour), index)| {
-                            let result = json!({ "text": text, "color": colour, "index": index });
-                            (value.to_owned(), result)
-                        })
-                        .collect();
-                    fields["defaults"]["mappings"] =
-                        json!([{ "type": "value", "options": options }]);
+                    fields["defaults"]["mappings"] = value_mappings(&self.value_texts);
                 }
                 if let Some(text) = self.no_value {
                     fields["defaults"]["noValue"] = json!(text);
@@ -344,9 +386,63 @@ impl Panel {
                 json!({ "defaults": {}, "overrides": [] })
             }
         };
+        let mut fields = fields;
+        if !self.thresholds.is_empty() {
+            let mut steps = vec![json!({ "color": "green", "value": null })];
+            steps.extend(
+                self.thresholds
+                    .iter()
+                    .map(|(value, colour)| json!({ "color": colour, "value": value })),
+            );
+            fields["defaults"]["thresholds"] = json!({ "mode": "absolute", "steps": steps });
+            if self.kind == Kind::TimeSeries {
+                fields["defaults"]["custom"]["thresholdsStyle"] = json!({ "mode": "line" });
+            }
+        }
+        if let Some(overrides) = fields["overrides"].as_array_mut() {
+            overrides.extend(self.query_overrides.iter().map(|o| {
+                let mut properties = vec![json!({ "id": "unit", "value": o.unit })];
+                if !o.value_texts.is_empty() {
+                    properties
+                        .push(json!({ "id": "mappings", "value": value_mappings(&o.value_texts) }));
+                }
+                json!({
+                    "matcher": { "id": "byFrameRefID", "options": o.ref_id },
+                    "properties": properties,
+                })
+            }));
+        }
+        if !self.links.is_empty() {
+            fields["defaults"]["links"] = json!(self.links);
+        }
+        if let Some(variable) = self.repeat {
+            panel["repeat"] = json!(variable);
+            panel["repeatDirection"] = json!("h");
+            panel["maxPerRow"] = json!(2);
+        }
         panel["fieldConfig"] = fields;
         panel
     }
+}
+
+/// One query's unit and value texts within a panel.
+struct QueryOverride {
+    ref_id: &'static str,
+    unit: &'static str,
+    value_texts: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+/// Grafana's value mappings showing each `value` as `text` in `colour`.
+fn value_mappings(texts: &[(&'static str, &'static str, &'static str)]) -> Value {
+    let options: serde_json::Map<String, Value> = texts
+        .iter()
+        .zip(0..)
+        .map(|(&(value, text, colour), index)| {
+            let result = json!({ "text": text, "color": colour, "index": index });
+            (value.to_owned(), result)
+        })
+        .collect();
+    json!([{ "type": "value", "options": options }])
 }
 
 /// A time series panel.
@@ -494,7 +590,7 @@ pub(crate) fn annotation(name: &str, expr: &str, color: &str, text: &str, tag_ke
         "enable": true,
         "hide": false,
         "iconColor": color,
-        "target": { "refId": "Anno", "expr": expr, "interval": "1m" },
+        "target": { "refId": "Anno", "expr": expr },
         "titleFormat": name,
         "textFormat": text,
         "tagKeys": tag_keys,

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::{Dashboard, LEGEND, Meta, Selectors, dashboard, event_annotations, variables};
+use crate::DATASOURCE_VARIABLE;
 use crate::config::Config;
 use crate::panels::{Board, stat, table, timeseries};
 use crate::rules::rate_record;
@@ -106,42 +107,63 @@ pub(super) fn fleet(config: &Config) -> Dashboard {
     );
     b.add(
         timeseries(
-            "Resident by pooling",
-            "Sum of resident bytes of the instances with and without pooling.",
+            "Resident per instance by pooling (average)",
+            "The average of the resident bytes of the instances with pooling on and of those \
+             with it off: an average, not a sum, so that the sides compare whatever the \
+             number of instances of each.",
             "bytes",
         )
         .width(8)
         .query(
             format!(
-                "sum by ({by}) (heapscape_jemalloc_resident_bytes{{{sel}}})",
+                "avg by ({by}) (heapscape_jemalloc_resident_bytes{{{sel}}})",
                 by = config.by("pooling")
             ),
             "pooling={{pooling}}",
         ),
     );
 
-    b.row("Top instances");
+    b.row("Top instances over the time range");
+    // The top ten over the range's totals, evaluated once at its end (`@ end()`): `topk` over a
+    // range query would pick its ten at each step, drawing more than ten lines that come and
+    // go.
+    let on_instance = config.by("job, instance");
+    let top = |series: String, total: String| {
+        format!("{series}\nand on ({on_instance})\ntopk(10, {total})")
+    };
     b.add(
         timeseries(
             "Top 10 by resident memory",
-            "The ten instances holding the most resident heap at each moment.",
+            "The ten instances whose resident heap peaked highest over the time range, the \
+             same ten throughout.",
             "bytes",
         )
         .query(
-            format!("topk(10, heapscape_jemalloc_resident_bytes{{{sel}}})"),
+            top(
+                format!("heapscape_jemalloc_resident_bytes{{{sel}}}"),
+                format!(
+                    "max_over_time(heapscape_jemalloc_resident_bytes{{{sel}}}[$__range] @ end())"
+                ),
+            ),
             LEGEND,
         ),
     );
     b.add(
         timeseries(
             "Top 10 by allocation rate",
-            "The ten instances allocating the most bytes per second.",
+            "The ten instances that allocated the most bytes over the time range, the same \
+             ten throughout, in bytes per second.",
             "binBps",
         )
         .moves_under_load()
         .query(
-            format!(
-                "topk(10, sum by ({by_instance}) (rate(heapscape_alloc_bytes_total{{{sel}}}[$__rate_interval])))"
+            top(
+                format!(
+                    "sum by ({by_instance}) (rate(heapscape_alloc_bytes_total{{{sel}}}[$__rate_interval]))"
+                ),
+                format!(
+                    "sum by ({by_instance}) (increase(heapscape_alloc_bytes_total{{{sel}}}[$__range] @ end()))"
+                ),
             ),
             LEGEND,
         ),
@@ -149,10 +171,15 @@ pub(super) fn fleet(config: &Config) -> Dashboard {
     b.add(
         table(
             "Largest heaps now",
-            "Instances by resident bytes, largest first.",
+            "Instances by resident bytes, largest first. A row links to the heap dashboard \
+             for its instance.",
         )
         .moves_under_load()
         .column_unit("Resident", "bytes")
+        .link(
+            "Heap of this instance",
+            drill_down("heapscape-heap", &["job", "instance"]),
+        )
         .query(
             format!("sort_desc(topk(10, heapscape_jemalloc_resident_bytes{{{sel}}}))"),
             "",
@@ -168,15 +195,48 @@ pub(super) fn fleet(config: &Config) -> Dashboard {
     b.add(
         timeseries(
             "Top 10 by minor page-fault rate",
-            "The ten instances paying the most for memory churn.",
+            "The ten instances that paid for the most minor page faults (memory churn) over \
+             the time range, the same ten throughout.",
             "ops",
         )
         .query(
-            format!(
-                "topk(10, rate(heapscape_process_minor_page_faults_total{{{sel}}}[$__rate_interval]))"
+            top(
+                format!(
+                    "rate(heapscape_process_minor_page_faults_total{{{sel}}}[$__rate_interval])"
+                ),
+                format!(
+                    "increase(heapscape_process_minor_page_faults_total{{{sel}}}[$__range] @ end())"
+                ),
             ),
             LEGEND,
         ),
+    );
+    b.add(
+        table(
+            "Pools holding the most idle bytes now",
+            "The pools (per service, instance and pool) whose idle buffers hold the most \
+             memory, largest first. A row links to the buffer pool dashboard for that \
+             service's instance and pool.",
+        )
+        .column_unit("Idle bytes", "bytes")
+        .link(
+            "Buffer pool tuning of this pool",
+            drill_down("heapscape-pool", &["job", "instance", "pool"]),
+        )
+        .query(
+            format!(
+                "sort_desc(topk(10, sum by ({by}) (heapscape_pool_idle_bytes{{{sel}}})))",
+                by = config.by_service("instance, pool")
+            ),
+            "",
+        )
+        .transformation(json!({
+            "id": "organize",
+            "options": {
+                "excludeByName": { "Time": true },
+                "renameByName": { "Value": "Idle bytes" },
+            },
+        })),
     );
     dashboard(
         Meta {
@@ -191,4 +251,15 @@ pub(super) fn fleet(config: &Config) -> Dashboard {
         event_annotations(&s.sel, &s.sel),
         b,
     )
+}
+
+/// The URL of dashboard `uid` with its `labels` variables set to a table row's values (the
+/// variable of each label has the label's name), the same datasource and time range.
+fn drill_down(uid: &str, labels: &[&str]) -> String {
+    let mut url = format!("/d/{uid}?${{{DATASOURCE_VARIABLE}:queryparam}}");
+    for label in labels {
+        url.push_str(&format!("&var-{label}=${{__data.fields.{label}}}"));
+    }
+    url.push_str("&${__url_time_range}");
+    url
 }

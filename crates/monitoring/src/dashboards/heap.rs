@@ -105,16 +105,19 @@ pub(super) fn heap(config: &Config) -> Dashboard {
         .query(format!("heapscape_process_resident_bytes{{{sel}}}"), LEGEND),
     );
     b.add(
-        timeseries(
+        stat(
             "jemalloc purging settings",
-            "The decay settings in force (the agent's `jemalloc:` keys, or jemalloc's own): how \
-             long a freed page stays dirty (resident) and then muzzy before jemalloc returns it \
-             to the system, and whether background threads purge (1) or the next allocation \
-             does (0). Pool caps, tuned by hand or auto-tuned, change what is allocated; these \
+            "The decay settings in force per instance (the agent's `jemalloc:` keys, or \
+             jemalloc's own): how long a freed page stays dirty (resident) and then muzzy \
+             before jemalloc returns it to the system (never: jemalloc's -1, pages stay until \
+             reused), and whether background threads purge (on) or the next allocation does \
+             (off). Pool caps, tuned by hand or auto-tuned, change what is allocated; these \
              change how soon the difference leaves the resident set above.",
-            "s",
+            "dtdurations",
         )
         .width(24)
+        .height(4)
+        .value_text("-1", "never", "orange")
         .query(
             format!("max by ({by_instance}) (heapscape_jemalloc_dirty_decay_seconds{{{sel}}})"),
             "{{instance}} dirty decay",
@@ -125,8 +128,9 @@ pub(super) fn heap(config: &Config) -> Dashboard {
         )
         .query(
             format!("max by ({by_instance}) (heapscape_jemalloc_background_thread{{{sel}}})"),
-            "{{instance}} background threads (1 = on)",
-        ),
+            "{{instance}} background threads",
+        )
+        .query_unit("C", "none", &[("1", "on", "green"), ("0", "off", "text")]),
     );
 
     b.row("Churn");
@@ -257,18 +261,20 @@ pub(super) fn heap(config: &Config) -> Dashboard {
     b.add(
         timeseries(
             "Staleness",
-            "Seconds since the last successful heap sample, next to the configured interval. \
-             Well above the interval: the heartbeat is stuck or failing.",
-            "s",
+            "Heartbeat intervals since the last successful heap sample (the age of the sample \
+             over the configured interval): about 1 while the heartbeat samples. Red from the \
+             intervals at which HeapscapeHeartbeatStale fires: the heartbeat is stuck or \
+             failing.",
+            "none",
         )
         .width(8)
+        .threshold(f64::from(config.heartbeat_stale_intervals), "red")
         .query(
-            format!("time() - heapscape_heartbeat_last_success_timestamp_seconds{{{sel}}}"),
-            "{{instance}} since last sample",
-        )
-        .query(
-            format!("heapscape_heartbeat_interval_seconds{{{sel}}}"),
-            "{{instance}} interval",
+            format!(
+                "(time() - heapscape_heartbeat_last_success_timestamp_seconds{{{sel}}}) \
+                 / heapscape_heartbeat_interval_seconds{{{sel}}}"
+            ),
+            "{{instance}} intervals since the last sample",
         ),
     );
     b.add(

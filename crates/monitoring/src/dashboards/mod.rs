@@ -68,6 +68,9 @@ struct Selectors<'a> {
     /// The selected jobs, for the series of recording rules by job (which keep neither
     /// instance nor the labels of [`Config::selector`]).
     job_sel: String,
+    /// The selected jobs, instances and pools, for the series of recording rules by instance
+    /// and pool (which keep none of the labels of [`Config::selector`]).
+    record_pool_sel: String,
     /// The labels that identify one process (`service` and `pooling` are constant per
     /// process and kept for the legends).
     by_instance: String,
@@ -86,6 +89,10 @@ impl<'a> Selectors<'a> {
             pool_sel: join_matchers(&[&base, r#"job=~"$job",instance=~"$instance",pool=~"$pool""#]),
             fleet_sel: join_matchers(&[&base, r#"job=~"$job",pool=~"$pool""#]),
             job_sel: join_matchers(&[&cluster, r#"job=~"$job""#]),
+            record_pool_sel: join_matchers(&[
+                &cluster,
+                r#"job=~"$job",instance=~"$instance",pool=~"$pool""#,
+            ]),
             by_instance: config.by("job, instance, service, pooling"),
         }
     }
@@ -268,12 +275,16 @@ const AUTO_TUNED: &str = "Auto-tuned";
 
 /// The annotations of every dashboard: config loads and rejected reloads of the processes
 /// `sel` selects, and auto-tuning's moves of the pools `pools_sel` selects.
+///
+/// Over `$__rate_interval`, which Grafana keeps at least four scrape intervals and one step
+/// long: a window holds the samples before and after an event at any zoom, where a fixed
+/// `[1m]` misses events between steps wider than a minute.
 fn event_annotations(sel: &str, pools_sel: &str) -> Vec<Value> {
     vec![
         annotation(
             "Config loaded",
             &format!(
-                "changes(heapscape_config_last_reload_success_timestamp_seconds{{{sel}}}[1m]) > 0"
+                "changes(heapscape_config_last_reload_success_timestamp_seconds{{{sel}}}[$__rate_interval]) > 0"
             ),
             "blue",
             "{{instance}} {{service}}: config loaded (start or successful reload)",
@@ -281,14 +292,18 @@ fn event_annotations(sel: &str, pools_sel: &str) -> Vec<Value> {
         ),
         annotation(
             "Config reload failed",
-            &format!("increase(heapscape_config_reload_failures_total{{{sel}}}[1m]) > 0"),
+            &format!(
+                "increase(heapscape_config_reload_failures_total{{{sel}}}[$__rate_interval]) > 0"
+            ),
             "red",
             "{{instance}} {{service}}: config reload rejected, the previous config stays",
             "job,instance",
         ),
         annotation(
             AUTO_TUNED,
-            &format!("increase(heapscape_pool_auto_tune_moves_total{{{pools_sel}}}[1m]) > 0"),
+            &format!(
+                "increase(heapscape_pool_auto_tune_moves_total{{{pools_sel}}}[$__rate_interval]) > 0"
+            ),
             "purple",
             "{{instance}} {{service}}: pool {{pool}} auto-tuned {{setting}} (the service's log \
              line `pool auto-tuned` gives the old and new values)",

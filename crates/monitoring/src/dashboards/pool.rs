@@ -102,7 +102,7 @@ pub(super) fn pool(config: &Config) -> Dashboard {
              pool warms up; a ratio that stays low means the idle caps are too small.",
             "percentunit",
         )
-        .width(8)
+        .width(6)
         .moves_under_load()
         .query(
             format!(
@@ -120,7 +120,7 @@ pub(super) fn pool(config: &Config) -> Dashboard {
              returned, per second.",
             "ops",
         )
-        .width(8)
+        .width(6)
         .moves_under_load()
         .query(
             s.pool_rate("heapscape_pool_hits_total", ""),
@@ -145,7 +145,7 @@ pub(super) fn pool(config: &Config) -> Dashboard {
              shrink).",
             "ops",
         )
-        .width(8)
+        .width(6)
         .stacked()
         .query(
             format!(
@@ -157,6 +157,26 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         .query(
             s.pool_rate("heapscape_pool_shrinks_total", ""),
             "{{instance}} {{pool}} shrunk",
+        ),
+    );
+    b.add(
+        timeseries(
+            "Discard ratio",
+            "Returned buffers released instead of kept (over_max, idle_buffers_cap, \
+             idle_bytes_cap) per return, over the rules' rate window: what the alert \
+             HeapscapePoolHighDiscardRate watches. Red above its threshold; the alert also \
+             needs enough returns, so a quiet pool's red is no alert.",
+            "percentunit",
+        )
+        .width(6)
+        .threshold(config.discard_ratio_threshold, "red")
+        .query(
+            format!(
+                "instance:heapscape_pool_discard_ratio:rate{w}{{{sel}}}",
+                w = config.rate_window,
+                sel = s.record_pool_sel
+            ),
+            "{{instance}} {{pool}}",
         ),
     );
 
@@ -258,10 +278,12 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         heatmap(
             "Returned lengths",
             "How many bytes returned buffers held, per second, in the pools' buckets (four per \
-             octave) across the selected instances; empty returns are left out. The max \
-             buffer size belongs just above the bulk.",
+             octave): one heatmap per pool selected in the Pool variable, the selected \
+             instances' returns together; empty returns are left out. The max buffer size \
+             belongs just above the bulk.",
             "bytes",
         )
+        .repeat("pool")
         .moves_under_load()
         .query(
             format!(
@@ -273,9 +295,12 @@ pub(super) fn pool(config: &Config) -> Dashboard {
     b.add(
         heatmap(
             "Returned capacities",
-            "Capacities of returned buffers before any shrink: what keeping them would cost.",
+            "Capacities of returned buffers before any shrink, per second, in powers of two: \
+             what keeping them would cost. One heatmap per pool selected in the Pool \
+             variable, the selected instances' returns together.",
             "bytes",
         )
+        .repeat("pool")
         .query(
             format!(
                 "sum by (le) (rate(heapscape_pool_returned_capacity_bytes_bucket{{{pool_sel}}}[$__rate_interval]))"

@@ -272,6 +272,61 @@ fn every_metric_read_by_dashboards_and_rules_is_published() {
     }
 }
 
+/// The metric names written outside the generated files: the StatsD mapping, the promtool
+/// tests' series, and the demo's scraper, which reads the services' `/metrics` by name. A
+/// name no catalog defines would be a mapping, a test or a comparison of nothing.
+#[test]
+fn every_metric_named_by_the_mapping_the_rule_tests_and_the_demo_is_published() {
+    let table = metric_table();
+    let mut named = 0;
+    let mapping = yaml_file("statsd_exporter/mapping.yml");
+    for m in mapping["mappings"].as_array().expect("mappings") {
+        for field in ["match", "name"] {
+            let text = m[field].as_str().unwrap_or_default();
+            for name in metric_names(text.trim_start_matches('^')) {
+                named += 1;
+                assert_known_metric(
+                    &name,
+                    &table,
+                    &format!("statsd_exporter/mapping.yml {field}"),
+                );
+            }
+        }
+    }
+    let tests = workspace_root().join("prometheus/tests");
+    let mut files: Vec<String> = std::fs::read_dir(&tests)
+        .expect("prometheus/tests exists")
+        .map(|e| {
+            format!(
+                "prometheus/tests/{}",
+                e.expect("an entry").file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    files.push("crates/monitoring/tests/data/cluster-label.test.yml".to_owned());
+    for file in &files {
+        let parsed = yaml_file(file);
+        for test in parsed["tests"].as_array().into_iter().flatten() {
+            for series in test["input_series"].as_array().into_iter().flatten() {
+                let text = series["series"].as_str().unwrap_or_default();
+                for name in metric_names(text) {
+                    named += 1;
+                    assert_known_metric(&name, &table, &format!("{file}: input series"));
+                }
+            }
+        }
+    }
+    let scraper = "crates/demo/src/scrape.rs";
+    let source = read(scraper);
+    for literal in source.split('"').skip(1).step_by(2) {
+        if literal.starts_with("heapscape_") {
+            named += 1;
+            assert_known_metric(literal, &table, scraper);
+        }
+    }
+    assert!(named > 50, "names checked ({named})");
+}
+
 /// Every rule of the rule files, with its file.
 fn rules() -> Vec<(String, Value)> {
     let folder = workspace_root().join("prometheus/rules");

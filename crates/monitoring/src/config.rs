@@ -52,7 +52,9 @@ pub struct Config {
     /// The labels that name a service: what its instances share and a rollout does not change
     /// (e.g. `job, service`, or `namespace, job` where jobs repeat across namespaces).
     /// `HeapscapeMetricsVanished` fires when every instance of such a group stopped reporting,
-    /// not when one instance is replaced by another.
+    /// not when one instance is replaced by another. The fleet's records and panels sum per
+    /// such group: with `service` in it, the StatsD path's services, all scraped as
+    /// statsd_exporter's job, stay apart.
     pub service_labels: &'static str,
     /// The base of every alert's `runbook_url`; each alert links `<base>#<alert in lower case>`.
     pub runbook_url: &'static str,

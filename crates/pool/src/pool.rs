@@ -226,7 +226,7 @@ mod tests {
         );
         assert_eq!(stats.peak_held, 2);
         assert_eq!(stats.recommended_max_idle_buffers(), Some(3));
-        assert_eq!(stats.would_discard_fraction(1 << 20), 0.0);
+        assert_eq!(stats.over_max_ratio(1 << 20), 0.0);
         // The lifetime histogram and counters still hold everything.
         assert_eq!(stats.returns, 30 * 8 + 60 * 2 + 20);
         assert_eq!(

@@ -320,24 +320,28 @@ impl PoolStats {
         Some(median.min(self.recommended_max_buffer_size()?))
     }
 
-    /// What-if: the fraction of the window's returns that a max buffer size of `max` would
-    /// have discarded (or shrunk).
+    /// What-if: the share (0..=1) of the window's returns longer than a max buffer size of
+    /// `max`, the same number as [`Candidate::over_max_ratio`] and the
+    /// `heapscape_pool_candidate_over_max_ratio` gauge.
     ///
     /// # Definition
     /// The share of the lengths returned within the window above `max`: exact for a fine
     /// bucket bound (such as the candidates), otherwise an upper estimate.
     ///
     /// # Interpretation
-    /// Each such return is a buffer that regrows on its next large use: pick the smallest
-    /// `max` whose fraction you can afford.
+    /// With `max` as the max, each such return is shrunk to it ([`OverMaxPolicy::Shrink`]) or
+    /// dropped ([`OverMaxPolicy::Drop`]), and its buffer regrows on its next large use: pick
+    /// the smallest `max` whose share you can afford ([`PoolStats::candidate`] puts a cost on
+    /// it).
     ///
     /// ```
     /// let mut stats = heapscape_pool::PoolStats::default();
     /// for len in [1000, 2000, 900_000, 3_000_000] { stats.recent_lengths.record(len); }
-    /// assert_eq!(stats.would_discard_fraction(1 << 20), 0.25);
+    /// assert_eq!(stats.over_max_ratio(1 << 20), 0.25);
+    /// assert_eq!(stats.candidate(1 << 20).over_max_ratio, 0.25);
     /// ```
-    pub fn would_discard_fraction(&self, max: usize) -> f64 {
-        self.recent_lengths.fraction_above(max as u64)
+    pub fn over_max_ratio(&self, max: u64) -> f64 {
+        self.recent_lengths.fraction_above(max)
     }
 
     /// How a buffer of `capacity` bytes grows to serve the window's returns: reallocations
@@ -371,7 +375,7 @@ impl PoolStats {
     /// What a max buffer size of `max` would cost over the window.
     ///
     /// # Definition
-    /// - [`Candidate::over_max_ratio`] is [`PoolStats::would_discard_fraction`]`(max)`.
+    /// - [`Candidate::over_max_ratio`] is [`PoolStats::over_max_ratio`]`(max)`.
     /// - [`Candidate::regrows_per_second`] and [`Candidate::regrow_bytes_per_second`]: each
     ///   return over `max` regrows, by doubling, from `max` (shrink policy) or from the
     ///   initial capacity (drop policy) to its length (see [`PoolStats::regrowth_from`]),
@@ -399,7 +403,7 @@ impl PoolStats {
         let seconds = self.recent_span.as_secs_f64().max(1.0);
         Candidate {
             max_buffer_size: max,
-            over_max_ratio: self.recent_lengths.fraction_above(max),
+            over_max_ratio: self.over_max_ratio(max),
             regrows_per_second: regrows / seconds,
             regrow_bytes_per_second: copied / seconds,
             idle_bytes_bound: buffers.saturating_mul(max).min(self.max_idle_bytes),

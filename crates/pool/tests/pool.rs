@@ -409,8 +409,8 @@ fn stats_recommend_from_returned_lengths() {
         Some(311_296),
         "lifetime, the same buckets"
     );
-    assert_eq!(stats.would_discard_fraction(4096), 0.10);
-    assert_eq!(stats.would_discard_fraction(1 << 20), 0.0);
+    assert_eq!(stats.over_max_ratio(4096), 0.10);
+    assert_eq!(stats.over_max_ratio(1 << 20), 0.0);
     assert!((stats.hit_ratio() - 0.9975).abs() < 1e-9);
 
     let mut config = PoolConfig::default();

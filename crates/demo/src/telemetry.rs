@@ -30,9 +30,18 @@ pub const LOG_LINES_DROPPED: MetricDef = MetricDef::new(
     "Log lines lost because standard error refused them (closed pipe, write error).",
 );
 
+/// `heapscape_demo_byte_budget_refusals_total`: requests refused because the byte budget was
+/// full.
+pub const BUDGET_REFUSALS: MetricDef = MetricDef::new(
+    "heapscape_demo_byte_budget_refusals_total",
+    MetricKind::Counter,
+    Unit::Count,
+    "Requests refused with 503 because the byte budget (--max-buffered-bytes) had no room for their audio within 2 s.",
+);
+
 /// Every metric the service itself publishes (the agent's catalogs,
 /// [`heapscape::metrics::CATALOGS`], hold the rest).
-pub const CATALOG: &[MetricDef] = &[REQUESTS, AUDIO_BYTES, LOG_LINES_DROPPED];
+pub const CATALOG: &[MetricDef] = &[REQUESTS, AUDIO_BYTES, BUDGET_REFUSALS, LOG_LINES_DROPPED];
 
 /// Registers help text and units of the service's metrics with the installed recorder.
 pub fn describe_metrics() {
@@ -59,6 +68,11 @@ pub fn count_response(status: StatusCode) {
         200, 400, 404, 405, 408, 413, 414, 415, 422, 431, 500, 502, 503
     )
     .increment(1);
+}
+
+/// Counts a request refused because the byte budget was full.
+pub fn count_budget_refusal() {
+    BUDGET_REFUSALS.increment(1);
 }
 
 /// Counts `len` bytes of audio sent.
@@ -90,6 +104,7 @@ mod tests {
             count_response(StatusCode::IM_A_TEAPOT);
             count_audio_bytes(10);
             count_audio_bytes(5);
+            count_budget_refusal();
             set_log_lines_dropped(1);
         });
         let mut series: Vec<(String, Vec<String>, DebugValue)> = snapshotter
@@ -114,6 +129,7 @@ mod tests {
             series,
             [
                 expected(AUDIO_BYTES.name, &[], 15),
+                expected(BUDGET_REFUSALS.name, &[], 1),
                 expected(LOG_LINES_DROPPED.name, &[], 1),
                 expected(REQUESTS.name, &["status=200"], 2),
                 expected(REQUESTS.name, &["status=418"], 1),

@@ -2,7 +2,8 @@
 //! longest file at the highest rate (3000 characters at 48 kHz, a 19.2 MB WAV) and never read
 //! it. Responses hold their bytes of `--max-buffered-bytes` until sent or dropped by the send
 //! timeout, so the `serve` child's resident memory stays under the bound the README states, and
-//! a new request is still answered.
+//! a new request is still answered. A request that finds the budget full is refused at once
+//! (503 with the reason) instead of waiting out its request timeout.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{ServeProcess, eventually, metric, scrape, speak};
+use heapscape_demo::telemetry::BUDGET_REFUSALS;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
@@ -92,25 +94,32 @@ async fn clients_that_never_read_cannot_exceed_the_byte_budget() {
         })
     };
 
+    // Silent clients arrive one after another until two files were synthesized: the budget
+    // holds one, so the first stalled response was dropped by the send timeout and its bytes
+    // given to a later request (those in between were refused, 503, after 2 s).
     let mut clients = Vec::with_capacity(CLIENTS);
-    for _ in 0..CLIENTS {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let audio =
+            metric(&scrape(metrics).await, "heapscape_demo_audio_bytes_total").unwrap_or(0.0);
+        if audio >= 2.0 * PCM_LEN {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline && clients.len() < CLIENTS,
+            "{} silent clients in {WAIT:?} and {audio} bytes of audio, not two files",
+            clients.len()
+        );
         clients.push(silent_client(serve.http).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Two files synthesized: the budget holds one, so the first stalled response was dropped
-    // by the send timeout and its bytes given to a waiting request.
-    eventually("two files synthesized", WAIT, || async {
-        metric(&scrape(metrics).await, "heapscape_demo_audio_bytes_total").unwrap_or(0.0)
-            >= 2.0 * PCM_LEN
-    })
-    .await;
 
-    // Queued behind the silent clients' requests: answered when its turn comes, after the
-    // ones before it were sent or dropped (or timed out, 503, after the request timeout, 30 s),
-    // or 503 itself if its own request timeout runs out first.
+    // Answered (200), or refused at once because a silent client holds the budget (503 with
+    // the reason).
     let reply = speak(serve.http, json!({ "text": "still here" })).await;
     match reply.status.as_u16() {
         200 => {}
-        503 => assert!(!reply.error().is_empty(), "a 503 says why"),
+        503 => assert!(reply.error().contains("byte budget"), "{}", reply.error()),
         other => panic!("a new request got {other}"),
     }
 
@@ -130,4 +139,63 @@ async fn clients_that_never_read_cannot_exceed_the_byte_budget() {
         peak <= bound,
         "resident memory peaked at {peak} bytes, over the bound {bound}"
     );
+}
+
+/// Clients that never read fill the byte budget: a new small request is refused after the
+/// short wait (503 saying why, counted) instead of waiting out its request timeout, and is
+/// answered again once they are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_byte_budget_refuses_new_requests_with_the_reason() {
+    // One file of the longest text at 48 kHz (19,200,044 bytes) takes the whole budget to the
+    // last KiB; the long send timeout keeps the silent client's response, and its bytes, for
+    // the whole test.
+    let serve = ServeProcess::start(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--pooling",
+        "off",
+        "--max-buffered-bytes",
+        "19200044B",
+        "--send-timeout",
+        "10m",
+    ]);
+    let metrics = serve.metrics.expect("a metrics address");
+    let silent = silent_client(serve.http).await;
+
+    // Until the silent request has taken the budget a new one may still be served: asked
+    // again, a bounded number of times, until refused.
+    let mut refusal = None;
+    for _ in 0..100 {
+        let reply = speak(serve.http, json!({ "text": "still here" })).await;
+        match reply.status.as_u16() {
+            503 => {
+                refusal = Some(reply.error());
+                break;
+            }
+            200 => tokio::time::sleep(Duration::from_millis(200)).await,
+            other => panic!("a new request got {other}: {:?}", reply.body),
+        }
+    }
+    let error = refusal.expect("a new request was refused while the budget was full");
+    for part in [
+        "the service is busy",
+        "--max-buffered-bytes, 19200044 bytes",
+        "for 2s",
+        "retry later",
+    ] {
+        assert!(error.contains(part), "{part:?} missing from {error:?}");
+    }
+    eventually("the refusal to be counted", WAIT, || async {
+        metric(&scrape(metrics).await, BUDGET_REFUSALS.name).unwrap_or(0.0) >= 1.0
+    })
+    .await;
+
+    // The budget comes back with the silent client's connection.
+    drop(silent);
+    eventually(
+        "a request answered once the silent client left",
+        WAIT,
+        || async { speak(serve.http, json!({ "text": "back" })).await.status == 200 },
+    )
+    .await;
 }

@@ -137,6 +137,7 @@ fn what_the_crates_publish_is_described_with_its_unit() {
         telemetry::count_response(StatusCode::OK);
         telemetry::count_response(StatusCode::IM_A_TEAPOT);
         telemetry::count_audio_bytes(10);
+        telemetry::count_budget_refusal();
         telemetry::set_log_lines_dropped(1);
 
         // The agent publishes its own metrics only while it runs, into the exporter it

@@ -71,9 +71,10 @@ pub struct ServiceConfig {
     /// Responses being synthesized or sent at once; more requests wait (within the timeout).
     /// A response holds its slot until its last byte is sent or its client is gone.
     pub max_in_flight: usize,
-    /// Bytes of WAV files being synthesized or sent at once (the byte budget); more requests
-    /// wait (within the timeout), a single file larger than the budget is refused (413). A
-    /// response holds its bytes until its last byte is sent or its client is gone.
+    /// Bytes of WAV files being synthesized or sent at once (the byte budget); a request that
+    /// finds no room waits up to [`BUDGET_WAIT`] and is then refused (503), a single file
+    /// larger than the budget is refused (413). A response holds its bytes until its last byte
+    /// is sent or its client is gone.
     pub max_buffered_bytes: usize,
     /// Texts containing [`engine::FAULT_MARKER`] make the engine fail mid-stream (502).
     pub fault_injection: bool,
@@ -368,6 +369,12 @@ impl AsRef<[u8]> for Held {
     }
 }
 
+/// How long a request waits for room in a full byte budget before it is refused with 503:
+/// long enough for responses being sent to finish, short enough that a client learns at once
+/// that the service is saturated instead of waiting out its request timeout (clients that
+/// never read hold the budget for up to the send timeout, 30 s by default).
+pub const BUDGET_WAIT: Duration = Duration::from_secs(2);
+
 /// Bytes per permit of the byte budget: tokio takes at most `u32::MAX` permits at once, and a
 /// WAV file can be 4 GiB.
 const BUDGET_UNIT: u64 = 1 << 10;
@@ -392,15 +399,32 @@ async fn acquire(
 }
 
 impl Service {
-    /// Waits until `bytes` fit in the byte budget, and holds them.
+    /// Waits up to [`BUDGET_WAIT`] until `bytes` fit in the byte budget, and holds them.
+    ///
+    /// # Errors
+    ///
+    /// 503, counted in [`telemetry::BUDGET_REFUSALS`], when they do not fit in that time.
     async fn hold(&self, bytes: u64) -> Result<OwnedSemaphorePermit, ApiError> {
         // Clamped to the whole budget: a pooled buffer over it still runs, alone.
         let units = budget_units(bytes).min(budget_units(self.config.max_buffered_bytes as u64));
-        acquire(
-            self.buffered.clone(),
-            u32::try_from(units.max(1)).unwrap_or(u32::MAX),
-        )
-        .await
+        let permits = u32::try_from(units.max(1)).unwrap_or(u32::MAX);
+        match tokio::time::timeout(BUDGET_WAIT, acquire(self.buffered.clone(), permits)).await {
+            Ok(held) => held,
+            Err(_) => {
+                telemetry::count_budget_refusal();
+                let budget = self.config.max_buffered_bytes;
+                let free = (self.buffered.available_permits() as u64).saturating_mul(BUDGET_UNIT);
+                Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the service is busy: this audio needs {bytes} bytes of the byte budget \
+                         (--max-buffered-bytes, {budget} bytes), and no more than {free} were \
+                         free for {BUDGET_WAIT:?} because other responses are being made or \
+                         sent; retry later"
+                    ),
+                ))
+            }
+        }
     }
 
     /// Checks a request before any audio is made; returns the voice, the PCM format and the

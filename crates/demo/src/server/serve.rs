@@ -83,8 +83,9 @@ pub struct ServeOptions {
     /// would (needs the `profiling` feature).
     #[arg(long)]
     pub heap_profiling: bool,
-    /// Bytes of WAV files synthesized or being sent at once (bounds memory); more requests wait,
-    /// a single larger file is refused (413). Held until the last byte is sent.
+    /// Bytes of WAV files synthesized or being sent at once (bounds memory); a request that
+    /// finds no room within 2 s is refused (503), a single larger file too (413). Held until
+    /// the last byte is sent.
     #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
     pub max_buffered_bytes: usize,
     /// Longest a response may make no progress towards a client that stopped reading; its

@@ -55,9 +55,10 @@ fn the_metrics_port_as_the_speech_port_names_the_metrics_listener() {
     );
 }
 
-/// A taken speech port: the error says the cause once (it used to repeat the OS error).
+/// A taken speech port: the error names the address and the flag that changes it, and says
+/// the cause once.
 #[test]
-fn a_taken_speech_port_says_its_cause_once() {
+fn a_taken_speech_port_names_the_address_and_the_flag() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_heapscape-demo"))
@@ -68,7 +69,11 @@ fn a_taken_speech_port_says_its_cause_once() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
-    assert!(stderr.contains(&address), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("another address with --listen"), "{stderr}");
     assert_eq!(
         stderr.matches("Address already in use").count(),
         1,

@@ -253,6 +253,14 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
                     options.listen
                 )));
             }
+            if source.kind() == std::io::ErrorKind::AddrInUse {
+                return Err(Error::InvalidOptions(format!(
+                    "cannot listen on {}: {source}: another process holds that address; stop \
+                     it, or give the service another address with --listen (e.g. --listen \
+                     127.0.0.1:0 for any free port)",
+                    options.listen
+                )));
+            }
             return Err(Error::io(format!("binding {}", options.listen))(source));
         }
     };

@@ -377,6 +377,63 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     assert!(!stderr.contains("grace period"), "{stderr}");
 }
 
+/// A second SIGTERM during the grace period closes the remaining connections at once: here a
+/// client that never reads its answer would hold the shutdown for the whole 10-minute grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_ends_the_grace_period() {
+    let mut serve = ServeProcess::start(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--shutdown-grace",
+        "10m",
+        "--send-timeout",
+        "10m",
+    ]);
+    let metrics = serve.metrics.expect("a metrics address");
+    // The longest file at 48 kHz (19.2 MB) to a client with a small receive buffer that never
+    // reads: its response stays in the service.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4 << 10).unwrap();
+    let mut silent = socket.connect(serve.http).await.unwrap();
+    let body = json!({ "text": "a".repeat(3000), "sample_rate": 48000 }).to_string();
+    let request = format!(
+        "POST /v1/speech HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        serve.http,
+        body.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut silent, request.as_bytes())
+        .await
+        .unwrap();
+    eventually("the silent client's file to be made", WAIT, || async {
+        metric(&scrape(metrics).await, "heapscape_demo_audio_bytes_total").unwrap_or(0.0)
+            >= 19_200_000.0
+    })
+    .await;
+
+    serve.signal("TERM");
+    let draining = &serve;
+    eventually("the drain to begin", WAIT, || async move {
+        draining.stderr().contains("draining in-flight requests")
+    })
+    .await;
+    serve.signal("TERM");
+    // Bounded far below the grace period: only the second signal can end it this soon.
+    let (status, stderr) = tokio::task::spawn_blocking(move || {
+        let status = serve.wait_exit(WAIT);
+        (status, serve.stderr())
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains("SIGTERM again: not waiting for the grace period"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("metrics flushed"), "{stderr}");
+    drop(silent);
+}
+
 /// The counter `name` (any tags) in statsd's admin dump, if listed with a value > 0.
 fn statsd_counter(mgmt_port: u16, name: &str) -> Option<f64> {
     let dump = statsd_admin(mgmt_port, "counters")?;

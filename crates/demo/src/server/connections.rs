@@ -49,6 +49,9 @@ pub enum Drained {
     All,
     /// The grace period ran out; the remaining connections were closed.
     GraceExpired,
+    /// A second shutdown request came during the grace period; the remaining connections were
+    /// closed then.
+    Interrupted,
 }
 
 /// Serves `app` over HTTP/1.1 on `listener` until `shutdown` resolves, then stops accepting,
@@ -68,6 +71,19 @@ pub async fn serve_connections(
     app: Router,
     connections: Connections,
     shutdown: impl std::future::Future<Output = ()>,
+) -> Drained {
+    serve_connections_until(listener, app, connections, shutdown, std::future::pending()).await
+}
+
+/// [`serve_connections`], and when `hurry` resolves during the grace period (a second
+/// SIGTERM or Ctrl-C: whoever sent the first one does not want to wait), the remaining
+/// connections are closed at once.
+pub(crate) async fn serve_connections_until(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    connections: Connections,
+    shutdown: impl std::future::Future<Output = ()>,
+    hurry: impl std::future::Future<Output = ()>,
 ) -> Drained {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -114,20 +130,32 @@ pub async fn serve_connections(
     }
     drop(listener);
     tracing::info!(grace = ?connections.shutdown_grace, "draining in-flight requests");
-    match tokio::time::timeout(connections.shutdown_grace, graceful.shutdown()).await {
-        Ok(()) => Drained::All,
-        Err(_) => {
-            // Connections that ended during the grace period are not open any more.
-            while tasks.try_join_next().is_some() {}
-            tracing::warn!(
-                grace = ?connections.shutdown_grace,
-                connections = tasks.len(),
-                "requests still running after the shutdown grace period; closing their connections"
-            );
-            tasks.abort_all();
-            Drained::GraceExpired
+    let drained = tokio::select! {
+        drained = tokio::time::timeout(connections.shutdown_grace, graceful.shutdown()) => {
+            match drained {
+                Ok(()) => return Drained::All,
+                Err(_) => Drained::GraceExpired,
+            }
         }
+        () = hurry => Drained::Interrupted,
+    };
+    // Connections that ended during the grace period are not open any more.
+    while tasks.try_join_next().is_some() {}
+    if drained == Drained::Interrupted {
+        tracing::warn!(
+            connections = tasks.len(),
+            "shutdown requested again during the grace period; closing the connections of the \
+             requests still running"
+        );
+    } else {
+        tracing::warn!(
+            grace = ?connections.shutdown_grace,
+            connections = tasks.len(),
+            "requests still running after the shutdown grace period; closing their connections"
+        );
     }
+    tasks.abort_all();
+    drained
 }
 
 /// The status of a request refused before the router saw it (the router counts its own), from

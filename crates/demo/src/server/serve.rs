@@ -10,7 +10,7 @@ use heapscape_pool::PoolConfig;
 use tokio::io::AsyncReadExt;
 
 use super::api::{Buffers, ServiceConfig, router};
-use super::connections::{Connections, serve_connections};
+use super::connections::{Connections, serve_connections_until};
 use super::ready::ReadyLine;
 use crate::Error;
 use crate::telemetry;
@@ -274,6 +274,7 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
     };
     let metrics = ready.metrics_field();
     tracing::info!(%http, %metrics, pooling = options.pooling.as_str(), "serving");
+    let requests = shutdown_requests(options.exit_on_stdin_close);
     print_ready_line(&ready);
 
     let connections = Connections {
@@ -282,11 +283,21 @@ pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
         send_timeout: options.send_timeout,
         max_connections: options.max_connections,
     };
-    serve_connections(
+    let requested = |count: u32| {
+        let mut requests = requests.clone();
+        async move {
+            // An error: the listening task is gone and no request will come.
+            if requests.wait_for(|made| *made >= count).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    serve_connections_until(
         listener,
         router(buffers, config),
         connections,
-        shutdown_signal(options.exit_on_stdin_close),
+        requested(1),
+        requested(2),
     )
     .await;
     // The final heap sample and publish (and the StatsD flush) block; keep them off the async
@@ -305,39 +316,57 @@ fn print_ready_line(ready: &ReadyLine) {
     }
 }
 
-/// Resolves on Ctrl-C, SIGTERM, or the end of standard input if `stdin_close` is set.
-async fn shutdown_signal(stdin_close: bool) {
-    let ctrl_c = async {
-        // If the handler cannot be installed, only the other signals stop the server.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// Counts shutdown requests: Ctrl-C, SIGTERM, and the end of standard input if `stdin_close`
+/// is set. The first starts the graceful shutdown; a second during the grace period closes
+/// the remaining connections at once.
+fn shutdown_requests(stdin_close: bool) -> tokio::sync::watch::Receiver<u32> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (made, requests) = tokio::sync::watch::channel(0u32);
+    // Installed before the ready line is printed, so that no signal finds the default action.
+    // A handler that cannot be installed leaves the other ways to stop the server.
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let mut stdin = stdin_close.then(tokio::io::stdin);
+    tokio::spawn(async move {
+        loop {
+            let what = tokio::select! {
+                Some(()) = next_signal(&mut interrupt) => "Ctrl-C",
+                Some(()) = next_signal(&mut terminate) => "SIGTERM",
+                () = end_of(&mut stdin) => {
+                    // Once: a closed standard input stays closed.
+                    stdin = None;
+                    "standard input closed"
+                }
+            };
+            made.send_modify(|made| *made += 1);
+            if *made.borrow() == 1 {
+                tracing::info!("{what}: shutting down");
+            } else {
+                tracing::info!("{what} again: not waiting for the grace period");
             }
-            Err(_) => std::future::pending::<()>().await,
         }
+    });
+    requests
+}
+
+/// The next delivery of `signal`; never, without a handler or once it cannot deliver more.
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when `stdin` reaches its end or fails (the parent is gone); never without one.
+async fn end_of(stdin: &mut Option<tokio::io::Stdin>) {
+    let Some(stdin) = stdin else {
+        return std::future::pending().await;
     };
-    let stdin_closed = async {
-        if !stdin_close {
-            return std::future::pending::<()>().await;
+    let mut sink = [0u8; 64];
+    while let Ok(n) = stdin.read(&mut sink).await {
+        if n == 0 {
+            break;
         }
-        let mut stdin = tokio::io::stdin();
-        let mut sink = [0u8; 64];
-        // Reads until EOF or an error; either means the parent is gone.
-        while let Ok(n) = stdin.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
-        () = terminate => tracing::info!("SIGTERM: shutting down"),
-        () = stdin_closed => tracing::info!("standard input closed: shutting down"),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The Prometheus path: the recorder of metrics-exporter-prometheus with heapscape's series
 //! held natively (`native`, `recorder`), served by the agent's own `/metrics` listener
-//! (`listener`, `stall`). A service that owns its exporter installs the same recorder itself
-//! ([`Recorder`]); pool removals reach it either way (`live`).
+//! (`listener`, `stall`, `body_length`). A service that owns its exporter installs the same
+//! recorder itself ([`Recorder`]); pool removals reach it either way (`live`).
 
+mod body_length;
 mod listener;
 mod live;
 mod native;

@@ -159,7 +159,7 @@ impl Agent {
         } else {
             None
         };
-        heapscape_pool::describe_metrics();
+        heapscape_pool::metrics::describe_metrics();
         heapscape_heartbeat::describe_metrics();
         crate::metrics_table::describe_and_initialize();
 

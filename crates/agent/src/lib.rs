@@ -121,4 +121,5 @@ pub use heapscape_heartbeat::CountingJemalloc;
 #[cfg(feature = "profiling")]
 pub use heapscape_heartbeat::profile::MALLOC_CONF as PROFILING_MALLOC_CONF;
 pub use heapscape_heartbeat::{Allocator, HeapStats};
-pub use heapscape_pool::{OverMaxPolicy, Pool, PoolConfig, PoolStats, PooledBuf};
+pub use heapscape_pool::config::OverMaxPolicy;
+pub use heapscape_pool::{Pool, PoolConfig, PoolStats, PooledBuf};

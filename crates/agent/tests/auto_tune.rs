@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use heapscape::Agent;
-use heapscape_pool::{Pool, TunedSetting};
+use heapscape_pool::Pool;
+use heapscape_pool::config::TunedSetting;
 use heapscape_testkit::{CapturedLogs, ConfigFile, WAIT, http_get, wait_for, write_atomically};
 
 /// The `pcm` pool's file, with the given starting max and `auto_tune` keys. A 2 s window and a

@@ -88,7 +88,7 @@ fn sizes_take_plain_integers_and_units() {
     );
     assert_eq!(a.idle_timeout, Duration::from_secs(60));
     assert_eq!(a.recommendation_window, Duration::from_secs(15 * 60));
-    assert_eq!(a.over_max, heapscape_pool::OverMaxPolicy::Drop);
+    assert_eq!(a.over_max, heapscape_pool::config::OverMaxPolicy::Drop);
     assert_eq!(config.heartbeat.interval, Duration::from_millis(500));
     match config.exporter {
         ExporterConfig::Statsd(statsd) => {
@@ -534,7 +534,7 @@ fn auto_tuning_keys_parse() {
     assert_eq!(tune.hysteresis, 0.3);
     assert_eq!(
         config.pools["json"].auto_tune,
-        heapscape_pool::AutoTuneConfig::default()
+        heapscape_pool::config::AutoTuneConfig::default()
     );
     assert!(!config.pools["json"].auto_tune.enabled, "off by default");
 }

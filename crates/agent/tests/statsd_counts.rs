@@ -62,7 +62,7 @@ fn etsy_statsd_counts_every_return() {
         }
     }
 
-    let buckets = heapscape_pool::LENGTH_BUCKETS;
+    let buckets = heapscape_pool::metrics::LENGTH_BUCKETS;
     let bucket_of = |length: usize| -> f64 {
         #[allow(clippy::cast_precision_loss)] // small lengths
         let length = length as f64;

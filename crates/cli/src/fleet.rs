@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use heapscape_pool::FineSizeHistogram;
+use heapscape_pool::stats::FineSizeHistogram;
 
 /// The settings the recommendation is about, as a pool's gauges publish them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use heapscape_pool::CandidateRole;
 use heapscape_pool::metrics::{
     CANDIDATE_IDLE_BOUND, CANDIDATE_MAX, CANDIDATE_OVER_MAX, CANDIDATE_REGROW_BYTES,
     INITIAL_CAPACITY, MAX_BUFFER_SIZE, MAX_IDLE_BUFFERS, MAX_IDLE_BYTES, PEAK_IDLE_BYTES,
     RECOMMENDATION_MIN_RETURNS, RECOMMENDATION_RETURNS, RECOMMENDATION_WINDOW, RECOMMENDED_INITIAL,
     RECOMMENDED_MAX, RECOMMENDED_MAX_IDLE_BUFFERS, RECOMMENDED_MAX_IDLE_BYTES,
 };
+use heapscape_pool::stats::CandidateRole;
 
 use crate::error::Error;
 use crate::exposition::{Sample, parse};

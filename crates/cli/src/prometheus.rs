@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use heapscape_pool::FineSizeHistogram;
 use heapscape_pool::metrics::{
     DISCARDS, INITIAL_CAPACITY, MAX_BUFFER_SIZE, MAX_IDLE_BUFFERS, MAX_IDLE_BYTES, PEAK_HELD,
     PEAK_IDLE_BYTES, RECOMMENDATION_MIN_RETURNS, RETURNED_LENGTH, SHRINKS,
 };
+use heapscape_pool::stats::FineSizeHistogram;
 use serde_json::Value;
 
 use crate::error::Error;

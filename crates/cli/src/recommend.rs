@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use heapscape_pool::{CandidateRole, OverMaxPolicy, PoolStats, default_min_returns};
+use heapscape_pool::PoolStats;
+use heapscape_pool::config::{OverMaxPolicy, default_min_returns};
+use heapscape_pool::stats::CandidateRole;
 use serde::Serialize;
 
 use crate::fleet::{PoolData, Settings};

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use heapscape_pool::{OverMaxPolicy, PoolStats};
+use heapscape_pool::PoolStats;
+use heapscape_pool::config::OverMaxPolicy;
 use serde::Serialize;
 
 use crate::fleet::PoolData;
@@ -105,7 +106,7 @@ pub(crate) fn since_change(data: &PoolData, min_returns: u64) -> Option<SinceCha
 
 #[cfg(test)]
 mod tests {
-    use heapscape_pool::FineSizeHistogram;
+    use heapscape_pool::stats::FineSizeHistogram;
 
     use super::*;
     use crate::fleet::{MaxChange, Settings};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use heapscape_cli::exit;
 use heapscape_demo::server::{READY_PREFIX, ReadyLine};
-use heapscape_pool::LENGTH_BUCKETS;
+use heapscape_pool::metrics::LENGTH_BUCKETS;
 use heapscape_testkit::{
     ChildGuard, ConfigFile, Prometheus, WAIT, free_port, http_get, wait_for, workspace_binary,
     workspace_root,

@@ -205,7 +205,7 @@ pub const SAMPLE_DURATION_BUCKETS: &[f64] = &[
 /// nothing else.
 pub fn describe_metrics() {
     heapscape_pool::catalog::describe(CATALOG);
-    heapscape_pool::describe_metrics();
+    heapscape_pool::metrics::describe_metrics();
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use heapscape_pool::Pool;
 use heapscape_pool::catalog::MetricDef;
-use heapscape_pool::{Pool, TuneMove};
+use heapscape_pool::config::TuneMove;
 
 #[cfg(feature = "counting")]
 use crate::metrics::{ALLOC_ALLOCATIONS, ALLOC_BYTES};

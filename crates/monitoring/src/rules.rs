@@ -76,7 +76,7 @@ fn fleet_buckets_rate_record(config: &Config) -> String {
 
 /// `histogram_quantile(q, buckets)` rounded up to the bound of its bucket: the pool's own
 /// rule (the smallest bucket bound with at least `q` of the returns at or below it), on the
-/// same buckets ([`heapscape_pool::LENGTH_BUCKETS`], four per octave), so a fleet's
+/// same buckets ([`heapscape_pool::metrics::LENGTH_BUCKETS`], four per octave), so a fleet's
 /// recommendation and a pool's agree on the same returns.
 ///
 /// `histogram_quantile` finds the same bucket as the pool's rule and interpolates inside it,
@@ -86,14 +86,14 @@ pub(crate) fn fine_bucket_quantile(q: f64, buckets: &str) -> String {
     fine_bucket_ceil(&format!("histogram_quantile({q}, {buckets})"))
 }
 
-/// `expr` rounded up to a bound of [`heapscape_pool::LENGTH_BUCKETS`] (64 B at least).
+/// `expr` rounded up to a bound of [`heapscape_pool::metrics::LENGTH_BUCKETS`] (64 B at least).
 ///
 /// PromQL cannot look a value up in a list, so the bound is computed: the octave
 /// `(2^(k-1), 2^k]` holding `expr` from its log, then the fraction of the octave's lower edge
 /// it reaches compared with each bound's (`x > bool edge` is 0 or 1).
 pub(crate) fn fine_bucket_ceil(expr: &str) -> String {
-    let bounds = heapscape_pool::LENGTH_BUCKETS;
-    let per_octave = heapscape_pool::FINE_BUCKETS_PER_OCTAVE;
+    let bounds = heapscape_pool::metrics::LENGTH_BUCKETS;
+    let per_octave = heapscape_pool::stats::FINE_BUCKETS_PER_OCTAVE;
     // The bounds of the first octave above 64 B, as multiples of 64: every octave's are the
     // same multiples of its lower edge.
     let edges: Vec<f64> = bounds[1..=per_octave]
@@ -867,7 +867,7 @@ mod tests {
     #[test]
     fn promql_rounds_up_to_the_pools_bucket_bounds() {
         let prometheus = heapscape_testkit::Prometheus::start("global: {}\n");
-        let bounds = heapscape_pool::LENGTH_BUCKETS;
+        let bounds = heapscape_pool::metrics::LENGTH_BUCKETS;
         let mut values = vec![1.0, 40.0, 63.5];
         for bound in bounds {
             values.extend([bound - 0.5, bound, bound + 0.5]);

@@ -516,7 +516,7 @@ fn statsd_mapping_yields_the_prometheus_names_labels_and_buckets() {
             let buckets = if def.name == heapscape_heartbeat::metrics::SAMPLE_DURATION.name {
                 heapscape_heartbeat::SAMPLE_DURATION_BUCKETS.to_vec()
             } else {
-                heapscape_pool::HISTOGRAM_METRICS
+                heapscape_pool::metrics::HISTOGRAM_METRICS
                     .iter()
                     .find_map(|&(name, bounds)| (name == def.name).then(|| bounds.to_vec()))
                     .expect("the pool's histograms have bounds")
@@ -1190,7 +1190,7 @@ fn tables_give_each_column_its_own_unit() {
 
 #[test]
 fn the_discard_ratio_counts_only_reasons_a_return_can_have() {
-    let reasons: Vec<&str> = heapscape_pool::DiscardReason::ALL
+    let reasons: Vec<&str> = heapscape_pool::stats::DiscardReason::ALL
         .iter()
         .map(|reason| reason.as_str())
         .collect();

@@ -93,7 +93,7 @@ fn rust_spelled_exposition(scrape: u64) -> String {
     histogram(
         METRIC,
         r#"service="tts-demo",pooling="on",pool="pcm""#,
-        &heapscape_pool::LENGTH_BUCKETS,
+        &heapscape_pool::metrics::LENGTH_BUCKETS,
         &lengths(scrape),
         rust_float,
     )
@@ -150,7 +150,7 @@ fn values(prometheus: &Prometheus, query: &str, labels: &[&str]) -> BTreeMap<Vec
 /// that the share of returns above each bound, summed across them, falls as the bound grows
 /// and stays within 0..1.
 fn one_series_per_bound(prometheus: &Prometheus, jobs: &str) -> Result<(), String> {
-    let bounds = heapscape_pool::LENGTH_BUCKETS.len() + 1;
+    let bounds = heapscape_pool::metrics::LENGTH_BUCKETS.len() + 1;
     let selector = format!(r#"{METRIC}_bucket{{job=~"{jobs}"}}"#);
     let per_le = values(
         prometheus,
@@ -226,7 +226,10 @@ fn go_spelling_matches_the_go_client() {
 
 #[test]
 fn the_statsd_mapping_has_the_pools_bounds() {
-    assert_eq!(mapping_bounds(METRIC), heapscape_pool::LENGTH_BUCKETS);
+    assert_eq!(
+        mapping_bounds(METRIC),
+        heapscape_pool::metrics::LENGTH_BUCKETS
+    );
     let spelled: Vec<String> = mapping_bounds(METRIC).into_iter().map(go_float).collect();
     assert!(spelled.contains(&"1.048576e+06".to_owned()), "{spelled:?}");
     assert!(spelled.contains(&"524288".to_owned()), "{spelled:?}");
@@ -307,7 +310,7 @@ fn both_paths_in_one_prometheus_make_one_series_per_bound() {
     ]);
     let query = substitute(expr, &variables);
     let rows = values(&prometheus, &query, &["job", "pool", "le"]);
-    let bounds = heapscape_pool::LENGTH_BUCKETS.len();
+    let bounds = heapscape_pool::metrics::LENGTH_BUCKETS.len();
     assert_eq!(rows.len(), 2 * bounds, "rows of {query}: {rows:?}");
     for (row, share) in &rows {
         assert!((0.0..=1.0).contains(share), "{row:?}: share {share}");

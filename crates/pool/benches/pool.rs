@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
-use heapscape_pool::{AutoTuneConfig, OverMaxPolicy, Pool};
+use heapscape_pool::Pool;
+use heapscape_pool::config::{AutoTuneConfig, OverMaxPolicy};
 use workloads::{stream_sizes, w1, w2};
 
 mod workloads;

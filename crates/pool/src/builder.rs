@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{AutoTuneConfig, OverMaxPolicy};
 use crate::depot::Shared;
-use crate::{AutoTuneConfig, OverMaxPolicy, Pool, PoolConfig, PoolError};
+use crate::{Pool, PoolConfig, PoolError};
 
 /// Builds a [`Pool`]; every setting defaults to [`PoolConfig::default`].
 #[derive(Debug, Clone)]

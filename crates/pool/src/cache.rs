@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::mem::{self, ManuallyDrop};
 use std::sync::{Arc, Weak};
 
-use crate::OverMaxPolicy;
+use crate::config::OverMaxPolicy;
 use crate::depot::{Fit, Reservation, Shared, fit};
 use crate::discards::DiscardReason;
 use crate::shard::{Shard, bump};

@@ -1,8 +1,10 @@
-//! Pool configuration: the caps ops tune, validated as a whole.
+//! The settings of a pool, validated as a whole, and auto-tuning: which settings move toward
+//! the recommendations, within what bounds, and the moves it made.
 
 use std::time::Duration;
 
 use crate::PoolError;
+pub use crate::tuner::TuneMove;
 
 /// What to do with a returned buffer whose capacity exceeds the max buffer size.
 ///
@@ -66,7 +68,7 @@ pub struct PoolConfig {
 /// single outlier would set the max; 20 returns above it make it a statement about traffic.
 ///
 /// ```
-/// use heapscape_pool::default_min_returns;
+/// use heapscape_pool::config::default_min_returns;
 /// assert_eq!(default_min_returns(0.95), 400);
 /// assert_eq!(default_min_returns(0.5), 200);
 /// assert_eq!(default_min_returns(1.0), 200);
@@ -290,8 +292,9 @@ pub enum TunedSetting {
 }
 
 impl TunedSetting {
-    /// Every setting, in the order of [`AutoTuneStats::moves`](crate::AutoTuneStats::moves)
-    /// and [`AutoTuneStats::targets`](crate::AutoTuneStats::targets); the max buffer size
+    /// Every setting, in the order of
+    /// [`AutoTuneStats::moves`](crate::stats::AutoTuneStats::moves) and
+    /// [`AutoTuneStats::targets`](crate::stats::AutoTuneStats::targets); the max buffer size
     /// first, since the others are bounded by it.
     pub const ALL: [TunedSetting; 4] = [
         Self::MaxBufferSize,

@@ -6,13 +6,14 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
+use crate::config::OverMaxPolicy;
 use crate::discards::{DiscardReason, Discards};
 use crate::shard::{Shard, Shards, bump};
 use crate::stats::AutoTuneStats;
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, lock};
 use crate::tuner::{TuneMove, Tuner, in_force_after};
 use crate::window::{Gauges, Recent, Totals, Window};
-use crate::{OverMaxPolicy, PoolConfig, PoolError, PoolStats};
+use crate::{PoolConfig, PoolError, PoolStats};
 
 /// State shared by all handles and threads.
 pub(crate) struct Shared {

@@ -2,6 +2,9 @@
 
 use std::ops::Index;
 
+#[cfg(doc)]
+use crate::config::OverMaxPolicy;
+
 /// Why a returned or idle buffer left the pool.
 ///
 /// `OverMax`, `IdleBuffersCap` and `IdleBytesCap` are decided when a buffer comes back;
@@ -9,7 +12,7 @@ use std::ops::Index;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DiscardReason {
-    /// Its capacity was over the max buffer size (with [`OverMaxPolicy::Drop`](crate::OverMaxPolicy::Drop)).
+    /// Its capacity was over the max buffer size (with [`OverMaxPolicy::Drop`]).
     OverMax,
     /// The pool already held `max_idle_buffers` idle buffers.
     IdleBuffersCap,
@@ -20,7 +23,7 @@ pub enum DiscardReason {
     IdleTimeout,
     /// It was idle when [`Pool::reconfigure`](crate::Pool::reconfigure) (or
     /// [`Pool::set_max_buffer_size`](crate::Pool::set_max_buffer_size)) lowered a cap it
-    /// no longer fitted under: the max buffer size with [`OverMaxPolicy::Drop`](crate::OverMaxPolicy::Drop), the idle
+    /// no longer fitted under: the max buffer size with [`OverMaxPolicy::Drop`], the idle
     /// buffers or the idle bytes. Released from the shared depot at once, from a thread's
     /// private slot at that thread's next `get` or return.
     Reconfigure,
@@ -58,7 +61,9 @@ impl DiscardReason {
 /// Read a reason by name or by [`DiscardReason`]:
 ///
 /// ```
-/// use heapscape_pool::{DiscardReason, OverMaxPolicy, Pool};
+/// use heapscape_pool::Pool;
+/// use heapscape_pool::config::OverMaxPolicy;
+/// use heapscape_pool::stats::DiscardReason;
 ///
 /// let pool = Pool::builder("pcm")
 ///     .max_buffer_size(4096)
@@ -74,7 +79,7 @@ impl DiscardReason {
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Discards {
-    /// Returned over the max buffer size with [`OverMaxPolicy::Drop`](crate::OverMaxPolicy::Drop)
+    /// Returned over the max buffer size with [`OverMaxPolicy::Drop`]
     /// ([`DiscardReason::OverMax`]).
     pub over_max: u64,
     /// Returned while `max_idle_buffers` buffers were idle ([`DiscardReason::IdleBuffersCap`]).

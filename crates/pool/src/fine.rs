@@ -15,7 +15,7 @@ use crate::buckets;
 pub const FINE_BUCKETS_PER_OCTAVE: usize = 4;
 
 /// Number of buckets of a [`FineSizeHistogram`]: four for each of the 65 power-of-two
-/// buckets of a [`SizeHistogram`](crate::SizeHistogram) (the first octave, sizes 0 and 1,
+/// buckets of a [`SizeHistogram`](crate::stats::SizeHistogram) (the first octave, sizes 0 and 1,
 /// uses only its first).
 pub const FINE_BUCKETS: usize = 65 * FINE_BUCKETS_PER_OCTAVE;
 
@@ -85,7 +85,7 @@ pub(crate) fn fine_bucket_of_bound(bound: u64) -> usize {
 /// 100 % above.
 ///
 /// ```
-/// use heapscape_pool::FineSizeHistogram;
+/// use heapscape_pool::stats::FineSizeHistogram;
 /// let mut h = FineSizeHistogram::default();
 /// for size in [100, 200, 300, 5000] {
 ///     h.record(size);
@@ -122,7 +122,7 @@ impl FineSizeHistogram {
     /// the histogram the pool counted. `u64::MAX` stands for `+Inf`.
     ///
     /// ```
-    /// use heapscape_pool::FineSizeHistogram;
+    /// use heapscape_pool::stats::FineSizeHistogram;
     /// let mut counted = FineSizeHistogram::default();
     /// for size in [100, 200, 300, 5000] {
     ///     counted.record(size);

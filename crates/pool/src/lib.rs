@@ -43,6 +43,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Map
+//!
+//! - At the root, what a service holds: [`Pool`] (built by [`PoolBuilder`]), the guards it
+//!   hands out ([`PooledBuf`] from [`Pool::get`], [`OwnedPooledBuf`] from [`Pool::get_owned`]
+//!   for a buffer moved into another thread or task), [`PoolConfig`], [`PoolStats`] and the
+//!   one error, [`PoolError`].
+//! - [`config`]: the settings ([`PoolConfig`], [`config::OverMaxPolicy`]) and auto-tuning
+//!   ([`config::AutoTuneConfig`], [`config::TunedSetting`], [`config::TuneMove`]).
+//! - [`stats`]: the snapshot ([`PoolStats`]) with its recommendations and what-ifs, the
+//!   discards by reason ([`stats::Discards`]), the candidates ([`stats::Candidate`]) and the
+//!   size histograms.
+//! - [`metrics`]: the metrics a pool publishes, each defined once, with the histogram bounds
+//!   an exporter needs ([`metrics::HISTOGRAM_METRICS`]) and [`metrics::describe_metrics`].
+//! - [`catalog`]: the shape of a metric definition ([`catalog::MetricDef`]), shared by every
+//!   heapscape crate.
+//!
 //! # Design
 //!
 //! - **Per-thread caches.** Each thread keeps one idle buffer per pool in a private slot that
@@ -160,6 +176,14 @@
 //! # Features
 //!
 //! - `bytes` (default): [`PooledBuf::into_bytes`], a zero-copy hand-off as `bytes::Bytes`.
+//!
+//! [`OverMaxPolicy::Shrink`]: config::OverMaxPolicy::Shrink
+//! [`OverMaxPolicy::Drop`]: config::OverMaxPolicy::Drop
+//! [`default_min_returns`]: config::default_min_returns
+//! [`FineSizeHistogram`]: stats::FineSizeHistogram
+//! [`LENGTH_BUCKETS`]: metrics::LENGTH_BUCKETS
+//! [`HISTOGRAM_METRICS`]: metrics::HISTOGRAM_METRICS
+//! [`describe_metrics`]: metrics::describe_metrics
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -169,7 +193,7 @@ mod builder;
 mod cache;
 mod candidate;
 pub mod catalog;
-mod config;
+pub mod config;
 mod depot;
 mod discards;
 mod error;
@@ -179,19 +203,16 @@ pub mod metrics;
 mod pool;
 mod publish;
 mod shard;
-mod stats;
+pub mod stats;
 mod sync;
 mod tuner;
 mod window;
 
 pub use builder::PoolBuilder;
-pub use candidate::{Candidate, CandidateRole};
-pub use config::{AutoTuneConfig, OverMaxPolicy, PoolConfig, TunedSetting, default_min_returns};
-pub use discards::{DiscardReason, Discards};
+// The two types every user of a pool writes (`Pool::config`, `Pool::stats`), also at the root;
+// the rest of their modules is reached through them.
+pub use config::PoolConfig;
 pub use error::PoolError;
-pub use fine::{FINE_BUCKETS, FINE_BUCKETS_PER_OCTAVE, FineSizeHistogram};
 pub use guard::{OwnedPooledBuf, PooledBuf};
-pub use metrics::{CAPACITY_BUCKETS, HISTOGRAM_METRICS, LENGTH_BUCKETS, describe_metrics};
 pub use pool::Pool;
-pub use stats::{AutoTuneStats, PoolStats, SIZE_BUCKETS, SizeHistogram};
-pub use tuner::TuneMove;
+pub use stats::PoolStats;

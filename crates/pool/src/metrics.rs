@@ -6,17 +6,14 @@
 
 use metrics::Unit;
 
-use crate::catalog::MetricDef;
+use crate::catalog::{MetricDef, MetricKind};
 use crate::fine::{FINE_BUCKETS_PER_OCTAVE, fine_bucket_bound};
-// The catalog's kind is the one kind; re-exported where this module's own kind used to be,
-// so `heapscape_pool::metrics::MetricKind` keeps naming it.
-pub use crate::catalog::MetricKind;
 
 /// The label every pool metric carries: the pool's name.
 const POOL: &str = "pool";
-/// The label of the candidate gauges: a [`CandidateRole`](crate::CandidateRole).
+/// The label of the candidate gauges: a [`CandidateRole`](crate::stats::CandidateRole).
 const CANDIDATE: &str = "candidate";
-/// The label of the auto-tuning moves: a [`TunedSetting`](crate::TunedSetting).
+/// The label of the auto-tuning moves: a [`TunedSetting`](crate::config::TunedSetting).
 const SETTING: &str = "setting";
 
 macro_rules! catalog {
@@ -111,7 +108,7 @@ catalog! {
 const FIRST_EXPORTED_FINE_BUCKET: usize = 6 * FINE_BUCKETS_PER_OCTAVE + FINE_BUCKETS_PER_OCTAVE - 1;
 
 /// Bucket bounds of `heapscape_pool_returned_length_bytes`: the pool's own fine buckets
-/// (four per octave, see [`FineSizeHistogram`](crate::FineSizeHistogram)) from 64 B to 1 GiB.
+/// (four per octave, see [`FineSizeHistogram`](crate::stats::FineSizeHistogram)) from 64 B to 1 GiB.
 ///
 /// The recommendation is read at this resolution wherever it is computed: by the pool from its
 /// window, and fleet-wide from the `_bucket` series summed across instances (a recording rule,

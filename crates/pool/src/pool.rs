@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cache;
+use crate::config::TuneMove;
 use crate::depot::Shared;
-use crate::{OwnedPooledBuf, PoolConfig, PoolError, PoolStats, PooledBuf, TuneMove};
+use crate::{OwnedPooledBuf, PoolConfig, PoolError, PoolStats, PooledBuf};
 
 /// A named pool of reusable byte buffers.
 ///
@@ -135,7 +136,7 @@ impl Pool {
     }
 
     /// One auto-tuning step, which the heartbeat takes every tick: moves the settings in force
-    /// toward the windowed recommendations as [`AutoTuneConfig`](crate::AutoTuneConfig)
+    /// toward the windowed recommendations as [`AutoTuneConfig`](crate::config::AutoTuneConfig)
     /// says, and returns the moves (none while auto-tuning is off). Reads the stats, so it
     /// also moves the window on, as [`Pool::stats`] does.
     pub fn auto_tune(&self) -> Vec<TuneMove> {

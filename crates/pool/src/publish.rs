@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use metrics::SharedString;
 
+use crate::Pool;
 use crate::catalog::MetricDef;
+use crate::config::TunedSetting;
 use crate::metrics::{
     AUTO_TUNE_ENABLED, AUTO_TUNE_HIGHEST_MAX, AUTO_TUNE_LOWEST_MAX, AUTO_TUNE_MOVES,
     AUTO_TUNE_TARGET_INITIAL, AUTO_TUNE_TARGET_MAX, AUTO_TUNE_TARGET_MAX_IDLE_BUFFERS,
@@ -16,8 +18,8 @@ use crate::metrics::{
     RECOMMENDED_INITIAL, RECOMMENDED_MAX, RECOMMENDED_MAX_IDLE_BUFFERS, RECOMMENDED_MAX_IDLE_BYTES,
     RETURNED_CAPACITY, RETURNED_LENGTH, RETURNS, SHRINKS,
 };
+use crate::stats::{Candidate, CandidateRole};
 use crate::sync::lock;
-use crate::{Candidate, CandidateRole, Pool, TunedSetting};
 
 impl Pool {
     /// Publishes the pool's metrics through the `metrics` facade (label `pool="<name>"`):

@@ -1,13 +1,17 @@
-//! Plain-data snapshots of a pool: counters, gauges and the size histograms, with the
-//! recommendations ops tune the pool from.
+//! Plain-data snapshots of a pool: counters, gauges, discards by reason and the size
+//! histograms, with the recommendations ops tune the pool from and what each candidate max
+//! would cost.
 
 use std::time::Duration;
 
 use crate::buckets;
-use crate::candidate::{Candidate, regrowth};
+use crate::candidate::regrowth;
 use crate::config::{OverMaxPolicy, TunedSetting};
-use crate::discards::Discards;
-use crate::fine::{FineSizeHistogram, neighbour_bounds};
+use crate::fine::neighbour_bounds;
+
+pub use crate::candidate::{Candidate, CandidateRole};
+pub use crate::discards::{DiscardReason, Discards};
+pub use crate::fine::{FINE_BUCKETS, FINE_BUCKETS_PER_OCTAVE, FineSizeHistogram};
 
 /// Number of power-of-two buckets of a [`SizeHistogram`]: bucket `i` counts sizes in
 /// `(2^(i-1), 2^i]`, bucket 0 counts 0 and 1.
@@ -70,7 +74,7 @@ impl SizeHistogram {
     /// the bucket's power of two; `None` without observations.
     ///
     /// ```
-    /// use heapscape_pool::SizeHistogram;
+    /// use heapscape_pool::stats::SizeHistogram;
     /// let mut h = SizeHistogram::default();
     /// for size in [100, 200, 300, 5000] {
     ///     h.record(size);
@@ -129,7 +133,7 @@ pub struct PoolStats {
     /// counted in `returns` but left out of the lengths and the recommendations.
     pub empty_returns: u64,
     /// Buffers released, by reason: `discards.over_max`, or `discards[reason]` for a
-    /// [`DiscardReason`](crate::DiscardReason).
+    /// [`DiscardReason`].
     pub discards: Discards,
     /// Idle buffers held now.
     pub idle_buffers: u64,
@@ -411,7 +415,7 @@ impl PoolStats {
     }
 
     /// The max buffer size in force, the recommended one and its neighbours, each with its
-    /// cost, in [`CandidateRole::ALL`](crate::CandidateRole::ALL) order: the current max,
+    /// cost, in [`CandidateRole::ALL`] order: the current max,
     /// one fine bucket lower than the recommendation, the recommendation, one fine bucket
     /// higher.
     ///

@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use crate::{PoolConfig, PoolStats, TunedSetting};
+use crate::config::TunedSetting;
+use crate::{PoolConfig, PoolStats};
 
 /// One change auto-tuning made to a setting, from [`Pool::auto_tune`](crate::Pool::auto_tune).
 #[non_exhaustive]
@@ -226,7 +227,8 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::{AutoTuneConfig, Pool};
+    use crate::Pool;
+    use crate::config::AutoTuneConfig;
 
     const TICK: Duration = Duration::from_secs(10);
     const COOLDOWN: Duration = Duration::from_secs(180);

@@ -32,7 +32,7 @@ fn pools_used_alternately_keep_their_own_buffers_and_counts() {
         let stats = p.stats();
         assert_eq!((stats.hits, stats.misses, stats.returns), (99, 1, 100));
         assert_eq!(stats.idle_buffers, 1);
-        let mut alone = heapscape_pool::FineSizeHistogram::default();
+        let mut alone = heapscape_pool::stats::FineSizeHistogram::default();
         alone.record(len as usize);
         // Every return in the bucket of `len`.
         assert_eq!(stats.lengths.count(), 100);

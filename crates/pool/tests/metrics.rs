@@ -5,8 +5,9 @@ use metrics::Unit;
 use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
+use heapscape_pool::Pool;
 use heapscape_pool::metrics::CATALOG;
-use heapscape_pool::{DiscardReason, Pool};
+use heapscape_pool::stats::DiscardReason;
 
 type Row = (
     CompositeKey,

@@ -1,7 +1,8 @@
 //! Property tests of the return policy: for any sequence of gets, returns and
 //! reconfigurations on one thread, the caps hold and every buffer is accounted for.
 
-use heapscape_pool::{OverMaxPolicy, Pool, PoolConfig};
+use heapscape_pool::config::OverMaxPolicy;
+use heapscape_pool::{Pool, PoolConfig};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

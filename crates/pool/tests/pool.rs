@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::time::Duration;
 
-use heapscape_pool::{AutoTuneConfig, DiscardReason, OverMaxPolicy, Pool, PoolConfig, PoolError};
+use heapscape_pool::config::{AutoTuneConfig, OverMaxPolicy};
+use heapscape_pool::stats::DiscardReason;
+use heapscape_pool::{Pool, PoolConfig, PoolError};
 
 fn small() -> heapscape_pool::PoolBuilder {
     Pool::builder("test")

@@ -13,9 +13,9 @@ use heapscape_pool::PoolConfig;
 use super::types::{Config, ExporterConfig};
 
 /// The largest `initial_capacity` and `max_buffer_size`: 1 GiB, the top bucket of the pool's
-/// size histograms (`heapscape_pool::HISTOGRAM_METRICS`). A larger buffer is outside what the
-/// pool measures and recommends, and one allocation that size is not pooling any more: a miss
-/// of a `1000000GiB` pool aborted the process.
+/// size histograms (`heapscape_pool::metrics::HISTOGRAM_METRICS`). A larger buffer is outside
+/// what the pool measures and recommends, and one allocation that size is not pooling any
+/// more: a miss of a `1000000GiB` pool aborted the process.
 pub(crate) const MAX_BUFFER_SIZE: usize = 1 << 30;
 /// The shortest heartbeat interval: at 1 ms the idle process spent 15 % of a core on ticks;
 /// at 100 ms that is about 0.15 %, and tests still see metrics quickly.

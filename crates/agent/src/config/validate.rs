@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use heapscape_pool::{OverMaxPolicy, PoolConfig, PoolError};
+use heapscape_pool::config::OverMaxPolicy;
+use heapscape_pool::{PoolConfig, PoolError};
 use ipnet::IpNet;
 use serde_saphyr::{Location, Spanned};
 

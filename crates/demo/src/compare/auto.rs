@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use heapscape_pool::{PoolConfig, TunedSetting};
+use heapscape_pool::PoolConfig;
+use heapscape_pool::config::TunedSetting;
 
 use super::summary::{Auto, Tuned};
 use super::{config_file, tuned};
@@ -206,7 +207,7 @@ pub(super) fn describe(
 
 #[cfg(test)]
 mod tests {
-    use heapscape_pool::TunedSetting;
+    use heapscape_pool::config::TunedSetting;
 
     use super::*;
     use crate::server::POOL_NAME;

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use heapscape_pool::CandidateRole;
+use heapscape_pool::stats::CandidateRole;
 
 use super::summary::{Candidate, CandidateRun, ModeSummary};
 use crate::scrape::{

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use heapscape_pool::{OverMaxPolicy, PoolConfig};
+use heapscape_pool::PoolConfig;
+use heapscape_pool::config::OverMaxPolicy;
 
 use crate::Error;
 use crate::server::POOL_NAME;

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::Parser as _;
-use heapscape_pool::{PoolConfig, TunedSetting};
+use heapscape_pool::PoolConfig;
+use heapscape_pool::config::TunedSetting;
 
 use super::config_file;
 use super::summary::Tuned;

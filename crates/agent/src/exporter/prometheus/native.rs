@@ -103,7 +103,7 @@ impl NativeSeries {
         let mut metrics: Vec<(&'static str, Arc<[f64]>)> = heapscape_pool::metrics::CATALOG
             .iter()
             .map(|metric| {
-                let bounds = heapscape_pool::HISTOGRAM_METRICS
+                let bounds = heapscape_pool::metrics::HISTOGRAM_METRICS
                     .iter()
                     .find_map(|&(name, bounds)| (name == metric.name).then(|| bounds.into()));
                 (metric.name, bounds.unwrap_or_else(|| Arc::clone(&none)))

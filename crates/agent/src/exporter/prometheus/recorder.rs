@@ -296,7 +296,7 @@ mod tests {
     /// order and escaping, values, `_sum`, `_count`, HELP and TYPE; `le` in the Go spelling.
     #[test]
     fn native_rendering_matches_the_exporter() {
-        let bounds = heapscape_pool::LENGTH_BUCKETS;
+        let bounds = heapscape_pool::metrics::LENGTH_BUCKETS;
         let globals = [
             ("service", "svc \"q\"\\x"),
             ("a_label", "1"),

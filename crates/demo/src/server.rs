@@ -23,8 +23,8 @@ mod serve;
 mod visible;
 
 pub use api::{
-    ApiError, Buffers, DEFAULT_SAMPLE_RATE, DEFAULT_VOICE, NOT_AN_OBJECT, ServiceConfig,
-    SpeechRequest, router,
+    ApiError, BUDGET_WAIT, Buffers, DEFAULT_SAMPLE_RATE, DEFAULT_VOICE, NOT_AN_OBJECT,
+    ServiceConfig, SpeechRequest, router,
 };
 pub use connections::{Connections, Drained, serve_connections};
 pub use ready::{READY_PREFIX, ReadyLine};

@@ -148,7 +148,7 @@ impl metrics::Recorder for Recorder {
 /// `# HELP` and `# TYPE` per metric (the exporter never sees heapscape's series, so nothing is
 /// written twice).
 ///
-/// The agent's own listener shares renders between scrapes ([`Exposition::render_shared`]), so
+/// The agent's own listener shares renders between scrapes (`render_shared`), so
 /// that the memory a large page holds does not grow with the number of readers: 128 slow
 /// readers of a 16 MB page (1024 pools) holding a copy each would hold 2 GB.
 #[derive(Clone)]

@@ -62,20 +62,24 @@ async fn silent_client(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
     stream
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_that_never_read_cannot_exceed_the_byte_budget() {
-    let budget = format!("{BUDGET_MIB}MiB");
-    let serve = ServeProcess::start(&[
+/// A `serve` child with metrics, unpooled (the pool's idle bytes are not part of what these
+/// tests bound), with the byte budget and the send timeout given.
+fn unpooled_serve(budget: &str, send_timeout: &str) -> ServeProcess {
+    ServeProcess::start(&[
         "--metrics-listen",
         "127.0.0.1:0",
-        // Unpooled: the pool's idle bytes are not part of the bound checked here.
         "--pooling",
         "off",
         "--max-buffered-bytes",
-        &budget,
+        budget,
         "--send-timeout",
-        "2s",
-    ]);
+        send_timeout,
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_cannot_exceed_the_byte_budget() {
+    let serve = unpooled_serve(&format!("{BUDGET_MIB}MiB"), "2s");
     let metrics = serve.metrics.expect("a metrics address");
     let pid = serve.child.id();
     let baseline = resident(pid).expect("the child's VmRSS");
@@ -149,16 +153,7 @@ async fn a_full_byte_budget_refuses_new_requests_with_the_reason() {
     // One file of the longest text at 48 kHz (19,200,044 bytes) takes the whole budget to the
     // last KiB; the long send timeout keeps the silent client's response, and its bytes, for
     // the whole test.
-    let serve = ServeProcess::start(&[
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--pooling",
-        "off",
-        "--max-buffered-bytes",
-        "19200044B",
-        "--send-timeout",
-        "10m",
-    ]);
+    let serve = unpooled_serve("19200044B", "10m");
     let metrics = serve.metrics.expect("a metrics address");
     let silent = silent_client(serve.http).await;
 

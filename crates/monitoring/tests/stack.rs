@@ -11,9 +11,11 @@
 //!
 //! statsd_exporter is not installable here (and Etsy statsd, which the agent's own tests use,
 //! is a different server), so the `statsd-exporter` job scrapes a loopback server that serves
-//! what statsd_exporter would for the StatsD-path service: its histograms with the mapping's
-//! bounds in the Go client's spelling (`le="1.048576e+06"`), and its heartbeat and pool
-//! counters. The queries thus run over both paths' series at once.
+//! what statsd_exporter would for two StatsD-path services that name their pool alike: their
+//! histograms with the mapping's bounds in the Go client's spelling (`le="1.048576e+06"`), and
+//! their heartbeats and pool counters, told apart by their `service` and `instance` tags. The
+//! queries thus run over both paths' series at once, and the fleet's records and fleet-wide
+//! quantile must keep the two StatsD services apart.
 
 mod common;
 
@@ -117,42 +119,109 @@ impl Demo {
     }
 }
 
-/// What statsd_exporter would serve after `scrape` scrapes of a StatsD-path service under
-/// load: the service's `instance` tag (kept by `honor_labels`), a heartbeat that is up, pool
-/// counters and the three histograms.
+/// The StatsD-path services behind the one statsd_exporter: `service` tag, `instance` tag,
+/// and how many returns each makes per scrape. Both name their pool `pcm`.
+const STATSD_SERVICES: [(&str, &str, u64); 2] = [
+    ("tts-demo", "demo-statsd", 20),
+    ("asr-demo", "demo-statsd-asr", 60),
+];
+
+/// What statsd_exporter would serve after `scrape` scrapes of the StatsD-path services under
+/// load: each with its `service` and `instance` tags (kept by `honor_labels`), a heartbeat
+/// that is up, pool counters and the three histograms.
 fn statsd_path_exposition(scrape: u64) -> String {
-    let labels = r#"service="tts-demo",pooling="on",instance="demo-statsd""#;
-    let pool = format!(r#"{labels},pool="pcm""#);
-    let n = scrape as f64;
-    let lengths: Vec<f64> = (0..scrape * 20)
-        .map(|i| [300_000.0, 700_000.0, 1_500_000.0, 3_000_000.0][i as usize % 4])
-        .collect();
-    let durations: Vec<f64> = (0..scrape).map(|_| 0.00003).collect();
-    let mut text = format!(
-        "heapscape_heartbeat_up{{{labels}}} 1\n\
-         heapscape_pool_returns_total{{{pool}}} {returns}\n\
-         heapscape_pool_hits_total{{{pool}}} {hits}\n\
-         heapscape_pool_misses_total{{{pool}}} {misses}\n",
-        returns = 20.0 * n,
-        hits = 18.0 * n,
-        misses = 2.0 * n,
-    );
-    text.push_str(&statsd_path_histogram(
-        heapscape_pool::metrics::RETURNED_LENGTH.name,
-        &pool,
-        &lengths,
-    ));
-    text.push_str(&statsd_path_histogram(
-        heapscape_pool::metrics::RETURNED_CAPACITY.name,
-        &pool,
-        &lengths,
-    ));
-    text.push_str(&statsd_path_histogram(
-        heapscape_heartbeat::metrics::SAMPLE_DURATION.name,
-        labels,
-        &durations,
-    ));
+    let mut text = String::new();
+    for (service, instance, per_scrape) in STATSD_SERVICES {
+        let labels = format!(r#"service="{service}",pooling="on",instance="{instance}""#);
+        let pool = format!(r#"{labels},pool="pcm""#);
+        let n = scrape as f64;
+        let returns = per_scrape as f64;
+        let lengths: Vec<f64> = (0..scrape * per_scrape)
+            .map(|i| [300_000.0, 700_000.0, 1_500_000.0, 3_000_000.0][i as usize % 4])
+            .collect();
+        let durations: Vec<f64> = (0..scrape).map(|_| 0.00003).collect();
+        text.push_str(&format!(
+            "heapscape_heartbeat_up{{{labels}}} 1\n\
+             heapscape_pool_returns_total{{{pool}}} {returns}\n\
+             heapscape_pool_hits_total{{{pool}}} {hits}\n\
+             heapscape_pool_misses_total{{{pool}}} {misses}\n",
+            returns = returns * n,
+            hits = 0.9 * returns * n,
+            misses = 0.1 * returns * n,
+        ));
+        text.push_str(&statsd_path_histogram(
+            heapscape_pool::metrics::RETURNED_LENGTH.name,
+            &pool,
+            &lengths,
+        ));
+        text.push_str(&statsd_path_histogram(
+            heapscape_pool::metrics::RETURNED_CAPACITY.name,
+            &pool,
+            &lengths,
+        ));
+        text.push_str(&statsd_path_histogram(
+            heapscape_heartbeat::metrics::SAMPLE_DURATION.name,
+            &labels,
+            &durations,
+        ));
+    }
     text
+}
+
+/// The StatsD-path services stay apart in the fleet's records and in the pool dashboard's
+/// fleet-wide quantile, though Prometheus scrapes both as statsd_exporter's job and both name
+/// their pool alike: one series per service, with the right returns.
+fn check_statsd_services_apart(
+    prometheus: &Prometheus,
+    dashboards: &[(String, Value)],
+    pending: &mut Vec<String>,
+) -> Result<(), String> {
+    let services = |series: &[Value]| -> BTreeSet<String> {
+        series
+            .iter()
+            .filter(|s| s["metric"]["job"] == STATSD_JOB)
+            .map(|s| {
+                s["metric"]["service"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let expected: BTreeSet<String> = STATSD_SERVICES.iter().map(|s| s.0.to_owned()).collect();
+    let returns = prometheus.query(&format!(
+        "job:heapscape_pool_returns:rate5m{{job=\"{STATSD_JOB}\"}}"
+    ))?;
+    if services(&returns) != expected {
+        pending.push(format!(
+            "job:heapscape_pool_returns:rate5m: StatsD services {:?}, expected {expected:?}",
+            services(&returns)
+        ));
+    }
+    let (_, pool) = dashboards
+        .iter()
+        .find(|(_, d)| d["uid"] == "heapscape-pool")
+        .expect("the pool dashboard");
+    let fleet = dashboard_queries(pool)
+        .into_iter()
+        .find(|q| {
+            q.place
+                .ends_with("/ Fleet-wide (all instances of the service) / A")
+        })
+        .expect("the pool dashboard's fleet-wide quantile");
+    let all = BTreeMap::from([
+        ("job".to_owned(), vec![STATSD_JOB.to_owned()]),
+        ("pool".to_owned(), vec!["pcm".to_owned()]),
+    ]);
+    let quantiles = prometheus.query(&substitute(&fleet.expr, &all))?;
+    if services(&quantiles) != expected {
+        pending.push(format!(
+            "{}: StatsD services {:?}, expected {expected:?}",
+            fleet.place,
+            services(&quantiles)
+        ));
+    }
+    Ok(())
 }
 
 /// prometheus/prometheus.yml with loopback targets (the demo services, and the server standing
@@ -272,9 +341,18 @@ fn check_query(
     pending: &mut Vec<String>,
 ) -> Result<(), String> {
     let expr = substitute(&query.expr, values);
+    // Grafana draws an annotation wherever its query returned a sample over the dashboard's
+    // time range, stepping by `$__interval`: the same, as one instant query.
+    let evaluated = match query.annotation {
+        true => substitute(
+            &format!("max_over_time(({expr})[$__range:$__interval])"),
+            values,
+        ),
+        false => expr.clone(),
+    };
     let series = prometheus
-        .query(&expr)
-        .map_err(|e| format!("{}: {e}\n  query: {expr}", query.place))?;
+        .query(&evaluated)
+        .map_err(|e| format!("{}: {e}\n  query: {evaluated}", query.place))?;
     let samples = sample_values(&series);
     if expect.auto_tune_moves {
         let shows_a_move = match query.annotation {
@@ -447,6 +525,7 @@ fn check_everything(
         }
     }
     check_watched_targets(prometheus, &targets, &mut pending)?;
+    check_statsd_services_apart(prometheus, dashboards, &mut pending)?;
     let rules = check_rules(prometheus, &mut pending)?;
     assert!(
         rules > 0,

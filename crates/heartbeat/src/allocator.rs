@@ -1,9 +1,6 @@
 //! [`Allocator`]: whether jemalloc serves the program's heap, found out once per process.
 
-use std::hint::black_box;
 use std::sync::OnceLock;
-
-use tikv_jemalloc_ctl::thread;
 
 /// The global allocator the heartbeat found, exported as the `allocator` label of
 /// `heapscape_allocator_info`.
@@ -29,35 +26,12 @@ impl Allocator {
     /// (`tracing`, target `heapscape_heartbeat`); later calls return the same answer, since a
     /// program's global allocator cannot change.
     ///
-    /// The check allocates one 4 KiB buffer on the calling thread.
+    /// The check allocates one 4 KiB buffer on the calling thread. Built without the
+    /// `jemalloc` feature, the answer is always [`Allocator::Other`]: nothing can read
+    /// jemalloc's statistics then.
     pub fn detect() -> Self {
         static DETECTED: OnceLock<Allocator> = OnceLock::new();
-        *DETECTED.get_or_init(|| {
-            let found = probe();
-            match found {
-                Ok(Self::Jemalloc) => tracing::info!(
-                    allocator = "jemalloc",
-                    "jemalloc is the global allocator: the heartbeat publishes its heap statistics"
-                ),
-                Ok(Self::Other) => tracing::warn!(
-                    allocator = "other",
-                    "jemalloc is not the global allocator: the heartbeat publishes the process's \
-                     resident memory, page faults and pools, but no heapscape_jemalloc_* \
-                     metrics; for those, make jemalloc the global allocator \
-                     (`#[global_allocator] static GLOBAL: tikv_jemallocator::Jemalloc = \
-                     tikv_jemallocator::Jemalloc;`)"
-                ),
-                Err(ref error) => tracing::warn!(
-                    allocator = "other",
-                    %error,
-                    "jemalloc's per-thread allocation counter cannot be read, so its \
-                     statistics cannot be trusted either: the heartbeat publishes the \
-                     process's resident memory, page faults and pools only; build \
-                     tikv-jemalloc-ctl with its `stats` feature"
-                ),
-            }
-            found.unwrap_or(Self::Other)
-        })
+        *DETECTED.get_or_init(find)
     }
 
     /// The value of the `allocator` label: `jemalloc` or `other`.
@@ -70,6 +44,49 @@ impl Allocator {
     }
 }
 
+/// Probes the allocator and logs the answer.
+#[cfg(feature = "jemalloc")]
+fn find() -> Allocator {
+    let found = probe();
+    match found {
+        Ok(Allocator::Jemalloc) => tracing::info!(
+            allocator = "jemalloc",
+            "jemalloc is the global allocator: the heartbeat publishes its heap statistics"
+        ),
+        Ok(Allocator::Other) => tracing::warn!(
+            allocator = "other",
+            "jemalloc is not the global allocator: the heartbeat publishes the process's \
+                     resident memory, page faults and pools, but no heapscape_jemalloc_* \
+                     metrics; for those, make jemalloc the global allocator \
+                     (`#[global_allocator] static GLOBAL: tikv_jemallocator::Jemalloc = \
+                     tikv_jemallocator::Jemalloc;`)"
+        ),
+        Err(ref error) => tracing::warn!(
+            allocator = "other",
+            %error,
+            "jemalloc's per-thread allocation counter cannot be read, so its \
+             statistics cannot be trusted either: the heartbeat publishes the \
+             process's resident memory, page faults and pools only; build \
+             tikv-jemalloc-ctl with its `stats` feature"
+        ),
+    }
+    found.unwrap_or(Allocator::Other)
+}
+
+/// Without the `jemalloc` feature nothing can read jemalloc's statistics, whatever the global
+/// allocator: the heartbeat works as under another allocator, and says why.
+#[cfg(not(feature = "jemalloc"))]
+fn find() -> Allocator {
+    tracing::info!(
+        allocator = "other",
+        "heapscape-heartbeat was built without its `jemalloc` feature: the heartbeat publishes \
+         the process's resident memory, page faults and pools, but no heapscape_jemalloc_* \
+         metrics; for those, enable the feature (on by default) and make jemalloc the global \
+         allocator"
+    );
+    Allocator::Other
+}
+
 /// Allocates through the global allocator and watches jemalloc's per-thread byte counter.
 ///
 /// Asking jemalloc alone cannot tell: `tikv-jemalloc-sys` links jemalloc with prefixed
@@ -79,10 +96,11 @@ impl Allocator {
 /// `thread.allocatedp` counts only this thread's allocations, so it moves by the buffer's size
 /// if and only if the buffer came from jemalloc. `black_box` keeps the compiler from eliding
 /// the allocation.
+#[cfg(feature = "jemalloc")]
 fn probe() -> Result<Allocator, tikv_jemalloc_ctl::Error> {
-    let counter = thread::allocatedp::read()?;
+    let counter = tikv_jemalloc_ctl::thread::allocatedp::read()?;
     let before = counter.get();
-    drop(black_box(Vec::<u8>::with_capacity(4096)));
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(4096)));
     Ok(if counter.get() == before {
         Allocator::Other
     } else {
@@ -94,9 +112,16 @@ fn probe() -> Result<Allocator, tikv_jemalloc_ctl::Error> {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "jemalloc")]
     #[test]
     fn unit_tests_run_on_jemalloc() {
         assert_eq!(Allocator::detect(), Allocator::Jemalloc);
         assert_eq!(probe().expect("stats are built in"), Allocator::Jemalloc);
+    }
+
+    #[cfg(not(feature = "jemalloc"))]
+    #[test]
+    fn without_the_feature_the_allocator_is_other() {
+        assert_eq!(Allocator::detect(), Allocator::Other);
     }
 }

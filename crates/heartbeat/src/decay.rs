@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "jemalloc")]
 use tikv_jemalloc_ctl::raw;
 
 use crate::HeartbeatError;
@@ -71,6 +72,7 @@ pub fn check_decay(decay: Duration) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(feature = "jemalloc")]
 fn milliseconds(decay: Duration) -> isize {
     // `check_decay` keeps it at most a day: 86.4e6 ms fits every isize of 32 bits or more.
     isize::try_from(decay.as_millis()).unwrap_or(isize::MAX)
@@ -82,10 +84,24 @@ impl DecaySettings {
     ///
     /// # Errors
     ///
-    /// [`HeartbeatError::Mallctl`] when jemalloc refuses a value (one that fails
+    /// `HeartbeatError::Mallctl` when jemalloc refuses a value (one that fails
     /// [`check_decay`], or background threads on a jemalloc built without them) or is not the
-    /// allocator linked in; the settings before the failing one stay applied.
+    /// allocator linked in; the settings before the failing one stay applied. Built without the
+    /// `jemalloc` feature, `HeartbeatError::JemallocDisabled` when any setting is set.
     pub fn apply(&self) -> Result<(), HeartbeatError> {
+        // Nothing to apply is not an error: an agent applies its (default) settings at start.
+        #[cfg(not(feature = "jemalloc"))]
+        return if *self == Self::default() {
+            Ok(())
+        } else {
+            Err(HeartbeatError::JemallocDisabled)
+        };
+        #[cfg(feature = "jemalloc")]
+        self.apply_to_jemalloc()
+    }
+
+    #[cfg(feature = "jemalloc")]
+    fn apply_to_jemalloc(&self) -> Result<(), HeartbeatError> {
         if let Some(decay) = self.dirty_decay {
             set_decay(
                 b"arenas.dirty_decay_ms\0",
@@ -113,6 +129,7 @@ impl DecaySettings {
     }
 }
 
+#[cfg(feature = "jemalloc")]
 fn set_decay(
     default_name: &'static [u8],
     default_label: &'static str,
@@ -149,8 +166,17 @@ impl DecayState {
     ///
     /// # Errors
     ///
-    /// [`HeartbeatError::Mallctl`] when jemalloc is not the allocator linked in.
+    /// `HeartbeatError::Mallctl` when jemalloc is not the allocator linked in;
+    /// `HeartbeatError::JemallocDisabled` built without the `jemalloc` feature.
     pub fn read() -> Result<Self, HeartbeatError> {
+        #[cfg(not(feature = "jemalloc"))]
+        return Err(HeartbeatError::JemallocDisabled);
+        #[cfg(feature = "jemalloc")]
+        Self::read_from_jemalloc()
+    }
+
+    #[cfg(feature = "jemalloc")]
+    fn read_from_jemalloc() -> Result<Self, HeartbeatError> {
         // SAFETY: the types are jemalloc's: ssize_t, ssize_t, bool.
         unsafe {
             Ok(Self {
@@ -180,6 +206,27 @@ impl DecayState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(not(feature = "jemalloc"))]
+    #[test]
+    fn without_the_feature_only_setting_something_fails() {
+        assert!(DecaySettings::default().apply().is_ok());
+        let settings = DecaySettings {
+            dirty_decay: Some(Duration::from_secs(1)),
+            ..DecaySettings::default()
+        };
+        let error = settings
+            .apply()
+            .expect_err("nothing can write jemalloc's settings");
+        assert!(
+            matches!(error, HeartbeatError::JemallocDisabled),
+            "{error:?}"
+        );
+        assert!(matches!(
+            DecayState::read(),
+            Err(HeartbeatError::JemallocDisabled)
+        ));
+    }
 
     #[test]
     fn decay_times_must_be_whole_milliseconds_within_a_day() {

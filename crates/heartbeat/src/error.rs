@@ -12,6 +12,7 @@ use std::io;
 #[non_exhaustive]
 pub enum HeartbeatError {
     /// A jemalloc `mallctl` call (name lookup, epoch advance or read) failed.
+    #[cfg(feature = "jemalloc")]
     #[error(
         "jemalloc mallctl `{name}` failed: {source}; is tikv-jemalloc-ctl built with its `stats` \
          feature and on the same version as tikv-jemallocator?"
@@ -34,6 +35,19 @@ pub enum HeartbeatError {
          heapscape_heartbeat::CountingJemalloc with the `counting` feature)"
     )]
     NotGlobalAllocator,
+
+    /// The crate was built without its `jemalloc` feature, so jemalloc's statistics and
+    /// settings cannot be read or written. A heartbeat publishes the process's values and the
+    /// pools instead; only [`HeapStats::sample`](crate::HeapStats::sample) and the
+    /// [`decay`](crate::decay) calls return it.
+    #[cfg(not(feature = "jemalloc"))]
+    #[error(
+        "heapscape-heartbeat was built without its `jemalloc` feature, so jemalloc's statistics \
+         and settings are out of reach; for them, keep the default features of \
+         heapscape-heartbeat (or heapscape) or enable `jemalloc`, and make jemalloc the global \
+         allocator"
+    )]
+    JemallocDisabled,
 
     /// Reading process statistics (`getrusage`, `/proc/self/statm`) failed.
     #[error("reading process statistics from {what} failed: {source}; is /proc mounted?")]
@@ -86,6 +100,7 @@ pub enum HeartbeatError {
     ProfileDump(String),
 }
 
+#[cfg(feature = "jemalloc")]
 impl HeartbeatError {
     pub(crate) fn mallctl(name: &'static str) -> impl FnOnce(tikv_jemalloc_ctl::Error) -> Self {
         move |source| Self::Mallctl { name, source }

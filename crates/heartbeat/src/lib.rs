@@ -65,9 +65,17 @@
 //!
 //! # Features
 //!
-//! - `tokio` (default): [`Heartbeat::spawn`] and [`HeartbeatHandle::shutdown`].
-//! - `counting`: `CountingJemalloc` (a global allocator) and the `heapscape_alloc_*_total` metrics.
-//! - `profiling`: jemalloc built with its sampling profiler, and the `profile` module:
+//! - `jemalloc` (default): jemalloc's statistics ([`HeapStats::sample`], the
+//!   `heapscape_jemalloc_*` metrics) and settings ([`decay`]) through `tikv-jemalloc-ctl`,
+//!   which compiles and links jemalloc. Without it, for a program on another allocator,
+//!   nothing of jemalloc is built: the heartbeat publishes the process's memory, page faults
+//!   and pools, [`Allocator::detect`] answers [`Allocator::Other`] and logs why, and
+//!   [`HeapStats::sample`] and [`decay`] fail with a message naming the feature.
+//! - `tokio` (default): [`Heartbeat::spawn`] and [`HeartbeatHandle::shutdown`]; without it
+//!   the heartbeat runs on its own thread ([`Heartbeat::spawn_thread`]).
+//! - `counting` (implies `jemalloc`): `CountingJemalloc` (a global allocator) and the
+//!   `heapscape_alloc_*_total` metrics.
+//! - `profiling` (implies `jemalloc` and `tokio`): jemalloc built with its sampling profiler, and the `profile` module:
 //!   sampling on and off at run time, heap dumps as pprof or as a flame graph.
 //!
 //! # Cost
@@ -108,6 +116,6 @@ pub use stats::HeapStats;
 #[global_allocator]
 static GLOBAL: CountingJemalloc = CountingJemalloc;
 
-#[cfg(all(test, not(feature = "counting")))]
+#[cfg(all(test, feature = "jemalloc", not(feature = "counting")))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

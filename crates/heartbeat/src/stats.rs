@@ -1,12 +1,15 @@
 //! [`HeapStats`]: one typed snapshot of jemalloc's and the process's memory statistics.
 
+#[cfg(feature = "jemalloc")]
 use std::sync::OnceLock;
 
+#[cfg(feature = "jemalloc")]
 use tikv_jemalloc_ctl::{epoch, epoch_mib, raw, stats};
 
 use crate::{Allocator, HeartbeatError};
 
 /// `MALLCTL_ARENAS_ALL`: the pseudo arena index whose statistics are merged over all arenas.
+#[cfg(feature = "jemalloc")]
 const ARENAS_ALL: usize = 4096;
 
 /// A snapshot of jemalloc's heap statistics and the process's memory counters.
@@ -81,9 +84,18 @@ impl HeapStats {
     ///
     /// [`HeartbeatError::NotGlobalAllocator`] if allocations do not go through jemalloc (a
     /// [`Heartbeat`](crate::Heartbeat) then publishes the process's values only),
-    /// [`HeartbeatError::Mallctl`] if jemalloc refuses a statistic (usually a build without the
-    /// `stats` feature), [`HeartbeatError::Process`] if the process counters cannot be read.
+    /// `HeartbeatError::Mallctl` if jemalloc refuses a statistic (usually a build without the
+    /// `stats` feature), [`HeartbeatError::Process`] if the process counters cannot be read;
+    /// built without the `jemalloc` feature, always `HeartbeatError::JemallocDisabled`.
     pub fn sample() -> Result<Self, HeartbeatError> {
+        #[cfg(not(feature = "jemalloc"))]
+        return Err(HeartbeatError::JemallocDisabled);
+        #[cfg(feature = "jemalloc")]
+        Self::sample_jemalloc()
+    }
+
+    #[cfg(feature = "jemalloc")]
+    fn sample_jemalloc() -> Result<Self, HeartbeatError> {
         if Allocator::detect() != Allocator::Jemalloc {
             return Err(HeartbeatError::NotGlobalAllocator);
         }
@@ -177,6 +189,7 @@ impl HeapStats {
     }
 }
 
+#[cfg(feature = "jemalloc")]
 /// MIB handles, looked up once per process: a MIB read skips jemalloc's string lookup.
 struct Mibs {
     epoch: epoch_mib,
@@ -190,8 +203,10 @@ struct Mibs {
     large_requests: [usize; 5],
 }
 
+#[cfg(feature = "jemalloc")]
 static MIBS: OnceLock<Mibs> = OnceLock::new();
 
+#[cfg(feature = "jemalloc")]
 impl Mibs {
     fn get() -> Result<&'static Self, HeartbeatError> {
         if let Some(mibs) = MIBS.get() {
@@ -224,6 +239,7 @@ impl Mibs {
     }
 }
 
+#[cfg(feature = "jemalloc")]
 fn arenas_all_mib(key: &[u8], name: &'static str) -> Result<[usize; 5], HeartbeatError> {
     let mut mib = [0; 5];
     raw::name_to_mib(key, &mut mib).map_err(HeartbeatError::mallctl(name))?;
@@ -234,12 +250,14 @@ fn arenas_all_mib(key: &[u8], name: &'static str) -> Result<[usize; 5], Heartbea
     Ok(mib)
 }
 
+#[cfg(feature = "jemalloc")]
 fn read_u64(mib: &[usize; 5], name: &'static str) -> Result<u64, HeartbeatError> {
     // SAFETY: `stats.arenas.<i>.{small,large}.nrequests` are `uint64_t` (jemalloc(3)); `raw`
     // checks the length jemalloc wrote, and every bit pattern is a valid `u64`.
     unsafe { raw::read_mib::<u64>(mib) }.map_err(HeartbeatError::mallctl(name))
 }
 
+#[cfg(feature = "jemalloc")]
 fn widen(
     value: tikv_jemalloc_ctl::Result<usize>,
     name: &'static str,
@@ -324,6 +342,7 @@ mod process {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "jemalloc")]
     #[test]
     fn sample_is_consistent() {
         let stats = HeapStats::sample().expect("jemalloc is the unit tests' global allocator");
@@ -335,6 +354,19 @@ mod tests {
         assert!(stats.small_requests > 0, "{stats:?}");
         #[cfg(target_os = "linux")]
         assert!(stats.process_resident > 0, "{stats:?}");
+    }
+
+    #[cfg(not(feature = "jemalloc"))]
+    #[test]
+    fn without_the_feature_a_sample_says_how_to_get_one() {
+        let error = HeapStats::sample().expect_err("no jemalloc statistics without the feature");
+        assert!(
+            matches!(error, HeartbeatError::JemallocDisabled),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("`jemalloc` feature"), "{error}");
+        let process = HeapStats::sample_process().expect("the process's values need no jemalloc");
+        assert_eq!(process.allocator, Allocator::Other);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! jemalloc's decay settings applied while the program runs: read back through mallctl for the
 //! defaults and for every existing arena, changed again, and published by a tick.
 
+#![cfg(feature = "jemalloc")]
+
 use std::time::Duration;
 
 use heapscape_heartbeat::Heartbeat;

@@ -1,5 +1,7 @@
 //! `HeapStats::sample` against the real jemalloc of this test binary.
 
+#![cfg(feature = "jemalloc")]
+
 use std::hint::black_box;
 
 use heapscape_heartbeat::HeapStats;

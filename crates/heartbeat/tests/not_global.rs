@@ -6,12 +6,27 @@ use heapscape_heartbeat::{Allocator, HeapStats, Heartbeat, HeartbeatError};
 use heapscape_pool::Pool;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
+#[cfg(not(feature = "jemalloc"))]
+#[test]
+fn without_the_jemalloc_feature_sample_names_the_feature() {
+    let error = HeapStats::sample().expect_err("the crate cannot read jemalloc");
+    assert!(
+        matches!(error, HeartbeatError::JemallocDisabled),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("without its `jemalloc` feature"),
+        "{error}"
+    );
+}
+
 #[test]
 fn the_system_allocator_is_detected_as_other() {
     assert_eq!(Allocator::detect(), Allocator::Other);
     assert_eq!(Allocator::detect().as_str(), "other");
 }
 
+#[cfg(feature = "jemalloc")]
 #[test]
 fn sample_says_jemalloc_is_not_the_global_allocator() {
     let error = HeapStats::sample().expect_err("the system allocator is in use");

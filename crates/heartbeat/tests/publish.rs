@@ -1,5 +1,8 @@
 //! What a tick publishes, observed through a `DebuggingRecorder` installed as the global
 //! recorder. One test function: the recorder and the counters' delta state are process-wide.
+//! Without the `jemalloc` feature, `not_global.rs` covers what a tick publishes.
+
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 

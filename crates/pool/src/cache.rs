@@ -123,7 +123,7 @@ pub(crate) fn take_slow(shared: &Arc<Shared>) -> Vec<u8> {
     with_local(shared, |local| {
         local
             .take(shared)
-            .unwrap_or_else(|| Vec::with_capacity(local.initial_capacity))
+            .unwrap_or_else(|| Vec::with_capacity(local.miss_capacity))
     })
     .unwrap_or_else(|| shared.take())
 }
@@ -197,7 +197,7 @@ fn register(caches: &mut Vec<LocalCache>, shared: &Arc<Shared>) -> Option<usize>
         fast_limit: 0,
         generation: u64::MAX,
         max_buffer_size: 0,
-        initial_capacity: 0,
+        miss_capacity: 0,
         over_max: OverMaxPolicy::Shrink,
     });
     Some(caches.len() - 1)
@@ -227,7 +227,8 @@ struct LocalCache {
     /// The config generation the copies below were read at (`u64::MAX`: never).
     generation: u64,
     max_buffer_size: usize,
-    initial_capacity: usize,
+    /// [`PoolConfig::miss_capacity`](crate::PoolConfig::miss_capacity) of the config copied.
+    miss_capacity: usize,
     over_max: OverMaxPolicy,
 }
 
@@ -366,7 +367,7 @@ impl LocalCache {
         self.generation = shared.generation.load(Ordering::Relaxed);
         let config = depot.config();
         self.max_buffer_size = config.max_buffer_size;
-        self.initial_capacity = config.initial_capacity;
+        self.miss_capacity = config.miss_capacity();
         self.over_max = config.over_max;
         depot.release(&mut self.reservation);
         drop(depot);

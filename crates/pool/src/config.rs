@@ -31,7 +31,8 @@ pub enum OverMaxPolicy {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
-    /// Capacity of a newly allocated buffer (on a miss), in bytes. Default 4 KiB.
+    /// Capacity of a newly allocated buffer (on a miss), in bytes, lowered onto the max buffer
+    /// size's doubling ladder ([`PoolConfig::miss_capacity`]). Default 4 KiB.
     pub initial_capacity: usize,
     /// The largest capacity a returned buffer may have to be kept, in bytes; also the clamp
     /// for capacity hints. Default 4 MiB.
@@ -171,6 +172,34 @@ impl Default for PoolConfig {
 }
 
 impl PoolConfig {
+    /// The capacity a buffer allocated on a miss gets: the initial capacity, lowered to the
+    /// largest `max_buffer_size / 2^k` (halves rounded down) not above it.
+    ///
+    /// A `Vec` grows by doubling, so a buffer that starts at `c` holds `c * 2^j` bytes. Unless
+    /// the max buffer size is one of those steps, the step that passes it lands up to twice
+    /// over it: a request that fit within the max leaves a buffer over it, which the return
+    /// shrinks to the max (or drops), and jemalloc keeps the freed tail resident until it
+    /// purges it; the next long request doubles past the max again. Started on the max's own
+    /// ladder, a buffer reaches the max exactly, and only requests longer than the max grow
+    /// past it. A max that is the initial capacity times a power of two (the defaults) is
+    /// unaffected.
+    ///
+    /// ```
+    /// let mut config = heapscape_pool::PoolConfig::default();
+    /// (config.initial_capacity, config.max_buffer_size) = (256 << 10, 1_490_944);
+    /// assert_eq!(config.miss_capacity(), 1_490_944 / 8); // 182 KiB, doubling to the max
+    /// config.max_buffer_size = 4 << 20;
+    /// assert_eq!(config.miss_capacity(), 256 << 10); // already on the ladder
+    /// ```
+    pub fn miss_capacity(&self) -> usize {
+        let initial = self.initial_capacity.min(self.max_buffer_size);
+        let mut capacity = self.max_buffer_size;
+        while capacity > initial {
+            capacity /= 2;
+        }
+        capacity
+    }
+
     /// Checks that the settings make sense together.
     ///
     /// # Errors

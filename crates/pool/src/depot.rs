@@ -297,7 +297,7 @@ impl Shared {
             }
             None => {
                 bump(&self.shared_shard.misses);
-                Vec::with_capacity(depot.config.initial_capacity)
+                Vec::with_capacity(depot.config.miss_capacity())
             }
         }
     }

@@ -30,20 +30,15 @@ fn fill_and_return(len: usize) -> (u64, usize) {
 
 #[test]
 fn a_miss_starts_on_the_max_s_doubling_ladder() {
-    let config = Pool::builder("growth")
-        .initial_capacity(INITIAL)
-        .max_buffer_size(MAX)
-        .build()
-        .unwrap()
-        .config();
-    assert_eq!(config.miss_capacity(), MAX / 8);
-    assert!(config.miss_capacity() <= INITIAL, "never above the setting");
     let pool = Pool::builder("growth")
         .initial_capacity(INITIAL)
         .max_buffer_size(MAX)
         .build()
         .unwrap();
-    assert_eq!(pool.get().capacity(), MAX / 8);
+    let config = pool.config();
+    assert_eq!(config.miss_capacity(), MAX / 8);
+    assert!(config.miss_capacity() <= INITIAL, "never above the setting");
+    assert_eq!(pool.get().capacity(), MAX / 8, "a miss allocates it");
 }
 
 #[test]

@@ -73,10 +73,11 @@ fn resident_bytes() -> u64 {
 /// Slow readers of the large page, opened one after another: each one asks only once the one
 /// before is reading, so every one arrives after the last render began.
 const SLOW_READERS: usize = 64;
-/// How much a slow reader takes at a time, and how often: enough to keep its connection
-/// moving (the listener closes one that moves nothing for 10 s), far too little to finish a
-/// 16 MB page within the test (64 KiB/s).
-const SLOW_READ: usize = 1024;
+/// How much a slow reader takes at a time, and how often (320 KiB/s, about 50 s for a 16 MB
+/// page): fast enough that the listener's writes into the socket's buffer complete every few
+/// seconds, so its 10 s stall limit does not close the connection (and free the page) while
+/// memory is measured; slow enough that every reader still holds its page by then.
+const SLOW_READ: usize = 64 << 10;
 const SLOW_READ_PAUSE: Duration = Duration::from_millis(200);
 /// The slow readers' socket receive buffer, in bytes.
 const SLOW_READ_WINDOW: u32 = 16 << 10;

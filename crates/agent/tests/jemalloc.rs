@@ -1,6 +1,8 @@
 //! The `jemalloc:` section applied at start, changed by a reload of the file, and published on
 //! `/metrics`.
 
+#![cfg(feature = "jemalloc")]
+
 use std::net::SocketAddr;
 
 use heapscape::Agent;

@@ -58,7 +58,11 @@ fn heapscape_publishes_through_the_services_recorder() {
     assert!(
         lines
             .iter()
-            .any(|line| line.starts_with("heapscape_jemalloc_allocated_bytes{} ")),
+            .any(|line| line.starts_with(if cfg!(feature = "jemalloc") {
+                "heapscape_jemalloc_allocated_bytes{} "
+            } else {
+                "heapscape_allocator_info{allocator=\"other\"} 1"
+            })),
         "{lines:#?}"
     );
     agent.shutdown();

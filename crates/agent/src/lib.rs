@@ -121,5 +121,22 @@ pub use heapscape_heartbeat::CountingJemalloc;
 #[cfg(feature = "profiling")]
 pub use heapscape_heartbeat::profile::MALLOC_CONF as PROFILING_MALLOC_CONF;
 pub use heapscape_heartbeat::{Allocator, HeapStats};
-pub use heapscape_pool::config::OverMaxPolicy;
+/// The buffer pool crate, `heapscape-pool`, whole: a service that depends on `heapscape` alone
+/// reaches every pool type through it, e.g. `heapscape::pool::config::AutoTuneConfig`,
+/// `heapscape::pool::stats::DiscardReason`, `heapscape::pool::OwnedPooledBuf` and
+/// `heapscape::pool::metrics::HISTOGRAM_METRICS` (the bounds an exporter of its own needs).
+/// The types an agent hands out are also at this crate's root ([`Pool`], [`PoolConfig`],
+/// [`PoolStats`], [`PooledBuf`]).
+///
+/// ```
+/// use heapscape::pool::config::AutoTuneConfig;
+///
+/// let mut auto_tune = AutoTuneConfig::default();
+/// auto_tune.enabled = true;
+/// let pool = heapscape::Pool::builder("pcm").auto_tune(auto_tune).build()?;
+/// pool.set_initial_capacity(1 << 10)?;
+/// assert_eq!(pool.config().initial_capacity, 1 << 10);
+/// # Ok::<(), heapscape::pool::PoolError>(())
+/// ```
+pub use heapscape_pool as pool;
 pub use heapscape_pool::{Pool, PoolConfig, PoolStats, PooledBuf};

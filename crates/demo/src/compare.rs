@@ -96,6 +96,11 @@ pub const DEFAULT_WARMUP: Duration = Duration::from_secs(10);
 /// Warm-up load per mode with `--quick`.
 pub const QUICK_WARMUP: Duration = Duration::from_secs(1);
 
+/// The most warm-up rounds. A busy machine serves fewer requests in a round than the pooled
+/// service's recommendation rests on, so the warm-up goes on, a round of every mode at a time,
+/// until that service recommends, up to this many rounds.
+pub const MOST_WARMUP_ROUNDS: u32 = 8;
+
 /// The fewest returns the pooled, tuned and auto services' recommendations rest on with
 /// `--quick` (`recommendation_min_returns`), where the pool's default is 400 at p95: a 1 s
 /// warm-up holds tens of returns, not hundreds, and would leave the tuned service nothing to
@@ -187,7 +192,7 @@ pub struct CompareOptions {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub slice: Option<Duration>,
     /// Warm-up load per mode before the recommendation is read, instead of 10 s (or 1 s with
-    /// --quick).
+    /// --quick); repeated, up to 8 rounds, until the pooled service recommends.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub warmup: Option<Duration>,
     /// Requests in flight at once.
@@ -326,16 +331,35 @@ async fn compare(
     let scraper = tokio::spawn(scrape_every_tick(targets, timelines.clone(), unix_start));
 
     eprintln!("warm-up; then the pooled service's recommendation goes to the tuned service");
-    for child in children.iter() {
-        load(child.http, options, warmup, options.seed).await?;
-    }
-    tokio::time::sleep(SETTLE).await;
     let pooled = &children[position("pooled")];
-    let warm_after = scrape::fetch(pooled.metrics)
-        .await
-        .map_err(|reason| pooled.failed(reason))?;
-    let (pool, recommendation) =
-        tuned::recommend(&defaults, &warm_after).map_err(|reason| pooled.failed(reason))?;
+    let mut warmup_rounds = 0;
+    let (warm_after, pool, recommendation) = loop {
+        // Every mode warms alike, so that none starts the slices with more history.
+        for child in children.iter() {
+            load(child.http, options, warmup, options.seed).await?;
+        }
+        warmup_rounds += 1;
+        tokio::time::sleep(SETTLE).await;
+        let warm_after = scrape::fetch(pooled.metrics)
+            .await
+            .map_err(|reason| pooled.failed(reason))?;
+        match tuned::recommend(&defaults, &warm_after) {
+            Ok((pool, recommendation)) => break (warm_after, pool, recommendation),
+            Err(_) if warmup_rounds < MOST_WARMUP_ROUNDS => {
+                let read = |name| warm_after.get(name).copied().unwrap_or(0.0);
+                eprintln!(
+                    "the pooled service's window holds {} returns of the {} its recommendation \
+                     rests on: another {} of warm-up (round {} of at most {MOST_WARMUP_ROUNDS})",
+                    read(scrape::RECOMMENDATION_RETURNS),
+                    read(scrape::RECOMMENDATION_MIN_RETURNS),
+                    humantime::format_duration(warmup),
+                    warmup_rounds + 1
+                );
+            }
+            Err(reason) => return Err(pooled.failed(reason)),
+        }
+    };
+    let warmup = warmup * warmup_rounds;
     let sizes = sizes::read(&warm_after);
     let mut candidates = candidates::read(&warm_after, pool.max_buffer_size as f64);
     let applied = tuned::apply(

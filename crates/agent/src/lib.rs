@@ -80,6 +80,7 @@ mod error;
 mod exporter;
 pub mod metrics;
 mod metrics_table;
+mod plain_text;
 mod profile;
 pub mod prometheus {
     //! For a service that owns its metrics-exporter-prometheus recorder (its own builder,

@@ -4,9 +4,10 @@
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::plain_text::plain_text;
 use crate::{Error, ProfilingConfig};
 
 /// The path `go tool pprof` asks a Go service for its heap profile.
@@ -59,7 +60,7 @@ pub(crate) async fn route<B>(request: &Request<B>) -> Option<Response<Full<Bytes
         return None;
     }
     if request.method() != Method::GET {
-        let mut response = text(
+        let mut response = plain_text(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed: use GET\n",
         );
@@ -76,9 +77,9 @@ pub(crate) async fn route<B>(request: &Request<B>) -> Option<Response<Full<Bytes
         None | Some("pprof") => false,
         Some("svg") => true,
         Some(other) => {
-            return Some(text(
+            return Some(plain_text(
                 StatusCode::BAD_REQUEST,
-                &format!(
+                format!(
                     "unknown format `{other}`: ask for {HEAP_PATH} (pprof) or {HEAP_PATH}?format=svg (flame graph)\n"
                 ),
             ));
@@ -100,9 +101,10 @@ async fn heap(svg: bool) -> Response<Full<Bytes>> {
     match profile::dump(format, DUMP_BUDGET).await {
         Ok(body) => {
             let mut response = Response::new(Full::new(Bytes::from(body)));
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type),
+            );
             if !svg {
                 response.headers_mut().insert(
                     hyper::header::CONTENT_DISPOSITION,
@@ -119,24 +121,14 @@ async fn heap(svg: bool) -> Response<Full<Bytes>> {
                 }
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            text(status, &format!("{error}\n"))
+            plain_text(status, format!("{error}\n"))
         }
     }
 }
 
 #[cfg(not(feature = "profiling"))]
 async fn heap(_svg: bool) -> Response<Full<Bytes>> {
-    text(StatusCode::NOT_IMPLEMENTED, &format!("{NOT_BUILT}\n"))
-}
-
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    plain_text(StatusCode::NOT_IMPLEMENTED, format!("{NOT_BUILT}\n"))
 }
 
 #[cfg(test)]

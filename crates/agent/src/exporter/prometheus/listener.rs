@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use super::body_length::BodyLength;
 use super::recorder::Exposition;
 use super::stall::StallLimit;
+use crate::plain_text::plain_text;
 
 /// Scrape connections served at once; further connections are closed at once until one ends.
 /// Concurrent scrapes share renders, so a connection costs little beyond its socket.
@@ -190,9 +191,9 @@ fn is_allowed(allow: &[IpNet], peer: IpAddr) -> bool {
 /// Answers a peer outside the allowlist with 403, within [`REFUSAL_TIMEOUT`] in all.
 async fn refuse(stream: TcpStream) {
     let service = hyper::service::service_fn(|_: Request<Incoming>| async {
-        Ok::<_, Infallible>(text(
+        Ok::<_, Infallible>(plain_text(
             StatusCode::FORBIDDEN,
-            "forbidden: this address may not scrape metrics here\n".to_owned(),
+            "forbidden: this address may not scrape metrics here\n",
         ))
     });
     let served = hyper::server::conn::http1::Builder::new()
@@ -251,32 +252,22 @@ async fn respond(
                 .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
             response
         }
-        "/health" if readable => text(StatusCode::OK, "OK".to_owned()),
+        "/health" if readable => plain_text(StatusCode::OK, "OK"),
         "/metrics" | "/health" => {
-            let mut response = text(
+            let mut response = plain_text(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed: use GET\n".to_owned(),
+                "method not allowed: use GET\n",
             );
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             response
         }
-        _ => text(
+        _ => plain_text(
             StatusCode::NOT_FOUND,
-            "not found: metrics are at /metrics\n".to_owned(),
+            "not found: metrics are at /metrics\n",
         ),
     }
-}
-
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 #[cfg(test)]

@@ -240,8 +240,8 @@ const BAD_FILES: &[BadFile] = &[
         Some("heartbeat.interval"),
         &["0ns is outside 100ms..1h", "e.g. 10s"],
     ),
-    // Bounds (issue 15): each of these was accepted and then ran the process out of memory,
-    // burned CPU or was silently clamped.
+    // Bounds: each of these, if accepted, would run the process out of memory, burn CPU or be
+    // silently clamped.
     (
         "exporter: { prometheus: {} }\nheartbeat: { interval: 1ms }\n",
         2,

@@ -154,8 +154,8 @@ fn bounds_and_pool_removal_hold_through_reloads() {
         scrape(addr).contains("pool=\"json\"").then_some(())
     });
 
-    // Item 1: sizes that used to pass and abort the next miss, then a 100 GiB buffer, then a
-    // clamped interval: each reload is rejected and nothing changes.
+    // Sizes whose next miss would abort the process, a 100 GiB buffer, and intervals outside
+    // 100ms..1h: each reload is rejected and nothing changes.
     let rejected = [
         config(
             "initial_capacity: 1000000GiB, max_buffer_size: 1000000GiB, \
@@ -200,7 +200,7 @@ fn bounds_and_pool_removal_hold_through_reloads() {
     assert!(errors[0].contains("above the 1 GiB limit"), "{}", errors[0]);
     assert!(errors[2].contains("outside 100ms..1h"), "{}", errors[2]);
 
-    // Item 5: too many pools, from code: refused as a whole, with the key and the fix.
+    // Too many pools, from code: refused as a whole, with the key and the fix.
     let mut too_many = agent.config();
     for name in names("extra", 64) {
         too_many

@@ -188,7 +188,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod buckets;
 mod builder;
 mod cache;
 mod candidate;
@@ -197,8 +196,8 @@ pub mod config;
 mod depot;
 mod discards;
 mod error;
-mod fine;
 mod guard;
+mod histogram;
 pub mod metrics;
 mod pool;
 mod publish;

@@ -7,7 +7,7 @@
 use metrics::Unit;
 
 use crate::catalog::{MetricDef, MetricKind};
-use crate::fine::{FINE_BUCKETS_PER_OCTAVE, fine_bucket_bound};
+use crate::histogram::{FINE_BUCKETS_PER_OCTAVE, fine_bucket_bound};
 
 /// The label every pool metric carries: the pool's name.
 const POOL: &str = "pool";

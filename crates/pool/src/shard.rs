@@ -2,8 +2,9 @@
 //! by whoever reads the stats, and folded into retired totals once their thread has exited.
 
 use crate::discards::DiscardReason;
-use crate::fine::{FINE_BUCKETS, FineSizeHistogram, fine_bucket_of};
-use crate::stats::{SIZE_BUCKETS, SizeHistogram, bucket_of};
+use crate::histogram::{
+    FINE_BUCKETS, FineSizeHistogram, SIZE_BUCKETS, SizeHistogram, bucket_of, fine_bucket_of,
+};
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, fence, lock};
 
 /// One thread's counters for one pool (or the shared counters of the slow path).

@@ -4,104 +4,15 @@
 
 use std::time::Duration;
 
-use crate::buckets;
 use crate::candidate::regrowth;
 use crate::config::{OverMaxPolicy, TunedSetting};
-use crate::fine::neighbour_bounds;
+use crate::histogram::neighbour_bounds;
 
 pub use crate::candidate::{Candidate, CandidateRole};
 pub use crate::discards::{DiscardReason, Discards};
-pub use crate::fine::{FINE_BUCKETS, FINE_BUCKETS_PER_OCTAVE, FineSizeHistogram};
-
-/// Number of power-of-two buckets of a [`SizeHistogram`]: bucket `i` counts sizes in
-/// `(2^(i-1), 2^i]`, bucket 0 counts 0 and 1.
-pub const SIZE_BUCKETS: usize = 65;
-
-/// Index of the power-of-two bucket holding `size`: the smallest `i` with `size <= 2^i`.
-#[inline]
-pub(crate) fn bucket_of(size: usize) -> usize {
-    // Branch-free: sizes 0 and 1 both saturate to 0, whose leading zeros are all the bits.
-    (usize::BITS - size.saturating_sub(1).leading_zeros()) as usize
-}
-
-/// Upper bound (inclusive) of bucket `i`, saturating at `u64::MAX`.
-#[inline]
-pub(crate) fn bucket_bound(i: usize) -> u64 {
-    1u64.checked_shl(i as u32).unwrap_or(u64::MAX)
-}
-
-/// Counts of sizes (in bytes) in power-of-two buckets.
-///
-/// Bucket `i` holds the sizes `s` with `2^(i-1) < s <= 2^i` (bucket 0 holds 0 and 1), so a
-/// quantile read from it is the power of two at or above the true quantile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SizeHistogram {
-    counts: [u64; SIZE_BUCKETS],
-}
-
-impl Default for SizeHistogram {
-    fn default() -> Self {
-        Self {
-            counts: [0; SIZE_BUCKETS],
-        }
-    }
-}
-
-impl SizeHistogram {
-    /// Adds one observation of `size` bytes.
-    pub fn record(&mut self, size: usize) {
-        self.counts[bucket_of(size)] += 1;
-    }
-
-    pub(crate) fn add_bucket(&mut self, bucket: usize, count: u64) {
-        self.counts[bucket] += count;
-    }
-
-    /// The number of observations.
-    pub fn count(&self) -> u64 {
-        self.counts.iter().sum()
-    }
-
-    /// `(upper bound in bytes, count)` for every bucket, smallest first.
-    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + Clone + '_ {
-        self.counts
-            .iter()
-            .enumerate()
-            .map(|(i, &count)| (bucket_bound(i), count))
-    }
-
-    /// The size at or below which a fraction `q` (0..=1) of observations fall, rounded up to
-    /// the bucket's power of two; `None` without observations.
-    ///
-    /// ```
-    /// use heapscape_pool::stats::SizeHistogram;
-    /// let mut h = SizeHistogram::default();
-    /// for size in [100, 200, 300, 5000] {
-    ///     h.record(size);
-    /// }
-    /// assert_eq!(h.quantile(0.5), Some(256));
-    /// assert_eq!(h.quantile(1.0), Some(8192));
-    /// assert_eq!(SizeHistogram::default().quantile(0.5), None);
-    /// ```
-    pub fn quantile(&self, q: f64) -> Option<u64> {
-        buckets::quantile(self.buckets(), q)
-    }
-
-    /// The fraction (0..=1) of observations larger than `size`. For a `size` between two
-    /// powers of two, the bucket that straddles it counts as larger (an upper estimate).
-    pub fn fraction_above(&self, size: usize) -> f64 {
-        buckets::fraction_above(self.buckets(), size as u64)
-    }
-
-    /// Bucket-wise difference `self - earlier`, for counts published by delta.
-    pub(crate) fn since(&self, earlier: &Self) -> Self {
-        let mut delta = Self::default();
-        for (i, d) in delta.counts.iter_mut().enumerate() {
-            *d = self.counts[i].saturating_sub(earlier.counts[i]);
-        }
-        delta
-    }
-}
+pub use crate::histogram::{
+    FINE_BUCKETS, FINE_BUCKETS_PER_OCTAVE, FineSizeHistogram, SIZE_BUCKETS, SizeHistogram,
+};
 
 /// A snapshot of a pool's counters, gauges and size histograms, from
 /// [`Pool::stats`](crate::Pool::stats).
@@ -501,43 +412,5 @@ impl PoolStats {
     pub fn recommended_max_idle_bytes(&self) -> Option<u64> {
         let buffers = self.recommended_max_idle_buffers()?;
         Some(buffers.saturating_mul(self.recommended_max_buffer_size()?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_are_inclusive_powers_of_two() {
-        assert_eq!(bucket_of(0), 0);
-        assert_eq!(bucket_of(1), 0);
-        assert_eq!(bucket_of(2), 1);
-        assert_eq!(bucket_of(3), 2);
-        assert_eq!(bucket_of(4), 2);
-        assert_eq!(bucket_of(5), 3);
-        assert_eq!(bucket_of(4096), 12);
-        assert_eq!(bucket_of(4097), 13);
-        assert_eq!(bucket_of(usize::MAX), 64);
-        assert_eq!(bucket_bound(64), u64::MAX);
-        for size in [1usize, 2, 3, 1000, 1 << 20, (1 << 20) + 1] {
-            let i = bucket_of(size);
-            assert!(size as u64 <= bucket_bound(i));
-            if i > 0 {
-                assert!(size as u64 > bucket_bound(i - 1));
-            }
-        }
-    }
-
-    #[test]
-    fn since_subtracts_bucketwise() {
-        let mut a = SizeHistogram::default();
-        a.record(10);
-        let mut b = a;
-        b.record(10);
-        b.record(1 << 20);
-        let d = b.since(&a);
-        assert_eq!(d.count(), 2);
-        assert_eq!(d.quantile(1.0), Some(1 << 20));
     }
 }

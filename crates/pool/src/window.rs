@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fine::FineSizeHistogram;
+use crate::histogram::FineSizeHistogram;
 
 /// Intervals per window: the window moves in steps of a twelfth of its length.
 pub(crate) const INTERVALS: usize = 12;

@@ -1,4 +1,6 @@
-//! Sizes in fine buckets, four per octave: the resolution the recommendations are read at.
+//! Size histograms: counts of sizes in power-of-two buckets ([`SizeHistogram`]) and in fine
+//! buckets, four per octave ([`FineSizeHistogram`]: the resolution the recommendations are read
+//! at), both read by one quantile and share-above rule (`Counts`).
 //!
 //! Each power-of-two octave `(2^(k-1), 2^k]` is split in four at about `2^(1/4)` steps, so a
 //! bucket's upper bound is at most 19.8 % above any size it holds (for sizes above 64 bytes;
@@ -9,7 +11,157 @@
 //! empty returns (a request that failed after `get` writes nothing), which the recommendations
 //! leave out, and bucket 1 the returns of one byte.
 
-use crate::buckets;
+/// Counts in `N` buckets, smallest bound first: what both histograms hold, and the one
+/// quantile and share-above rule they are read by. A bucket's bound comes from the histogram
+/// (`bound_of(i)`, the inclusive upper bound of bucket `i`, rising with `i`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts<const N: usize>([u64; N]);
+
+impl<const N: usize> Default for Counts<N> {
+    fn default() -> Self {
+        Self([0; N])
+    }
+}
+
+impl<const N: usize> Counts<N> {
+    fn count(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Adds every count of `other`.
+    fn add(&mut self, other: &Self) {
+        for (count, more) in self.0.iter_mut().zip(&other.0) {
+            *count += more;
+        }
+    }
+
+    /// Bucket-wise difference `self - earlier`, for counts published by delta.
+    fn since(&self, earlier: &Self) -> Self {
+        let mut delta = *self;
+        for (d, before) in delta.0.iter_mut().zip(&earlier.0) {
+            *d = d.saturating_sub(*before);
+        }
+        delta
+    }
+
+    fn buckets(&self, bound_of: fn(usize) -> u64) -> impl Iterator<Item = (u64, u64)> + Clone + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .map(move |(i, &count)| (bound_of(i), count))
+    }
+
+    /// The smallest bucket bound with at least a fraction `q` (0..=1) of the observations at or
+    /// below it; `None` without observations.
+    fn quantile(&self, bound_of: fn(usize) -> u64, q: f64) -> Option<u64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (bound, count) in self.buckets(bound_of) {
+            seen += count;
+            if seen >= rank {
+                return Some(bound);
+            }
+        }
+        Some(u64::MAX)
+    }
+
+    /// The fraction (0..=1) of observations in buckets whose bound is above `size`; 0 without
+    /// observations. Exact when `size` is a bucket bound; otherwise the bucket that straddles
+    /// `size` counts as larger (an upper estimate).
+    fn fraction_above(&self, bound_of: fn(usize) -> u64, size: u64) -> f64 {
+        let total = self.count();
+        if total == 0 {
+            return 0.0;
+        }
+        let above: u64 = self
+            .buckets(bound_of)
+            .filter(|&(bound, _)| bound > size)
+            .map(|(_, count)| count)
+            .sum();
+        above as f64 / total as f64
+    }
+}
+
+/// Number of power-of-two buckets of a [`SizeHistogram`]: bucket `i` counts sizes in
+/// `(2^(i-1), 2^i]`, bucket 0 counts 0 and 1.
+pub const SIZE_BUCKETS: usize = 65;
+
+/// Index of the power-of-two bucket holding `size`: the smallest `i` with `size <= 2^i`.
+#[inline]
+pub(crate) fn bucket_of(size: usize) -> usize {
+    // Branch-free: sizes 0 and 1 both saturate to 0, whose leading zeros are all the bits.
+    (usize::BITS - size.saturating_sub(1).leading_zeros()) as usize
+}
+
+/// Upper bound (inclusive) of bucket `i`, saturating at `u64::MAX`.
+#[inline]
+pub(crate) fn bucket_bound(i: usize) -> u64 {
+    1u64.checked_shl(i as u32).unwrap_or(u64::MAX)
+}
+
+/// Counts of sizes (in bytes) in power-of-two buckets.
+///
+/// Bucket `i` holds the sizes `s` with `2^(i-1) < s <= 2^i` (bucket 0 holds 0 and 1), so a
+/// quantile read from it is the power of two at or above the true quantile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SizeHistogram {
+    counts: Counts<SIZE_BUCKETS>,
+}
+
+impl SizeHistogram {
+    /// Adds one observation of `size` bytes.
+    pub fn record(&mut self, size: usize) {
+        self.counts.0[bucket_of(size)] += 1;
+    }
+
+    pub(crate) fn add_bucket(&mut self, bucket: usize, count: u64) {
+        self.counts.0[bucket] += count;
+    }
+
+    /// The number of observations.
+    pub fn count(&self) -> u64 {
+        self.counts.count()
+    }
+
+    /// `(upper bound in bytes, count)` for every bucket, smallest first.
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + Clone + '_ {
+        self.counts.buckets(bucket_bound)
+    }
+
+    /// The size at or below which a fraction `q` (0..=1) of observations fall, rounded up to
+    /// the bucket's power of two; `None` without observations.
+    ///
+    /// ```
+    /// use heapscape_pool::stats::SizeHistogram;
+    /// let mut h = SizeHistogram::default();
+    /// for size in [100, 200, 300, 5000] {
+    ///     h.record(size);
+    /// }
+    /// assert_eq!(h.quantile(0.5), Some(256));
+    /// assert_eq!(h.quantile(1.0), Some(8192));
+    /// assert_eq!(SizeHistogram::default().quantile(0.5), None);
+    /// ```
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        self.counts.quantile(bucket_bound, q)
+    }
+
+    /// The fraction (0..=1) of observations larger than `size`. For a `size` between two
+    /// powers of two, the bucket that straddles it counts as larger (an upper estimate).
+    pub fn fraction_above(&self, size: usize) -> f64 {
+        self.counts.fraction_above(bucket_bound, size as u64)
+    }
+
+    /// Bucket-wise difference `self - earlier`, for counts published by delta.
+    pub(crate) fn since(&self, earlier: &Self) -> Self {
+        Self {
+            counts: self.counts.since(&earlier.counts),
+        }
+    }
+}
 
 /// Buckets per power-of-two octave in a [`FineSizeHistogram`].
 pub const FINE_BUCKETS_PER_OCTAVE: usize = 4;
@@ -93,27 +245,19 @@ pub(crate) fn fine_bucket_of_bound(bound: u64) -> usize {
 /// assert_eq!(h.quantile(0.5), Some(216)); // a power of two would say 256
 /// assert_eq!(h.quantile(1.0), Some(5824)); // and 8192
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FineSizeHistogram {
-    counts: [u64; FINE_BUCKETS],
-}
-
-impl Default for FineSizeHistogram {
-    fn default() -> Self {
-        Self {
-            counts: [0; FINE_BUCKETS],
-        }
-    }
+    counts: Counts<FINE_BUCKETS>,
 }
 
 impl FineSizeHistogram {
     /// Adds one observation of `size` bytes.
     pub fn record(&mut self, size: usize) {
-        self.counts[fine_bucket_of(size)] += 1;
+        self.counts.0[fine_bucket_of(size)] += 1;
     }
 
     pub(crate) fn add_bucket(&mut self, bucket: usize, count: u64) {
-        self.counts[bucket] += count;
+        self.counts.0[bucket] += count;
     }
 
     /// A histogram from `(upper bound, count)` buckets such as an exporter's `le` buckets (not
@@ -133,7 +277,7 @@ impl FineSizeHistogram {
     pub fn from_buckets(buckets: impl IntoIterator<Item = (u64, u64)>) -> Self {
         let mut histogram = Self::default();
         for (bound, count) in buckets {
-            histogram.counts[fine_bucket_of_bound(bound)] += count;
+            histogram.counts.0[fine_bucket_of_bound(bound)] += count;
         }
         histogram
     }
@@ -141,44 +285,37 @@ impl FineSizeHistogram {
     /// The histogram without its empty returns (length 0): what the recommendations read.
     pub(crate) fn without_empty(&self) -> Self {
         let mut histogram = *self;
-        histogram.counts[0] = 0;
+        histogram.counts.0[0] = 0;
         histogram
     }
 
     /// The number of empty returns (length 0).
     pub(crate) fn empty(&self) -> u64 {
-        self.counts[0]
+        self.counts.0[0]
     }
 
     /// Adds every count of `other`.
     pub(crate) fn add(&mut self, other: &Self) {
-        for (count, more) in self.counts.iter_mut().zip(&other.counts) {
-            *count += more;
-        }
+        self.counts.add(&other.counts);
     }
 
     /// Bucket-wise difference `self - earlier`.
     pub(crate) fn since(&self, earlier: &Self) -> Self {
-        let mut delta = *self;
-        for (d, before) in delta.counts.iter_mut().zip(&earlier.counts) {
-            *d = d.saturating_sub(*before);
+        Self {
+            counts: self.counts.since(&earlier.counts),
         }
-        delta
     }
 
     /// The number of observations.
     pub fn count(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts.count()
     }
 
     /// `(upper bound in bytes, count)` for every bucket, smallest first. Some small buckets
     /// share a bound (rounding to whole bytes leaves them empty); the first (bound 0) counts
     /// empty returns.
     pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + Clone + '_ {
-        self.counts
-            .iter()
-            .enumerate()
-            .map(|(i, &count)| (fine_bucket_bound(i), count))
+        self.counts.buckets(fine_bucket_bound)
     }
 
     /// The size at or below which a fraction `q` (0..=1) of observations fall, rounded up to
@@ -187,14 +324,14 @@ impl FineSizeHistogram {
     /// That is the smallest bucket bound `m` with at most a fraction `1 - q` of observations
     /// above `m`.
     pub fn quantile(&self, q: f64) -> Option<u64> {
-        buckets::quantile(self.buckets(), q)
+        self.counts.quantile(fine_bucket_bound, q)
     }
 
     /// The fraction (0..=1) of observations larger than `size`; 0 without observations.
     /// Exact when `size` is a bucket bound; otherwise the bucket that straddles `size`
     /// counts as larger (an upper estimate).
     pub fn fraction_above(&self, size: u64) -> f64 {
-        buckets::fraction_above(self.buckets(), size)
+        self.counts.fraction_above(fine_bucket_bound, size)
     }
 }
 
@@ -280,5 +417,38 @@ mod tests {
         assert_eq!(neighbour_bounds(250), (216, 304), "250 is in 256's bucket");
         assert_eq!(neighbour_bounds(1), (0, 2));
         assert_eq!(neighbour_bounds(u64::MAX).1, u64::MAX);
+    }
+
+    #[test]
+    fn buckets_are_inclusive_powers_of_two() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(1), 0);
+        assert_eq!(bucket_of(2), 1);
+        assert_eq!(bucket_of(3), 2);
+        assert_eq!(bucket_of(4), 2);
+        assert_eq!(bucket_of(5), 3);
+        assert_eq!(bucket_of(4096), 12);
+        assert_eq!(bucket_of(4097), 13);
+        assert_eq!(bucket_of(usize::MAX), 64);
+        assert_eq!(bucket_bound(64), u64::MAX);
+        for size in [1usize, 2, 3, 1000, 1 << 20, (1 << 20) + 1] {
+            let i = bucket_of(size);
+            assert!(size as u64 <= bucket_bound(i));
+            if i > 0 {
+                assert!(size as u64 > bucket_bound(i - 1));
+            }
+        }
+    }
+
+    #[test]
+    fn since_subtracts_bucketwise() {
+        let mut a = SizeHistogram::default();
+        a.record(10);
+        let mut b = a;
+        b.record(10);
+        b.record(1 << 20);
+        let d = b.since(&a);
+        assert_eq!(d.count(), 2);
+        assert_eq!(d.quantile(1.0), Some(1 << 20));
     }
 }

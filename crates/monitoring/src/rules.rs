@@ -3,11 +3,10 @@
 //!
 //! Recording rules are named `level:metric:operation`: "job" keeps the labels that name a
 //! service ([`Config::service_labels`]: job and service, so that the StatsD path's services,
-//! all scraped as statsd_exporter's job, stay apart) and the pool where the metric has one,
-//! except the records of returned lengths' buckets and what is computed from them, which keep
-//! the job and pool; "instance" keeps job and instance. Every alert carries `severity`, a
-//! `summary`, a `description` that says what to do, and a `runbook_url` into
-//! `prometheus/RUNBOOK.md`.
+//! all scraped as statsd_exporter's job, stay apart) and the pool where the metric has one;
+//! "instance" keeps job and instance (and the service labels where a "job" record is joined
+//! with it). Every alert carries `severity`, a `summary`, a `description` that says what to
+//! do, and a `runbook_url` into `prometheus/RUNBOOK.md`.
 
 use crate::config::Config;
 use crate::rule_file::{Alert, Group, Rule, RuleFile};
@@ -69,7 +68,7 @@ pub(crate) fn rate_record(config: &Config, level: &str, metric: &str) -> String 
 }
 
 /// The fleet's returned lengths per second over the rate window: every instance's buckets
-/// summed, per job, pool and `le`.
+/// summed, per service ([`Config::service_labels`]), pool and `le`.
 fn fleet_buckets_rate_record(config: &Config) -> String {
     rate_record(config, "job", "heapscape_pool_returned_length_bytes_bucket")
 }
@@ -205,11 +204,11 @@ fn pool_records(c: &Config) -> Vec<Rule> {
         ),
         record(
             "The fleet's distribution of returned lengths: buckets summed across the \
-             instances of a job.",
+             instances of a service.",
             fleet_buckets_rate_record(c),
             format!(
                 "sum by ({}) (rate({}[{w}]))",
-                c.by("job, pool, le"),
+                c.by_service("pool, le"),
                 c.select("heapscape_pool_returned_length_bytes_bucket", "")
             ),
         ),
@@ -227,7 +226,7 @@ fn pool_records(c: &Config) -> Vec<Rule> {
     rules
 }
 
-/// The names of the fleet's recommendation records, per job and pool, over
+/// The names of the fleet's recommendation records, per service and pool, over
 /// [`Config::recommendation_window`]: what the "Decide" row shows and what `heapscape
 /// recommend` computes from the same series.
 pub(crate) struct RecommendRecords {
@@ -275,13 +274,15 @@ impl RecommendRecords {
     }
 }
 
-/// The fleet's recommendation, by the pools' rule on the buckets summed across each job's
-/// instances over the recommendation window, with its confidence and costs.
+/// The fleet's recommendation, by the pools' rule on the buckets summed across each
+/// service's instances over the recommendation window, with its confidence and costs.
 fn recommend_records(c: &Config) -> Vec<Rule> {
     let w = c.recommendation_window;
     let r = RecommendRecords::new(c);
-    let by = c.by("job, pool");
-    let by_instance = c.by("job, instance, pool");
+    let by = c.by_service("pool");
+    // With the service labels too: on the StatsD path, `instance` is a tag each service sets,
+    // and two services on one host may set the same.
+    let by_instance = c.by_service("instance, pool");
     let buckets = format!("job:heapscape_pool_returned_length_bytes_bucket:increase{w}");
     let count = format!(
         "increase({}[{w}])",
@@ -313,10 +314,10 @@ fn recommend_records(c: &Config) -> Vec<Rule> {
     };
     let mut rules = vec![
         record(
-            "The fleet's returned lengths over the recommendation window, per job and pool: \
-             the shape of the recorded per-second buckets averaged over the window (each \
-             point covers the rate window, which smooths the window's edges by as much), \
-             scaled to the window's returns.",
+            "The fleet's returned lengths over the recommendation window, per service and \
+             pool: the shape of the recorded per-second buckets averaged over the window \
+             (each point covers the rate window, which smooths the window's edges by as \
+             much), scaled to the window's returns.",
             buckets.clone(),
             {
                 // Not `increase` of every instance's buckets over the window: at 500
@@ -419,7 +420,7 @@ fn recommend_records(c: &Config) -> Vec<Rule> {
              idle_bytes_bound_fleet).",
             r.idle_bound.clone(),
             {
-                // min(a, b) per job and pool: a where a < b, else b.
+                // min(a, b) per service and pool: a where a < b, else b.
                 let min = |a: &str, b: &str| format!("(({a} < on ({by}) {b}) or on ({by}) {b})");
                 let largest = |metric: &str| format!("max by ({by}) ({})", c.select(metric, ""));
                 let buffers = min(

@@ -1041,12 +1041,12 @@ fn aggregations_by_pool_keep_the_job_so_two_services_pools_never_merge() {
     assert!(checked > 10, "aggregations by pool exist ({checked})");
 }
 
-/// Every fleet aggregation of the dashboards (by job, not instance) and the per-service
-/// records of the pool and heap groups keep the labels that name a service (job and
-/// service): on the StatsD path every service is scraped as statsd_exporter's job, so by job
-/// alone two services' pools would be summed together. The records of returned lengths'
-/// buckets, and those computed from them, stay by job and pool with the recommendation
-/// records that read them.
+/// Every fleet aggregation of the dashboards (by job, not instance) and every per-service
+/// record (`job:...`, the recommendation's included) keeps the labels that name a service
+/// (job and service): on the StatsD path every service is scraped as statsd_exporter's job,
+/// so by job alone two services' pools would be summed together. So does every vector
+/// matching `on (...)` of those records, or two StatsD services' series would not join one
+/// to one.
 #[test]
 fn fleet_aggregations_keep_the_service_so_statsd_services_never_merge() {
     let service: Vec<String> = Config::default()
@@ -1057,7 +1057,7 @@ fn fleet_aggregations_keep_the_service_so_statsd_services_never_merge() {
     assert!(service.contains(&"service".to_owned()), "{service:?}");
     let keeps_the_service = |place: &str, expr: &str| -> usize {
         let mut checked = 0;
-        for labels in by_clauses(expr) {
+        for labels in by_clauses(expr).into_iter().chain(on_clauses(expr)) {
             let per_instance = labels.iter().any(|l| l == "instance");
             if labels.iter().any(|l| l == "job") && !per_instance {
                 checked += 1;
@@ -1077,19 +1077,17 @@ fn fleet_aggregations_keep_the_service_so_statsd_services_never_merge() {
         }
     }
     let recording = yaml_file("prometheus/rules/heapscape-recording.yml");
+    let mut records = 0;
     for group in recording["groups"].as_array().expect("groups") {
-        if !["heapscape.pool.rules", "heapscape.heap.rules"]
-            .contains(&group["name"].as_str().unwrap_or_default())
-        {
-            continue;
-        }
         for rule in group["rules"].as_array().expect("rules") {
             let record = rule["record"].as_str().unwrap_or_default();
-            if record.starts_with("job:") && !record.contains("returned_length_bytes") {
+            if record.starts_with("job:") {
+                records += 1;
                 checked += keeps_the_service(record, rule["expr"].as_str().unwrap_or_default());
             }
         }
     }
+    assert!(records >= 20, "per-service records exist ({records})");
     assert!(checked >= 10, "fleet aggregations exist ({checked})");
 }
 

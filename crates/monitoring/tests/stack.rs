@@ -168,9 +168,10 @@ fn statsd_path_exposition(scrape: u64) -> String {
     text
 }
 
-/// The StatsD-path services stay apart in the fleet's records and in the pool dashboard's
-/// fleet-wide quantile, though Prometheus scrapes both as statsd_exporter's job and both name
-/// their pool alike: one series per service, with the right returns.
+/// The StatsD-path services stay apart in the fleet's records (the Decide row's too) and in
+/// the pool dashboard's fleet-wide quantile, though Prometheus scrapes both as
+/// statsd_exporter's job and both name their pool alike: one series per service, with the
+/// right returns.
 fn check_statsd_services_apart(
     prometheus: &Prometheus,
     dashboards: &[(String, Value)],
@@ -189,14 +190,19 @@ fn check_statsd_services_apart(
             .collect()
     };
     let expected: BTreeSet<String> = STATSD_SERVICES.iter().map(|s| s.0.to_owned()).collect();
-    let returns = prometheus.query(&format!(
-        "job:heapscape_pool_returns:rate5m{{job=\"{STATSD_JOB}\"}}"
-    ))?;
-    if services(&returns) != expected {
-        pending.push(format!(
-            "job:heapscape_pool_returns:rate5m: StatsD services {:?}, expected {expected:?}",
-            services(&returns)
-        ));
+    // The pool group's returns, and the Decide row's returns and buckets over its window.
+    for record in [
+        "job:heapscape_pool_returns:rate5m",
+        "job:heapscape_pool_returns:increase1h",
+        "job:heapscape_pool_returned_length_bytes_bucket:increase1h",
+    ] {
+        let series = prometheus.query(&format!("{record}{{job=\"{STATSD_JOB}\"}}"))?;
+        if services(&series) != expected {
+            pending.push(format!(
+                "{record}: StatsD services {:?}, expected {expected:?}",
+                services(&series)
+            ));
+        }
     }
     let (_, pool) = dashboards
         .iter()

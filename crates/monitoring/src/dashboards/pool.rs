@@ -61,21 +61,27 @@ fn decide_row(config: &Config, s: &Selectors<'_>, b: &mut Board) {
     .moves_under_load();
     let mut rename = serde_json::Map::new();
     let mut index = serde_json::Map::new();
-    index.insert("job".into(), json!(0));
-    index.insert("pool".into(), json!(1));
-    rename.insert("job".into(), json!("Service (job)"));
-    rename.insert("pool".into(), json!("Pool"));
+    // The records keep the labels that name a service (job and service): on the StatsD
+    // path every service is scraped as statsd_exporter's job and only `service` tells them
+    // apart; on the Prometheus path the job is the service and the column stays empty.
+    for (i, (label, title)) in [("job", "Job"), ("service", "Service"), ("pool", "Pool")]
+        .into_iter()
+        .enumerate()
+    {
+        index.insert(label.into(), json!(i));
+        rename.insert(label.into(), json!(title));
+    }
     for (i, (record, title, unit)) in columns.into_iter().enumerate() {
         panel = panel
             .query(format!("{record}{{{sel}}}"), "")
             .column_unit(title, unit);
         let value = format!("Value #{}", char::from(b'A' + i as u8));
-        index.insert(value.clone(), json!(i + 2));
+        index.insert(value.clone(), json!(i + 3));
         rename.insert(value, json!(title));
     }
     b.add(
         panel
-            // One row per job and pool, joined on those labels.
+            // One row per service and pool, joined on those labels.
             .transformation(json!({ "id": "merge", "options": {} }))
             .transformation(json!({
                 "id": "organize",
@@ -85,7 +91,7 @@ fn decide_row(config: &Config, s: &Selectors<'_>, b: &mut Board) {
                     "renameByName": rename,
                 },
             }))
-            .sort_by(&["Service (job)", "Pool"]),
+            .sort_by(&["Job", "Service", "Pool"]),
     );
 }
 

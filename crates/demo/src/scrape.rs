@@ -1,4 +1,5 @@
-//! Scraping a `serve` child's Prometheus listener, and the series `compare` and `soak` read.
+//! Reading a `serve` child's metrics listener: one request on a connection of its own, the
+//! scrape, and the series `compare` and `soak` read.
 //!
 //! The names are written here once, as the exposition spells them, so the rest of the crate
 //! reads series by constant.
@@ -13,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use heapscape_cli::exposition as prom;
+use heapscape_cli::exposition;
 
 /// Bytes allocated (counting allocator), a counter.
 pub(crate) const ALLOC_BYTES: &str = "heapscape_alloc_bytes_total";
@@ -91,43 +92,63 @@ pub(crate) const CANDIDATE_IDLE_BOUND: &str = heapscape_pool::metrics::CANDIDATE
 /// Cumulative buckets of the returned lengths, keyed `..._bucket{le="<bound>"}`.
 pub(crate) const RETURNED_LENGTH_BUCKET: &str = "heapscape_pool_returned_length_bytes_bucket";
 
-/// Scrapes `http://<target>/metrics` once and reads it with [`prom`]: each series keyed by its
-/// name and labels, the `pooling` and `pool` labels left out (both modes read alike).
+/// How long a scrape may take, answer and body.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GET http://<target><path>`: the status and the whole body, within `limit`.
+///
+/// One connection per request, closed by the service once it has answered: a round of
+/// requests then gives its connections back before the next one opens, however slowly the
+/// client side notices the end (the listener caps connections per address).
+///
+/// # Errors
+///
+/// `<what> failed: <reason>` when the request or its body fails, `<what> timed out` after
+/// `limit`.
+pub(crate) async fn get(
+    target: SocketAddr,
+    path: &str,
+    what: &str,
+    limit: Duration,
+) -> Result<(hyper::StatusCode, Bytes), String> {
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let request = hyper::Request::get(format!("http://{target}{path}"))
+        .header(hyper::header::CONNECTION, "close")
+        .body(Empty::new())
+        .map_err(|e| format!("bad {what} URL: {e}"))?;
+    let exchange = async {
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| format!("{what} failed: {e}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("{what} failed: {e}"))?
+            .to_bytes();
+        Ok((status, body))
+    };
+    tokio::time::timeout(limit, exchange)
+        .await
+        .map_err(|_| format!("{what} timed out"))?
+}
+
+/// Scrapes `http://<target>/metrics` once and reads it with [`exposition`]: each series keyed
+/// by its name and labels, the `pooling` and `pool` labels left out (both modes read alike).
 ///
 /// # Errors
 ///
 /// The reason, when the scrape fails, answers other than 2xx, does not parse, or takes over
 /// 10 s.
 pub(crate) async fn fetch(target: SocketAddr) -> Result<BTreeMap<String, f64>, String> {
-    let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    // One connection per scrape, closed by the service once it has answered: a scrape round
-    // then gives its connections back before the next one opens, however slowly the client
-    // side notices the end (the listener caps connections per address).
-    let request = hyper::Request::get(format!("http://{target}/metrics"))
-        .header(hyper::header::CONNECTION, "close")
-        .body(Empty::new())
-        .map_err(|e| format!("bad metrics URL: {e}"))?;
-    let fetch = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| format!("scrape failed: {e}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("scrape failed: {e}"))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(format!("scrape answered {status}"));
-        }
-        let text = String::from_utf8_lossy(&body);
-        let samples = prom::parse(&text).map_err(|e| format!("unreadable metrics: {e}"))?;
-        Ok(prom::by_series(&samples, &["pooling", "pool"]))
-    };
-    tokio::time::timeout(Duration::from_secs(10), fetch)
-        .await
-        .map_err(|_| "scrape timed out".to_owned())?
+    let (status, body) = get(target, "/metrics", "scrape", SCRAPE_TIMEOUT).await?;
+    if !status.is_success() {
+        return Err(format!("scrape answered {status}"));
+    }
+    let text = String::from_utf8_lossy(&body);
+    let samples = exposition::parse(&text).map_err(|e| format!("unreadable metrics: {e}"))?;
+    Ok(exposition::by_series(&samples, &["pooling", "pool"]))
 }

@@ -5,11 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use crate::scrape;
 
 /// A dump symbolizes the child's binary first; on a busy machine that takes a while.
 const DUMP_TIMEOUT: Duration = Duration::from_secs(90);
@@ -24,34 +20,19 @@ pub(super) async fn save(
     mode: &str,
     report: &Path,
 ) -> Result<PathBuf, String> {
-    let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let uri = format!("http://{metrics}/debug/pprof/heap?format=svg")
-        .parse()
-        .map_err(|e| format!("bad profile URL: {e}"))?;
-    let fetch = async {
-        let response = client
-            .get(uri)
-            .await
-            .map_err(|e| format!("heap profile failed: {e}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("heap profile failed: {e}"))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(format!(
-                "heap profile answered {status}: {}",
-                String::from_utf8_lossy(&body).trim()
-            ));
-        }
-        Ok(body)
-    };
-    let svg = tokio::time::timeout(DUMP_TIMEOUT, fetch)
-        .await
-        .map_err(|_| "heap profile timed out".to_owned())??;
+    let (status, svg) = scrape::get(
+        metrics,
+        "/debug/pprof/heap?format=svg",
+        "heap profile",
+        DUMP_TIMEOUT,
+    )
+    .await?;
+    if !status.is_success() {
+        return Err(format!(
+            "heap profile answered {status}: {}",
+            String::from_utf8_lossy(&svg).trim()
+        ));
+    }
     let stem = report
         .file_stem()
         .map_or_else(|| "heapscape-compare".into(), |s| s.to_string_lossy());

@@ -21,9 +21,11 @@ pub(super) fn beside(report: &Path, mode: &str) -> PathBuf {
 /// `auto_tune:` block only when it is on, `recommendation_min_returns` only when set rather
 /// than the pool's default), so the file shows what the service runs.
 pub(super) fn pools_yaml(pool: &PoolConfig) -> String {
+    // Every variant named: a policy added to the pool fails this match instead of being
+    // written as another one.
     let over_max = match pool.over_max {
+        OverMaxPolicy::Shrink => "shrink",
         OverMaxPolicy::Drop => "drop",
-        _ => "shrink",
     };
     let mut yaml = format!(
         "pools:\n  {POOL_NAME}:\n\
@@ -76,4 +78,35 @@ pub(super) fn write(path: &Path, text: &str) -> Result<(), Error> {
         path: path.to_owned(),
         error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The keys and values are spelled here by hand; the agent's reader is their definition.
+    #[test]
+    fn every_setting_written_reads_back_as_the_agent_reads_it() {
+        let mut pool = PoolConfig::default();
+        pool.initial_capacity = 8 << 10;
+        pool.max_buffer_size = 1 << 20;
+        pool.max_idle_buffers = 7;
+        pool.max_idle_bytes = 9 << 20;
+        pool.idle_timeout = Duration::from_secs(5);
+        pool.over_max = OverMaxPolicy::Drop;
+        pool.recommend_percentile = 0.9;
+        pool.recommendation_window = Duration::from_secs(120);
+        pool.recommendation_min_returns = Some(30);
+        pool.auto_tune.enabled = true;
+        pool.auto_tune.lowest_max_buffer_size = 64 << 10;
+        pool.auto_tune.highest_max_buffer_size = 2 << 20;
+        pool.auto_tune.cooldown = Duration::from_secs(30);
+        pool.auto_tune.hysteresis = 0.2;
+        let yaml = format!("exporter: {{ prometheus: {{}} }}\n{}", pools_yaml(&pool));
+        let config = heapscape::Config::from_yaml_str(&yaml, "pools.yaml")
+            .unwrap_or_else(|error| panic!("{error}\n{yaml}"));
+        assert_eq!(config.pools[POOL_NAME], pool, "{yaml}");
+    }
 }

@@ -15,7 +15,7 @@ use heapscape_pool::{Pool, PoolStats};
 use crate::config::file::{self, ReadError};
 use crate::config::limits;
 use crate::exporter::{Exporter, prometheus};
-use crate::metrics_table::{LAST_RELOAD_SUCCESS, RELOAD_FAILURES, RELOADS};
+use crate::reload_metrics::{LAST_RELOAD_SUCCESS, RELOAD_FAILURES, RELOADS};
 use crate::sync::{lock, read, write};
 use crate::{Config, Error};
 
@@ -161,7 +161,7 @@ impl Agent {
         };
         heapscape_pool::metrics::describe_metrics();
         heapscape_heartbeat::describe_metrics();
-        crate::metrics_table::describe_and_initialize();
+        crate::reload_metrics::describe_and_initialize();
 
         apply_jemalloc(&config.jemalloc);
         let heartbeat = pools

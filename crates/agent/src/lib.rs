@@ -79,9 +79,9 @@ mod config;
 mod error;
 mod exporter;
 pub mod metrics;
-mod metrics_table;
 mod plain_text;
 mod profile;
+mod reload_metrics;
 pub mod prometheus {
     //! For a service that owns its metrics-exporter-prometheus recorder (its own builder,
     //! listener or route): wrap that recorder in [`Recorder`] before installing it, start the

@@ -18,7 +18,7 @@
 
 pub use heapscape_pool::catalog::{MetricDef, MetricKind};
 
-pub use crate::metrics_table::CATALOG;
+pub use crate::reload_metrics::CATALOG;
 
 /// The catalogs of every heapscape library crate: the pool's
 /// ([`heapscape_pool::metrics::CATALOG`]), the heartbeat's

@@ -13,7 +13,7 @@
 //! - [`compare`]: both modes under the same load, side by side (summary, phases, report);
 //!   `compare`.
 //! - [`soak`]: sustained load with resident-memory and scrape checks; `soak`.
-//! - [`telemetry`]: the service's own metrics.
+//! - [`service_metrics`]: the service's own metrics.
 //! - [`logging`]: the log writer, which loses (and counts) lines standard error refuses.
 //!
 //! `compare` and `soak` share the `serve` child they start (`child`) and their scrapes with the
@@ -40,9 +40,9 @@ pub mod load;
 pub mod logging;
 mod scrape;
 pub mod server;
+pub mod service_metrics;
 pub mod soak;
 mod sync;
-pub mod telemetry;
 pub mod wav;
 
 pub use error::Error;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::telemetry;
+use crate::service_metrics;
 
 /// Lines lost since the start, the whole process's (also those lost before the metrics
 /// recorder was installed, which the counter catches up on at the next loss).
@@ -46,7 +46,7 @@ impl LossyLine {
             self.lost = true;
             // Relaxed: a count; the counter keeps the largest total it was given.
             let total = LINES_DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
-            telemetry::set_log_lines_dropped(total);
+            service_metrics::set_log_lines_dropped(total);
         }
     }
 }

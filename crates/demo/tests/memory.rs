@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{ServeProcess, eventually, metric, scrape, speak};
-use heapscape_demo::telemetry::BUDGET_REFUSALS;
+use heapscape_demo::service_metrics::BUDGET_REFUSALS;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 

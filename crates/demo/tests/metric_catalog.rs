@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::StatusCode;
 use heapscape::metrics::{CATALOGS, MetricDef, MetricKind};
-use heapscape_demo::telemetry;
+use heapscape_demo::service_metrics;
 use heapscape_heartbeat::Heartbeat;
 use heapscape_pool::Pool;
 use metrics::Unit;
@@ -25,14 +25,14 @@ const READMES: &[(&str, &[MetricDef])] = &[
         heapscape_heartbeat::metrics::CATALOG,
     ),
     ("crates/agent/README.md", heapscape::metrics::CATALOG),
-    ("crates/demo/README.md", telemetry::CATALOG),
+    ("crates/demo/README.md", service_metrics::CATALOG),
 ];
 
 /// Every metric of every crate: the agent's set and the demo's own.
 fn every_metric() -> impl Iterator<Item = &'static MetricDef> {
     CATALOGS
         .iter()
-        .chain([&telemetry::CATALOG])
+        .chain([&service_metrics::CATALOG])
         .flat_map(|catalog| catalog.iter())
 }
 
@@ -127,18 +127,18 @@ fn what_the_crates_publish_is_described_with_its_unit() {
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
         heapscape::metrics::describe();
-        telemetry::describe_metrics();
+        service_metrics::describe_metrics();
 
         let pool = Pool::builder("catalog").build().expect("valid pool");
         pool.get().extend_from_slice(b"RIFF");
         let heartbeat = Heartbeat::builder().pool(pool).build();
         heartbeat.tick().expect("jemalloc is the global allocator");
 
-        telemetry::count_response(StatusCode::OK);
-        telemetry::count_response(StatusCode::IM_A_TEAPOT);
-        telemetry::count_audio_bytes(10);
-        telemetry::count_budget_refusal();
-        telemetry::set_log_lines_dropped(1);
+        service_metrics::count_response(StatusCode::OK);
+        service_metrics::count_response(StatusCode::IM_A_TEAPOT);
+        service_metrics::count_audio_bytes(10);
+        service_metrics::count_budget_refusal();
+        service_metrics::set_log_lines_dropped(1);
 
         // The agent publishes its own metrics only while it runs, into the exporter it
         // installs; emit them the way it does, through their definitions.

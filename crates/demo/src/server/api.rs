@@ -37,7 +37,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::visible;
 use crate::engine::{self, Engine, Voice};
-use crate::telemetry;
+use crate::service_metrics;
 use crate::wav::{self, PcmFormat, WavError};
 
 /// Where the handler buffers the PCM stream.
@@ -284,7 +284,7 @@ async fn time_and_count(
             ),
         )
         .into_response();
-        telemetry::count_response(response.status());
+        service_metrics::count_response(response.status());
         return response;
     }
     let timeout = service.config.request_timeout;
@@ -296,7 +296,7 @@ async fn time_and_count(
         )
         .into_response(),
     };
-    telemetry::count_response(response.status());
+    service_metrics::count_response(response.status());
     response
 }
 
@@ -340,7 +340,7 @@ async fn speech(
             (Bytes::from(buf), bytes)
         }
     };
-    telemetry::count_audio_bytes(wav.len() - wav::HEADER_LEN);
+    service_metrics::count_audio_bytes(wav.len() - wav::HEADER_LEN);
 
     let held = Bytes::from_owner(Held {
         wav,
@@ -403,7 +403,7 @@ impl Service {
     ///
     /// # Errors
     ///
-    /// 503, counted in [`telemetry::BUDGET_REFUSALS`], when they do not fit in that time.
+    /// 503, counted in [`service_metrics::BUDGET_REFUSALS`], when they do not fit in that time.
     async fn hold(&self, bytes: u64) -> Result<OwnedSemaphorePermit, ApiError> {
         // Clamped to the whole budget: a pooled buffer over it still runs, alone.
         let units = budget_units(bytes).min(budget_units(self.config.max_buffered_bytes as u64));
@@ -411,7 +411,7 @@ impl Service {
         match tokio::time::timeout(BUDGET_WAIT, acquire(self.buffered.clone(), permits)).await {
             Ok(held) => held,
             Err(_) => {
-                telemetry::count_budget_refusal();
+                service_metrics::count_budget_refusal();
                 let budget = self.config.max_buffered_bytes;
                 let free = (self.buffered.available_permits() as u64).saturating_mul(BUDGET_UNIT);
                 Err(ApiError::new(

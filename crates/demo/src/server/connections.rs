@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::head_watch::{HeadState, HeadWatch};
 use super::send_timeout::SendTimeout;
-use crate::telemetry;
+use crate::service_metrics;
 
 /// How [`serve_connections`] treats connections.
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +120,7 @@ pub(crate) async fn serve_connections_until(
         tasks.spawn(async move {
             let ended = connection.await;
             if let Some(status) = rejection_status(ended.as_ref().err(), &heads) {
-                telemetry::count_response(status);
+                service_metrics::count_response(status);
             }
             if let Err(error) = ended {
                 tracing::debug!(%error, "connection ended with an error");

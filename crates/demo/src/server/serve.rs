@@ -13,7 +13,7 @@ use super::api::{Buffers, ServiceConfig, router};
 use super::connections::{Connections, serve_connections_until};
 use super::ready::ReadyLine;
 use crate::Error;
-use crate::telemetry;
+use crate::service_metrics;
 
 /// `--pooling on|off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -222,7 +222,7 @@ fn default_pool_config() -> PoolConfig {
 /// When the agent does not start, the address cannot be bound, or serving fails.
 pub async fn serve(options: &ServeOptions) -> Result<(), Error> {
     let agent = start_agent(options)?;
-    telemetry::describe_metrics();
+    service_metrics::describe_metrics();
     let buffers = match options.pooling {
         Pooling::On => Buffers::Pooled(agent.pool(POOL_NAME).ok_or_else(|| {
             Error::InvalidOptions(format!("the agent has no pool named {POOL_NAME:?}"))

@@ -1,4 +1,5 @@
-//! The agent's own metric catalog: written once and used to describe and to emit.
+//! The agent's own metric catalog, its config reloads: written once and used to describe
+//! and to emit.
 
 use heapscape_pool::catalog::{MetricDef, MetricKind};
 use metrics::Unit;

@@ -22,6 +22,9 @@
 //! metrics-exporter-prometheus. No tokio runtime is needed: outside one the agent uses threads
 //! of its own. The crate README's "Add heapscape to your service" compares the modes.
 //!
+//! A service that serves its own HTTP can bound what slow clients hold in its memory as the
+//! agent's listener does, with the stream guards of [`connection`].
+//!
 //! # Example
 //!
 //! ```no_run
@@ -76,6 +79,7 @@
 
 mod agent;
 mod config;
+pub mod connection;
 mod error;
 mod exporter;
 pub mod metrics;

@@ -5,9 +5,10 @@
 //!   ([`router`], [`Buffers`], [`ServiceConfig`], [`ApiError`]), with `visible`, which text
 //!   has something to say;
 //! - `connections`: the accept loop, connection cap, header read timeout and draining on
-//!   shutdown ([`serve_connections`]), with `send_timeout`, the connection's send timeout, and
-//!   `head_watch`, which watches request heads below hyper (one arriving when the connection
-//!   ended; a `Content-Length` too large for hyper, answered 413);
+//!   shutdown ([`serve_connections`]), each connection guarded by the agent's
+//!   [`heapscape::connection`] (the send timeout; a `Content-Length` too large for hyper,
+//!   answered 413), with `unanswered`, whether a request was arriving when the connection
+//!   ended;
 //! - `serve`: the command's options and wiring: the agent, the listener, the signals
 //!   ([`serve`], [`ServeOptions`]);
 //! - `ready`: the line `serve` prints once it accepts requests ([`ReadyLine`]).
@@ -16,10 +17,9 @@
 
 mod api;
 mod connections;
-mod head_watch;
 mod ready;
-mod send_timeout;
 mod serve;
+mod unanswered;
 mod visible;
 
 pub use api::{

@@ -2,7 +2,7 @@
 //! and a send timeout, and their draining on shutdown within a grace period.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,8 +12,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 
-use super::head_watch::{HeadState, HeadWatch};
-use super::send_timeout::SendTimeout;
+use heapscape::connection::{BodyLength, StallLimit};
+
+use super::unanswered::Unanswered;
 use crate::service_metrics;
 
 /// How [`serve_connections`] treats connections.
@@ -114,12 +115,25 @@ pub(crate) async fn serve_connections_until(
         // Ignored: a socket that refuses TCP_NODELAY still works.
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let (stream, heads) = HeadWatch::new(stream);
-        let stream = SendTimeout::new(stream, connections.send_timeout);
+        let length_refused = Arc::new(AtomicBool::new(false));
+        let refused = length_refused.clone();
+        // Below hyper, so that the 413 goes out whatever hyper's state.
+        let stream = BodyLength::new(stream, "application/json", move |announced: &str| {
+            // Relaxed: read by this connection's own task once the connection has ended.
+            refused.store(true, Ordering::Relaxed);
+            unrepresentable_length(announced)
+        });
+        let (stream, unanswered) = Unanswered::new(stream);
+        let stream = StallLimit::sends_only(stream, connections.send_timeout);
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tasks.spawn(async move {
             let ended = connection.await;
-            if let Some(status) = rejection_status(ended.as_ref().err(), &heads) {
+            // Relaxed: written by this task's own connection future, which has ended.
+            let ended_with = Ended {
+                length_refused: length_refused.load(Ordering::Relaxed),
+                unanswered: unanswered.load(Ordering::Relaxed),
+            };
+            if let Some(status) = rejection_status(ended.as_ref().err(), ended_with) {
                 service_metrics::count_response(status);
             }
             if let Err(error) = ended {
@@ -158,15 +172,35 @@ pub(crate) async fn serve_connections_until(
     drained
 }
 
+/// The reason of the 413 for a request head that announces a body of `announced` bytes, more
+/// than hyper can represent: answered below hyper, like every other body over the limit.
+fn unrepresentable_length(announced: &str) -> String {
+    serde_json::json!({
+        "error": format!(
+            "length limit exceeded: the body announces {announced} bytes, more than any body \
+             can be; send a shorter text"
+        )
+    })
+    .to_string()
+}
+
+/// What the connection's guards saw by the time it ended.
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    /// A head announced a body too large to represent and was answered with 413.
+    length_refused: bool,
+    /// Bytes of a request were read and not answered.
+    unanswered: bool,
+}
+
 /// The status of a request refused before the router saw it (the router counts its own), from
 /// how the connection ended: a `Content-Length` too large to represent was answered
 /// 413 below hyper (which then saw the stream end); hyper answered 400, 414 or 431 itself; a
 /// header read timeout while a request head was arriving is counted as 408, although hyper
 /// closes the connection without an answer. An idle keep-alive connection that timed out or a
 /// client that went away is no request.
-fn rejection_status(error: Option<&hyper::Error>, heads: &HeadState) -> Option<StatusCode> {
-    // Relaxed: written by this task's own connection future, which has ended.
-    if heads.length_refused.load(Ordering::Relaxed) {
+fn rejection_status(error: Option<&hyper::Error>, ended: Ended) -> Option<StatusCode> {
+    if ended.length_refused {
         return Some(StatusCode::PAYLOAD_TOO_LARGE);
     }
     let error = error?;
@@ -179,7 +213,7 @@ fn rejection_status(error: Option<&hyper::Error>, heads: &HeadState) -> Option<S
         }
     } else if error.is_parse() && !error.is_parse_version_h2() {
         Some(StatusCode::BAD_REQUEST)
-    } else if error.is_timeout() && heads.unanswered.load(Ordering::Relaxed) {
+    } else if error.is_timeout() && ended.unanswered {
         Some(StatusCode::REQUEST_TIMEOUT)
     } else {
         None

@@ -17,9 +17,8 @@ use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::body_length::BodyLength;
 use super::recorder::Exposition;
-use super::stall::StallLimit;
+use crate::connection::{BodyLength, StallLimit};
 use crate::plain_text::plain_text;
 
 /// Scrape connections served at once; further connections are closed at once until one ends.
@@ -226,7 +225,11 @@ async fn scrape_connection(stream: TcpStream, exposition: Exposition) {
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(
-            TokioIo::new(BodyLength::new(StallLimit::new(stream, STALL_TIMEOUT))),
+            TokioIo::new(BodyLength::new(
+                StallLimit::new(stream, STALL_TIMEOUT),
+                "text/plain; charset=utf-8",
+                payload_too_large,
+            )),
             service,
         );
     match tokio::time::timeout(MAX_CONNECTION_AGE, served).await {
@@ -236,6 +239,14 @@ async fn scrape_connection(stream: TcpStream, exposition: Exposition) {
         }
         Err(_) => tracing::debug!(?peer, "scrape connection closed at its age limit"),
     }
+}
+
+/// The 413's reason for a request that announces a body of `announced` bytes.
+fn payload_too_large(announced: &str) -> String {
+    format!(
+        "length limit exceeded: the request announces a body of {announced} bytes, more than \
+         any body can be; scrapes send no body\n"
+    )
 }
 
 async fn respond(

@@ -1,14 +1,13 @@
 //! The Prometheus path: the recorder of metrics-exporter-prometheus with heapscape's series
 //! held natively (`native`, `recorder`), served by the agent's own `/metrics` listener
-//! (`listener`, `stall`, `body_length`). A service that owns its exporter installs the same
-//! recorder itself ([`Recorder`]); pool removals reach it either way (`live`).
+//! (`listener`, its connections guarded by [`crate::connection`]). A service that owns its
+//! exporter installs the same recorder itself ([`Recorder`]); pool removals reach it either way
+//! (`live`).
 
-mod body_length;
 mod listener;
 mod live;
 mod native;
 mod recorder;
-mod stall;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,13 +1,13 @@
 //! Request heads that announce a body too large to represent: hyper refuses a `Content-Length`
 //! of 2^64 - 2 or 2^64 - 1 with 431 ("header fields too large") and a larger number with 400,
-//! as if the headers were at fault. A body over what a server takes is a 413, which is what the
-//! demo's speech port answers; so that both ports of a service say the same, this stream reads
-//! below hyper, keeps such a head from it, answers 413 with the reason and ends the
-//! connection.
+//! as if the headers were at fault. A body over what a server takes is a 413; so that such a
+//! head gets one too, this stream reads below hyper, keeps the head from it, answers 413 with
+//! the server's reason and ends the connection.
 //!
 //! Only a request's head is scanned, from the first byte after an answer to its empty line, so a
 //! body is never read as headers.
 
+use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -18,27 +18,52 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// fit; a longer line is not that header with a number hyper could read.
 const LINE_KEPT: usize = 64;
 
-/// `inner` with its request heads checked for a `Content-Length` too large to represent.
-pub(crate) struct BodyLength<S> {
+/// `inner` with its request heads checked for a `Content-Length` too large to represent,
+/// which is answered 413 with the body `reason` writes for the announced length (as written in
+/// the head), in `content_type`; hyper then reads the end of the stream.
+///
+/// ```
+/// use heapscape::connection::BodyLength;
+///
+/// # async fn accept(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// let (stream, _) = listener.accept().await?;
+/// let stream = BodyLength::new(stream, "text/plain; charset=utf-8", |announced: &str| {
+///     format!("a body of {announced} bytes is more than any body can be\n")
+/// });
+/// // hyper::server::conn::http1::Builder::new()
+/// //     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+/// # drop(stream);
+/// # Ok(())
+/// # }
+/// ```
+pub struct BodyLength<S, R> {
     inner: S,
+    content_type: &'static str,
+    reason: R,
     /// The current header line's first bytes; `None` once the head being scanned ended.
     line: Option<Vec<u8>>,
     /// A line of the head was not empty (empty lines before a request line are allowed).
     head_begun: bool,
-    /// The 413 being written, and how much of it was; hyper then reads the end of the stream.
+    /// The 413 being written, and how much of it was.
     answer: Option<(Vec<u8>, usize)>,
 }
 
-impl<S> BodyLength<S> {
-    pub(crate) fn new(inner: S) -> Self {
+impl<S, R: FnMut(&str) -> String> BodyLength<S, R> {
+    /// Checks the request heads read from `inner`; `reason` is called once, for the head
+    /// refused (a service that counts its refusals counts them there).
+    pub fn new(inner: S, content_type: &'static str, reason: R) -> Self {
         Self {
             inner,
+            content_type,
+            reason,
             line: Some(Vec::with_capacity(LINE_KEPT)),
             head_begun: false,
             answer: None,
         }
     }
+}
 
+impl<S, R> BodyLength<S, R> {
     /// After an answer, the next bytes start the next request's head.
     fn wrote(&mut self, written: &Poll<io::Result<usize>>) {
         if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
@@ -97,21 +122,29 @@ fn unrepresentable(line: &[u8]) -> Option<String> {
     }
 }
 
-/// The 413 for a body of `announced` bytes, closing the connection.
-fn payload_too_large(announced: &str) -> Vec<u8> {
-    let body = format!(
-        "length limit exceeded: the request announces a body of {announced} bytes, more than \
-         any body can be; scrapes send no body\n"
-    );
+/// The 413 with `body`, in `content_type`, closing the connection.
+fn payload_too_large(content_type: &str, body: &str) -> Vec<u8> {
     format!(
-        "HTTP/1.1 413 Payload Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n\
+        "HTTP/1.1 413 Payload Too Large\r\ncontent-type: {content_type}\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for BodyLength<S> {
+impl<S: fmt::Debug, R> fmt::Debug for BodyLength<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyLength")
+            .field("inner", &self.inner)
+            .field("head_begun", &self.head_begun)
+            .field("answering", &self.answer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin, R: FnMut(&str) -> String + Unpin> AsyncRead
+    for BodyLength<S, R>
+{
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -126,7 +159,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for BodyLength<S> {
             };
             // hyper never sees this head: it reads the end of the stream after the answer.
             buf.set_filled(before);
-            this.answer = Some((payload_too_large(&announced), 0));
+            let body = (this.reason)(&announced);
+            this.answer = Some((payload_too_large(this.content_type, &body), 0));
         }
         if let Some((answer, sent)) = this.answer.as_mut() {
             while *sent < answer.len() {
@@ -137,11 +171,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for BodyLength<S> {
                 }
             }
         }
+        // The end of the stream, for hyper, once the answer is out.
         Poll::Ready(Ok(()))
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for BodyLength<S> {
+impl<S: AsyncWrite + Unpin, R: Unpin> AsyncWrite for BodyLength<S, R> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -181,7 +216,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for BodyLength<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::unrepresentable;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
 
     #[test]
     fn only_lengths_over_the_largest_body_are_unrepresentable() {
@@ -193,6 +230,59 @@ mod tests {
         assert!(unrepresentable(b"content-length: 99999999999999999999999").is_some());
         assert!(unrepresentable(b"content-length: 18446744073709551613").is_none());
         assert!(unrepresentable(b"content-length: 100").is_none());
+        assert!(unrepresentable(b"content-length: -1").is_none());
         assert!(unrepresentable(b"x-content-length: 18446744073709551615").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_is_not_read_as_headers() {
+        let (server, mut client) = tokio::io::duplex(1024);
+        let mut refused = 0;
+        let mut server = BodyLength::new(server, "text/plain", |_: &str| {
+            refused += 1;
+            String::new()
+        });
+        client
+            .write_all(
+                b"POST / HTTP/1.1\r\ncontent-length: 40\r\n\r\ncontent-length: 18446744073709551615\r\n",
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let mut received = Vec::new();
+        server.read_to_end(&mut received).await.unwrap();
+        assert!(
+            received.ends_with(b"18446744073709551615\r\n"),
+            "passed on whole"
+        );
+        drop(server);
+        assert_eq!(refused, 0);
+    }
+
+    #[tokio::test]
+    async fn an_unrepresentable_length_is_answered_and_kept_from_the_reader() {
+        let (server, mut client) = tokio::io::duplex(1024);
+        let mut server = BodyLength::new(server, "application/json", |announced: &str| {
+            format!("{{\"error\": \"{announced}\"}}")
+        });
+        client
+            .write_all(b"POST / HTTP/1.1\r\ncontent-length: 18446744073709551615\r\n\r\n")
+            .await
+            .unwrap();
+        // One read takes the whole head, as hyper's buffer does.
+        let read = server.read(&mut [0; 1024]).await.unwrap();
+        assert_eq!(read, 0, "the head reached the reader");
+        drop(server);
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+        assert!(
+            answer.contains("content-type: application/json\r\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.ends_with("{\"error\": \"18446744073709551615\"}"),
+            "{answer}"
+        );
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use heapscape_pool::metrics::{IDLE_BYTES, MAX_BUFFER_SIZE, PEAK_HELD, RETURNED_LENGTH};
 
 use crate::error::Error;
-use crate::fleet::{MaxChange, PoolData};
-use crate::prometheus::{Prometheus, Series, histograms, now, select};
+use crate::fleet::{MaxChange, PoolData, PoolKey};
+use crate::prometheus::{BY_POOL, Prometheus, Series, histograms, now, select};
 
 /// The queries [`gather`] sends, for the progress indicator.
 pub(crate) const QUERIES: u64 = 5;
@@ -69,17 +69,18 @@ struct Part {
     before_end: f64,
     /// The start of the since side, Unix seconds.
     since_start: f64,
-    /// The `(job, pool)`s it reads.
-    pools: Vec<(String, String)>,
+    /// The services' pools it reads.
+    pools: Vec<PoolKey>,
 }
 
 impl Part {
-    /// A matcher for the jobs of its pools: a part's query reads only them.
+    /// A matcher for the jobs of its pools: a part's query reads only them (and keeps the
+    /// services of a job apart by [`BY_POOL`]).
     fn jobs(&self) -> String {
         let jobs: BTreeSet<String> = self
             .pools
             .iter()
-            .map(|(job, _)| regex_escape(job))
+            .map(|key| regex_escape(&key.job))
             .collect();
         format!(
             "job=~{}",
@@ -90,7 +91,7 @@ impl Part {
 
 /// The parts to read `changes` in: one per change time, the nearest merged until at most
 /// `most` remain.
-fn parts(changes: &BTreeMap<(String, String), Change>, most: usize) -> Vec<Part> {
+fn parts(changes: &BTreeMap<PoolKey, Change>, most: usize) -> Vec<Part> {
     let mut sorted: Vec<_> = changes.iter().collect();
     sorted.sort_by(|(_, a), (_, b)| {
         (a.first_after.total_cmp(&b.first_after)).then(a.last_before.total_cmp(&b.last_before))
@@ -162,18 +163,18 @@ pub(crate) fn gather(
     tick("changes of the max");
     let history = prometheus.query_range(
         &format!(
-            "max by (job, pool) ({})",
+            "max by ({BY_POOL}) ({})",
             select(MAX_BUFFER_SIZE.name, selector, "")
         ),
         now,
         window,
         STEPS,
     )?;
-    let changes: BTreeMap<(String, String), Change> = history
+    let changes: BTreeMap<PoolKey, Change> = history
         .iter()
         .filter(|series| {
-            let (job, pool) = (series.label("job"), series.label("pool"));
-            pools.iter().any(|d| d.service == job && d.pool == pool)
+            let key = series.key();
+            pools.iter().any(|d| d.key == key)
         })
         .filter_map(|series| Some((series.key(), last_change(&series.value)?)))
         .collect();
@@ -210,28 +211,28 @@ pub(crate) fn gather(
     let since = |part: &Part| Some(format!("[{}]", millis(now - part.since_start)?));
     let lengths_before = query("returns before the change", &|part| {
         Some(format!(
-            "sum by (job, pool, le) (increase({}{}))",
+            "sum by ({BY_POOL}, le) (increase({}{}))",
             select(&bucket, selector, &part.jobs()),
             before(part)?
         ))
     })?;
     let lengths_since = query("returns since the change", &|part| {
         Some(format!(
-            "sum by (job, pool, le) (increase({}{}))",
+            "sum by ({BY_POOL}, le) (increase({}{}))",
             select(&bucket, selector, &part.jobs()),
             since(part)?
         ))
     })?;
     let peak_held_before = query("peak of buffers held before the change", &|part| {
         Some(format!(
-            "max by (job, pool) (max_over_time({}{}))",
+            "max by ({BY_POOL}) (max_over_time({}{}))",
             select(PEAK_HELD.name, selector, &part.jobs()),
             before(part)?
         ))
     })?;
     let idle_bytes_since = query("idle bytes since the change", &|part| {
         Some(format!(
-            "max by (job, pool) (max_over_time({}{}))",
+            "max by ({BY_POOL}) (max_over_time({}{}))",
             select(IDLE_BYTES.name, selector, &part.jobs()),
             since(part)?
         ))
@@ -240,16 +241,13 @@ pub(crate) fn gather(
     for (i, part) in parts.iter().enumerate() {
         let mut before = histograms(of_part(&lengths_before, i));
         let mut since = histograms(of_part(&lengths_since, i));
-        let value = |answer: &[Series], key: &(String, String)| {
+        let value = |answer: &[Series], key: &PoolKey| {
             of_part(answer, i)
                 .find(|s| s.key() == *key && s.value.is_finite())
                 .map_or(0, |s| s.value as u64)
         };
         for key in &part.pools {
-            let Some(data) = pools
-                .iter_mut()
-                .find(|d| d.service == key.0 && d.pool == key.1)
-            else {
+            let Some(data) = pools.iter_mut().find(|d| d.key == *key) else {
                 continue;
             };
             let change = changes[key];
@@ -287,8 +285,12 @@ mod tests {
         }
     }
 
-    fn key(job: &str, pool: &str) -> (String, String) {
-        (job.to_owned(), pool.to_owned())
+    fn key(job: &str, pool: &str) -> PoolKey {
+        PoolKey {
+            job: job.to_owned(),
+            service: String::new(),
+            pool: pool.to_owned(),
+        }
     }
 
     #[test]

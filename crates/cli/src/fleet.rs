@@ -18,13 +18,28 @@ pub struct Settings {
     pub max_idle_bytes: u64,
 }
 
+/// What names one service's pool in Prometheus: the labels every fleet query groups by
+/// ([`crate::prometheus::BY_POOL`]).
+///
+/// A service is its `job` and its `service` label together: on the StatsD path every service
+/// is scraped as statsd_exporter's job and only `service` (from its tag) tells two apart; on
+/// the Prometheus path the job names the service, and `service` is the agent's `service`
+/// setting when the config has one, empty otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct PoolKey {
+    /// The `job` label.
+    pub(crate) job: String,
+    /// The `service` label; empty when the series have none.
+    pub(crate) service: String,
+    /// The `pool` label.
+    pub(crate) pool: String,
+}
+
 /// One service's pool over the window, across its instances.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PoolData {
-    /// The service: the `job` label.
-    pub(crate) service: String,
-    /// The pool's name.
-    pub(crate) pool: String,
+    /// The service and pool.
+    pub(crate) key: PoolKey,
     /// Lengths returned within the window, every instance's buckets summed.
     pub(crate) lengths: FineSizeHistogram,
     /// Whether `lengths` came from the kit's recording rule rather than the instances' series.

@@ -109,6 +109,7 @@ fn of_pool(url: &str, pool: String, samples: &[&Sample]) -> Recommendation {
     };
     Recommendation {
         service,
+        job: None,
         pool,
         current,
         recommended,

@@ -83,8 +83,9 @@ pub struct RecommendArgs {
     /// With --write: print the change instead of writing it.
     #[arg(long, requires = "write")]
     pub dry_run: bool,
-    /// With --write: the service (job) whose pools to write, when several matched.
-    #[arg(long, value_name = "JOB")]
+    /// With --write: the service whose pools to write, when several matched: its name as
+    /// shown (the `service` label, or the job without one), or its job.
+    #[arg(long, value_name = "SERVICE")]
     pub service: Option<String>,
     /// Read every instance's series even where the kit's recording rule holds the fleet's
     /// summed buckets (by default it is read for a 1 h window, when the selector allows).
@@ -219,26 +220,66 @@ fn write(path: &PathBuf, args: &RecommendArgs, all: &[Recommendation]) -> Result
         path: path.clone(),
         reason,
     };
-    let mut services: Vec<&str> = all.iter().map(|r| r.service.as_str()).collect();
+    // Each service of the answer once, as (job, name): on the StatsD path several services
+    // share the exporter's job, and on two paths two services may share a name.
+    let mut services: Vec<(Option<&str>, &str)> = all
+        .iter()
+        .map(|r| (r.job.as_deref(), r.service.as_str()))
+        .collect();
+    services.sort_unstable();
     services.dedup();
-    let service = match (&args.service, services.as_slice()) {
-        (Some(service), _) => service.as_str(),
-        (None, [one]) => one,
-        (None, many) => {
-            return Err(Error::Usage(format!(
-                "--write needs --service: the answer covers {}",
-                many.join(", ")
-            )));
-        }
+    let list = |services: &[(Option<&str>, &str)]| {
+        services
+            .iter()
+            .map(|(job, service)| report::service_shown(service, *job))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
+    let chosen = match &args.service {
+        // Either name picks a service: the one shown, or the job its series were scraped as
+        // (what an operator on the Prometheus path knows it by, and what --selector matched).
+        Some(name) => {
+            let matching: Vec<(Option<&str>, &str)> = services
+                .iter()
+                .copied()
+                .filter(|&(job, service)| service == name || job == Some(name.as_str()))
+                .collect();
+            match matching.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(Error::Usage(format!(
+                        "--service {name} is none of the services in the answer: {}",
+                        list(&services)
+                    )));
+                }
+                many => {
+                    return Err(Error::Usage(format!(
+                        "--service {name} matches several services: {}; name one of them, or \
+                         narrow --selector (e.g. service=\"...\")",
+                        list(many)
+                    )));
+                }
+            }
+        }
+        None => match services.as_slice() {
+            [one] => *one,
+            many => {
+                return Err(Error::Usage(format!(
+                    "--write needs --service: the answer covers {}",
+                    list(many)
+                )));
+            }
+        },
+    };
+    let service = report::service_shown(chosen.1, chosen.0);
     let changes: Vec<(String, Settings)> = all
         .iter()
-        .filter(|r| r.service == service)
+        .filter(|r| (r.job.as_deref(), r.service.as_str()) == chosen)
         .filter_map(|r| Some((r.pool.clone(), r.recommended?)))
         .collect();
     if changes.is_empty() {
         return Err(Error::NotEnoughData(format!(
-            "no pool of `{service}` has a recommendation to write"
+            "no pool of {service} has a recommendation to write"
         )));
     }
     let before =
@@ -257,7 +298,7 @@ fn write(path: &PathBuf, args: &RecommendArgs, all: &[Recommendation]) -> Result
         .and_then(|()| std::fs::rename(&temporary, path))
         .map_err(|e| config_error(format!("cannot write it: {e}")))?;
     Ok(format!(
-        "\nwrote {} pool(s) of `{service}` to {shown}; a running service reloads it\n",
+        "\nwrote {} pool(s) of {service} to {shown}; a running service reloads it\n",
         changes.len()
     ))
 }

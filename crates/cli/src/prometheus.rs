@@ -1,7 +1,7 @@
 //! Reading a fleet's pools from any Prometheus-compatible HTTP API: a fixed, small set of
 //! instant queries (one range query for the history span), whatever the fleet's size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use heapscape_pool::metrics::{
@@ -12,8 +12,13 @@ use heapscape_pool::stats::FineSizeHistogram;
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::fleet::PoolData;
+use crate::fleet::{PoolData, PoolKey};
 use crate::http::Http;
+
+/// The labels every query sums or takes the peak by: those of a [`PoolKey`]. Without
+/// `service`, the StatsD path's services, all scraped as statsd_exporter's job, would be read
+/// as one when they name a pool alike. The kit's recording rules keep the same labels.
+pub(crate) const BY_POOL: &str = "job, service, pool";
 
 /// The queries [`gather`] sends, for the progress indicator.
 pub(crate) const QUERIES: u64 = 10;
@@ -30,9 +35,13 @@ impl<T> Series<T> {
         self.labels.get(name).map_or("", String::as_str)
     }
 
-    /// The `(job, pool)` a series belongs to.
-    pub(crate) fn key(&self) -> (String, String) {
-        (self.label("job").to_owned(), self.label("pool").to_owned())
+    /// The service's pool a series belongs to.
+    pub(crate) fn key(&self) -> PoolKey {
+        PoolKey {
+            job: self.label("job").to_owned(),
+            service: self.label("service").to_owned(),
+            pool: self.label("pool").to_owned(),
+        }
     }
 }
 
@@ -171,12 +180,12 @@ fn sample_value(sample: &Value) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Each `(job, pool)`'s histogram from the cumulative `le` buckets of `series` (e.g. the
-/// `increase` of `..._bucket` summed by `job, pool, le`).
+/// Each service's pool's histogram from the cumulative `le` buckets of `series` (e.g. the
+/// `increase` of `..._bucket` summed by [`BY_POOL`] and `le`).
 pub(crate) fn histograms<'a>(
     series: impl IntoIterator<Item = &'a Series>,
-) -> BTreeMap<(String, String), FineSizeHistogram> {
-    let mut cumulative: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+) -> BTreeMap<PoolKey, FineSizeHistogram> {
+    let mut cumulative: BTreeMap<PoolKey, Vec<(f64, f64)>> = BTreeMap::new();
     for series in series {
         let bound = match series.label("le") {
             "+Inf" => f64::INFINITY,
@@ -226,8 +235,26 @@ fn range(window: Duration) -> String {
     format!("{}s", window.as_secs().max(1))
 }
 
-/// The recording rule of the kit (`heapscape.recommend.rules`) that holds each job's buckets
-/// summed across its instances over [`RECORDED_WINDOW`], and that window.
+/// Whether the recording rule's answer `record` keeps apart the services that `per_instance`
+/// (the instances' own series, by [`BY_POOL`] and instance) tells apart. The record of an
+/// older kit sums by job and pool only: where the instances' series of a job and pool carry a
+/// `service`, its series have none, and read by service it would give one pool for several
+/// services (on the StatsD path, every service behind the exporter), keyed unlike every
+/// other query. Then the instances' series are read instead.
+fn keeps_services(record: &[Series], per_instance: &[Series]) -> bool {
+    let with_service: BTreeSet<(&str, &str)> = per_instance
+        .iter()
+        .filter(|s| !s.label("service").is_empty())
+        .map(|s| (s.label("job"), s.label("pool")))
+        .collect();
+    record.iter().all(|series| {
+        !series.label("service").is_empty()
+            || !with_service.contains(&(series.label("job"), series.label("pool")))
+    })
+}
+
+/// The recording rule of the kit (`heapscape.recommend.rules`) that holds each service's
+/// buckets summed across its instances over [`RECORDED_WINDOW`], and that window.
 pub(crate) const RECORDED_BUCKETS: &str =
     "job:heapscape_pool_returned_length_bytes_bucket:increase1h";
 /// The window [`RECORDED_BUCKETS`] covers.
@@ -244,18 +271,29 @@ pub(crate) fn gather(
     mut tick: impl FnMut(&str),
 ) -> Result<Vec<PoolData>, Error> {
     let w = range(window);
-    let mut pools: BTreeMap<(String, String), PoolData> = BTreeMap::new();
+    let mut pools: BTreeMap<PoolKey, PoolData> = BTreeMap::new();
+
+    // Returns per instance: how many instances, and whether one of them drives the answer;
+    // read first, as they also tell whether the recording rule below keeps services apart.
+    tick("returns per instance");
+    let per_instance = prometheus.query(
+        &format!(
+            "sum by ({BY_POOL}, instance) (increase({}[{w}]))",
+            select(&format!("{}_count", RETURNED_LENGTH.name), selector, "")
+        ),
+        None,
+    )?;
 
     // The fleet's lengths: every instance's buckets summed. The recording rule holds exactly
     // that for a one-hour window, as a few hundred series where the instances' own are
     // hundreds of thousands in a large fleet (94 M samples to read at 500 instances x 8
-    // pools: 10 s, against 1 s from the record); it answers only when the selector's labels are on it (job, pool,
-    // cluster), else every instance's series are read.
+    // pools: 10 s, against 1 s from the record); it answers only when the selector's labels
+    // are on it (job, service, pool, cluster), else every instance's series are read.
     tick("returned lengths");
     let from_record = if recorded && window == RECORDED_WINDOW {
         prometheus.query(
             &format!(
-                "sum by (job, pool, le) ({})",
+                "sum by ({BY_POOL}, le) ({})",
                 select(RECORDED_BUCKETS, selector, "")
             ),
             None,
@@ -263,13 +301,13 @@ pub(crate) fn gather(
     } else {
         Vec::new()
     };
-    let used_record = !from_record.is_empty();
+    let used_record = !from_record.is_empty() && keeps_services(&from_record, &per_instance);
     let buckets = if used_record {
         from_record
     } else {
         prometheus.query(
             &format!(
-                "sum by (job, pool, le) (increase({}[{w}]))",
+                "sum by ({BY_POOL}, le) (increase({}[{w}]))",
                 select(&format!("{}_bucket", RETURNED_LENGTH.name), selector, "")
             ),
             None,
@@ -277,7 +315,7 @@ pub(crate) fn gather(
     };
     for (key, lengths) in histograms(&buckets) {
         let data = pools.entry(key.clone()).or_default();
-        (data.service, data.pool) = key;
+        data.key = key;
         data.lengths = lengths;
         data.window = window;
         data.lengths_recorded = used_record;
@@ -303,11 +341,11 @@ pub(crate) fn gather(
     );
     let largest = step(
         "settings in force",
-        format!("max by (job, pool, __name__) ({settings})"),
+        format!("max by ({BY_POOL}, __name__) ({settings})"),
     )?;
     let smallest = step(
         "settings in force",
-        format!("min by (job, pool, __name__) ({settings})"),
+        format!("min by ({BY_POOL}, __name__) ({settings})"),
     )?;
     for series in &largest {
         let Some(data) = pools.get_mut(&series.key()) else {
@@ -329,15 +367,7 @@ pub(crate) fn gather(
         data.settings_differ |= differs;
     }
 
-    // Returns per instance: how many instances, and whether one of them drives the answer.
-    let per_instance = step(
-        "returns per instance",
-        format!(
-            "sum by (job, pool, instance) (increase({}[{w}]))",
-            select(&format!("{}_count", RETURNED_LENGTH.name), selector, "")
-        ),
-    )?;
-    let mut totals: BTreeMap<(String, String), Returns> = BTreeMap::new();
+    let mut totals: BTreeMap<PoolKey, Returns> = BTreeMap::new();
     for series in per_instance.iter().filter(|s| s.value > 0.0) {
         let entry = totals.entry(series.key()).or_default();
         entry.total += series.value;
@@ -373,7 +403,7 @@ pub(crate) fn gather(
         for series in step(
             what,
             format!(
-                "max by (job, pool) (max_over_time({}[{w}]))",
+                "max by ({BY_POOL}) (max_over_time({}[{w}]))",
                 select(metric, selector, "")
             ),
         )? {
@@ -386,7 +416,7 @@ pub(crate) fn gather(
     for series in step(
         "idle-cap discards",
         format!(
-            "sum by (job, pool) (increase({}[{w}]))",
+            "sum by ({BY_POOL}) (increase({}[{w}]))",
             select(
                 DISCARDS.name,
                 selector,
@@ -404,7 +434,7 @@ pub(crate) fn gather(
     for series in step(
         "shrinks",
         format!(
-            "sum by (job, pool) (rate({}[{w}]))",
+            "sum by ({BY_POOL}) (rate({}[{w}]))",
             select(SHRINKS.name, selector, "")
         ),
     )? {
@@ -416,7 +446,7 @@ pub(crate) fn gather(
     for series in step(
         "minimum of returns",
         format!(
-            "max by (job, pool) ({})",
+            "max by ({BY_POOL}) ({})",
             select(RECOMMENDATION_MIN_RETURNS.name, selector, "")
         ),
     )? {
@@ -430,7 +460,7 @@ pub(crate) fn gather(
     let now = now();
     let history = prometheus.query_range(
         &format!(
-            "count by (job, pool) ({})",
+            "count by ({BY_POOL}) ({})",
             select(&format!("{}_count", RETURNED_LENGTH.name), selector, "")
         ),
         now,
@@ -447,4 +477,77 @@ pub(crate) fn gather(
         }
     }
     Ok(pools.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(labels: &[(&str, &str)]) -> Series {
+        Series {
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            value: 1.0,
+        }
+    }
+
+    #[test]
+    fn series_are_keyed_by_job_service_and_pool() {
+        let statsd = |service| {
+            series(&[
+                ("job", "statsd-exporter"),
+                ("service", service),
+                ("pool", "pcm"),
+                ("le", "+Inf"),
+            ])
+        };
+        let both = histograms(&[statsd("tts"), statsd("asr")]);
+        assert_eq!(both.len(), 2, "two StatsD services naming their pool alike");
+        let prometheus_path = series(&[("job", "tts"), ("pool", "pcm")]).key();
+        assert_eq!(
+            (
+                prometheus_path.job.as_str(),
+                prometheus_path.service.as_str()
+            ),
+            ("tts", "")
+        );
+    }
+
+    #[test]
+    fn a_record_that_merges_services_is_not_read() {
+        let instance = |job, service| {
+            series(&[
+                ("job", job),
+                ("service", service),
+                ("pool", "pcm"),
+                ("instance", "node-1"),
+            ])
+        };
+        let record = |job, service| {
+            series(&[
+                ("job", job),
+                ("service", service),
+                ("pool", "pcm"),
+                ("le", "+Inf"),
+            ])
+        };
+        let statsd = [
+            instance("statsd-exporter", "tts"),
+            instance("statsd-exporter", "asr"),
+        ];
+        // The kit's record keeps `service`.
+        assert!(keeps_services(
+            &[
+                record("statsd-exporter", "tts"),
+                record("statsd-exporter", "asr")
+            ],
+            &statsd
+        ));
+        // An older kit's record sums by job and pool: no `service` where the instances have one.
+        assert!(!keeps_services(&[record("statsd-exporter", "")], &statsd));
+        // The Prometheus path without a `service` label: nothing to keep apart.
+        assert!(keeps_services(&[record("tts", "")], &[instance("tts", "")]));
+    }
 }

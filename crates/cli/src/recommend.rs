@@ -17,8 +17,14 @@ const ONE_INSTANCE_SHARE: f64 = 0.5;
 /// A recommendation for one service's pool, as printed and written.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recommendation {
-    /// The service (`job`).
+    /// The service: its `service` label, or its `job` where its series have none. On the
+    /// StatsD path every service is scraped as statsd_exporter's job and the label is the
+    /// only name it has; on the Prometheus path the label is the agent's `service` setting
+    /// where the config has one.
     pub service: String,
+    /// The Prometheus job its series were scraped as (what `--selector 'job="..."'` matches);
+    /// `None` for `--metrics`, which reads a page, not a job.
+    pub job: Option<String>,
     /// The pool.
     pub pool: String,
     /// The settings in force (the largest across instances).
@@ -182,9 +188,15 @@ pub(crate) fn recommend(data: &PoolData, percentile: f64) -> Recommendation {
     if data.settings_differ {
         notes.push("instances run different settings: `current` shows the largest".to_owned());
     }
+    let key = &data.key;
     Recommendation {
-        service: data.service.clone(),
-        pool: data.pool.clone(),
+        service: if key.service.is_empty() {
+            key.job.clone()
+        } else {
+            key.service.clone()
+        },
+        job: Some(key.job.clone()),
+        pool: key.pool.clone(),
         current: data.current,
         initial_capacity_regrows_per_request: recommended
             .map(|settings| stats.regrowth_from(settings.initial_capacity).0),

@@ -58,6 +58,20 @@ pub(crate) fn size(bytes: u64) -> String {
     }
 }
 
+/// A service as the table and messages name it: `tts`, or `asr (job statsd-exporter)` where
+/// it was scraped as a job of another name.
+///
+/// The service's own name comes first: it is what the operator calls the service and what
+/// its config says (`service:`), and on the StatsD path the job is the exporter's, shared by
+/// every service behind it. The job follows where it differs, since it is what
+/// `--selector 'job="..."'` matches and where to look in Prometheus.
+pub(crate) fn service_shown(service: &str, job: Option<&str>) -> String {
+    match job {
+        Some(job) if job != service => format!("{service} (job {job})"),
+        _ => service.to_owned(),
+    }
+}
+
 /// `(+1.5 MiB)`, `(-3)` or `(=)`.
 fn change(from: u64, to: u64, bytes: bool) -> String {
     let (sign, by) = if to >= from {
@@ -90,7 +104,7 @@ fn table(report: &Report<'_>) -> String {
         let _ = writeln!(
             out,
             "\n{} / {}   confidence: {} ({} returns from {} instance{} over {}, {} needed)",
-            r.service,
+            service_shown(&r.service, r.job.as_deref()),
             r.pool,
             c.level,
             c.returns,
@@ -253,6 +267,16 @@ fn since_change(out: &mut String, since: &SinceChange) {
 mod tests {
     use super::*;
     use crate::since_change::{Observed, Predicted};
+
+    #[test]
+    fn a_service_shows_its_job_where_the_job_names_it_otherwise() {
+        assert_eq!(service_shown("tts", Some("tts")), "tts");
+        assert_eq!(service_shown("tts", None), "tts");
+        assert_eq!(
+            service_shown("asr", Some("statsd-exporter")),
+            "asr (job statsd-exporter)"
+        );
+    }
 
     #[test]
     fn sizes_read_as_ops_write_them() {

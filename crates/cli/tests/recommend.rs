@@ -1,17 +1,26 @@
 //! `heapscape recommend` as ops run it: against a real Prometheus scraping three demo services
-//! under different load mixes (and one without traffic), and against one service's /metrics.
+//! under different load mixes (and one without traffic), and against one service's /metrics;
+//! and against two services on the StatsD path, behind one exporter, naming their pool alike.
 //! What it prints must agree with what the pools themselves recommend on the same data, to
 //! within one bucket; its exit codes and errors must say what happened; `--write` must change
 //! the pool settings of a config that a running service then reloads, after which the answer
 //! sets the rule's prediction for the new max against what followed.
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use heapscape_cli::exit;
 use heapscape_demo::server::{READY_PREFIX, ReadyLine};
-use heapscape_pool::metrics::LENGTH_BUCKETS;
+use heapscape_pool::metrics::{
+    INITIAL_CAPACITY, LENGTH_BUCKETS, MAX_BUFFER_SIZE, MAX_IDLE_BUFFERS, MAX_IDLE_BYTES, PEAK_HELD,
+    PEAK_IDLE_BYTES, RECOMMENDATION_MIN_RETURNS, RETURNED_LENGTH,
+};
 use heapscape_testkit::{
     ChildGuard, ConfigFile, Prometheus, WAIT, free_port, http_get, wait_for, workspace_binary,
     workspace_root,
@@ -246,9 +255,14 @@ scrape_configs:
     let answers = fleet_report["recommendations"].as_array().expect("a list");
     assert_eq!(answers.len(), 1, "{fleet_report}");
     let answer = &answers[0];
+    // The service by the name its config gives it (the `service` label), scraped as job tts.
     assert_eq!(
-        (answer["service"].as_str(), answer["pool"].as_str()),
-        (Some("tts"), Some("pcm"))
+        (
+            answer["service"].as_str(),
+            answer["job"].as_str(),
+            answer["pool"].as_str()
+        ),
+        (Some("tts-demo"), Some("tts"), Some("pcm"))
     );
     let confidence = &answer["confidence"];
     assert_eq!(confidence["instances"], 3, "{confidence}");
@@ -355,7 +369,7 @@ scrape_configs:
     assert_eq!(code, exit::OK);
     let table = String::from_utf8_lossy(&output.stdout);
     for expected in [
-        "tts / pcm",
+        "tts-demo (job tts) / pcm",
         "max_buffer_size",
         "4 MiB ->",
         "candidate",
@@ -515,4 +529,270 @@ fn bad_sources_get_their_exit_code_and_a_reason() {
     let (output, code) = recommend(&["--prometheus", &url, "--selector", "job=\"nope\""]);
     assert_eq!(code, exit::NO_SERIES);
     assert!(String::from_utf8_lossy(&output.stderr).contains("no heapscape pool series"));
+}
+
+/// The StatsD path's services behind the stand-in exporter: `service` tag, returns per second
+/// (every one of the same length), and the most buffers held at once. Both name their pool
+/// `pcm` and run on one host, whose name both set as the `instance` tag.
+const STATSD_SERVICES: [(&str, f64, f64, u64); 2] =
+    [("tts", 40.0, 100_000.0, 8), ("asr", 120.0, 300_000.0, 16)];
+
+/// The bucket bound the pools' rule rounds a length up to.
+fn bound(length: f64) -> f64 {
+    LENGTH_BUCKETS[bucket(length)]
+}
+
+/// A bucket bound as statsd_exporter writes it (the Go client's shortest `%g`): `311296`,
+/// `1.048576e+06`.
+fn go_float(value: f64) -> String {
+    if value.is_infinite() {
+        return "+Inf".to_owned();
+    }
+    if value < 1e6 {
+        return value.to_string();
+    }
+    let scientific = format!("{value:e}");
+    let (mantissa, exponent) = scientific.split_once('e').expect("an exponent");
+    format!("{mantissa}e+{exponent:0>2}")
+}
+
+/// What statsd_exporter serves `seconds` after the services started: their pool's settings,
+/// peaks and returned lengths, labelled with their tags.
+fn statsd_exposition(seconds: f64) -> String {
+    let mut text = format!("# TYPE {} histogram\n", RETURNED_LENGTH.name);
+    for (service, per_second, length, peak_held) in STATSD_SERVICES {
+        let labels = format!(r#"service="{service}",instance="node-1",pool="pcm""#);
+        let returns = (per_second * seconds).floor();
+        for le in LENGTH_BUCKETS.iter().copied().chain([f64::INFINITY]) {
+            let count = if length <= le { returns } else { 0.0 };
+            text.push_str(&format!(
+                "{}_bucket{{{labels},le=\"{}\"}} {count}\n",
+                RETURNED_LENGTH.name,
+                go_float(le)
+            ));
+        }
+        text.push_str(&format!(
+            "{name}_sum{{{labels}}} {}\n{name}_count{{{labels}}} {returns}\n",
+            returns * length,
+            name = RETURNED_LENGTH.name
+        ));
+        for (metric, value) in [
+            (MAX_BUFFER_SIZE.name, 4u64 << 20),
+            (INITIAL_CAPACITY.name, 256 << 10),
+            (MAX_IDLE_BUFFERS.name, 64),
+            (MAX_IDLE_BYTES.name, 128 << 20),
+            (PEAK_HELD.name, peak_held),
+            (PEAK_IDLE_BYTES.name, peak_held * (1 << 20)),
+            (RECOMMENDATION_MIN_RETURNS.name, 400),
+        ] {
+            text.push_str(&format!("{metric}{{{labels}}} {value}\n"));
+        }
+    }
+    text
+}
+
+/// A loopback HTTP server standing in for statsd_exporter (not installable here): every
+/// request gets [`statsd_exposition`] for the time since it started. Stops when dropped.
+struct StatsdExporter {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StatsdExporter {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let addr = listener.local_addr().expect("the bound address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let started = Instant::now();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                // Relaxed: the flag only ends the loop.
+                if stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    let body = statsd_exposition(started.elapsed().as_secs_f64());
+                    let _ = answer(stream, &body);
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+/// Reads a request up to its blank line and answers it with `body`.
+fn answer(stream: TcpStream, body: &str) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 2 {
+        line.clear();
+    }
+    let mut stream = stream;
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+impl Drop for StatsdExporter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Two services on the StatsD path: Prometheus scrapes both as statsd_exporter's job, and
+/// both name their pool `pcm`. Each gets its own recommendation, from the instances' series
+/// and from the kit's recording rule alike, and `--write --service` writes only its own.
+#[test]
+fn statsd_services_that_name_a_pool_alike_are_recommended_and_written_apart() {
+    let exporter = StatsdExporter::start();
+    let rules = workspace_root().join("prometheus/rules/heapscape-recording.yml");
+    // As prometheus/prometheus.yml scrapes statsd_exporter: honor_labels keeps the tags'
+    // `instance`.
+    let prometheus = Prometheus::start(&format!(
+        "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}
+rule_files: [\"{}\"]
+scrape_configs:
+  - job_name: statsd-exporter
+    honor_labels: true
+    static_configs: [{{ targets: [\"{}\"] }}]
+",
+        rules.display(),
+        exporter.addr,
+    ));
+    let url = format!("http://{}", prometheus.addr());
+    let args = [
+        "--prometheus",
+        &url,
+        "--selector",
+        "job=\"statsd-exporter\"",
+        "--window",
+        "1h",
+    ];
+    let recommended = |report: &Value| -> Vec<(String, String, String, f64, f64)> {
+        report["recommendations"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|r| {
+                (
+                    r["job"].as_str().unwrap_or_default().to_owned(),
+                    r["service"].as_str().unwrap_or_default().to_owned(),
+                    r["pool"].as_str().unwrap_or_default().to_owned(),
+                    r["recommended"]["max_buffer_size"].as_f64().unwrap_or(0.0),
+                    r["recommended"]["initial_capacity"].as_f64().unwrap_or(0.0),
+                )
+            })
+            .collect()
+    };
+    let expected: Vec<(String, String, String, f64, f64)> = {
+        let mut all: Vec<_> = STATSD_SERVICES
+            .iter()
+            .map(|&(service, _, length, _)| {
+                (
+                    "statsd-exporter".to_owned(),
+                    service.to_owned(),
+                    "pcm".to_owned(),
+                    bound(length),
+                    bound(length),
+                )
+            })
+            .collect();
+        all.sort_by(|a, b| a.1.cmp(&b.1));
+        all
+    };
+
+    // The instances' series, once each service has returned enough (400 at 40 a second).
+    let from_series = wait_for(WAIT, "both services to have recommendations", || {
+        let (output, code) =
+            recommend(&[&args[..], &["--no-recording-rules", "-o", "json"]].concat());
+        let report = (code == exit::OK).then(|| json(&output))?;
+        let all = report["recommendations"].as_array()?;
+        all.iter()
+            .all(|r| r["recommended"].is_object())
+            .then_some(report.clone())
+    });
+    assert_eq!(recommended(&from_series), expected, "{from_series}");
+    for answer in from_series["recommendations"].as_array().expect("a list") {
+        assert_eq!(answer["confidence"]["instances"], 1, "{answer}");
+    }
+
+    // The kit's record of the fleet's buckets, once it holds them: the same two answers.
+    let from_record = wait_for(WAIT, "the recording rule to hold both services", || {
+        let report = report(&args);
+        let notes = report["recommendations"].to_string();
+        (notes.contains("recording rule")
+            && report["recommendations"]
+                .as_array()
+                .is_some_and(|all| all.iter().all(|r| r["recommended"].is_object())))
+        .then_some(report)
+    });
+    assert_eq!(recommended(&from_record), expected, "{from_record}");
+
+    // The table names each service, and the job they share.
+    let (output, code) = recommend(&args);
+    assert_eq!(code, exit::OK);
+    let table = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "asr (job statsd-exporter) / pcm",
+        "tts (job statsd-exporter) / pcm",
+    ] {
+        assert!(table.contains(expected), "{expected:?} in\n{table}");
+    }
+
+    // --write: which service is for the operator to say; the job names both.
+    let config = ConfigFile::new("asr.yaml", &CONFIG.replace("tts-demo", "asr"));
+    let path = config.path().to_str().expect("a UTF-8 path");
+    let (output, code) = recommend(&[&args[..], &["--write", path]].concat());
+    assert_eq!(code, exit::USAGE);
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("needs --service") && error.contains("asr (job statsd-exporter)"),
+        "{error}"
+    );
+    let (output, code) = recommend(
+        &[
+            &args[..],
+            &["--write", path, "--service", "statsd-exporter"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, exit::USAGE);
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("matches several services"), "{error}");
+    let (output, code) = recommend(&[&args[..], &["--write", path, "--service", "asr"]].concat());
+    assert_eq!(
+        code,
+        exit::OK,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(path).expect("the config");
+    let value = |key: &str| {
+        written
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(&format!("{key}: ")))
+            .and_then(|value| value.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // asr's 300 KB returns: 304 KiB (tts's would be 108 KiB); its 16 buffers held plus an
+    // eighth.
+    assert_eq!(value("max_buffer_size"), "304KiB", "{written}");
+    assert_eq!(value("initial_capacity"), "304KiB", "{written}");
+    assert_eq!(value("max_idle_buffers"), "18", "{written}");
 }

@@ -64,7 +64,7 @@ fn w1_metrics(c: &mut Criterion) {
         .build()
         .expect("tokio runtime");
     let agent = runtime
-        .block_on(async { Agent::start(config) })
+        .block_on(async { Agent::builder().config(config).start() })
         .expect("agent starts");
     let pool = agent.pool("w1").expect("configured pool");
     let addr = agent.metrics_addr().expect("prometheus listener");

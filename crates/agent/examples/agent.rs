@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "crates/agent/examples/heapscape.yaml".to_owned());
     tracing_subscriber::fmt().init();
-    let agent = heapscape::Agent::start_from_file(&path)?;
+    let agent = heapscape::Agent::builder().config_file(&path).start()?;
     if let Some(addr) = agent.metrics_addr() {
         println!("metrics on http://{addr}/metrics");
     }

@@ -17,7 +17,7 @@ use crate::config::limits;
 use crate::exporter::{Exporter, prometheus};
 use crate::reload_metrics::{LAST_RELOAD_SUCCESS, RELOAD_FAILURES, RELOADS};
 use crate::sync::{lock, read, write};
-use crate::{Config, Error};
+use crate::{AgentBuilder, Config, ConfigError, Error, ExporterConfig};
 
 /// How often the config file is checked for a change.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -34,10 +34,11 @@ const NAMES_IN_A_LINE: usize = 10;
 
 /// The running agent: one exporter, the heap heartbeat and the named pools.
 ///
-/// Create it with [`Agent::start`] or [`Agent::start_from_file`] (the agent installs the
-/// exporter), or with [`Agent::start_without_exporter`] /
-/// [`Agent::start_from_file_without_exporter`] (the service installed its own recorder); end
-/// it with [`Agent::shutdown`] (dropping it does the same).
+/// Create it with [`Agent::builder`]; end it with [`Agent::shutdown`]. Dropping it shuts it
+/// down too: the heartbeat stops (the pools' series are no longer published), the config file
+/// is no longer watched and the agent's Prometheus listener closes (or its StatsD queue is
+/// flushed), so keep it for as long as the service runs.
+#[must_use = "dropping the Agent shuts it down: keep it for as long as the service runs"]
 pub struct Agent {
     shared: Arc<Shared>,
     watcher: Option<Watcher>,
@@ -59,12 +60,12 @@ pub struct AgentStats {
     /// Config reloads rejected.
     pub config_reload_failures: u64,
     /// Times the watcher compared the file with what it last read (about once a second while
-    /// [`Agent::start_from_file`] watches it), whether or not that led to a reload.
+    /// [`AgentBuilder::config_file`] watches it), whether or not that led to a reload.
     pub config_checks: u64,
 }
 
-/// What [`Agent::start_from_file_with`] applies to every config read from the file.
-type Overrides = dyn Fn(&mut Config) + Send + Sync;
+/// What [`AgentBuilder::overrides`] applies to every config read from the file.
+pub(crate) type Overrides = dyn Fn(&mut Config) + Send + Sync;
 
 /// State shared with the reload watcher.
 struct Shared {
@@ -90,62 +91,35 @@ struct Watcher {
 }
 
 impl Agent {
-    /// Installs the configured exporter as the global `metrics` recorder, builds the pools
-    /// and starts the heartbeat.
-    ///
-    /// Inside a tokio runtime the heartbeat and the exporter's tasks run on it (each heap
-    /// sample on its blocking pool). Outside one, the heartbeat runs on a thread of its own
-    /// (`heapscape-heartbeat`) and the exporter's tasks on a private single-threaded runtime
-    /// on another (`heapscape-metrics`); [`Agent::shutdown`] ends both.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Limit`] for a value out of the README's bounds (too many pools, a size or
-    /// interval out of range), [`Error::Pool`] for a pool the pool crate refuses,
-    /// [`Error::PortInUse`] / [`Error::Listen`] when the Prometheus address cannot be bound,
-    /// [`Error::Statsd`] when the StatsD host does not resolve,
-    /// [`Error::RecorderAlreadyInstalled`] when something installed a recorder first, and
-    /// [`Error::Runtime`] / [`Error::Heartbeat`] when a thread cannot be started outside a
-    /// runtime. A StatsD daemon that is down is not an error.
-    pub fn start(config: Config) -> Result<Self, Error> {
-        Self::launch(config, true)
-    }
-
-    /// Builds the pools and starts the heartbeat (and, through the `*_from_file*`
-    /// constructors, live reload) without installing any recorder: heapscape publishes
-    /// through the recorder the service installed before this call.
-    ///
-    /// For a service that owns its metrics stack. With metrics-exporter-prometheus, install
-    /// [`prometheus::Recorder`](crate::prometheus::Recorder) around the exporter's recorder so
-    /// heapscape's histograms keep real buckets at a constant cost; with any other recorder,
-    /// see the crate README ("Add heapscape to your service") for what the histograms cost.
-    /// The config's `exporter`, `service` and `labels` are not used: the service's recorder
-    /// sets the labels. Runs with or without a tokio runtime, as [`Agent::start`].
+    /// How to start an agent: from a [`Config`] or a watched config file, with overrides,
+    /// installing the config's exporter or publishing through the service's own recorder.
     ///
     /// ```no_run
-    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// use metrics_exporter_prometheus::PrometheusBuilder;
-    ///
-    /// let recorder = heapscape::prometheus::Recorder::wrap(PrometheusBuilder::new().build_recorder());
-    /// let exposition = recorder.exposition(); // serve exposition.render() on /metrics
-    /// metrics::set_global_recorder(recorder)?;
-    /// let agent = heapscape::Agent::start_without_exporter(heapscape::Config::from_file(
-    ///     "heapscape.yaml",
-    /// )?)?;
+    /// # fn run() -> Result<(), heapscape::Error> {
+    /// let agent = heapscape::Agent::builder().config_file("heapscape.yaml").start()?;
     /// # Ok(())
     /// # }
     /// ```
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder::new()
+    }
+
+    /// `Agent::builder().config(config).start()`. Hidden: kept only because
+    /// heapscape-monitoring's `le_spelling` test still calls it; remove it once that test
+    /// uses the builder.
     ///
     /// # Errors
     ///
-    /// [`Error::Limit`] for a value out of the README's bounds, [`Error::Pool`] for a pool the
-    /// pool crate refuses and [`Error::Heartbeat`] when the heartbeat's thread cannot be
-    /// started outside a runtime.
-    pub fn start_without_exporter(config: Config) -> Result<Self, Error> {
-        Self::launch(config, false)
+    /// Those of [`AgentBuilder::start`].
+    #[doc(hidden)]
+    pub fn start(config: Config) -> Result<Self, Error> {
+        Self::builder().config(config).start()
     }
 
-    fn launch(config: Config, install_exporter: bool) -> Result<Self, Error> {
+    pub(crate) fn launch(config: Config, install_exporter: bool) -> Result<Self, Error> {
+        if install_exporter && config.exporter == ExporterConfig::Unset {
+            return Err(Error::NoExporter);
+        }
         check_limits(&config)?;
         let pools = config
             .pools
@@ -207,79 +181,17 @@ impl Agent {
         })
     }
 
-    /// [`Agent::start`] with the config read from `path`, re-read on SIGHUP and whenever the
-    /// file changes (checked every second).
-    ///
-    /// A reload applies pool caps, the heartbeat interval, new pools and removed pools at once
-    /// (see [`Agent::apply_config`]). The exporter, `service` and `labels` cannot change while
-    /// the service runs: a change is logged and the old values stay. An unreadable or invalid file is logged with its error and counted in
-    /// `heapscape_config_reload_failures_total`; the previous config stays in force.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] for an unreadable or invalid file, [`Error::Watch`] if the SIGHUP
-    /// handler or the watcher thread cannot be set up, and the errors of [`Agent::start`].
-    pub fn start_from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
-        Self::start_from_file_with(path, |_: &mut Config| {})
-    }
-
-    /// [`Agent::start_from_file`] with `overrides` applied to the config read from the file,
-    /// at start and after every reload (SIGHUP or file change), before it takes effect.
-    ///
-    /// This is how a service layers its command-line flags over the file and still gets live
-    /// reload: a flag keeps winning over the file after every edit.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), heapscape::Error> {
-    /// use std::time::Duration;
-    /// let agent = heapscape::Agent::start_from_file_with("heapscape.yaml", |config| {
-    ///     config.labels.insert("pooling".to_owned(), "on".to_owned());
-    ///     config.heartbeat.interval = Duration::from_secs(1); // e.g. from --heartbeat-interval
-    /// })?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// The overrides run on the caller's thread at start and on the watcher thread after a
-    /// reload; they should be quick and must not panic. What they produce is checked like a
-    /// file: a pool the pool crate refuses fails the start ([`Error::Pool`]) or the reload
-    /// (logged and counted, the previous config stays). As with the file, the exporter,
-    /// `service` and `labels` only take effect at start.
-    ///
-    /// # Errors
-    ///
-    /// The errors of [`Agent::start_from_file`].
-    pub fn start_from_file_with(
-        path: impl AsRef<Path>,
-        overrides: impl Fn(&mut Config) + Send + Sync + 'static,
-    ) -> Result<Self, Error> {
-        Self::launch_watching(path.as_ref(), Arc::new(overrides), true)
-    }
-
-    /// [`Agent::start_without_exporter`] with the config read from `path` and `overrides`
-    /// applied, reloaded as [`Agent::start_from_file_with`] does (SIGHUP, file change).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] for an unreadable or invalid file, [`Error::Watch`] if the SIGHUP
-    /// handler or the watcher thread cannot be set up, and the errors of
-    /// [`Agent::start_without_exporter`].
-    pub fn start_from_file_without_exporter(
-        path: impl AsRef<Path>,
-        overrides: impl Fn(&mut Config) + Send + Sync + 'static,
-    ) -> Result<Self, Error> {
-        Self::launch_watching(path.as_ref(), Arc::new(overrides), false)
-    }
-
-    fn launch_watching(
-        path: &Path,
+    pub(crate) fn launch_watching(
+        path: PathBuf,
         overrides: Arc<Overrides>,
         install_exporter: bool,
     ) -> Result<Self, Error> {
-        let path = path.to_path_buf();
         let seen = Fingerprint::of(&path);
         let mut config = Config::from_file(&path)?;
         overrides(&mut config);
+        if install_exporter && config.exporter == ExporterConfig::Unset {
+            return Err(ConfigError::missing_exporter(&path.display().to_string()).into());
+        }
         let mut agent = Self::launch(config, install_exporter)?;
         agent.watcher = Some(Watcher::spawn(
             Arc::clone(&agent.shared),
@@ -332,7 +244,7 @@ impl Agent {
 
     /// Applies a new config as a reload would (pool caps, heartbeat interval, new and removed
     /// pools, `max_pools`; exporter, service and labels stay as started). For services that
-    /// manage their config themselves; [`Agent::start_from_file`] does this on its own.
+    /// manage their config themselves; [`AgentBuilder::config_file`] does this on its own.
     ///
     /// A pool the new config no longer names is removed: [`Agent::pool`] no longer finds it,
     /// the heartbeat stops publishing and trimming it and the Prometheus exposition (the
@@ -468,9 +380,11 @@ impl Shared {
         // Bounds first, for the whole config: a reload with one absurd value changes nothing.
         check_limits(&new)?;
         let mut current = lock(&self.config);
-        if new.exporter != current.exporter
-            || new.service != current.service
-            || new.labels != current.labels
+        // Publishing through the service's recorder, the agent uses none of the three.
+        if self.exporter.is_some()
+            && (new.exporter != current.exporter
+                || new.service != current.service
+                || new.labels != current.labels)
         {
             tracing::warn!(
                 "the exporter, service and labels cannot change while the service runs: \

@@ -57,6 +57,16 @@ pub enum Error {
         error: std::io::Error,
     },
 
+    /// The agent was to install the exporter, but the [`Config`](crate::Config) given in
+    /// code has none ([`ExporterConfig::Unset`](crate::ExporterConfig::Unset)). A config file
+    /// without an `exporter:` key gets [`Error::Config`] instead, with its position.
+    #[error(
+        "no exporter is configured: set the config's `exporter` (e.g. to \
+         `ExporterConfig::Prometheus(PrometheusConfig::default())`), or call \
+         `.service_recorder()` on the agent builder to publish through the service's own recorder"
+    )]
+    NoExporter,
+
     /// Something installed a `metrics` recorder before the agent.
     #[error(
         "a metrics recorder is already installed in this process: start the agent once, \
@@ -75,7 +85,7 @@ pub enum Error {
     /// Outside a tokio runtime, the agent's own runtime for the exporter could not be set up.
     #[error(
         "cannot start the thread that serves metrics outside a tokio runtime: {0}; the agent \
-         needs one more thread (or call Agent::start inside a tokio runtime)"
+         needs one more thread (or start the agent inside a tokio runtime)"
     )]
     Runtime(std::io::Error),
 
@@ -92,7 +102,7 @@ pub enum Error {
         error: heapscape_pool::PoolError,
     },
 
-    /// A config given to [`Agent::start`](crate::Agent::start) or
+    /// A config given to [`AgentBuilder::config`](crate::AgentBuilder::config) or
     /// [`Agent::apply_config`](crate::Agent::apply_config) (or changed by overrides) has a value
     /// out of the bounds the crate README lists; a config file gets [`Error::Config`] instead.
     #[error("{key}: {message}")]

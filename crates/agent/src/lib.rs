@@ -16,8 +16,9 @@
 //! Every config error names the file, line, column and key, and says what to change
 //! ([`ConfigError`]); the crate README lists every key.
 //!
-//! A service that already owns its metrics stack keeps it: [`Agent::start_without_exporter`]
-//! runs the heartbeat, pools and reload through the recorder the service installed, and
+//! A service that already owns its metrics stack keeps it:
+//! [`AgentBuilder::service_recorder`] runs the heartbeat, pools and reload through the
+//! recorder the service installed (the config then needs no `exporter:`), and
 //! [`prometheus::Recorder`] keeps heapscape's histograms bucketed in a service's own
 //! metrics-exporter-prometheus. No tokio runtime is needed: outside one the agent uses threads
 //! of its own. The crate README's "Add heapscape to your service" compares the modes.
@@ -34,7 +35,7 @@
 //! //   exporter: { prometheus: { listen: 127.0.0.1:9000 } }
 //! //   pools:
 //! //     pcm: { initial_capacity: 256KiB, max_buffer_size: 4MiB }
-//! let agent = heapscape::Agent::start_from_file("heapscape.yaml")?;
+//! let agent = heapscape::Agent::builder().config_file("heapscape.yaml").start()?;
 //! let pcm = agent.pool("pcm").expect("the config names this pool");
 //! {
 //!     let mut buf = pcm.get();
@@ -78,6 +79,7 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod builder;
 mod config;
 pub mod connection;
 mod error;
@@ -89,7 +91,7 @@ mod reload_metrics;
 pub mod prometheus {
     //! For a service that owns its metrics-exporter-prometheus recorder (its own builder,
     //! listener or route): wrap that recorder in [`Recorder`] before installing it, start the
-    //! agent with [`Agent::start_without_exporter`](crate::Agent::start_without_exporter), and
+    //! agent with [`AgentBuilder::service_recorder`](crate::AgentBuilder::service_recorder), and
     //! serve [`Exposition::render`]. heapscape's histograms then keep real buckets, spelled as
     //! the StatsD path spells them, at one addition per published bucket, and the series of a
     //! pool a reload removes leave the exposition.
@@ -99,6 +101,7 @@ mod sync;
 mod units;
 
 pub use agent::{Agent, AgentStats};
+pub use builder::AgentBuilder;
 pub use config::{
     Config, ConfigError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PROFILING_SAMPLE_RATE,
     DEFAULT_PROMETHEUS_LISTEN, DEFAULT_STATSD_BUFFER_SIZE, DEFAULT_STATSD_QUEUE_SIZE,

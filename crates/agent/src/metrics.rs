@@ -31,8 +31,8 @@ pub const CATALOGS: &[&[MetricDef]] = &[
 
 /// Describes (help text and unit) every metric of [`CATALOGS`] to the installed recorder.
 ///
-/// [`Agent::start`](crate::Agent::start) does this for the recorder it installs; call it after
-/// installing a recorder of your own.
+/// [`AgentBuilder::start`](crate::AgentBuilder::start) does this for the recorder the agent
+/// publishes through; call it after installing a recorder of your own without an agent.
 pub fn describe() {
     for catalog in CATALOGS {
         heapscape_pool::catalog::describe(catalog);

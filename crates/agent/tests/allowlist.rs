@@ -110,7 +110,10 @@ fn case_in_child() {
 
 fn start(yaml: &str) -> Agent {
     let config = Config::from_yaml_str(yaml, "allowlist.yaml").expect("valid config");
-    Agent::start(config).expect("agent starts")
+    Agent::builder()
+        .config(config)
+        .start()
+        .expect("agent starts")
 }
 
 async fn allowlist_case(allow: &str, admitted: IpAddr, refused: IpAddr) {
@@ -160,7 +163,7 @@ async fn allowlist_case(allow: &str, admitted: IpAddr, refused: IpAddr) {
 
 async fn default_listen_case() {
     let config = Config::from_yaml_str("exporter: { prometheus: {} }\n", "allowlist.yaml").unwrap();
-    let agent = match Agent::start(config) {
+    let agent = match Agent::builder().config(config).start() {
         Ok(agent) => agent,
         Err(Error::PortInUse { addr }) => {
             // Something else holds port 9000; the agent still tried loopback, not 0.0.0.0.

@@ -90,7 +90,7 @@ fn moves_are_scraped_and_logged_and_reloads_behave_as_documented() {
     let _entered = runtime.enter();
     let file = ConfigFile::new("heapscape.yaml", &config("4MiB", ON));
     let path = file.path().to_owned();
-    let agent = Agent::start_from_file(&path).expect("start");
+    let agent = Agent::builder().config_file(&path).start().expect("start");
     let addr = agent.metrics_addr().expect("prometheus");
     let pcm = agent.pool("pcm").expect("pool");
     let in_force = || pcm.stats().max_buffer_size;

@@ -34,7 +34,7 @@ fn a_fifo_in_place_of_the_file_is_refused_and_never_waited_on() {
     let path = file.path().to_owned();
     // Not dropped on a failed assertion: a watcher stuck on the FIFO would make the drop wait
     // forever, and the test must fail, not hang.
-    let agent = ManuallyDrop::new(Agent::start_from_file(&path).expect("start"));
+    let agent = ManuallyDrop::new(Agent::builder().config_file(&path).start().expect("start"));
     let pcm = agent.pool("pcm").expect("pool");
 
     let fifo = file.dir().join("fifo");

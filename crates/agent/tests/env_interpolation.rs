@@ -212,7 +212,10 @@ fn a_reload_resolves_the_variables_again() {
     set("HS_IT_RELOAD_POD", "pod-a");
     let file = ConfigFile::new("heapscape.yaml", &text(0));
     let path = file.path().to_owned();
-    let agent = Agent::start_from_file(&path).unwrap_or_else(|error| panic!("{error}"));
+    let agent = Agent::builder()
+        .config_file(&path)
+        .start()
+        .unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(agent.config().labels["pod"], "pod-a");
 
     // Unset now: the reload reads the variable again and is rejected.

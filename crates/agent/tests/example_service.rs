@@ -23,7 +23,6 @@ const HEAP_SIGN: &str = if cfg!(feature = "jemalloc") {
 };
 
 const CONFIG: &str = "\
-exporter: { prometheus: {} }
 heartbeat: { interval: 200ms }
 pools:
   bodies: { initial_capacity: 1KiB, max_buffer_size: 64KiB }

@@ -16,7 +16,7 @@ fn every_interface_without_an_allowlist_is_warned_about() {
         "exposure.yaml",
     )
     .expect("config");
-    let agent = Agent::start(config).expect("start");
+    let agent = Agent::builder().config(config).start().expect("start");
     agent.shutdown();
     let log = captured.text();
     assert!(

@@ -47,8 +47,10 @@ fn returns(pool: &heapscape::Pool, count: u64) {
 fn five_million_returns_render_exact_counts() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
-    let agent =
-        Agent::start(Config::from_yaml_str(CONFIG, "cost.yaml").expect("config")).expect("start");
+    let agent = Agent::builder()
+        .config(Config::from_yaml_str(CONFIG, "cost.yaml").expect("config"))
+        .start()
+        .expect("start");
     let addr = agent.metrics_addr().expect("prometheus listener");
     let pcm = agent.pool("pcm").expect("pool pcm");
 

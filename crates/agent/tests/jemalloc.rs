@@ -44,7 +44,10 @@ fn decay_settings_apply_at_start_and_on_reload() {
         "heapscape.yaml",
         &config("{ dirty_decay: 1s, muzzy_decay: 0s, background_thread: true }"),
     );
-    let agent = Agent::start_from_file(file.path()).expect("start");
+    let agent = Agent::builder()
+        .config_file(file.path())
+        .start()
+        .expect("start");
     assert_eq!(state(), (1000, 0, true));
     let addr = agent.metrics_addr().expect("prometheus");
     wait_for(WAIT, "the decay gauges", || {

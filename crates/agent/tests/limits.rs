@@ -145,7 +145,7 @@ fn bounds_and_pool_removal_hold_through_reloads() {
     let json = vec!["json".to_owned()];
     let file = ConfigFile::new("limits.yaml", &config(pcm_caps, "200ms", "", &json));
     let path = file.path().to_owned();
-    let agent = Agent::start_from_file(&path).expect("start");
+    let agent = Agent::builder().config_file(&path).start().expect("start");
     let addr = agent.metrics_addr().expect("a Prometheus listener");
     let pcm = agent.pool("pcm").expect("pcm");
     let json_pool = agent.pool("json").expect("json");

@@ -33,7 +33,10 @@ fn the_agent_runs_and_stops_without_a_tokio_runtime() {
         "no_tokio.yaml",
     )
     .expect("config");
-    let agent = Agent::start(config).expect("the agent starts without a runtime");
+    let agent = Agent::builder()
+        .config(config)
+        .start()
+        .expect("the agent starts without a runtime");
     let addr = agent.metrics_addr().expect("the Prometheus listener");
 
     let pcm = agent.pool("pcm").expect("pool pcm");

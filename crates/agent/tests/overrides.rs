@@ -1,4 +1,5 @@
-//! `Agent::start_from_file_with`: overrides win over the file at start and after every reload.
+//! `AgentBuilder::overrides` over a config file: the overrides win over the file at start and
+//! after every reload.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,20 +26,23 @@ fn overrides_apply_at_start_and_after_every_reload() {
 
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&calls);
-    let agent = Agent::start_from_file_with(&path, move |config: &mut Config| {
-        counted.fetch_add(1, Ordering::SeqCst);
-        config.labels.insert("pooling".to_owned(), "on".to_owned());
-        if let heapscape::ExporterConfig::Prometheus(prometheus) = &mut config.exporter {
-            prometheus.listen = "127.0.0.1:0".parse().expect("address");
-        }
-        config.heartbeat.interval = Duration::from_secs(1);
-        config.pools.entry("pcm".to_owned()).or_insert_with(|| {
-            let mut pool = PoolConfig::default();
-            pool.max_buffer_size = 2 << 20;
-            pool
-        });
-    })
-    .expect("start");
+    let agent = Agent::builder()
+        .config_file(&path)
+        .overrides(move |config: &mut Config| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            config.labels.insert("pooling".to_owned(), "on".to_owned());
+            if let heapscape::ExporterConfig::Prometheus(prometheus) = &mut config.exporter {
+                prometheus.listen = "127.0.0.1:0".parse().expect("address");
+            }
+            config.heartbeat.interval = Duration::from_secs(1);
+            config.pools.entry("pcm".to_owned()).or_insert_with(|| {
+                let mut pool = PoolConfig::default();
+                pool.max_buffer_size = 2 << 20;
+                pool
+            });
+        })
+        .start()
+        .expect("start");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
     // At start: the overridden listener (port 0, not the file's 9), label, interval and pool.

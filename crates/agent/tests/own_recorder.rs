@@ -1,6 +1,7 @@
 //! Mode c: the service installed its own `metrics` recorder (the example's `Totals`) and
-//! starts the agent without an exporter. heapscape's heartbeat gauges, pool counters and pool
-//! histograms arrive through that recorder, every return counted.
+//! starts the agent on it, from a config without an `exporter:`. heapscape's heartbeat
+//! gauges, pool counters and pool histograms arrive through that recorder, every return
+//! counted.
 
 #[path = "../examples/own_recorder/totals.rs"]
 mod totals;
@@ -16,17 +17,20 @@ fn heapscape_publishes_through_the_services_recorder() {
     let totals = totals::Totals::default();
     metrics::set_global_recorder(totals.clone()).expect("the only recorder in this test");
     let config = Config::from_yaml_str(
-        "exporter: { prometheus: { listen: 127.0.0.1:0 } }\n\
-         heartbeat: { interval: 200ms }\n\
+        "heartbeat: { interval: 200ms }\n\
          pools: { pcm: { initial_capacity: 4KiB } }\n",
         "own_recorder.yaml",
     )
     .expect("config");
-    let agent = Agent::start_without_exporter(config).expect("start");
+    let agent = Agent::builder()
+        .config(config)
+        .service_recorder()
+        .start()
+        .expect("start");
     assert_eq!(
         agent.metrics_addr(),
         None,
-        "no listener: the config's exporter is not used"
+        "no listener: the agent installs no exporter"
     );
 
     let pcm = agent.pool("pcm").expect("pool pcm");

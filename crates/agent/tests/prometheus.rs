@@ -25,8 +25,10 @@ fn prometheus_scrapes_heap_pool_and_histogram_series() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
     let config_file = ConfigFile::new("heapscape.yaml", CONFIG);
-    let agent =
-        Agent::start(Config::from_file(config_file.path()).expect("config")).expect("start");
+    let agent = Agent::builder()
+        .config(Config::from_file(config_file.path()).expect("config"))
+        .start()
+        .expect("start");
     let metrics_addr = agent.metrics_addr().expect("prometheus listener");
     assert!(metrics_addr.ip().is_loopback());
     assert_ne!(metrics_addr.port(), 0);

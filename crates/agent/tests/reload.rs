@@ -32,7 +32,7 @@ fn file_changes_retune_live_and_bad_files_are_rejected() {
     let _entered = runtime.enter();
     let file = ConfigFile::new("heapscape.yaml", &config("4MiB", "10s", false));
     let path = file.path().to_owned();
-    let agent = Agent::start_from_file(&path).expect("start");
+    let agent = Agent::builder().config_file(&path).start().expect("start");
     let pcm = agent.pool("pcm").expect("pool");
     assert_eq!(pcm.config().max_buffer_size, 4 << 20);
     assert!(agent.pool("json").is_none());

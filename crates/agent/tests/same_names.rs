@@ -140,7 +140,10 @@ fn prometheus_and_statsd_publish_the_same_names_and_labels() {
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
-    let agent = Agent::start(config("{ prometheus: { listen: 127.0.0.1:0 } }")).expect("start");
+    let agent = Agent::builder()
+        .config(config("{ prometheus: { listen: 127.0.0.1:0 } }"))
+        .start()
+        .expect("start");
     run(&agent);
     let (status, exposition) =
         http_get(agent.metrics_addr().expect("listener"), "/metrics").expect("a scrape");
@@ -192,10 +195,12 @@ fn statsd_side() {
     });
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
-    let agent = Agent::start(config(&format!(
-        "{{ statsd: {{ host: 127.0.0.1, port: {port} }} }}"
-    )))
-    .expect("start");
+    let agent = Agent::builder()
+        .config(config(&format!(
+            "{{ statsd: {{ host: 127.0.0.1, port: {port} }} }}"
+        )))
+        .start()
+        .expect("start");
     run(&agent);
     agent.shutdown();
 }

@@ -33,10 +33,13 @@ fn a_pool_the_agent_removes_leaves_the_service_exposition() {
     metrics::set_global_recorder(recorder).expect("the service installs its recorder");
     metrics::counter!("shop_orders_total").increment(1);
 
-    let agent = Agent::start_without_exporter(config(
-        "{ kept: { initial_capacity: 4KiB }, gone: { initial_capacity: 4KiB } }",
-    ))
-    .expect("the agent starts");
+    let agent = Agent::builder()
+        .config(config(
+            "{ kept: { initial_capacity: 4KiB }, gone: { initial_capacity: 4KiB } }",
+        ))
+        .service_recorder()
+        .start()
+        .expect("the agent starts");
     for name in ["kept", "gone"] {
         agent
             .pool(name)

@@ -18,7 +18,10 @@ fn port_in_use_names_the_port_and_the_fix() {
     let _entered = runtime.enter();
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().unwrap();
-    let error = Agent::start(prometheus_on(&addr.to_string())).unwrap_err();
+    let error = Agent::builder()
+        .config(prometheus_on(&addr.to_string()))
+        .start()
+        .unwrap_err();
     assert!(matches!(error, Error::PortInUse { .. }), "{error:?}");
     let shown = error.to_string();
     assert!(
@@ -33,7 +36,10 @@ fn an_address_of_another_machine_cannot_be_bound() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
     // TEST-NET-1 (RFC 5737) is never assigned to this machine; binding fails at once.
-    let error = Agent::start(prometheus_on("192.0.2.1:9000")).unwrap_err();
+    let error = Agent::builder()
+        .config(prometheus_on("192.0.2.1:9000"))
+        .start()
+        .unwrap_err();
     assert!(matches!(error, Error::Listen { .. }), "{error:?}");
     assert!(
         error.to_string().contains("an address of this machine"),
@@ -74,7 +80,7 @@ fn a_pool_error_is_printed_once_in_the_chain() {
     let mut pool = heapscape::PoolConfig::default();
     pool.max_idle_buffers = 0;
     config.pools.insert("pcm".to_owned(), pool);
-    let error = Agent::start(config).unwrap_err();
+    let error = Agent::builder().config(config).start().unwrap_err();
     assert!(matches!(error, Error::Pool { .. }), "{error:?}");
     let chain = chain(&error);
     assert_eq!(chain.matches("is zero").count(), 1, "{chain}");
@@ -86,7 +92,7 @@ fn a_config_out_of_bounds_from_code_is_refused_with_its_key() {
     let _entered = runtime.enter();
     let mut config = prometheus_on("127.0.0.1:0");
     config.heartbeat.interval = std::time::Duration::from_millis(1);
-    let error = Agent::start(config).unwrap_err();
+    let error = Agent::builder().config(config).start().unwrap_err();
     assert!(matches!(error, Error::Limit { .. }), "{error:?}");
     assert!(
         error
@@ -96,11 +102,41 @@ fn a_config_out_of_bounds_from_code_is_refused_with_its_key() {
     );
 }
 
+/// The exporter may be left out of the file only for an agent that publishes through the
+/// service's recorder: one that is to install it says, at the file's start, what to add.
+#[test]
+fn an_agent_installing_the_exporter_needs_one_in_the_config() {
+    let file = heapscape_testkit::ConfigFile::new("no_exporter.yaml", "pools: { pcm: {} }\n");
+    let error = Agent::builder()
+        .config_file(file.path())
+        .start()
+        .unwrap_err();
+    assert!(matches!(error, Error::Config(_)), "{error:?}");
+    let expected = format!(
+        "{}:1:1: exporter: no exporter is configured: add `exporter: {{ prometheus: {{}} }}`",
+        file.path().display()
+    );
+    let shown = error.to_string();
+    assert!(shown.starts_with(&expected), "{shown}");
+    assert!(shown.contains("`.service_recorder()`"), "{shown}");
+
+    let config = Config::from_yaml_str("pools: { pcm: {} }\n", "in code").expect("config");
+    let error = Agent::builder().config(config).start().unwrap_err();
+    assert!(matches!(error, Error::NoExporter), "{error:?}");
+    assert!(
+        error.to_string().contains("`.service_recorder()`"),
+        "{error}"
+    );
+}
+
 #[test]
 fn unreadable_file_is_a_config_error() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
-    let error = Agent::start_from_file("/nonexistent/heapscape.yaml").unwrap_err();
+    let error = Agent::builder()
+        .config_file("/nonexistent/heapscape.yaml")
+        .start()
+        .unwrap_err();
     assert!(matches!(error, Error::Config(_)), "{error:?}");
     let shown = error.to_string();
     assert!(
@@ -123,7 +159,10 @@ fn statsd_without_a_daemon_starts_and_runs() {
         "statsd.yaml",
     )
     .expect("config");
-    let agent = Agent::start(config).expect("a missing StatsD daemon is not an error");
+    let agent = Agent::builder()
+        .config(config)
+        .start()
+        .expect("a missing StatsD daemon is not an error");
     let pcm = agent.pool("pcm").expect("pool");
     heapscape_testkit::wait_for(heapscape_testkit::WAIT, "heartbeat ticks", || {
         pcm.get().extend_from_slice(b"data");
@@ -132,7 +171,10 @@ fn statsd_without_a_daemon_starts_and_runs() {
     assert!(agent.metrics_addr().is_none());
 
     // Once installed, the recorder is taken for good.
-    let error = Agent::start(prometheus_on("127.0.0.1:0")).unwrap_err();
+    let error = Agent::builder()
+        .config(prometheus_on("127.0.0.1:0"))
+        .start()
+        .unwrap_err();
     assert!(
         matches!(error, Error::RecorderAlreadyInstalled),
         "{error:?}"

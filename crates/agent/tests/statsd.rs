@@ -60,7 +60,7 @@ fn statsd_receives_tagged_metrics_and_survives_a_daemon_restart() {
         "statsd.yaml",
     )
     .expect("config");
-    let agent = Agent::start(config).expect("start");
+    let agent = Agent::builder().config(config).start().expect("start");
     let pcm = agent.pool("pcm").expect("pool");
     // Enough returns that one publication has buckets with large counts (sampled lines).
     for round in 0..2000usize {

@@ -54,7 +54,7 @@ fn etsy_statsd_counts_every_return() {
         "statsd_counts.yaml",
     )
     .expect("config");
-    let agent = Agent::start(config).expect("start");
+    let agent = Agent::builder().config(config).start().expect("start");
     let pcm = agent.pool("pcm").expect("pool");
     for (length, count) in RETURNS {
         for _ in 0..count {

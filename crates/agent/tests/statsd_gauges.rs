@@ -52,7 +52,7 @@ fn negative_gauges_arrive_as_their_value_with_the_service_and_instance_tags() {
         "statsd_gauges.yaml",
     )
     .expect("config");
-    let agent = Agent::start(config).expect("start");
+    let agent = Agent::builder().config(config).start().expect("start");
     let tags = ["service=it-gauges", "instance=it-gauges-1"];
 
     // Ticks published after `start` have arrived once the daemon holds a later sample time;

@@ -21,7 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "crates/agent/examples/service/heapscape.yaml".to_owned());
     let totals = totals::Totals::default();
     metrics::set_global_recorder(totals.clone())?;
-    let agent = heapscape::Agent::start_from_file_without_exporter(&path, |_| {})?;
+    let agent = heapscape::Agent::builder()
+        .config_file(&path)
+        .service_recorder()
+        .start()?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

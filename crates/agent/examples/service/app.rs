@@ -47,7 +47,10 @@ pub async fn start(
     metrics::set_global_recorder(recorder)?;
     metrics::describe_counter!("greeter_requests_total", "Requests served, by route.");
     // heapscape: heartbeat, pools and reload, publishing through the recorder above.
-    let agent = heapscape::Agent::start_from_file_without_exporter(heapscape_yaml, |_| {})?;
+    let agent = heapscape::Agent::builder()
+        .config_file(heapscape_yaml)
+        .service_recorder()
+        .start()?;
     let bodies = agent
         .pool("bodies")
         .ok_or("the heapscape config has no pool `bodies`")?;

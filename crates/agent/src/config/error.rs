@@ -52,6 +52,18 @@ impl ConfigError {
         }
     }
 
+    /// A file without an `exporter:` key, read by an agent that is to install the exporter.
+    pub(crate) fn missing_exporter(file: &str) -> Self {
+        Self::at_start(
+            file,
+            "exporter",
+            "no exporter is configured: add `exporter: { prometheus: {} }` or \
+             `exporter: { statsd: { host: 127.0.0.1, port: 8125 } }`, or call \
+             `.service_recorder()` on the agent builder to publish through the service's own \
+             recorder",
+        )
+    }
+
     pub(super) fn at_start(file: &str, key: &str, message: &str) -> Self {
         Self {
             file: file.to_owned(),
@@ -67,7 +79,8 @@ impl ConfigError {
         let problem = serde_saphyr::UserMessageFormatter.format_message(error);
         let message = match error {
             serde_saphyr::Error::Eof { .. } => format!(
-                "{problem}: the file is empty or cut short; it needs at least an `exporter:` section"
+                "{problem}: the file is empty or cut short; write at least one section, e.g. \
+                 `exporter: {{ prometheus: {{}} }}`"
             ),
             _ => with_fix(&problem),
         };

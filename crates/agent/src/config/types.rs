@@ -27,7 +27,10 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The agent's configuration, usually read from a YAML file with [`Config::from_file`].
 ///
-/// Every key is optional except the exporter; see the crate README for the reference.
+/// Every key is optional; see the crate README for the reference. The `exporter` is needed
+/// only when the agent installs it: a file without one is read as [`ExporterConfig::Unset`],
+/// which suits an agent that publishes through the service's own recorder
+/// ([`AgentBuilder::service_recorder`](crate::AgentBuilder::service_recorder)).
 /// [`Config::default`] is a Prometheus exporter on [`DEFAULT_PROMETHEUS_LISTEN`], a 10 s
 /// heartbeat, no pools and at most 64 of them.
 #[non_exhaustive]
@@ -37,7 +40,8 @@ pub struct Config {
     pub service: Option<String>,
     /// Global labels (Prometheus) or tags (StatsD) on every metric.
     pub labels: BTreeMap<String, String>,
-    /// Where metrics go. Cannot change while the agent runs.
+    /// Where metrics go ([`ExporterConfig::Unset`] when the file has no `exporter:` key).
+    /// Cannot change while the agent runs.
     pub exporter: ExporterConfig,
     /// The heap heartbeat.
     pub heartbeat: HeartbeatConfig,
@@ -68,6 +72,9 @@ impl Default for Config {
 }
 
 /// The one exporter the agent installs.
+///
+/// A variant rather than an `Option` for "none": [`Config::exporter`] keeps the type the
+/// workspace's other crates match on.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExporterConfig {
@@ -75,6 +82,10 @@ pub enum ExporterConfig {
     Prometheus(PrometheusConfig),
     /// Send UDP datagrams with DogStatsD tags to a StatsD daemon (or statsd_exporter).
     Statsd(StatsdConfig),
+    /// No `exporter:` key: fine for an agent that publishes through the service's own
+    /// recorder ([`AgentBuilder::service_recorder`](crate::AgentBuilder::service_recorder));
+    /// an agent that is to install the exporter refuses to start, saying what to add.
+    Unset,
 }
 
 impl Default for ExporterConfig {

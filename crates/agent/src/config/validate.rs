@@ -177,15 +177,9 @@ impl RawConfig {
             config.labels = labels.value;
         }
 
+        // Whether an exporter is needed depends on how the agent starts: `Agent` checks.
         config.exporter = match self.exporter {
-            None => {
-                return Err(ConfigError::at_start(
-                    file,
-                    "exporter",
-                    "no exporter is configured: add `exporter: { prometheus: {} }` or \
-                     `exporter: { statsd: { host: 127.0.0.1, port: 8125 } }`",
-                ));
-            }
+            None => ExporterConfig::Unset,
             Some(exporter) => validate_exporter(&report, exporter)?,
         };
         limits::check_global_labels(&config).map_err(|violation| {

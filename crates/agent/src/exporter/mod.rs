@@ -45,6 +45,8 @@ impl Exporter {
                 ExporterConfig::Statsd(statsd) => {
                     StatsdExporter::install(statsd, global_labels).map(Sink::Statsd)
                 }
+                // `Agent::launch` refuses this config before it gets here.
+                ExporterConfig::Unset => Err(Error::NoExporter),
             }
         }?;
         Ok(Self { sink, runtime })

@@ -16,7 +16,7 @@ use crate::sync::lock;
 
 /// The runtime the exporter's tasks were spawned on.
 pub(crate) enum TaskRuntime {
-    /// The tokio runtime `Agent::start` was called in; the caller keeps it running.
+    /// The tokio runtime the agent was started in; the caller keeps it running.
     Caller(Handle),
     /// The agent's own, driven by the `heapscape-metrics` thread until [`TaskRuntime::stop`].
     Private(PrivateRuntime),

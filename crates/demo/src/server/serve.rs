@@ -167,14 +167,17 @@ fn start_agent(options: &ServeOptions) -> Result<heapscape::Agent, Error> {
     let agent = match &options.config {
         Some(path) => {
             let flags = options.clone();
-            heapscape::Agent::start_from_file_with(path, move |config| {
-                if let Err(error) = apply_overrides(&flags, config) {
-                    // Only a changed exporter, which a reload cannot apply anyway.
-                    tracing::warn!(%error, "reloaded config: flag not applied");
-                }
-            })
+            heapscape::Agent::builder()
+                .config_file(path)
+                .overrides(move |config| {
+                    if let Err(error) = apply_overrides(&flags, config) {
+                        // Only a changed exporter, which a reload cannot apply anyway.
+                        tracing::warn!(%error, "reloaded config: flag not applied");
+                    }
+                })
+                .start()
         }
-        None => heapscape::Agent::start(config),
+        None => heapscape::Agent::builder().config(config).start(),
     };
     agent.map_err(|e| Error::Agent(Box::new(e)))
 }

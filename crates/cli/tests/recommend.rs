@@ -87,8 +87,11 @@ impl Demo {
                     .arg("load")
                     .args(["--url", &format!("http://{}", ready.http)])
                     // Past the test's end (the guard stops it): the returns after the
-                    // written max come from it.
-                    .args(["--duration", "600s", "--concurrency", "2", "--no-progress"])
+                    // written max come from it. 6 a second is 360 a minute, nearly twice the
+                    // pools' minimum; unpaced, three debug builds would take the machine's
+                    // two cores from the tests running beside this one.
+                    .args(["--duration", "600s", "--concurrency", "2", "--rate", "6"])
+                    .arg("--no-progress")
                     .args(["--sample-rate", &rate.to_string()])
                     .args(["--seed", &rate.to_string()])
                     .stdout(Stdio::null())
@@ -157,6 +160,10 @@ fn gauge(metrics: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn recommends_for_a_fleet_what_its_pools_recommend_and_writes_it() {
+    // The test waits on traffic and Prometheus at each step: its output (shown when it fails
+    // or with --no-capture) says how long each took.
+    let started = Instant::now();
+    let phase = |done: &str| eprintln!("{:>6.1?} {done}", started.elapsed());
     let config = ConfigFile::new("heapscape.yaml", CONFIG);
     // The service whose config `--write` edits runs from a copy of its own.
     let written = ConfigFile::new("written.yaml", CONFIG);
@@ -200,6 +207,7 @@ scrape_configs:
 
     // Each pool recommends once its window holds enough returns; by then Prometheus has a
     // minute of their buckets.
+    phase("demos and Prometheus started");
     wait_for(FILL, "every pool to recommend", || {
         fleet
             .iter()
@@ -214,6 +222,7 @@ scrape_configs:
     });
     // Filling the window took the pools most of a minute; half a minute more and Prometheus
     // holds a whole window of their buckets too.
+    phase("every pool recommends");
     std::thread::sleep(Duration::from_secs(30));
 
     // Per instance: the CLI on that instance's series against the pool's own gauge.
@@ -253,6 +262,7 @@ scrape_configs:
         );
     }
 
+    phase("each instance's answer");
     // The fleet: the three mixes together, with costs and confidence.
     let fleet_report = report(&fleet_args);
     let answers = fleet_report["recommendations"].as_array().expect("a list");
@@ -434,6 +444,7 @@ scrape_configs:
         .expect("a max_buffer_size line")
         .to_owned();
     assert_ne!(written_max, "4MiB", "{after}");
+    phase("the fleet's answer and --write");
     let reloaded = wait_for(WAIT, "the service to reload the written max", || {
         let max = gauge(&fleet[0].metrics, "heapscape_pool_max_buffer_size_bytes")?;
         (max != f64::from(4u32 << 20)).then_some(max)
@@ -451,6 +462,7 @@ scrape_configs:
         "--window",
         "4m",
     ];
+    phase("the written max reloaded");
     let deadline = Instant::now() + SINCE_CHANGE;
     let since = loop {
         let (output, code) = recommend(&[&instance_args[..], &["-o", "json"]].concat());
@@ -470,6 +482,7 @@ scrape_configs:
         );
         std::thread::sleep(Duration::from_secs(2));
     };
+    phase("an observation since the change");
     assert_eq!(since["max_buffer_size"].as_f64(), Some(reloaded), "{since}");
     assert_eq!(
         since["previous_max_buffer_size"].as_u64(),

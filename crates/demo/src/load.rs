@@ -56,6 +56,11 @@ pub struct LoadOptions {
     /// Stop after this many requests.
     #[arg(long)]
     pub requests: Option<u64>,
+    /// Start at most this many requests a second, evenly spaced (e.g. `5`, `0.5`), within
+    /// `--concurrency` in flight: a steady load for dashboards and alerts rather than the most
+    /// the service can take. Default: as fast as the service answers.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
     /// Seed of the request texts: the same seed sends the same requests.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -83,6 +88,7 @@ impl Default for LoadOptions {
             concurrency: 4,
             duration: None,
             requests: None,
+            rate: None,
             seed: 1,
             voice: crate::server::DEFAULT_VOICE.to_owned(),
             sample_rate: crate::server::DEFAULT_SAMPLE_RATE,
@@ -90,6 +96,16 @@ impl Default for LoadOptions {
             allow_remote: false,
             no_progress: false,
         }
+    }
+}
+
+/// `--rate`: a positive, finite number of requests a second.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate: give requests a second as a number above 0, e.g. 5 or 0.5"
+        )),
     }
 }
 
@@ -324,7 +340,7 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport, Error> {
     let deadline = start + duration;
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..options.concurrency {
-        workers.spawn(shared.clone().worker(deadline));
+        workers.spawn(shared.clone().worker(start, deadline));
     }
     let mut report = LoadReport {
         requests: 0,
@@ -397,7 +413,7 @@ struct Tally {
 }
 
 impl Shared {
-    async fn worker(self: Arc<Self>, deadline: Instant) -> Tally {
+    async fn worker(self: Arc<Self>, start: Instant, deadline: Instant) -> Tally {
         let mut tally = Tally {
             requests: 0,
             ok: 0,
@@ -405,7 +421,6 @@ impl Shared {
             errors: BTreeMap::new(),
             latency_us: new_histogram(),
         };
-        let start = Instant::now();
         loop {
             if Instant::now() >= deadline {
                 break;
@@ -414,6 +429,15 @@ impl Shared {
             let index = self.next_index.fetch_add(1, Ordering::Relaxed);
             if self.options.requests.is_some_and(|limit| index >= limit) {
                 break;
+            }
+            // Request `index` starts at `index / rate` seconds into the run (never before): the
+            // schedule holds the rate whatever the latency, up to the concurrency.
+            if let Some(rate) = self.options.rate {
+                let due = start + Duration::from_secs_f64(index as f64 / rate);
+                if due >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due).await;
             }
             let sent = Instant::now();
             let outcome = tokio::time::timeout(self.options.request_timeout, self.one(index)).await;

@@ -76,3 +76,46 @@ async fn a_closed_port_is_a_connect_error_and_remote_targets_are_refused() {
         Err(Error::RemoteTarget { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_starts_requests_on_its_schedule_whatever_the_concurrency() {
+    let addr = spawn_server(Buffers::Fresh, ServiceConfig::default()).await;
+    // Eight workers for one second: unpaced, each starts at least one request at once.
+    let unpaced = LoadOptions {
+        concurrency: 8,
+        requests: None,
+        duration: Some(std::time::Duration::from_secs(1)),
+        ..options(addr, 0)
+    };
+    let report = load::run(&unpaced).await.unwrap();
+    assert!(report.requests >= 8, "{report}");
+    // Two a second: requests are due at 0 s and 0.5 s; the next, at 1 s, is past the end.
+    let paced = LoadOptions {
+        rate: Some(2.0),
+        ..unpaced
+    };
+    let report = load::run(&paced).await.unwrap();
+    assert_eq!((report.requests, report.ok), (2, 2), "{report}");
+}
+
+#[test]
+fn a_rate_that_is_not_a_positive_number_is_refused_with_a_reason() {
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadOptions,
+    }
+    for bad in ["0", "-1", "inf", "fast"] {
+        let error = Cli::try_parse_from(["load".to_owned(), format!("--rate={bad}")]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("requests a second as a number above 0"),
+            "{bad}: {error}"
+        );
+    }
+    let cli = Cli::try_parse_from(["load", "--rate", "0.5"]).unwrap();
+    assert_eq!(cli.load.rate, Some(0.5));
+}

@@ -133,9 +133,13 @@ impl Agent {
         } else {
             None
         };
+        let described_before = prometheus::descriptions();
         heapscape_pool::metrics::describe_metrics();
         heapscape_heartbeat::describe_metrics();
         crate::reload_metrics::describe_and_initialize();
+        if exporter.is_none() && prometheus::descriptions() == described_before {
+            warn_not_heapscape_recorder();
+        }
 
         apply_jemalloc(&config.jemalloc);
         let heartbeat = pools
@@ -301,6 +305,23 @@ impl std::fmt::Debug for Agent {
             .field("watching", &self.watcher.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// The descriptions of heapscape's metrics reached no `heapscape::prometheus::Recorder`: the
+/// service's recorder is another one, or none is installed yet. `metrics` hands out the global
+/// recorder only as a `dyn Recorder`, so which other recorder it is cannot be told, and with
+/// one that is not metrics-exporter-prometheus's (mode c) this may be as intended.
+fn warn_not_heapscape_recorder() {
+    tracing::warn!(
+        "heapscape publishes through a recorder that is not heapscape::prometheus::Recorder, \
+         or through none (install the service's recorder before starting the agent). With \
+         metrics-exporter-prometheus's own recorder, heapscape's histograms come out as \
+         summaries whose quantiles say nothing (e.g. 4095.7 for every size), each \
+         publication costing one sample per return: build the recorder with \
+         heapscape::prometheus::Recorder::from_builder(builder, labels) instead. With \
+         another recorder, see \"Add heapscape to your service\" in the crate README for \
+         what heapscape's histograms cost there"
+    );
 }
 
 /// Applies jemalloc's decay settings. A failure (jemalloc not the global allocator, or built

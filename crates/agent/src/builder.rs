@@ -102,16 +102,16 @@ impl AgentBuilder {
     /// [`prometheus::Recorder`](crate::prometheus::Recorder) so heapscape's histograms keep
     /// real buckets at a constant cost and its series carry the service's global labels; with
     /// any other recorder, see the crate README ("Add heapscape to your service") for what the
-    /// histograms cost.
+    /// histograms cost. When the descriptions of heapscape's metrics reach no
+    /// `prometheus::Recorder` at start (another recorder, or none installed yet), the agent
+    /// logs a warning that says so.
     ///
     /// ```no_run
     /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// use metrics_exporter_prometheus::PrometheusBuilder;
     ///
-    /// let recorder = heapscape::prometheus::Recorder::wrap_with_global_labels(
-    ///     PrometheusBuilder::new()
-    ///         .add_global_label("service", "shop")
-    ///         .build_recorder(),
+    /// let recorder = heapscape::prometheus::Recorder::from_builder(
+    ///     PrometheusBuilder::new(),
     ///     [("service", "shop")],
     /// );
     /// let exposition = recorder.exposition(); // serve exposition.render() on /metrics

@@ -90,7 +90,8 @@ mod profile;
 mod reload_metrics;
 pub mod prometheus {
     //! For a service that owns its metrics-exporter-prometheus recorder (its own builder,
-    //! listener or route): wrap that recorder in [`Recorder`] before installing it, start the
+    //! listener or route): build that recorder with [`Recorder::from_builder`], which takes the
+    //! global labels once for the service's series and heapscape's, install it, start the
     //! agent with [`AgentBuilder::service_recorder`](crate::AgentBuilder::service_recorder), and
     //! serve [`Exposition::render`]. heapscape's histograms then keep real buckets, spelled as
     //! the StatsD path spells them, at one addition per published bucket, and the series of a

@@ -23,10 +23,8 @@ fn config(pools: &str) -> Config {
 
 #[test]
 fn a_pool_the_agent_removes_leaves_the_service_exposition() {
-    let recorder = heapscape::prometheus::Recorder::wrap_with_global_labels(
-        PrometheusBuilder::new()
-            .add_global_label("service", "shop")
-            .build_recorder(),
+    let recorder = heapscape::prometheus::Recorder::from_builder(
+        PrometheusBuilder::new(),
         [("service", "shop")],
     );
     let exposition = recorder.exposition();

@@ -35,12 +35,10 @@ pub async fn start(
     listen: SocketAddr,
     heapscape_yaml: &Path,
 ) -> Result<Service, Box<dyn std::error::Error>> {
-    let prometheus = PrometheusBuilder::new()
-        .add_global_label("service", "greeter")
-        .build_recorder();
-    // heapscape: the same recorder, with heapscape's histograms counted by bucket.
-    let recorder = heapscape::prometheus::Recorder::wrap_with_global_labels(
-        prometheus,
+    // heapscape: the service's recorder, built with heapscape's histograms counted by bucket
+    // and the global labels on both the service's series and heapscape's.
+    let recorder = heapscape::prometheus::Recorder::from_builder(
+        PrometheusBuilder::new(),
         [("service", "greeter")],
     );
     let exposition = recorder.exposition();

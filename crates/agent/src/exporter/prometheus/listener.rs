@@ -303,7 +303,9 @@ mod tests {
     async fn listening(allow: &[&str], series: usize) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
-        let recorder = PrometheusBuilder::new().build_recorder();
+        let no_labels: [(&str, &str); 0] = [];
+        let recorder =
+            crate::prometheus::Recorder::from_builder(PrometheusBuilder::new(), no_labels);
         static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
         for index in 0..series {
             let key = Key::from_parts(
@@ -312,7 +314,7 @@ mod tests {
             );
             recorder.register_counter(&key, &METADATA).increment(1);
         }
-        let exposition = crate::prometheus::Recorder::wrap(recorder).exposition();
+        let exposition = recorder.exposition();
         let allow: Vec<IpNet> = allow
             .iter()
             .map(|net| net.parse().expect("network"))

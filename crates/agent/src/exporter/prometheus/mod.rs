@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::config::PrometheusConfig;
-pub(crate) use live::{pool_added, pool_removed};
+pub(crate) use live::{descriptions, pool_added, pool_removed};
 pub use recorder::{Exposition, Recorder};
 
 /// How often the exporter's upkeep (draining its histogram buffers) runs; the crate's default.
@@ -70,14 +70,9 @@ impl PrometheusExporter {
             );
         }
 
-        let mut builder = PrometheusBuilder::new();
-        for (name, value) in labels {
-            builder = builder.add_global_label(name, value);
-        }
         // Real buckets, never summaries: heapscape's histograms are counted by the wrapper
-        // (see `native.rs`), whatever the builder says. The labels go in the order the
-        // exporter renders them: as added.
-        let recorder = Recorder::wrap_with_global_labels(builder.build_recorder(), labels);
+        // (see `native.rs`), whatever the builder says.
+        let recorder = Recorder::from_builder(PrometheusBuilder::new(), labels);
         let exposition = recorder.exposition();
         let handle = exposition.handle().clone();
         metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderAlreadyInstalled)?;

@@ -7,14 +7,15 @@ use std::time::Instant;
 
 use hyper::body::Bytes;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
-use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use super::live;
 use super::native::NativeSeries;
 
 /// A service's metrics-exporter-prometheus recorder with heapscape's series held by
-/// heapscape: install it as the global recorder instead of the exporter's own, and serve
-/// [`Exposition::render`] where the service served `PrometheusHandle::render`.
+/// heapscape: build it from the service's `PrometheusBuilder` with
+/// [`Recorder::from_builder`], install it as the global recorder instead of the exporter's
+/// own, and serve [`Exposition::render`] where the service served `PrometheusHandle::render`.
 ///
 /// Everything else (the service's metrics, the heartbeat's counters and gauges) goes to the
 /// exporter's recorder unchanged. The pool's series and the heartbeat's sample duration are
@@ -25,10 +26,8 @@ use super::native::NativeSeries;
 /// ```
 /// use metrics_exporter_prometheus::PrometheusBuilder;
 ///
-/// let recorder = heapscape::prometheus::Recorder::wrap_with_global_labels(
-///     PrometheusBuilder::new()
-///         .add_global_label("service", "shop")
-///         .build_recorder(),
+/// let recorder = heapscape::prometheus::Recorder::from_builder(
+///     PrometheusBuilder::new(),
 ///     [("service", "shop")],
 /// );
 /// let exposition = recorder.exposition();
@@ -53,23 +52,29 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Wraps `inner`, built by the service without global labels.
+    /// Builds the service's recorder from `builder` with `global_labels` on every series:
+    /// the service's (given to the builder's `add_global_label` here, in order) and
+    /// heapscape's (which the builder's recorder never sees).
+    ///
+    /// Give the global labels here rather than to the builder: a label added to the builder
+    /// beforehand reaches only the service's own series, and heapscape's would lack it. The
+    /// builder's other settings (buckets, idle timeout, upkeep) apply to the service's series
+    /// as they would without heapscape.
     #[must_use]
-    pub fn wrap(inner: PrometheusRecorder) -> Self {
-        Self::wrap_with_global_labels(inner, std::iter::empty::<(String, String)>())
-    }
-
-    /// Wraps `inner`; `global_labels` are the labels given to its builder's
-    /// `add_global_label`, in the same order, so heapscape's series carry them too.
-    #[must_use]
-    pub fn wrap_with_global_labels(
-        inner: PrometheusRecorder,
+    pub fn from_builder(
+        builder: PrometheusBuilder,
         global_labels: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     ) -> Self {
-        let global_labels = global_labels
+        let global_labels: Vec<(String, String)> = global_labels
             .into_iter()
             .map(|(name, value)| (name.into(), value.into()))
             .collect();
+        let inner = global_labels
+            .iter()
+            .fold(builder, |builder, (name, value)| {
+                builder.add_global_label(name, value)
+            })
+            .build_recorder();
         let native = Arc::new(NativeSeries::heapscape(global_labels));
         live::register(&native);
         let exposition = Exposition::new(inner.handle(), Arc::clone(&native));
@@ -97,6 +102,7 @@ impl metrics::Recorder for Recorder {
     // The exporter adds no unit suffix by default; neither does the native rendering.
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
         if self.native.handles(key.as_str()) {
+            live::described();
             self.native.describe(key.as_str(), description);
         } else {
             self.inner.describe_counter(key, unit, description);
@@ -105,6 +111,7 @@ impl metrics::Recorder for Recorder {
 
     fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
         if self.native.handles(key.as_str()) {
+            live::described();
             self.native.describe(key.as_str(), description);
         } else {
             self.inner.describe_gauge(key, unit, description);
@@ -113,6 +120,7 @@ impl metrics::Recorder for Recorder {
 
     fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
         if self.native.handles(key.as_str()) {
+            live::described();
             self.native.describe(key.as_str(), description);
         } else {
             self.inner.describe_histogram(key, unit, description);
@@ -266,6 +274,7 @@ mod tests {
     use super::*;
 
     static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
+    const NO_LABELS: [(&str, &str); 0] = [];
     const NAME: &str = "heapscape_pool_returned_length_bytes";
     const COUNTER: &str = "heapscape_pool_hits_total";
     const GAUGE: &str = "heapscape_pool_idle_bytes";
@@ -309,8 +318,7 @@ mod tests {
             builder = builder.add_global_label(name, value);
         }
         let exporter = builder.build_recorder();
-        let native =
-            Recorder::wrap_with_global_labels(PrometheusBuilder::new().build_recorder(), globals);
+        let native = Recorder::from_builder(PrometheusBuilder::new(), globals);
         let key = Key::from_parts(NAME, vec![Label::new("pool", "pc\nm")]);
         for recorder in [&exporter as &dyn metrics::Recorder, &native] {
             recorder.describe_histogram(
@@ -362,7 +370,7 @@ mod tests {
     /// both call describe), render one HELP and one TYPE line per metric.
     #[test]
     fn describing_twice_writes_each_help_and_type_once() {
-        let recorder = Recorder::wrap(PrometheusBuilder::new().build_recorder());
+        let recorder = Recorder::from_builder(PrometheusBuilder::new(), NO_LABELS);
         metrics::with_local_recorder(&recorder, || {
             for _ in 0..2 {
                 crate::metrics::describe();
@@ -394,12 +402,7 @@ mod tests {
     /// global labels and all, while the service's own series stay.
     #[test]
     fn a_removed_pool_leaves_a_service_recorder() {
-        let recorder = Recorder::wrap_with_global_labels(
-            PrometheusBuilder::new()
-                .add_global_label("service", "shop")
-                .build_recorder(),
-            [("service", "shop")],
-        );
+        let recorder = Recorder::from_builder(PrometheusBuilder::new(), [("service", "shop")]);
         let publish = |pool: &str| {
             heapscape_pool::metrics::HITS
                 .counter([pool.to_owned().into()])
@@ -440,7 +443,7 @@ mod tests {
     /// no render held gets a fresh one.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn scrapes_share_renders_until_a_publication_and_hold_at_most_two() {
-        let recorder = Recorder::wrap(PrometheusBuilder::new().build_recorder());
+        let recorder = Recorder::from_builder(PrometheusBuilder::new(), NO_LABELS);
         for index in 0..1000 {
             let key = Key::from_parts(
                 "heapscape_test_total",

@@ -104,18 +104,6 @@ impl Agent {
         AgentBuilder::new()
     }
 
-    /// `Agent::builder().config(config).start()`. Hidden: kept only because
-    /// heapscape-monitoring's `le_spelling` test still calls it; remove it once that test
-    /// uses the builder.
-    ///
-    /// # Errors
-    ///
-    /// Those of [`AgentBuilder::start`].
-    #[doc(hidden)]
-    pub fn start(config: Config) -> Result<Self, Error> {
-        Self::builder().config(config).start()
-    }
-
     pub(crate) fn launch(config: Config, install_exporter: bool) -> Result<Self, Error> {
         if install_exporter && config.exporter == ExporterConfig::Unset {
             return Err(Error::NoExporter);

@@ -58,7 +58,10 @@ fn start_agent() -> Agent {
         "le_spelling.yaml",
     )
     .expect("config");
-    Agent::start(config).expect("the agent starts")
+    Agent::builder()
+        .config(config)
+        .start()
+        .expect("the agent starts")
 }
 
 /// The agent's Prometheus-path exposition of the pool's length histogram, as the agent at

@@ -6,13 +6,8 @@
 //! the pool settings of a config that a running service then reloads, after which the answer
 //! sets the rule's prediction for the new max against what followed.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use heapscape_cli::exit;
@@ -22,16 +17,15 @@ use heapscape_pool::metrics::{
     PEAK_IDLE_BYTES, RECOMMENDATION_MIN_RETURNS, RETURNED_LENGTH,
 };
 use heapscape_testkit::{
-    ChildGuard, ConfigFile, Prometheus, WAIT, free_port, http_get, wait_for, workspace_binary,
-    workspace_root,
+    ChildGuard, ConfigFile, FixtureServer, Prometheus, WAIT, free_port, http_get, wait_for,
+    workspace_binary, workspace_root,
 };
 use serde_json::Value;
 
 /// The demo's pool, with a one-minute window (the CLI reads the same [`WINDOW`]) and half the
 /// default minimum of returns: the test waits on traffic, first for every pool to recommend
-/// and then for enough returns after the written max, and three debug builds serving it on a
-/// 2-core machine shared with the rest of the suite made 400 returns a minute take most of the
-/// test's waits (6 minutes in all, against 1.5 alone).
+/// and then for enough returns after the written max, and at 200 the loads' paced traffic
+/// (see [`Demo::start`]) fills each in about half a minute.
 const CONFIG: &str = "service: tts-demo
 exporter: { prometheus: {} }
 heartbeat: { interval: 1s }
@@ -607,75 +601,17 @@ fn statsd_exposition(seconds: f64) -> String {
     text
 }
 
-/// A loopback HTTP server standing in for statsd_exporter (not installable here): every
-/// request gets [`statsd_exposition`] for the time since it started. Stops when dropped.
-struct StatsdExporter {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl StatsdExporter {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-        let addr = listener.local_addr().expect("the bound address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let started = Instant::now();
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                // Relaxed: the flag only ends the loop.
-                if stopping.load(Ordering::Relaxed) {
-                    break;
-                }
-                if let Ok(stream) = stream {
-                    let body = statsd_exposition(started.elapsed().as_secs_f64());
-                    let _ = answer(stream, &body);
-                }
-            }
-        });
-        Self {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-/// Reads a request up to its blank line and answers it with `body`.
-fn answer(stream: TcpStream, body: &str) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    while reader.read_line(&mut line)? > 2 {
-        line.clear();
-    }
-    let mut stream = stream;
-    write!(
-        stream,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    stream.flush()
-}
-
-impl Drop for StatsdExporter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wakes the accept loop so that it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// Two services on the StatsD path: Prometheus scrapes both as statsd_exporter's job, and
 /// both name their pool `pcm`. Each gets its own recommendation, from the instances' series
 /// and from the kit's recording rule alike, and `--write --service` writes only its own.
 #[test]
 fn statsd_services_that_name_a_pool_alike_are_recommended_and_written_apart() {
-    let exporter = StatsdExporter::start();
+    // statsd_exporter cannot be installed here: a loopback server serves what it would, for the
+    // time since the services started.
+    let started = Instant::now();
+    let exporter = FixtureServer::start(Box::new(move |_, _| {
+        Some(statsd_exposition(started.elapsed().as_secs_f64()))
+    }));
     let rules = workspace_root().join("prometheus/rules/heapscape-recording.yml");
     // As prometheus/prometheus.yml scrapes statsd_exporter: honor_labels keeps the tags'
     // `instance`.
@@ -688,7 +624,7 @@ scrape_configs:
     static_configs: [{{ targets: [\"{}\"] }}]
 ",
         rules.display(),
-        exporter.addr,
+        exporter.addr(),
     ));
     let url = format!("http://{}", prometheus.addr());
     let args = [

@@ -15,10 +15,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::exposition::{go_float, histogram, mapping_bounds, rust_float, statsd_path_histogram};
-use common::fixture_server::FixtureServer;
 use common::{committed_dashboards, panels, substitute, yaml_file};
 use heapscape::{Agent, Config};
-use heapscape_testkit::{Prometheus, http_get};
+use heapscape_testkit::{FixtureServer, Prometheus, http_get};
 use serde_json::json;
 
 const METRIC: &str = "heapscape_pool_returned_length_bytes";

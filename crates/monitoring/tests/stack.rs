@@ -25,14 +25,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::exposition::statsd_path_histogram;
-use common::fixture_server::FixtureServer;
 use common::{
     DashboardQuery, committed_dashboards, dashboard_queries, demo_binary, parse_label_values, read,
     substitute, variables, yaml,
 };
 use heapscape_demo::server::{READY_PREFIX, ReadyLine};
 use heapscape_monitoring::Config;
-use heapscape_testkit::{ChildGuard, ConfigFile, Prometheus, wait_until, workspace_root};
+use heapscape_testkit::{
+    ChildGuard, ConfigFile, FixtureServer, Prometheus, wait_until, workspace_root,
+};
 use serde_json::{Value, json};
 
 /// Time for every query to return series once the stack is up (generous: a shared 2-core

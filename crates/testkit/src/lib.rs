@@ -25,6 +25,7 @@
 
 mod binary;
 mod files;
+mod fixture_server;
 mod http;
 mod logs;
 mod process;
@@ -37,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 pub use binary::workspace_binary;
 pub use files::{ConfigFile, write_atomically};
+pub use fixture_server::{FixtureServer, Render};
 pub use http::{http_get, url_encode};
 pub use logs::CapturedLogs;
 pub use process::ChildGuard;

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 pub mod exposition;
-pub mod fixture_server;
 
 use heapscape_testkit::workspace_root;
 use serde_json::Value;

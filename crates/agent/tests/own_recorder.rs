@@ -41,11 +41,14 @@ fn heapscape_publishes_through_the_services_recorder() {
         WAIT,
         "100000 returns through the service's recorder",
         || {
+            // The returns counter moves with each return, the histograms with the next
+            // heartbeat's publication: wait for all three.
             let lines = totals.lines();
-            lines
-                .iter()
-                .any(|line| line == "heapscape_pool_returns_total{pool=\"pcm\"} 100000")
-                .then_some(lines)
+            let has = |prefix: &str| lines.iter().any(|line| line.starts_with(prefix));
+            (has("heapscape_pool_returns_total{pool=\"pcm\"} 100000")
+                && has("heapscape_pool_returned_length_bytes{pool=\"pcm\"} count=100000 ")
+                && has("heapscape_pool_returned_capacity_bytes{pool=\"pcm\"} count=100000 "))
+            .then_some(lines)
         },
     );
     for expected in [

@@ -57,11 +57,15 @@ fn labels_given_once_reach_heapscapes_series_and_a_bare_recorder_is_warned_about
         .expect("pool pcm")
         .get()
         .extend_from_slice(b"RIFF");
+    // The returns counter moves with the return; the length histogram with the next
+    // heartbeat's publication: wait for both.
     let text = wait_for(WAIT, "the pool's return in the exposition", || {
         let text = exposition.render();
-        text.contains(
+        (text.contains(
             "heapscape_pool_returns_total{service=\"shop\",region=\"eu\",pool=\"pcm\"} 1\n",
-        )
+        ) && text.contains(
+            "heapscape_pool_returned_length_bytes_count{service=\"shop\",region=\"eu\",pool=\"pcm\"} 1\n",
+        ))
         .then_some(text)
     });
     assert!(

@@ -87,14 +87,14 @@ pub(crate) fn take_fast(shared: &Shared) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// The fast path of a return: moves `buf` into this thread's empty private slot if it fits
-/// without any further decision (within the max buffer size and this thread's reservation),
-/// counting it and leaving an empty `Vec` in `buf`.
+/// The fast path of a return: moves `buf` (lent with capacity `lent`) into this thread's
+/// empty private slot if it fits without any further decision (within the max buffer size and
+/// this thread's reservation), counting it and leaving an empty `Vec` in `buf`.
 ///
 /// Returns `false` without touching `buf` or any counter otherwise; the caller then takes
 /// the full path.
 #[inline]
-fn put_fast(shared: &Shared, buf: &mut Vec<u8>) -> bool {
+fn put_fast(shared: &Shared, buf: &mut Vec<u8>, lent: usize) -> bool {
     CACHES
         .try_with(|caches| {
             let Ok(mut caches) = caches.try_borrow_mut() else {
@@ -109,7 +109,7 @@ fn put_fast(shared: &Shared, buf: &mut Vec<u8>) -> bool {
                 return false;
             }
             let len = buf.len();
-            local.fill_slot(buf).count_return(len, capacity);
+            local.fill_slot(buf).count_return(len, capacity, lent);
             true
         })
         .unwrap_or(false)
@@ -128,26 +128,27 @@ pub(crate) fn take_slow(shared: &Arc<Shared>) -> Vec<u8> {
     .unwrap_or_else(|| shared.take())
 }
 
-/// Takes back a buffer, leaving an empty `Vec` in its place.
+/// Takes back a buffer lent with capacity `lent` (a donation: its own capacity), leaving an
+/// empty `Vec` in its place.
 #[inline]
-pub(crate) fn give_back(shared: &Arc<Shared>, buf: &mut Vec<u8>) {
-    if !put_fast(shared, buf) {
-        put_slow(shared, mem::take(buf));
+pub(crate) fn give_back(shared: &Arc<Shared>, buf: &mut Vec<u8>, lent: usize) {
+    if !put_fast(shared, buf, lent) {
+        put_slow(shared, mem::take(buf), lent);
     }
 }
 
 /// The full return path.
 #[cold]
 #[inline(never)]
-fn put_slow(shared: &Arc<Shared>, buf: Vec<u8>) {
+fn put_slow(shared: &Arc<Shared>, buf: Vec<u8>, lent: usize) {
     let mut pending = Some(buf);
     with_local(shared, |local| {
         if let Some(buf) = pending.take() {
-            local.put(shared, buf);
+            local.put(shared, buf, lent);
         }
     });
     if let Some(buf) = pending {
-        shared.put(buf);
+        shared.put(buf, lent);
     }
 }
 
@@ -293,10 +294,10 @@ impl LocalCache {
         buf
     }
 
-    /// Takes back a buffer (any length; it is cleared here).
+    /// Takes back a buffer lent with capacity `lent` (any length; it is cleared here).
     #[inline]
-    fn put(&mut self, shared: &Shared, mut buf: Vec<u8>) {
-        self.shard.count_return(buf.len(), buf.capacity());
+    fn put(&mut self, shared: &Shared, mut buf: Vec<u8>, lent: usize) {
+        self.shard.count_return(buf.len(), buf.capacity(), lent);
         buf.clear();
         self.refresh_if_stale(shared);
         if let Err(reason) = self.keep(shared, buf) {
@@ -308,6 +309,17 @@ impl LocalCache {
     /// the reason returned.
     #[inline]
     fn keep(&mut self, shared: &Shared, mut buf: Vec<u8>) -> Result<(), DiscardReason> {
+        if buf.capacity() > self.max_buffer_size && shared.wants_spare() {
+            match shared.keep_spare(buf) {
+                Ok(kept) => {
+                    if kept == Fit::Shrunk {
+                        bump(&self.shard.shrinks);
+                    }
+                    return Ok(());
+                }
+                Err(back) => buf = back,
+            }
+        }
         match fit(&mut buf, self.max_buffer_size, self.over_max) {
             Fit::Fits => {}
             Fit::Shrunk => bump(&self.shard.shrinks),

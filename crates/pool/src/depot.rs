@@ -10,7 +10,7 @@ use crate::config::OverMaxPolicy;
 use crate::discards::{DiscardReason, Discards};
 use crate::shard::{Shard, Shards, bump};
 use crate::stats::AutoTuneStats;
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, lock};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, lock};
 use crate::tuner::{TuneMove, Tuner, in_force_after};
 use crate::window::{Gauges, Recent, Totals, Window};
 use crate::{PoolConfig, PoolError, PoolStats};
@@ -25,6 +25,10 @@ pub(crate) struct Shared {
     /// Copy of `config.max_buffer_size`, written under the depot lock, so that clamping a
     /// capacity hint takes no lock.
     max_buffer_size: AtomicUsize,
+    /// Set by the first `reserve` of a guard that grew past the max: from then on, a buffer
+    /// returned over the max may be kept whole as the depot's spare. Never cleared: a pool
+    /// whose users grow buffers that way once will again.
+    spare_wanted: AtomicBool,
     depot: Mutex<Depot>,
     /// Per-thread counters. Locked only on its own or after the depot lock, never before it.
     pub(crate) shards: Shards,
@@ -59,7 +63,12 @@ pub(crate) struct Depot {
     /// reservations: `idle.len() + reserved_buffers <= config.max_idle_buffers` after every
     /// push or reservation.
     idle: Vec<Idle>,
-    /// The sum of the capacities in `idle`. With the reservations: `idle_bytes +
+    /// At most one idle buffer over the max buffer size, of at most
+    /// [`Depot::spare_limit`], handed out only to a guard's `reserve` past the max. It is
+    /// an idle buffer like the others for the caps: counted in `idle_bytes` and, with
+    /// `idle`, against `max_idle_buffers`.
+    spare: Option<Idle>,
+    /// The sum of the capacities in `idle` and `spare`. With the reservations: `idle_bytes +
     /// reserved_bytes <= config.max_idle_bytes` after every push or reservation.
     idle_bytes: usize,
     /// The sum of the live [`Reservation`]s' bytes.
@@ -96,6 +105,7 @@ impl Reservation {
 pub(crate) type Rejected = (DiscardReason, Vec<u8>);
 
 /// What the over-max policy did to a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fit {
     /// Within the max (or empty): keep as is.
     Fits,
@@ -126,6 +136,52 @@ impl Depot {
         &self.config
     }
 
+    /// Idle buffers held: `idle` and the spare.
+    fn idle_count(&self) -> usize {
+        self.idle.len() + usize::from(self.spare.is_some())
+    }
+
+    /// The largest spare the depot keeps: one doubling past the max buffer size, what a
+    /// buffer grown from the max once holds. It serves the returns up to twice the max without
+    /// an allocation, and costs at most one max more than an idle buffer of the max.
+    fn spare_limit(&self) -> usize {
+        self.config.max_buffer_size.saturating_mul(2)
+    }
+
+    /// Keeps an empty buffer over the max as the spare, shrunk to [`Depot::spare_limit`] if
+    /// larger, when no spare is idle and the caps allow; else hands it back untouched.
+    fn keep_spare(&mut self, mut buf: Vec<u8>) -> Result<Fit, Vec<u8>> {
+        let bytes = buf.capacity().min(self.spare_limit());
+        if self.spare.is_some()
+            || self.idle_count() + self.reserved_buffers >= self.config.max_idle_buffers
+            || self.idle_bytes + self.reserved_bytes + bytes > self.config.max_idle_bytes
+        {
+            return Err(buf);
+        }
+        let fit = if buf.capacity() > bytes {
+            buf.shrink_to(bytes);
+            Fit::Shrunk
+        } else {
+            Fit::Fits
+        };
+        self.idle_bytes += buf.capacity();
+        self.spare = Some(Idle {
+            buf,
+            since: Instant::now(),
+        });
+        Ok(fit)
+    }
+
+    /// Takes the spare if it is larger than `capacity`.
+    fn take_spare(&mut self, capacity: usize) -> Option<Vec<u8>> {
+        if self.spare.as_ref()?.buf.capacity() <= capacity {
+            return None;
+        }
+        let Idle { buf, .. } = self.spare.take()?;
+        self.idle_bytes -= buf.capacity();
+        Some(buf)
+    }
+
     pub(crate) fn pop(&mut self) -> Option<Vec<u8>> {
         let Idle { buf, .. } = self.idle.pop()?;
         self.idle_bytes -= buf.capacity();
@@ -134,7 +190,7 @@ impl Depot {
 
     /// Keeps an empty buffer if the caps allow, else hands it back with the reason.
     pub(crate) fn push(&mut self, buf: Vec<u8>) -> Result<(), Rejected> {
-        if self.idle.len() + self.reserved_buffers >= self.config.max_idle_buffers {
+        if self.idle_count() + self.reserved_buffers >= self.config.max_idle_buffers {
             return Err((DiscardReason::IdleBuffersCap, buf));
         }
         if self.idle_bytes + self.reserved_bytes + buf.capacity() > self.config.max_idle_bytes {
@@ -157,7 +213,7 @@ impl Depot {
     ) -> Result<(), DiscardReason> {
         let buffers = self.reserved_buffers + usize::from(reservation.bytes == 0);
         let others = self.reserved_bytes - reservation.bytes;
-        let result = if self.idle.len() + buffers > self.config.max_idle_buffers {
+        let result = if self.idle_count() + buffers > self.config.max_idle_buffers {
             Err(DiscardReason::IdleBuffersCap)
         } else if self.idle_bytes + others + bytes > self.config.max_idle_bytes {
             Err(DiscardReason::IdleBytesCap)
@@ -191,6 +247,21 @@ impl Depot {
             ..
         } = self.config;
         let mut released = Vec::new();
+        // The spare goes first: it is over the max by design, and the least likely to be
+        // taken.
+        let spare_limit = self.spare_limit();
+        if let Some(spare) = self.spare.take() {
+            self.idle_bytes -= spare.buf.capacity();
+            let fits = spare.buf.capacity() <= spare_limit
+                && self.idle_count() + 1 + self.reserved_buffers <= max_idle_buffers
+                && self.idle_bytes + spare.buf.capacity() + self.reserved_bytes <= max_idle_bytes;
+            if fits {
+                self.idle_bytes += spare.buf.capacity();
+                self.spare = Some(spare);
+            } else {
+                released.push(spare.buf);
+            }
+        }
         let mut idle_bytes = self.idle_bytes;
         self.idle.retain_mut(|idle| {
             idle_bytes -= idle.buf.capacity();
@@ -206,8 +277,9 @@ impl Depot {
             }
         });
         let mut oldest = 0;
+        let spare = usize::from(self.spare.is_some());
         while oldest < self.idle.len()
-            && (self.idle.len() - oldest + self.reserved_buffers > max_idle_buffers
+            && (self.idle.len() - oldest + spare + self.reserved_buffers > max_idle_buffers
                 || idle_bytes + self.reserved_bytes > max_idle_bytes)
         {
             idle_bytes -= self.idle[oldest].buf.capacity();
@@ -221,7 +293,10 @@ impl Depot {
     /// Removes buffers idle since before `cutoff`.
     fn expire(&mut self, cutoff: Instant) -> Vec<Vec<u8>> {
         let expired = self.idle.partition_point(|idle| idle.since <= cutoff);
-        let expired: Vec<Vec<u8>> = self.idle.drain(..expired).map(|idle| idle.buf).collect();
+        let mut expired: Vec<Vec<u8>> = self.idle.drain(..expired).map(|idle| idle.buf).collect();
+        if let Some(spare) = self.spare.take_if(|spare| spare.since <= cutoff) {
+            expired.push(spare.buf);
+        }
         self.idle_bytes -= expired.iter().map(Vec::capacity).sum::<usize>();
         expired
     }
@@ -240,9 +315,11 @@ impl Shared {
             name,
             generation: CachePadded::new(AtomicU64::new(0)),
             max_buffer_size: AtomicUsize::new(config.max_buffer_size),
+            spare_wanted: AtomicBool::new(false),
             depot: Mutex::new(Depot {
                 config,
                 idle: Vec::new(),
+                spare: None,
                 idle_bytes: 0,
                 reserved_bytes: 0,
                 reserved_buffers: 0,
@@ -269,6 +346,38 @@ impl Shared {
         // Relaxed: a hint clamped by a max changed a moment ago is as good as by the new one;
         // the return policy applies the max in force when the buffer comes back.
         self.max_buffer_size.load(Ordering::Relaxed)
+    }
+
+    /// Whether a buffer returned over the max may become the spare (see `spare_wanted`).
+    #[inline]
+    pub(crate) fn wants_spare(&self) -> bool {
+        // Relaxed: a return that misses a `reserve` of a moment ago shrinks its buffer as
+        // before; the next one keeps it.
+        self.spare_wanted.load(Ordering::Relaxed)
+    }
+
+    /// Keeps an empty buffer over the max as the spare if none is idle and the caps allow
+    /// (shrunk to twice the max if larger: `Fit::Shrunk`); else hands it back untouched.
+    pub(crate) fn keep_spare(&self, buf: Vec<u8>) -> Result<Fit, Vec<u8>> {
+        self.lock_depot().keep_spare(buf)
+    }
+
+    /// Trades `buf`, which is to grow past the max, for the idle spare if that is larger:
+    /// copies the contents over and keeps the old buffer idle (or releases it, counted, if
+    /// the caps or the max no longer allow it). Returns whether it traded.
+    pub(crate) fn trade_for_spare(&self, buf: &mut Vec<u8>) -> bool {
+        // Relaxed: only a hint for the return path (see `wants_spare`).
+        self.spare_wanted.store(true, Ordering::Relaxed);
+        let Some(mut spare) = self.lock_depot().take_spare(buf.capacity()) else {
+            return false;
+        };
+        // Copied outside the lock: up to a max buffer size of bytes.
+        spare.extend_from_slice(buf);
+        let mut old = mem::replace(buf, spare);
+        old.clear();
+        let depot = self.lock_depot();
+        self.shelve(depot, old);
+        true
     }
 
     /// Counts released buffers on the shared shard, then frees them outside the lock.
@@ -302,12 +411,31 @@ impl Shared {
         }
     }
 
-    /// The return path for threads without a usable cache (e.g. during thread teardown).
+    /// The return path for threads without a usable cache (e.g. during thread teardown),
+    /// for a buffer lent with capacity `lent`.
     #[cold]
-    pub(crate) fn put(&self, mut buf: Vec<u8>) {
+    pub(crate) fn put(&self, mut buf: Vec<u8>, lent: usize) {
         let mut depot = self.lock_depot();
-        self.shared_shard.count_return(buf.len(), buf.capacity());
+        self.shared_shard
+            .count_return(buf.len(), buf.capacity(), lent);
         buf.clear();
+        if buf.capacity() > depot.config.max_buffer_size && self.wants_spare() {
+            match depot.keep_spare(buf) {
+                Ok(kept) => {
+                    if kept == Fit::Shrunk {
+                        bump(&self.shared_shard.shrinks);
+                    }
+                    return;
+                }
+                Err(back) => buf = back,
+            }
+        }
+        self.shelve(depot, buf);
+    }
+
+    /// Applies the return policy to an empty buffer and keeps it idle in the depot, or
+    /// releases it with the reason counted on the shared shard.
+    fn shelve(&self, mut depot: MutexGuard<'_, Depot>, mut buf: Vec<u8>) {
         let kept = match fit(
             &mut buf,
             depot.config.max_buffer_size,
@@ -404,7 +532,7 @@ impl Shared {
         // private slots add up to at most the reservations and the idle gauges stay within
         // the caps however buffers move.
         let mut totals = self.shards.sum(&self.shared_shard);
-        totals.idle_buffers += depot.idle.len() as u64;
+        totals.idle_buffers += depot.idle_count() as u64;
         totals.idle_bytes += depot.idle_bytes as u64;
         let config = depot.config.clone();
         drop(depot);
@@ -442,6 +570,7 @@ impl Shared {
             detaches: totals.detaches,
             donations: totals.donations,
             shrinks: totals.shrinks,
+            regrows: totals.regrows,
             empty_returns: totals.lengths.empty(),
             discards: Discards::from_counts(totals.discards),
             idle_buffers: totals.idle_buffers,

@@ -30,6 +30,8 @@ pub struct PooledBuf<'a> {
     /// Never dropped as a field: `Drop` moves it back to the pool and leaves an empty `Vec`
     /// (nothing to free), so dropping a guard runs no second, redundant `Vec` drop.
     buf: ManuallyDrop<Vec<u8>>,
+    /// The capacity the buffer was lent with: a larger one at return counts as a regrow.
+    lent: usize,
     /// The pool's shared state, borrowed from the `Pool` handle the buffer came from: no
     /// reference count to touch on the fast path.
     shared: &'a Arc<Shared>,
@@ -59,6 +61,8 @@ pub struct PooledBuf<'a> {
 pub struct OwnedPooledBuf {
     /// As in [`PooledBuf`]: moved back to the pool by `Drop`, never dropped as a field.
     buf: ManuallyDrop<Vec<u8>>,
+    /// As in [`PooledBuf`]: the capacity the buffer was lent with.
+    lent: usize,
     /// The pool's shared state, one reference count held for the loan; `None` only once
     /// `into_parts` has handed the buffer and the handle on.
     shared: Option<Arc<Shared>>,
@@ -68,6 +72,7 @@ impl<'a> PooledBuf<'a> {
     #[inline]
     pub(crate) fn new(buf: Vec<u8>, shared: &'a Arc<Shared>) -> Self {
         Self {
+            lent: buf.capacity(),
             buf: ManuallyDrop::new(buf),
             shared,
         }
@@ -77,15 +82,20 @@ impl<'a> PooledBuf<'a> {
         self.shared
     }
 
-    fn into_parts(self) -> (Vec<u8>, Arc<Shared>) {
+    fn into_parts(self) -> (Vec<u8>, usize, Arc<Shared>) {
         let mut this = ManuallyDrop::new(self);
-        (mem::take(&mut *this.buf), Arc::clone(this.shared))
+        (
+            mem::take(&mut *this.buf),
+            this.lent,
+            Arc::clone(this.shared),
+        )
     }
 }
 
 impl OwnedPooledBuf {
     pub(crate) fn new(buf: Vec<u8>, shared: Arc<Shared>) -> Self {
         Self {
+            lent: buf.capacity(),
             buf: ManuallyDrop::new(buf),
             shared: Some(shared),
         }
@@ -97,14 +107,14 @@ impl OwnedPooledBuf {
             .expect("only into_parts takes the handle, and it consumes the guard")
     }
 
-    fn into_parts(mut self) -> (Vec<u8>, Arc<Shared>) {
+    fn into_parts(mut self) -> (Vec<u8>, usize, Arc<Shared>) {
         // Taking the handle leaves `Drop` nothing to give the buffer back to, so the guard
         // can drop normally and release nothing twice.
         let shared = self
             .shared
             .take()
             .expect("only into_parts takes the handle, and it consumes the guard");
-        (mem::take(&mut *self.buf), shared)
+        (mem::take(&mut *self.buf), self.lent, shared)
     }
 }
 
@@ -123,8 +133,51 @@ macro_rules! loan {
             /// server has sent it), on whatever thread that happens.
             #[cfg(feature = "bytes")]
             pub fn into_bytes(self) -> bytes::Bytes {
-                let (buf, shared) = self.into_parts();
-                bytes::Bytes::from_owner(Returning { buf, shared })
+                let (buf, lent, shared) = self.into_parts();
+                bytes::Bytes::from_owner(Returning { buf, lent, shared })
+            }
+
+            /// Reserves room for at least `additional` more bytes, as [`Vec::reserve`] does,
+            /// except past the max buffer size: there it first trades the buffer for the
+            /// pool's spare (a buffer over the max that an earlier `reserve` grew, kept whole
+            /// on its return), copying the contents over, when the spare is larger. The
+            /// buffer it leaves goes back to the pool's idle buffers.
+            ///
+            /// Why: a pool with a max below its largest requests shrinks each of their buffers
+            /// to the max on return, and the next large request regrows one by doubling from
+            /// the max, an allocation and a copy each time. The spare lets one large request
+            /// at a time grow into memory already held instead. Growth through the deref
+            /// (`extend_from_slice`, `Write`) never takes the spare, and a pool keeps a spare
+            /// only once a `reserve` has grown past its max, so a user who never calls this
+            /// sees the plain return policy.
+            ///
+            /// ```
+            /// let pool = heapscape_pool::Pool::builder("pcm")
+            ///     .initial_capacity(1024)
+            ///     .max_buffer_size(4096)
+            ///     .build()?;
+            /// let mut large = pool.get();
+            /// large.reserve(6000); // past the max: no spare yet, so it grows as a Vec does
+            /// drop(large); // over the max: kept whole as the spare
+            /// let mut next = pool.get();
+            /// next.extend_from_slice(&[1; 4000]);
+            /// next.reserve(1000); // takes the spare instead of reallocating
+            /// assert_eq!(&next[..], &[1; 4000][..]);
+            /// assert!(next.capacity() >= 5000);
+            /// assert_eq!(pool.stats().idle_buffers, 1); // the buffer it had before
+            /// # Ok::<(), heapscape_pool::PoolError>(())
+            /// ```
+            pub fn reserve(&mut self, additional: usize) {
+                let needed = self.buf.len().saturating_add(additional);
+                if needed > self.buf.capacity() && needed > self.shared().max_buffer_size() {
+                    // A handle of its own, so the buffer can be borrowed beside it; off the
+                    // common path, which stays within the max.
+                    let shared = Arc::clone(self.shared());
+                    if shared.trade_for_spare(&mut self.buf) {
+                        self.lent = self.buf.capacity();
+                    }
+                }
+                self.buf.reserve(additional);
             }
         }
 
@@ -174,7 +227,7 @@ loan!(OwnedPooledBuf, "OwnedPooledBuf");
 impl Drop for PooledBuf<'_> {
     #[inline]
     fn drop(&mut self) {
-        cache::give_back(self.shared, &mut self.buf);
+        cache::give_back(self.shared, &mut self.buf, self.lent);
     }
 }
 
@@ -182,7 +235,7 @@ impl Drop for OwnedPooledBuf {
     fn drop(&mut self) {
         // `None` once `into_parts` handed the buffer on: nothing left to give back.
         if let Some(shared) = &self.shared {
-            cache::give_back(shared, &mut self.buf);
+            cache::give_back(shared, &mut self.buf, self.lent);
         }
     }
 }
@@ -192,6 +245,8 @@ impl Drop for OwnedPooledBuf {
 #[cfg(feature = "bytes")]
 struct Returning {
     buf: Vec<u8>,
+    /// The capacity the buffer was lent with.
+    lent: usize,
     shared: Arc<Shared>,
 }
 
@@ -205,6 +260,6 @@ impl AsRef<[u8]> for Returning {
 #[cfg(feature = "bytes")]
 impl Drop for Returning {
     fn drop(&mut self) {
-        cache::give_back(&self.shared, &mut self.buf);
+        cache::give_back(&self.shared, &mut self.buf, self.lent);
     }
 }

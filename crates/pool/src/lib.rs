@@ -77,7 +77,15 @@
 //!   (`idle_buffers_cap`, `idle_bytes_cap`). Idle buffers that a lowered cap no longer allows
 //!   are released by [`Pool::reconfigure`] (`reconfigure`), and [`Pool::trim`] releases depot
 //!   buffers idle longer than the idle timeout (`idle_timeout`): Rust has no garbage
-//!   collector to empty a pool after a burst.
+//!   collector to empty a pool after a burst. A return that grew on loan is counted as a
+//!   regrow (`regrows`).
+//! - **The spare.** Once a guard's [`PooledBuf::reserve`] has grown a buffer past the max, one
+//!   buffer returned over the max is kept whole (up to twice the max, shrunk to that if
+//!   larger) instead of shrunk, within the idle caps, and the next `reserve` past the max
+//!   takes it instead of reallocating. Why: shrinking every long request's buffer to the max
+//!   made each of the next long requests regrow one by doubling from the max, an allocation
+//!   (and a copy) per request over it, the allocation the pool is there to save. `get` never
+//!   hands the spare out, so short requests never hold it.
 //! - **Safety.** No `unsafe` code (`#![forbid(unsafe_code)]`) and no lock-free data
 //!   structure, but two protocols rest on atomics rather than on the locks alone. *Retire*:
 //!   per-thread counters are written without a lock, and [`Pool::stats`] folds an exited
@@ -137,6 +145,7 @@
 //! | `heapscape_pool_returns_total` | counter | count | buffers returned (guards, `Bytes`, donations) |
 //! | `heapscape_pool_discards_total{reason}` | counter | count | buffers released: `over_max`, `idle_buffers_cap`, `idle_bytes_cap` (on return), `idle_timeout` (by `trim`), `reconfigure` (by a lowered cap) |
 //! | `heapscape_pool_shrinks_total` | counter | count | returned buffers shrunk to the max and kept |
+//! | `heapscape_pool_regrows_total` | counter | count | returned buffers whose capacity grew while on loan (reallocated and copied at least once) |
 //! | `heapscape_pool_detaches_total` | counter | count | buffers taken out for good |
 //! | `heapscape_pool_idle_buffers` | gauge | count | idle buffers held |
 //! | `heapscape_pool_idle_bytes` | gauge | bytes | capacity of idle buffers held |

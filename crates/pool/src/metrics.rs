@@ -40,6 +40,8 @@ catalog! {
         "Buffers released instead of kept, by reason (a DiscardReason, e.g. over_max, idle_bytes_cap or idle_timeout).";
     SHRINKS = "heapscape_pool_shrinks_total", Counter, Count, [POOL],
         "Returned buffers over the max buffer size that were shrunk to it and kept.";
+    REGROWS = "heapscape_pool_regrows_total", Counter, Count, [POOL],
+        "Returned buffers whose capacity grew while on loan: each reallocated and copied its contents at least once.";
     DETACHES = "heapscape_pool_detaches_total", Counter, Count, [POOL],
         "Buffers taken out of the pool for good.";
     IDLE_BUFFERS = "heapscape_pool_idle_buffers", Gauge, Count, [POOL],

@@ -64,7 +64,9 @@ impl Pool {
     /// Gives the pool a buffer allocated elsewhere; it is treated like a returned buffer.
     pub fn donate(&self, mut buf: Vec<u8>) {
         cache::count(&self.shared, |shard| &shard.donations);
-        cache::give_back(&self.shared, &mut buf);
+        // Not lent: its capacity is its own, so it never counts as a regrow.
+        let lent = buf.capacity();
+        cache::give_back(&self.shared, &mut buf, lent);
     }
 
     /// The settings as set by the builder or [`Pool::reconfigure`]. They are also the

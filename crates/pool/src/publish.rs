@@ -16,7 +16,7 @@ use crate::metrics::{
     INITIAL_CAPACITY, MAX_BUFFER_SIZE, MAX_IDLE_BUFFERS, MAX_IDLE_BYTES, MISSES, PEAK_HELD,
     PEAK_IDLE_BYTES, RECOMMENDATION_MIN_RETURNS, RECOMMENDATION_RETURNS, RECOMMENDATION_WINDOW,
     RECOMMENDED_INITIAL, RECOMMENDED_MAX, RECOMMENDED_MAX_IDLE_BUFFERS, RECOMMENDED_MAX_IDLE_BYTES,
-    RETURNED_CAPACITY, RETURNED_LENGTH, RETURNS, SHRINKS,
+    REGROWS, RETURNED_CAPACITY, RETURNED_LENGTH, RETURNS, SHRINKS,
 };
 use crate::stats::{Candidate, CandidateRole};
 use crate::sync::lock;
@@ -36,6 +36,7 @@ impl Pool {
             (MISSES, stats.misses, last.misses),
             (RETURNS, stats.returns, last.returns),
             (SHRINKS, stats.shrinks, last.shrinks),
+            (REGROWS, stats.regrows, last.regrows),
             (DETACHES, stats.detaches, last.detaches),
         ] {
             def.counter([pool.clone()]).increment(delta(now, before));

@@ -23,6 +23,8 @@ pub(crate) struct Shard {
     pub(crate) detaches: AtomicU64,
     pub(crate) donations: AtomicU64,
     pub(crate) shrinks: AtomicU64,
+    /// Returns whose buffer came back with more capacity than it was lent with.
+    regrows: AtomicU64,
     discards: [AtomicU64; DiscardReason::ALL.len()],
     /// In fine buckets: the recommendations are read from the lengths.
     lengths: [AtomicU64; FINE_BUCKETS],
@@ -50,6 +52,7 @@ impl Shard {
             detaches: AtomicU64::new(0),
             donations: AtomicU64::new(0),
             shrinks: AtomicU64::new(0),
+            regrows: AtomicU64::new(0),
             discards: std::array::from_fn(zero),
             lengths: std::array::from_fn(zero),
             capacities: std::array::from_fn(zero),
@@ -62,12 +65,16 @@ impl Shard {
         bump(&self.discards[reason.index()]);
     }
 
-    /// Counts a returned buffer's length and capacity: the bookkeeping every return path
-    /// does first, before the buffer is cleared.
+    /// Counts a returned buffer's length and capacity, and whether it grew past the
+    /// capacity it was `lent` with: the bookkeeping every return path does first, before the
+    /// buffer is cleared.
     #[inline]
-    pub(crate) fn count_return(&self, len: usize, capacity: usize) {
+    pub(crate) fn count_return(&self, len: usize, capacity: usize, lent: usize) {
         bump(&self.lengths[fine_bucket_of(len)]);
         bump(&self.capacities[bucket_of(capacity)]);
+        if capacity > lent {
+            bump(&self.regrows);
+        }
     }
 
     /// Adds this shard's counts to `totals`.
@@ -78,6 +85,7 @@ impl Shard {
         totals.detaches += load(&self.detaches);
         totals.donations += load(&self.donations);
         totals.shrinks += load(&self.shrinks);
+        totals.regrows += load(&self.regrows);
         for (total, c) in totals.discards.iter_mut().zip(&self.discards) {
             *total += load(c);
         }
@@ -101,6 +109,7 @@ pub(crate) struct Counts {
     pub(crate) detaches: u64,
     pub(crate) donations: u64,
     pub(crate) shrinks: u64,
+    pub(crate) regrows: u64,
     pub(crate) discards: [u64; DiscardReason::ALL.len()],
     pub(crate) lengths: FineSizeHistogram,
     pub(crate) capacities: SizeHistogram,
@@ -162,7 +171,7 @@ mod loom {
     use ::loom::model::Builder;
     use ::loom::thread;
 
-    /// Loom's defaults, except: summing a shard reads its 336 counters, each a step of the
+    /// Loom's defaults, except: summing a shard reads its 337 counters, each a step of the
     /// model, so a run takes more steps than loom allows by default; the preemptions are
     /// bounded (unless `LOOM_MAX_PREEMPTIONS` says otherwise) so that the model ends in
     /// seconds; and `f` runs on a model thread with a larger stack than loom's default, which

@@ -40,6 +40,10 @@ pub struct PoolStats {
     pub donations: u64,
     /// Returned buffers shrunk to the max buffer size and kept.
     pub shrinks: u64,
+    /// Returned buffers whose capacity grew while on loan: each grew by reallocating (and
+    /// copying what it held) at least once. A buffer that took the pool's spare counts only
+    /// if it grew past the spare ([`PooledBuf::reserve`](crate::PooledBuf::reserve)).
+    pub regrows: u64,
     /// Buffers returned empty (length 0: typically a request that failed after `get`),
     /// counted in `returns` but left out of the lengths and the recommendations.
     pub empty_returns: u64,

@@ -7,11 +7,11 @@
 //! hand its buffer back at thread exit).
 
 #[cfg(feature = "loom")]
-pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 #[cfg(feature = "loom")]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 #[cfg(not(feature = "loom"))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 #[cfg(not(feature = "loom"))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 

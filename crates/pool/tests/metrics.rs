@@ -74,6 +74,8 @@ fn every_metric_is_published_with_its_label_and_the_right_values() {
     // The buffer held at the publish came back empty since.
     assert_eq!(stats.empty_returns, 2);
     assert_eq!(counter(&rows, "heapscape_pool_shrinks_total"), 1);
+    // 3000 and 20,000 bytes each outgrew the buffer they were lent; 100 and 0 did not.
+    assert_eq!(counter(&rows, "heapscape_pool_regrows_total"), 2);
     assert_eq!(counter(&rows, "heapscape_pool_detaches_total"), 1);
     assert_eq!(
         find(&rows, "heapscape_pool_discards_total", None).len(),

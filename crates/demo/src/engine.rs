@@ -190,6 +190,15 @@ impl PcmStream {
         self.total_samples * BYTES_PER_SAMPLE
     }
 
+    /// Bytes the next chunk appends if the engine does not fail (0 once the stream is over):
+    /// the room a writer may make before [`PcmStream::read_into`], as a reader of a network
+    /// body knows the length of the data that arrived, never more than the stream holds.
+    pub fn next_chunk_len(&self) -> usize {
+        let samples =
+            (self.total_samples - self.next_sample.min(self.total_samples)).min(SAMPLES_PER_CHUNK);
+        (samples * BYTES_PER_SAMPLE) as usize
+    }
+
     /// Appends the next chunk (at most [`CHUNK_LEN`] bytes) to `buf` and returns its length;
     /// 0 once the stream is over. Every 16 chunks it yields to the runtime first, so a
     /// long synthesis does not hold an async worker.

@@ -30,7 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use heapscape_pool::Pool;
+use heapscape_pool::{Pool, PooledBuf};
 use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -487,16 +487,49 @@ impl Service {
     }
 }
 
+/// What [`buffer_wav`] writes into: a fresh `Vec`, or a pooled buffer.
+trait WavBuffer {
+    fn vec(&mut self) -> &mut Vec<u8>;
+
+    /// Room for `additional` more bytes.
+    fn make_room(&mut self, additional: usize);
+}
+
+impl WavBuffer for Vec<u8> {
+    fn vec(&mut self) -> &mut Vec<u8> {
+        self
+    }
+
+    fn make_room(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+}
+
+impl WavBuffer for PooledBuf<'_> {
+    fn vec(&mut self) -> &mut Vec<u8> {
+        self
+    }
+
+    /// Through the guard rather than the `Vec`: growing past the pool's max, it takes the
+    /// pool's spare (the buffer an earlier long stream grew) instead of reallocating, so the
+    /// few streams over the max do not each regrow a buffer from the max.
+    fn make_room(&mut self, additional: usize) {
+        PooledBuf::reserve(self, additional);
+    }
+}
+
 /// Buffers a whole WAV file in `buf`: room for the header, the whole PCM stream (its length is
 /// known only at the end), then the header written into the room. One buffer, no copy.
 async fn buffer_wav(
     stream: &mut engine::PcmStream,
     format: PcmFormat,
-    buf: &mut Vec<u8>,
+    buf: &mut impl WavBuffer,
 ) -> Result<(), ApiError> {
-    buf.extend_from_slice(&[0; wav::HEADER_LEN]);
+    buf.vec().extend_from_slice(&[0; wav::HEADER_LEN]);
     loop {
-        match stream.read_into(buf).await {
+        // The room for each chunk is made here, where the pool can see the buffer grow.
+        buf.make_room(stream.next_chunk_len());
+        match stream.read_into(buf.vec()).await {
             Ok(0) => break,
             Ok(_) => {}
             Err(error) => {
@@ -505,6 +538,7 @@ async fn buffer_wav(
             }
         }
     }
+    let buf = buf.vec();
     let header = wav::header(format, (buf.len() - wav::HEADER_LEN) as u64)?;
     buf[..wav::HEADER_LEN].copy_from_slice(&header);
     Ok(())

@@ -101,6 +101,11 @@ pub const QUICK_WARMUP: Duration = Duration::from_secs(1);
 /// until that service recommends, up to this many rounds.
 pub const MOST_WARMUP_ROUNDS: u32 = 8;
 
+/// The fewest rounds a run stops after, once every verdict is decided (unless
+/// `--all-rounds`): a verdict decides on 3, and one more keeps a single odd round from
+/// deciding a run that looked at its verdicts after every round.
+pub const EARLY_STOP_ROUNDS: usize = 4;
+
 /// The fewest returns the pooled, tuned and auto services' recommendations rest on with
 /// `--quick` (`recommendation_min_returns`), where the pool's default is 400 at p95: a 1 s
 /// warm-up holds tens of returns, not hundreds, and would leave the tuned service nothing to
@@ -185,9 +190,14 @@ pub struct CompareOptions {
     /// from 20 returns rather than the pool's default 400).
     #[arg(long)]
     pub quick: bool,
-    /// Load time per mode, all slices together, instead of 40 s (or 6 s with --quick).
+    /// Load time per mode, all slices together, instead of 40 s (or 6 s with --quick): the
+    /// most a run takes, since it stops after 4 rounds or more once every target's verdict is
+    /// decided.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// Run every round of --duration, even once every verdict is decided.
+    #[arg(long)]
+    pub all_rounds: bool,
     /// Length of one slice, instead of 5 s (or 2 s with --quick).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub slice: Option<Duration>,
@@ -293,8 +303,9 @@ async fn compare(
     config_file::write(&auto_file, &auto::yaml(&auto_pool))?;
 
     eprintln!(
-        "starting {} services ({}); {} of warm-up each, then {rounds} rounds of {} slices in \
-         turn (the order rotating every round), so a busy machine weighs on every mode alike",
+        "starting {} services ({}); {} of warm-up each, then up to {rounds} rounds of {} slices \
+         in turn (the order rotating every round), so a busy machine weighs on every mode \
+         alike",
         MODES.len(),
         MODES.map(|mode| mode.name).join(", "),
         humantime::format_duration(warmup),
@@ -411,7 +422,19 @@ async fn compare(
             slices: Vec::new(),
         })
         .collect();
+    let mut rounds_run = 0;
     for round in 0..rounds {
+        if !options.all_rounds
+            && round >= EARLY_STOP_ROUNDS
+            && decided(&runs, &lock(&timelines), origin)
+        {
+            eprintln!(
+                "every verdict is decided after {round} rounds: stopping (--all-rounds runs \
+                 all {rounds})"
+            );
+            break;
+        }
+        rounds_run = round + 1;
         let seed = options.seed.wrapping_add(1 + round as u64);
         for index in round_order(round) {
             let (child, run) = (&mut children[index], &mut runs[index]);
@@ -482,7 +505,7 @@ async fn compare(
         concurrency: options.concurrency,
         seed: options.seed,
         warmup_seconds: warmup.as_secs_f64(),
-        slices: rounds,
+        slices: rounds_run,
         slice_seconds: slice.as_secs_f64(),
         verdicts: verdict::judge_all(&summaries),
         modes: summaries,
@@ -499,6 +522,18 @@ async fn compare(
     create_parent(&json)?;
     std::fs::write(&json, text).map_err(|error| Error::Write { path: json, error })?;
     Ok(comparison)
+}
+
+/// Whether every target's verdict is decided on the slices run so far, each on at least
+/// [`EARLY_STOP_ROUNDS`] rounds. The last slice's final publication may not be scraped yet;
+/// the report judges again once every publication is in.
+fn decided(runs: &[ModeRun], timelines: &[Vec<Scrape>], origin: f64) -> bool {
+    let summaries: Vec<ModeSummary> = runs
+        .iter()
+        .zip(timelines)
+        .filter_map(|(run, timeline)| run.summarize(timeline, origin))
+        .collect();
+    verdict::all_decided(&verdict::judge_all(&summaries), EARLY_STOP_ROUNDS)
 }
 
 /// One stretch of the seeded load against `http`.

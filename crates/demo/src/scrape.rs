@@ -78,6 +78,8 @@ pub(crate) const AUTO_TUNE_TARGET_IDLE_BYTES: &str =
 pub(crate) const RETURNS: &str = "heapscape_pool_returns_total";
 /// Returned buffers shrunk to the max and kept, a counter.
 pub(crate) const SHRINKS: &str = heapscape_pool::metrics::SHRINKS.name;
+/// Returned buffers that grew while on loan, a counter.
+pub(crate) const REGROWS: &str = heapscape_pool::metrics::REGROWS.name;
 /// Bytes held by idle buffers.
 pub(crate) const IDLE_BYTES: &str = heapscape_pool::metrics::IDLE_BYTES.name;
 /// A candidate max buffer size, keyed `...{candidate="<role>"}`.

@@ -110,6 +110,7 @@ fn quick_compare_runs_five_modes_tuned_runs_the_recommendation_and_auto_tunes_it
         "jemalloc resident - active mean",
         "minor page faults/request",
         "pool shrinks/request",
+        "pool regrows/request",
         "pool returns over the max",
         "pool idle bytes max",
         "pool hit ratio",
@@ -236,8 +237,8 @@ fn quick_compare_runs_five_modes_tuned_runs_the_recommendation_and_auto_tunes_it
     assert_eq!(
         names,
         [
-            "allocation savings kept",
-            "jemalloc allocated cut",
+            "allocation rate",
+            "jemalloc allocated",
             "resident mean",
             "resident peak"
         ]

@@ -17,7 +17,7 @@ use super::summary::{ModeSummary, OverTime, Point, Spread};
 use crate::load::{self, LoadReport};
 use crate::scrape::{
     ACTIVE, ALLOC_BYTES, ALLOCATED, ALLOCATIONS, DISCARDS, HEARTBEAT_TIMESTAMP, HITS, IDLE_BYTES,
-    MAX_BUFFER_SIZE, MINOR_FAULTS, MISSES, RECOMMENDED_MAX, RESIDENT, RETURNS, SHRINKS,
+    MAX_BUFFER_SIZE, MINOR_FAULTS, MISSES, RECOMMENDED_MAX, REGROWS, RESIDENT, RETURNS, SHRINKS,
 };
 use crate::server::Pooling;
 
@@ -300,6 +300,7 @@ impl ModeRun {
             resident_minus_active: OverTime::of(&resident_minus_active),
             minor_faults_per_request: per_request(per_second(MINOR_FAULTS)),
             shrinks_per_request: per_request(per_second(SHRINKS)).filter(|_| pooled),
+            regrows_per_request: per_request(per_second(REGROWS)).filter(|_| pooled),
             over_max_ratio: (pooled && returns > 0.0).then(|| over_max / returns),
             idle_bytes: gauge(IDLE_BYTES).filter(|_| pooled),
             max_buffer_size: self.steady_max().filter(|_| pooled),
@@ -484,9 +485,11 @@ mod tests {
     fn pool_figures_come_from_the_slices_counters_and_samples() {
         let mut timeline = timeline();
         for scrape in &mut timeline {
-            // Active trails resident by 2000 B at every sample.
+            // Active trails resident by 2000 B at every sample; 5 returns a second regrew.
             let resident = scrape.series[RESIDENT];
             scrape.series.insert(ACTIVE.to_owned(), resident - 2000.0);
+            let published = scrape.series[HEARTBEAT_TIMESTAMP] - UNIX_START;
+            scrape.series.insert(REGROWS.to_owned(), 5.0 * published);
         }
         let counters = |returns: f64, shrinks: f64, max: f64| {
             BTreeMap::from([
@@ -519,7 +522,14 @@ mod tests {
                 ),
             ],
         };
+        // 50 requests a second.
+        for slice in &mut run.slices {
+            slice.load.ok = 100;
+            slice.load.elapsed = std::time::Duration::from_secs(2);
+        }
         let summary = run.summarize(&timeline, 0.0).unwrap();
+        let regrows = summary.regrows_per_request.unwrap();
+        assert!((regrows - 0.1).abs() < 1e-9, "{regrows}");
         // (10 + 4 shrinks) + (5 + 2 dropped) over 200 returns, the idle gap's left out.
         assert_eq!(summary.over_max_ratio, Some(21.0 / 200.0));
         assert_eq!(summary.max_buffer_size, Some(4096.0));
@@ -532,8 +542,12 @@ mod tests {
         run.pooling = Pooling::Off;
         let summary = run.summarize(&timeline, 0.0).unwrap();
         assert_eq!(
-            (summary.over_max_ratio, summary.shrinks_per_request),
-            (None, None)
+            (
+                summary.over_max_ratio,
+                summary.shrinks_per_request,
+                summary.regrows_per_request
+            ),
+            (None, None, None)
         );
     }
 }

@@ -1,9 +1,9 @@
 //! Order statistics over a handful of slices, and the bootstrap interval the verdicts read.
 //!
-//! Why a bootstrap, not a rank test: a verdict's figure may combine three modes (the share of
-//! pooled's allocation savings tuned keeps is `(unpooled - tuned) / (unpooled - pooled)`),
-//! which a two-sample rank test (Mann-Whitney, Hodges-Lehmann) does not cover; resampling
-//! whole rounds keeps the pairing the interleaving made (a busy moment of the machine weighs on
+//! Why a bootstrap, not a rank test: a verdict's figure is computed per round from the modes
+//! it involves (tuned / unpooled, tuned / pooled), a paired ratio that a two-sample rank test
+//! (Mann-Whitney, Hodges-Lehmann) does not cover; resampling whole rounds keeps the pairing
+//! the interleaving made (a busy moment of the machine weighs on
 //! the same round of every mode); and a fixed seed gives the same interval for the same
 //! numbers, run after run. With few rounds it is conservative rather than confident: for three
 //! rounds the 95 % interval of the median is the range of the three, so a quick run decides

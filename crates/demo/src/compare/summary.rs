@@ -130,6 +130,10 @@ pub struct ModeSummary {
     /// Returned buffers shrunk to the max per successful request (pooled modes): each was
     /// grown past the max by its request and leaves a freed tail for jemalloc to purge.
     pub shrinks_per_request: Option<f64>,
+    /// Returned buffers that grew while on loan per successful request (pooled modes): each
+    /// reallocated and copied at least once. The allocation a pool is there to avoid, left
+    /// where requests outgrow their buffer (the max, or a new buffer's initial capacity).
+    pub regrows_per_request: Option<f64>,
     /// Share of the returns over the max buffer size, shrunk or dropped (pooled modes).
     pub over_max_ratio: Option<f64>,
     /// `heapscape_pool_idle_bytes` over the slices' samples (pooled modes).
@@ -200,7 +204,7 @@ pub enum Goal {
 /// (see `compare::stats`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
-    /// Short name: `"allocation savings kept"`, ...
+    /// Short name: `"allocation rate"`, ...
     pub name: &'static str,
     /// The per-slice metric the figure is computed from (a key of [`ModeSummary::slices`]).
     pub metric: &'static str,

@@ -134,6 +134,12 @@ pub(super) fn rows(modes: &[ModeSummary]) -> Vec<Row> {
         true,
     ));
     rows.push(Row::new(
+        "pool regrows/request",
+        all(&|m| m.regrows_per_request),
+        ratio,
+        true,
+    ));
+    rows.push(Row::new(
         "pool returns over the max",
         all(&|m| m.over_max_ratio),
         percent,

@@ -73,6 +73,9 @@ pub(crate) struct Depot {
     idle_bytes: usize,
     /// The sum of the live [`Reservation`]s' bytes.
     reserved_bytes: usize,
+    /// Spares released to make room for buffers within the max (`DiscardReason::Spare`):
+    /// counted here, under the lock that released them, rather than on a caller's shard.
+    spares_released: u64,
     /// The number of live non-empty [`Reservation`]s (each lets its thread keep one buffer).
     reserved_buffers: usize,
 }
@@ -172,6 +175,27 @@ impl Depot {
         Ok(fit)
     }
 
+    /// Releases the spare when, without it, `buffers` more idle buffers (0 or 1) and `bytes`
+    /// more idle bytes would fit the caps and with it would not: the spare never costs the
+    /// pool a buffer within the max. Freed here, under the lock: it happens at most once per
+    /// spare kept, which is rare.
+    fn make_room(&mut self, buffers: usize, bytes: usize) {
+        let Some(spare) = self.spare.as_ref() else {
+            return;
+        };
+        let spare_bytes = spare.buf.capacity();
+        let buffers = self.idle_count() + self.reserved_buffers + buffers;
+        let bytes = self.idle_bytes + self.reserved_bytes + bytes;
+        let (max_buffers, max_bytes) = (self.config.max_idle_buffers, self.config.max_idle_bytes);
+        let fits_with = buffers <= max_buffers && bytes <= max_bytes;
+        let fits_without = buffers - 1 <= max_buffers && bytes - spare_bytes <= max_bytes;
+        if !fits_with && fits_without {
+            self.spare = None;
+            self.idle_bytes -= spare_bytes;
+            self.spares_released += 1;
+        }
+    }
+
     /// Takes the spare if it is larger than `capacity`.
     fn take_spare(&mut self, capacity: usize) -> Option<Vec<u8>> {
         if self.spare.as_ref()?.buf.capacity() <= capacity {
@@ -190,6 +214,7 @@ impl Depot {
 
     /// Keeps an empty buffer if the caps allow, else hands it back with the reason.
     pub(crate) fn push(&mut self, buf: Vec<u8>) -> Result<(), Rejected> {
+        self.make_room(1, buf.capacity());
         if self.idle_count() + self.reserved_buffers >= self.config.max_idle_buffers {
             return Err((DiscardReason::IdleBuffersCap, buf));
         }
@@ -211,6 +236,10 @@ impl Depot {
         reservation: &mut Reservation,
         bytes: usize,
     ) -> Result<(), DiscardReason> {
+        self.make_room(
+            usize::from(reservation.bytes == 0),
+            bytes.saturating_sub(reservation.bytes),
+        );
         let buffers = self.reserved_buffers + usize::from(reservation.bytes == 0);
         let others = self.reserved_bytes - reservation.bytes;
         let result = if self.idle_count() + buffers > self.config.max_idle_buffers {
@@ -323,6 +352,7 @@ impl Shared {
                 idle_bytes: 0,
                 reserved_bytes: 0,
                 reserved_buffers: 0,
+                spares_released: 0,
             }),
             shards: Shards::default(),
             shared_shard: Shard::new(),
@@ -534,6 +564,7 @@ impl Shared {
         let mut totals = self.shards.sum(&self.shared_shard);
         totals.idle_buffers += depot.idle_count() as u64;
         totals.idle_bytes += depot.idle_bytes as u64;
+        totals.discards[DiscardReason::Spare.index()] += depot.spares_released;
         let config = depot.config.clone();
         drop(depot);
         let returns = totals.lengths.count();

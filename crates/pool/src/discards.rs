@@ -8,7 +8,7 @@ use crate::config::OverMaxPolicy;
 /// Why a returned or idle buffer left the pool.
 ///
 /// `OverMax`, `IdleBuffersCap` and `IdleBytesCap` are decided when a buffer comes back;
-/// `IdleTimeout` and `Reconfigure` release buffers that were already idle.
+/// `IdleTimeout`, `Reconfigure` and `Spare` release buffers that were already idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DiscardReason {
@@ -27,16 +27,21 @@ pub enum DiscardReason {
     /// buffers or the idle bytes. Released from the shared depot at once, from a thread's
     /// private slot at that thread's next `get` or return.
     Reconfigure,
+    /// It was the spare (an idle buffer over the max, see
+    /// [`PooledBuf::reserve`](crate::PooledBuf::reserve)) and made room, within the idle
+    /// caps, for a buffer within the max that they would otherwise have discarded.
+    Spare,
 }
 
 impl DiscardReason {
     /// Every reason, in the order of [`Discards::iter`].
-    pub const ALL: [DiscardReason; 5] = [
+    pub const ALL: [DiscardReason; 6] = [
         Self::OverMax,
         Self::IdleBuffersCap,
         Self::IdleBytesCap,
         Self::IdleTimeout,
         Self::Reconfigure,
+        Self::Spare,
     ];
 
     /// The `reason` label value of `heapscape_pool_discards_total`.
@@ -47,6 +52,7 @@ impl DiscardReason {
             Self::IdleBytesCap => "idle_bytes_cap",
             Self::IdleTimeout => "idle_timeout",
             Self::Reconfigure => "reconfigure",
+            Self::Spare => "spare",
         }
     }
 
@@ -92,6 +98,9 @@ pub struct Discards {
     pub idle_timeout: u64,
     /// Released because a lowered cap no longer allowed them ([`DiscardReason::Reconfigure`]).
     pub reconfigure: u64,
+    /// The spare, released to make room for a buffer within the max
+    /// ([`DiscardReason::Spare`]).
+    pub spare: u64,
 }
 
 impl Discards {
@@ -103,6 +112,7 @@ impl Discards {
             idle_bytes_cap,
             idle_timeout,
             reconfigure,
+            spare,
         ] = counts;
         Self {
             over_max,
@@ -110,6 +120,7 @@ impl Discards {
             idle_bytes_cap,
             idle_timeout,
             reconfigure,
+            spare,
         }
     }
 
@@ -136,6 +147,7 @@ impl Index<DiscardReason> for Discards {
             DiscardReason::IdleBytesCap => &self.idle_bytes_cap,
             DiscardReason::IdleTimeout => &self.idle_timeout,
             DiscardReason::Reconfigure => &self.reconfigure,
+            DiscardReason::Spare => &self.spare,
         }
     }
 }
@@ -146,7 +158,7 @@ mod tests {
 
     #[test]
     fn the_counts_land_on_their_reasons() {
-        let discards = Discards::from_counts([1, 2, 3, 4, 5]);
+        let discards = Discards::from_counts([1, 2, 3, 4, 5, 6]);
         let by_reason: Vec<(&str, u64)> = discards
             .iter()
             .map(|(reason, count)| (reason.as_str(), count))
@@ -159,9 +171,10 @@ mod tests {
                 ("idle_bytes_cap", 3),
                 ("idle_timeout", 4),
                 ("reconfigure", 5),
+                ("spare", 6),
             ]
         );
-        assert_eq!(discards.total(), 15);
+        assert_eq!(discards.total(), 21);
         for (i, reason) in DiscardReason::ALL.into_iter().enumerate() {
             assert_eq!(reason.index(), i);
         }

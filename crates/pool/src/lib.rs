@@ -82,7 +82,8 @@
 //! - **The spare.** Once a guard's [`PooledBuf::reserve`] has grown a buffer past the max, one
 //!   buffer returned over the max is kept whole (up to twice the max, shrunk to that if
 //!   larger) instead of shrunk, within the idle caps, and the next `reserve` past the max
-//!   takes it instead of reallocating. Why: shrinking every long request's buffer to the max
+//!   takes it instead of reallocating; it gives way (`spare` discards) to any buffer within
+//!   the max the caps would otherwise discard. Why: shrinking every long request's buffer to the max
 //!   made each of the next long requests regrow one by doubling from the max, an allocation
 //!   (and a copy) per request over it, the allocation the pool is there to save. `get` never
 //!   hands the spare out, so short requests never hold it.
@@ -143,7 +144,7 @@
 //! | `heapscape_pool_hits_total` | counter | count | buffers handed out from idle buffers |
 //! | `heapscape_pool_misses_total` | counter | count | buffers newly allocated (no idle buffer) |
 //! | `heapscape_pool_returns_total` | counter | count | buffers returned (guards, `Bytes`, donations) |
-//! | `heapscape_pool_discards_total{reason}` | counter | count | buffers released: `over_max`, `idle_buffers_cap`, `idle_bytes_cap` (on return), `idle_timeout` (by `trim`), `reconfigure` (by a lowered cap) |
+//! | `heapscape_pool_discards_total{reason}` | counter | count | buffers released: `over_max`, `idle_buffers_cap`, `idle_bytes_cap` (on return), `idle_timeout` (by `trim`), `reconfigure` (by a lowered cap), `spare` (the spare, to make room for a buffer within the max) |
 //! | `heapscape_pool_shrinks_total` | counter | count | returned buffers shrunk to the max and kept |
 //! | `heapscape_pool_regrows_total` | counter | count | returned buffers whose capacity grew while on loan (reallocated and copied at least once) |
 //! | `heapscape_pool_detaches_total` | counter | count | buffers taken out for good |

@@ -37,7 +37,7 @@ catalog! {
     RETURNS = "heapscape_pool_returns_total", Counter, Count, [POOL],
         "Buffers returned to the pool (dropped guards, released Bytes, donations).";
     DISCARDS = "heapscape_pool_discards_total", Counter, Count, [POOL, "reason"],
-        "Buffers released instead of kept, by reason (a DiscardReason, e.g. over_max, idle_bytes_cap or idle_timeout).";
+        "Buffers released instead of kept, by reason (a DiscardReason, e.g. over_max, idle_bytes_cap, idle_timeout or spare).";
     SHRINKS = "heapscape_pool_shrinks_total", Counter, Count, [POOL],
         "Returned buffers over the max buffer size that were shrunk to it and kept.";
     REGROWS = "heapscape_pool_regrows_total", Counter, Count, [POOL],

@@ -171,7 +171,7 @@ mod loom {
     use ::loom::model::Builder;
     use ::loom::thread;
 
-    /// Loom's defaults, except: summing a shard reads its 337 counters, each a step of the
+    /// Loom's defaults, except: summing a shard reads its 338 counters, each a step of the
     /// model, so a run takes more steps than loom allows by default; the preemptions are
     /// bounded (unless `LOOM_MAX_PREEMPTIONS` says otherwise) so that the model ends in
     /// seconds; and `f` runs on a model thread with a larger stack than loom's default, which

@@ -258,3 +258,32 @@ fn a_spare_the_caps_have_no_room_for_is_shrunk_instead() {
         (1, 1, MAX as u64)
     );
 }
+
+#[test]
+fn the_spare_makes_room_for_buffers_within_the_max() {
+    let pool = Pool::builder("growth")
+        .initial_capacity(INITIAL)
+        .max_buffer_size(MAX)
+        .max_idle_buffers(4)
+        .max_idle_bytes(3 * MAX)
+        .build()
+        .unwrap();
+    let (mut a, mut b, mut c) = (pool.get(), pool.get(), pool.get());
+    stream_into(&mut c, MAX + 1);
+    drop(c);
+    stream_into(&mut a, MAX);
+    drop(a);
+    let stats = pool.stats();
+    assert_eq!((stats.idle_buffers, stats.idle_bytes), (2, 3 * MAX as u64));
+    // The caps hold the spare and one buffer of the max, not two: the spare goes.
+    stream_into(&mut b, MAX);
+    drop(b);
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.idle_buffers, stats.idle_bytes),
+        (2, 2 * MAX as u64),
+        "both buffers of the max kept"
+    );
+    assert_eq!(stats.discards[DiscardReason::Spare], 1);
+    assert_eq!(stats.discards.idle_bytes_cap, 0);
+}

@@ -125,7 +125,10 @@ impl Agent {
         heapscape_pool::metrics::describe_metrics();
         heapscape_heartbeat::describe_metrics();
         crate::reload_metrics::describe_and_initialize();
-        if exporter.is_none() && prometheus::descriptions() == described_before {
+        if exporter.is_none()
+            && prometheus::descriptions() == described_before
+            && !otel_bounds_set()
+        {
             warn_not_heapscape_recorder();
         }
 
@@ -310,6 +313,15 @@ fn warn_not_heapscape_recorder() {
          another recorder, see \"Add heapscape to your service\" in the crate README for \
          what heapscape's histograms cost there"
     );
+}
+
+/// Whether the service gave an OpenTelemetry recorder heapscape's bounds: then it publishes
+/// through a recorder set up for heapscape, and there is nothing to warn about.
+fn otel_bounds_set() -> bool {
+    #[cfg(feature = "otel")]
+    return crate::otel::bounds_set();
+    #[cfg(not(feature = "otel"))]
+    false
 }
 
 /// Applies jemalloc's decay settings. A failure (jemalloc not the global allocator, or built

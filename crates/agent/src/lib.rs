@@ -20,7 +20,8 @@
 //! [`AgentBuilder::service_recorder`] runs the heartbeat, pools and reload through the
 //! recorder the service installed (the config then needs no `exporter:`), and
 //! [`prometheus::Recorder`] keeps heapscape's histograms bucketed in a service's own
-//! metrics-exporter-prometheus. No tokio runtime is needed: outside one the agent uses threads
+//! metrics-exporter-prometheus. With OpenTelemetry (feature `otel`), `otel::set_histogram_bounds`
+//! gives metrics-exporter-otel's recorder heapscape's bucket bounds. No tokio runtime is needed: outside one the agent uses threads
 //! of its own. The crate README's "Add heapscape to your service" compares the modes.
 //!
 //! A service that serves its own HTTP can bound what slow clients hold in its memory as the
@@ -85,6 +86,8 @@ pub mod connection;
 mod error;
 mod exporter;
 pub mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod plain_text;
 mod profile;
 mod reload_metrics;

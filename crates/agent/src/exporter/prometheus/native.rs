@@ -100,19 +100,17 @@ impl NativeSeries {
     /// heartbeat's sample duration, rendered with `global_labels` first.
     pub(crate) fn heapscape(global_labels: Vec<(String, String)>) -> Self {
         let none: Arc<[f64]> = Arc::new([]);
-        let mut metrics: Vec<(&'static str, Arc<[f64]>)> = heapscape_pool::metrics::CATALOG
+        let metrics = heapscape_pool::metrics::CATALOG
             .iter()
-            .map(|metric| {
-                let bounds = heapscape_pool::metrics::HISTOGRAM_METRICS
+            .map(|metric| metric.name)
+            .chain([heapscape_heartbeat::metrics::SAMPLE_DURATION.name])
+            .map(|name| {
+                let bounds = crate::metrics::HISTOGRAMS
                     .iter()
-                    .find_map(|&(name, bounds)| (name == metric.name).then(|| bounds.into()));
-                (metric.name, bounds.unwrap_or_else(|| Arc::clone(&none)))
+                    .find_map(|&(histogram, bounds)| (histogram == name).then(|| bounds.into()));
+                (name, bounds.unwrap_or_else(|| Arc::clone(&none)))
             })
             .collect();
-        metrics.push((
-            heapscape_heartbeat::metrics::SAMPLE_DURATION.name,
-            heapscape_heartbeat::SAMPLE_DURATION_BUCKETS.into(),
-        ));
         Self::new(metrics, global_labels)
     }
 

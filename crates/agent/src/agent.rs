@@ -14,7 +14,9 @@ use heapscape_pool::{Pool, PoolStats};
 
 use crate::config::file::{self, ReadError};
 use crate::config::limits;
-use crate::exporter::{Exporter, prometheus};
+use crate::exporter::Exporter;
+#[cfg(feature = "tokio")]
+use crate::exporter::prometheus;
 use crate::reload_metrics::{LAST_RELOAD_SUCCESS, RELOAD_FAILURES, RELOADS};
 use crate::sync::{lock, read, write};
 use crate::{AgentBuilder, Config, ConfigError, Error, ExporterConfig};
@@ -121,10 +123,13 @@ impl Agent {
         } else {
             None
         };
+        #[cfg(feature = "tokio")]
         let described_before = prometheus::descriptions();
         heapscape_pool::metrics::describe_metrics();
         heapscape_heartbeat::describe_metrics();
         crate::reload_metrics::describe_and_initialize();
+        // Without the `tokio` feature there is no heapscape recorder to advise.
+        #[cfg(feature = "tokio")]
         if exporter.is_none()
             && prometheus::descriptions() == described_before
             && !otel_bounds_set()
@@ -140,11 +145,7 @@ impl Agent {
                 |builder, pool| builder.pool(pool.clone()),
             )
             .build();
-        let heartbeat = if tokio::runtime::Handle::try_current().is_ok() {
-            heartbeat.spawn()
-        } else {
-            heartbeat.spawn_thread().map_err(Error::Heartbeat)?
-        };
+        let heartbeat = spawn_heartbeat(heartbeat)?;
         match &exporter {
             Some(exporter) => tracing::info!(
                 exporter = ?config.exporter,
@@ -298,10 +299,21 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// The heartbeat as a task of the caller's tokio runtime, or on a thread of its own outside
+/// one (always, without the `tokio` feature).
+fn spawn_heartbeat(heartbeat: Heartbeat) -> Result<HeartbeatHandle, Error> {
+    #[cfg(feature = "tokio")]
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Ok(heartbeat.spawn());
+    }
+    heartbeat.spawn_thread().map_err(Error::Heartbeat)
+}
+
 /// The descriptions of heapscape's metrics reached no `heapscape::prometheus::Recorder`: the
 /// service's recorder is another one, or none is installed yet. `metrics` hands out the global
 /// recorder only as a `dyn Recorder`, so which other recorder it is cannot be told, and with
 /// one that is not metrics-exporter-prometheus's (mode c) this may be as intended.
+#[cfg(feature = "tokio")]
 fn warn_not_heapscape_recorder() {
     tracing::warn!(
         "heapscape publishes through a recorder that is not heapscape::prometheus::Recorder, \
@@ -317,6 +329,7 @@ fn warn_not_heapscape_recorder() {
 
 /// Whether the service gave an OpenTelemetry recorder heapscape's bounds: then it publishes
 /// through a recorder set up for heapscape, and there is nothing to warn about.
+#[cfg(feature = "tokio")]
 fn otel_bounds_set() -> bool {
     #[cfg(feature = "otel")]
     return crate::otel::bounds_set();
@@ -447,6 +460,7 @@ impl Shared {
                         error,
                     }),
                 None => build_pool(name, pool_config).map(|pool| {
+                    #[cfg(feature = "tokio")]
                     prometheus::pool_added(name);
                     self.heartbeat.add_pool(pool.clone());
                     pools.insert(name.clone(), pool);
@@ -473,6 +487,7 @@ impl Shared {
             // pool's late publications. The registry last: once `Agent::pool` misses a pool,
             // its series are gone.
             self.heartbeat.remove_pool(name);
+            #[cfg(feature = "tokio")]
             prometheus::pool_removed(name);
             pools.remove(name);
             current.pools.remove(name);

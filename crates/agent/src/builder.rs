@@ -132,10 +132,12 @@ impl AgentBuilder {
     /// [`AgentBuilder::service_recorder`] was chosen, installs the config's exporter as the
     /// global `metrics` recorder; with [`AgentBuilder::config_file`], starts watching the file.
     ///
-    /// Inside a tokio runtime the heartbeat and the exporter's tasks run on it (each heap
-    /// sample on its blocking pool). Outside one, the heartbeat runs on a thread of its own
-    /// (`heapscape-heartbeat`) and the exporter's tasks on a private single-threaded runtime
-    /// on another (`heapscape-metrics`); [`Agent::shutdown`] ends both.
+    /// Inside a tokio runtime the heartbeat and the Prometheus exporter's tasks run on it (each
+    /// heap sample on its blocking pool). Outside one (or without the `tokio` feature), the
+    /// heartbeat runs on a thread of its own (`heapscape-heartbeat`) and the Prometheus
+    /// exporter's tasks on a private single-threaded runtime on another (`heapscape-metrics`);
+    /// StatsD flushes from a thread of its own (`heapscape-statsd`). [`Agent::shutdown`] ends
+    /// them all.
     ///
     /// # Errors
     ///
@@ -145,9 +147,10 @@ impl AgentBuilder {
     /// the README's bounds (too many pools, a size or interval out of range); [`Error::Pool`]
     /// for a pool the pool crate refuses; [`Error::PortInUse`] / [`Error::Listen`] when the
     /// Prometheus address cannot be bound; [`Error::Statsd`] when the StatsD host does not
-    /// resolve; [`Error::RecorderAlreadyInstalled`] when something installed a recorder first;
-    /// [`Error::Runtime`] / [`Error::Heartbeat`] when a thread cannot be started outside a
-    /// runtime; [`Error::Watch`] if the SIGHUP handler or the file watcher cannot be set up.
+    /// resolve; [`Error::TokioFeatureOff`] for a Prometheus exporter in a build without the
+    /// `tokio` feature; [`Error::RecorderAlreadyInstalled`] when something installed a recorder
+    /// first; [`Error::Runtime`] / [`Error::Heartbeat`] when a thread cannot be started;
+    /// [`Error::Watch`] if the SIGHUP handler or the file watcher cannot be set up.
     /// A StatsD daemon that is down is not an error.
     pub fn start(self) -> Result<Agent, Error> {
         let install_exporter = !self.service_recorder;

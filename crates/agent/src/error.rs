@@ -74,19 +74,22 @@ pub enum Error {
     )]
     RecorderAlreadyInstalled,
 
-    /// The StatsD exporter was set up outside a tokio runtime. The agent always enters one
-    /// first (its own when the program has none), so this is a bug in the agent.
+    /// The config asks for something that runs on tokio (`exporter: prometheus`, the
+    /// `/metrics` listener) in a build without the `tokio` feature.
     #[error(
-        "the StatsD exporter was set up outside a tokio runtime; this is a bug in heapscape, \
-         please report it"
+        "{what} needs heapscape's `tokio` feature, which this build leaves out: enable it \
+         (`heapscape = {{ version = \"…\", features = [\"tokio\"] }}`; it is on unless \
+         `default-features = false`), or use what runs without it: `exporter: {{ statsd: ... }}`, \
+         or the service's own recorder with `.service_recorder()`"
     )]
-    NoRuntime,
+    TokioFeatureOff {
+        /// What needs the feature, e.g. `exporter.prometheus`.
+        what: &'static str,
+    },
 
-    /// Outside a tokio runtime, the agent's own runtime for the exporter could not be set up.
-    #[error(
-        "cannot start the thread that serves metrics outside a tokio runtime: {0}; the agent \
-         needs one more thread (or start the agent inside a tokio runtime)"
-    )]
+    /// A thread of the exporter could not be started: StatsD's periodic flush, or, outside a
+    /// tokio runtime, the one that serves the Prometheus listener.
+    #[error("cannot start the exporter's thread: {0}; the agent needs one more thread")]
     Runtime(std::io::Error),
 
     /// The heartbeat's thread could not be started (outside a tokio runtime).

@@ -22,7 +22,9 @@
 //! [`prometheus::Recorder`] keeps heapscape's histograms bucketed in a service's own
 //! metrics-exporter-prometheus. With OpenTelemetry (feature `otel`), `otel::set_histogram_bounds`
 //! gives metrics-exporter-otel's recorder heapscape's bucket bounds. No tokio runtime is needed: outside one the agent uses threads
-//! of its own. The crate README's "Add heapscape to your service" compares the modes.
+//! of its own; without the default feature `tokio` neither tokio nor hyper is built, and the
+//! agent runs StatsD or the service's own recorder on threads (the Prometheus listener,
+//! [`prometheus`] and [`connection`] need the feature). The crate README's "Add heapscape to your service" compares the modes.
 //!
 //! A service that serves its own HTTP can bound what slow clients hold in its memory as the
 //! agent's listener does, with the stream guards of [`connection`].
@@ -82,15 +84,18 @@
 mod agent;
 mod builder;
 mod config;
+#[cfg(feature = "tokio")]
 pub mod connection;
 mod error;
 mod exporter;
 pub mod metrics;
 #[cfg(feature = "otel")]
 pub mod otel;
+#[cfg(feature = "tokio")]
 mod plain_text;
 mod profile;
 mod reload_metrics;
+#[cfg(feature = "tokio")]
 pub mod prometheus {
     //! For a service that owns its metrics-exporter-prometheus recorder (its own builder,
     //! listener or route): build that recorder with [`Recorder::from_builder`], which takes the

@@ -56,6 +56,7 @@ pub fn set_histogram_bounds(recorder: &OpenTelemetryRecorder) {
 }
 
 /// Whether [`set_histogram_bounds`] ran in this process.
+#[cfg(feature = "tokio")]
 pub(crate) fn bounds_set() -> bool {
     BOUNDS_SET.load(Ordering::Relaxed)
 }

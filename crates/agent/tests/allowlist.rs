@@ -5,6 +5,9 @@
 //! A process can install only one global recorder, so each case runs in a child process of this
 //! test binary (the ignored test `case_in_child`, selected by an environment variable).
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,6 +3,9 @@
 //! (the tuned values stay unless the file changes a tuned key or turns auto-tuning off; a bad
 //! file changes nothing).
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

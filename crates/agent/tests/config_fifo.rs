@@ -1,6 +1,9 @@
 //! A FIFO in the config file's place: refused like an unreadable file, never waited on, by
 //! the reload watcher and by shutdown. Its own test binary: the reload counters are global.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::sync::mpsc;

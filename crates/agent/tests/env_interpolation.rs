@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 
-use heapscape::{Agent, Config, ExporterConfig};
-use heapscape_testkit::{ConfigFile, WAIT, wait_for, write_atomically};
+use heapscape::{Config, ExporterConfig};
+use heapscape_testkit::ConfigFile;
 
 fn set(name: &str, value: &str) {
     // SAFETY: std serialises its own reads and writes of the environment, and nothing in this
@@ -198,8 +198,13 @@ fn every_read_of_the_file_interpolates_again() {
     assert_eq!(second.service.as_deref(), Some("second"));
 }
 
+// On the Prometheus listener, which needs the `tokio` feature.
+#[cfg(feature = "tokio")]
 #[test]
 fn a_reload_resolves_the_variables_again() {
+    use heapscape::Agent;
+    use heapscape_testkit::{WAIT, wait_for, write_atomically};
+
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
     // A comment that changes with each write: the watcher reloads on a change of the content.

@@ -4,6 +4,9 @@
 //! bucketed pool histograms, passes `promtool check metrics` and writes no series, `# HELP` or
 //! `# TYPE` line twice.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 #[path = "../examples/service/app.rs"]
 mod app;
 mod common;

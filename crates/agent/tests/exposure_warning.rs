@@ -1,6 +1,9 @@
 //! Listening on every interface with an empty allowlist exposes the metrics to anyone who can
 //! connect: the agent says so at start.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use heapscape::{Agent, Config};
 use heapscape_testkit::CapturedLogs;
 

@@ -1,6 +1,9 @@
 //! A busy pool's publication costs what its buckets cost, not what its returns cost: after five
 //! million returns one publish renders exact bucket counts, `_sum` and `_count` on `/metrics`.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use heapscape::{Agent, Config};
 use heapscape_testkit::{WAIT, http_get, wait_for};
 

@@ -1,6 +1,8 @@
 //! The `jemalloc:` section applied at start, changed by a reload of the file, and published on
 //! `/metrics`.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
 #![cfg(feature = "jemalloc")]
 
 use std::net::SocketAddr;

@@ -2,6 +2,9 @@
 //! the process (absurd sizes), an interval silently clamped, pools that could not be removed
 //! or capped, and the exposition they grew.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

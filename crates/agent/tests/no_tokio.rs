@@ -2,6 +2,9 @@
 //! The heartbeat runs on its own thread and the Prometheus listener on the agent's private
 //! runtime; a scrape shows the pool's and the heartbeat's series; shutdown ends both threads.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use heapscape::{Agent, Config};
 use heapscape_testkit::{WAIT, http_get, wait_for};
 

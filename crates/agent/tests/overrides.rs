@@ -1,6 +1,9 @@
 //! `AgentBuilder::overrides` over a config file: the overrides win over the file at start and
 //! after every reload.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

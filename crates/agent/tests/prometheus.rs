@@ -1,6 +1,9 @@
 //! The Prometheus path against a real Prometheus: exposition passes `promtool check metrics`,
 //! and PromQL returns the heap gauges, pool counters and histogram buckets with their labels.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 mod common;
 
 use common::exposition::{promtool_check, repeated_lines};

@@ -1,5 +1,8 @@
 //! Live re-tuning from the config file: good -> bad -> deleted -> good, and SIGHUP.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 

@@ -6,6 +6,9 @@
 //! of this test binary (the ignored test `statsd_side`, selected by an environment variable)
 //! and sends its lines to a UDP socket of the parent.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};

@@ -2,6 +2,9 @@
 //! started the agent without one. A pool that a new config no longer names leaves the
 //! service's exposition, with no call from the service, while its other series stay.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use heapscape::{Agent, Config};
 use heapscape_testkit::{WAIT, wait_for};
 use metrics_exporter_prometheus::PrometheusBuilder;

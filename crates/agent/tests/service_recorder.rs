@@ -2,6 +2,9 @@
 //! `Recorder::from_builder`, go on the service's series and on heapscape's pool series alike;
 //! starting on the exporter's bare recorder instead, the mistake, is warned about at start.
 
+// The Prometheus listener (or mode b's recorder) needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 use heapscape::{Agent, Config};
 use heapscape_testkit::{CapturedLogs, WAIT, wait_for};
 use metrics_exporter_prometheus::PrometheusBuilder;

@@ -1,7 +1,5 @@
 //! Startup errors say what to do; a StatsD daemon that is not there is not an error.
 
-use std::net::TcpListener;
-
 use heapscape::{Agent, Config, Error};
 
 fn prometheus_on(listen: &str) -> Config {
@@ -12,11 +10,12 @@ fn prometheus_on(listen: &str) -> Config {
     .expect("config")
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn port_in_use_names_the_port_and_the_fix() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _entered = runtime.enter();
-    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().unwrap();
     let error = Agent::builder()
         .config(prometheus_on(&addr.to_string()))
@@ -31,6 +30,7 @@ fn port_in_use_names_the_port_and_the_fix() {
     assert!(shown.contains("exporter.prometheus.listen"), "{shown}");
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn an_address_of_another_machine_cannot_be_bound() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -170,14 +170,40 @@ fn statsd_without_a_daemon_starts_and_runs() {
     });
     assert!(agent.metrics_addr().is_none());
 
-    // Once installed, the recorder is taken for good.
+    // Once installed, the recorder is taken for good (without the `tokio` feature a
+    // Prometheus exporter is refused before that: see below).
+    #[cfg(feature = "tokio")]
+    {
+        let error = Agent::builder()
+            .config(prometheus_on("127.0.0.1:0"))
+            .start()
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::RecorderAlreadyInstalled),
+            "{error:?}"
+        );
+    }
+    agent.shutdown();
+}
+
+/// Built without tokio, the agent refuses the Prometheus exporter before it builds anything,
+/// naming the feature and what runs without it.
+#[cfg(not(feature = "tokio"))]
+#[test]
+fn the_prometheus_exporter_needs_the_tokio_feature() {
     let error = Agent::builder()
         .config(prometheus_on("127.0.0.1:0"))
         .start()
         .unwrap_err();
-    assert!(
-        matches!(error, Error::RecorderAlreadyInstalled),
-        "{error:?}"
-    );
-    agent.shutdown();
+    assert!(matches!(error, Error::TokioFeatureOff { .. }), "{error:?}");
+    let shown = error.to_string();
+    for expected in [
+        "exporter.prometheus",
+        "heapscape's `tokio` feature",
+        "features = [\"tokio\"]",
+        "statsd",
+        "`.service_recorder()`",
+    ] {
+        assert!(shown.contains(expected), "{expected} in {shown}");
+    }
 }

@@ -2,6 +2,9 @@
 //! with their DogStatsD tags; killing the daemon does not disturb the service, and a restarted
 //! daemon receives metrics again.
 
+// Reads jemalloc's statistics, which need the `jemalloc` feature.
+#![cfg(feature = "jemalloc")]
+
 use std::collections::BTreeSet;
 
 use heapscape::{Agent, Config};

@@ -3,6 +3,9 @@
 //! alone would be a relative change that drifts by -1 at every tick; the service and
 //! instance tags arrive with it, to become labels in statsd_exporter.
 
+// Reads jemalloc's statistics, which need the `jemalloc` feature.
+#![cfg(feature = "jemalloc")]
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use heapscape::{Agent, Config};

@@ -1,8 +1,10 @@
 //! The one exporter the agent installs, as the config chooses: Prometheus (the agent's own
-//! listener, `prometheus`) or StatsD (UDP with DogStatsD tags, `statsd`), with its tasks on
-//! the caller's tokio runtime or a private one (`runtime`).
+//! listener, `prometheus`, feature `tokio`, its tasks on the caller's tokio runtime or a private
+//! one: `runtime`) or StatsD (UDP with DogStatsD tags, `statsd`, flushed from a thread).
 
+#[cfg(feature = "tokio")]
 pub(crate) mod prometheus;
+#[cfg(feature = "tokio")]
 mod runtime;
 mod statsd;
 
@@ -11,63 +13,82 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::Error;
-use crate::config::{Config, ExporterConfig};
+use crate::config::{Config, ExporterConfig, PrometheusConfig};
+#[cfg(feature = "tokio")]
 use prometheus::PrometheusExporter;
+#[cfg(feature = "tokio")]
 use runtime::TaskRuntime;
 use statsd::StatsdExporter;
 
 /// The installed exporter, kept for shutdown.
-pub(crate) struct Exporter {
-    sink: Sink,
-    /// Declared after `sink`: its tasks run here.
-    runtime: TaskRuntime,
-}
-
-enum Sink {
-    Prometheus(PrometheusExporter),
+pub(crate) enum Exporter {
+    #[cfg(feature = "tokio")]
+    Prometheus {
+        exporter: PrometheusExporter,
+        /// Declared after `exporter`: its tasks run here.
+        runtime: TaskRuntime,
+    },
     Statsd(StatsdExporter),
 }
 
 impl Exporter {
-    /// Builds the exporter described by `config` and installs it as the global recorder; its
-    /// tasks run on the current tokio runtime, or on a private one when there is none.
+    /// Builds the exporter described by `config` and installs it as the global recorder.
     pub(crate) fn install(config: &Config) -> Result<Self, Error> {
         let global_labels = global_labels(config);
-        let runtime = TaskRuntime::current_or_private()?;
-        let sink = {
-            // The StatsD exporter spawns its flush on the runtime it is entered in.
-            let _entered = runtime.handle().enter();
-            match &config.exporter {
-                ExporterConfig::Prometheus(prometheus) => {
-                    PrometheusExporter::install(prometheus, &global_labels, runtime.handle())
-                        .map(Sink::Prometheus)
-                }
-                ExporterConfig::Statsd(statsd) => {
-                    StatsdExporter::install(statsd, global_labels).map(Sink::Statsd)
-                }
-                // `Agent::launch` refuses this config before it gets here.
-                ExporterConfig::Unset => Err(Error::NoExporter),
+        match &config.exporter {
+            ExporterConfig::Prometheus(prometheus) => {
+                Self::install_prometheus(prometheus, &global_labels)
             }
-        }?;
-        Ok(Self { sink, runtime })
+            ExporterConfig::Statsd(statsd) => {
+                StatsdExporter::install(statsd, global_labels).map(Self::Statsd)
+            }
+            // `Agent::launch` refuses this config before it gets here.
+            ExporterConfig::Unset => Err(Error::NoExporter),
+        }
+    }
+
+    /// The Prometheus listener, its tasks on the current tokio runtime, or on a private one
+    /// when there is none.
+    #[cfg(feature = "tokio")]
+    fn install_prometheus(
+        config: &PrometheusConfig,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Self, Error> {
+        let runtime = TaskRuntime::current_or_private()?;
+        let exporter = PrometheusExporter::install(config, labels, runtime.handle())?;
+        Ok(Self::Prometheus { exporter, runtime })
+    }
+
+    #[cfg(not(feature = "tokio"))]
+    fn install_prometheus(
+        _: &PrometheusConfig,
+        _: &BTreeMap<String, String>,
+    ) -> Result<Self, Error> {
+        Err(Error::TokioFeatureOff {
+            what: "exporter.prometheus (its /metrics listener runs on tokio)",
+        })
     }
 
     /// The bound Prometheus listener, if that is the exporter.
     pub(crate) fn metrics_addr(&self) -> Option<SocketAddr> {
-        match &self.sink {
-            Sink::Prometheus(prometheus) => Some(prometheus.addr()),
-            Sink::Statsd(_) => None,
+        match self {
+            #[cfg(feature = "tokio")]
+            Self::Prometheus { exporter, .. } => Some(exporter.addr()),
+            Self::Statsd(_) => None,
         }
     }
 
     /// Flushes, then stops the Prometheus listener (closing its open connections) and upkeep,
-    /// or the StatsD flusher, and the private runtime if the agent made one.
+    /// and the private runtime if the agent made one, or the StatsD flusher.
     pub(crate) fn shutdown(&self, timeout: Duration) {
-        match &self.sink {
-            Sink::Prometheus(prometheus) => prometheus.shutdown(),
-            Sink::Statsd(statsd) => statsd.shutdown(timeout),
+        match self {
+            #[cfg(feature = "tokio")]
+            Self::Prometheus { exporter, runtime } => {
+                exporter.shutdown();
+                runtime.stop();
+            }
+            Self::Statsd(statsd) => statsd.shutdown(timeout),
         }
-        self.runtime.stop();
     }
 }
 

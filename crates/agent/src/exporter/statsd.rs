@@ -1,40 +1,42 @@
 //! The StatsD path: metrics-exporter-statsd's recorder over a shared UDP queue, with pool
-//! histograms sent as sampled lines.
+//! histograms sent as sampled lines, flushed every second from a thread of its own (no tokio:
+//! a service without it gets StatsD too).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::UdpSocket;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::Error;
+use crate::config::StatsdConfig;
+use crate::sync::lock;
 use cadence::{BufferedUdpMetricSink, MetricSink, QueuingMetricSink};
 use metrics::{
     Counter, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
     SharedString, Unit,
 };
-use tokio::task::JoinHandle;
-
-use crate::Error;
-use crate::config::StatsdConfig;
 
 /// How often a partly filled StatsD datagram is sent: cadence's buffered sink sends only when
 /// the buffer is full, which would hold a tick's last lines until the next tick.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The installed StatsD exporter: the queue every line goes through, and its flusher task.
+/// The installed StatsD exporter: the queue every line goes through, and its flusher thread.
 pub(crate) struct StatsdExporter {
     sink: Arc<QueuingMetricSink>,
-    flusher: JoinHandle<()>,
+    /// The `heapscape-statsd` thread; taken by the first shutdown. Sending on the channel (or
+    /// dropping it with the exporter) ends the thread.
+    flusher: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
 }
 
 impl StatsdExporter {
-    /// Resolves the daemon's address, installs the recorder with `tags` on every metric, and
-    /// starts the periodic flush on the current tokio runtime.
+    /// Resolves the daemon's address, starts the periodic flush and installs the recorder
+    /// with `tags` on every metric.
     pub(crate) fn install(
         config: &StatsdConfig,
         tags: BTreeMap<String, String>,
     ) -> Result<Self, Error> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let statsd_error = |error| Error::Statsd {
             host: config.host.clone(),
             port: config.port,
@@ -66,17 +68,26 @@ impl StatsdExporter {
 
         let recorder = StatsdRecorder::new(config, Arc::clone(&sink), tags)
             .map_err(|error| statsd_error(std::io::Error::other(error.to_string())))?;
-        metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderAlreadyInstalled)?;
+        // The thread before the recorder: if it cannot start, nothing is installed. If the
+        // recorder cannot be installed, the dropped sender ends the thread.
+        let (stop, stopped) = mpsc::channel::<()>();
         let flushed = Arc::clone(&sink);
-        let flusher = runtime.spawn(async move {
-            let mut interval = tokio::time::interval(FLUSH_INTERVAL);
-            loop {
-                interval.tick().await;
-                // Non-blocking socket; an unreachable daemon only loses the datagram.
-                let _ = flushed.flush();
-            }
-        });
-        Ok(Self { sink, flusher })
+        let thread = std::thread::Builder::new()
+            .name("heapscape-statsd".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(FLUSH_INTERVAL)
+                {
+                    // Non-blocking socket; an unreachable daemon only loses the datagram.
+                    let _ = flushed.flush();
+                }
+            })
+            .map_err(Error::Runtime)?;
+        metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderAlreadyInstalled)?;
+        Ok(Self {
+            sink,
+            flusher: Mutex::new(Some((stop, thread))),
+        })
     }
 
     /// Waits (up to `timeout`) for the queue to drain, then sends the partly filled datagram.
@@ -84,10 +95,14 @@ impl StatsdExporter {
         drain(&self.sink, timeout);
     }
 
-    /// Flushes, then stops the periodic flush.
+    /// Stops the periodic flush, then flushes what is queued. Later calls only flush.
     pub(crate) fn shutdown(&self, timeout: Duration) {
+        if let Some((stop, thread)) = lock(&self.flusher).take() {
+            // The thread only ends after this send; an error means it already panicked.
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
         self.flush(timeout);
-        self.flusher.abort();
     }
 }
 

@@ -145,7 +145,8 @@ fn unreadable_file_is_a_config_error() {
     );
 }
 
-/// The only test in this binary that installs the global recorder.
+/// The only test in this binary that installs the global recorder. StatsD needs no tokio
+/// runtime and no `tokio` feature: its flush runs on a thread, which shutdown ends.
 #[test]
 fn statsd_without_a_daemon_starts_and_runs() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -183,7 +184,16 @@ fn statsd_without_a_daemon_starts_and_runs() {
             "{error:?}"
         );
     }
+    // The kernel keeps 15 bytes of a thread's name: `heapscape-statsd` reads `heapscape-stats`.
+    let flush_thread = || {
+        std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .any(|name| name.trim() == "heapscape-stats")
+    };
+    assert!(flush_thread(), "StatsD is flushed from a thread of its own");
     agent.shutdown();
+    assert!(!flush_thread(), "shutdown joins the flush thread");
 }
 
 /// Built without tokio, the agent refuses the Prometheus exporter before it builds anything,

@@ -4,8 +4,6 @@
 //! grown past the max through the guard's `reserve` is kept whole as the spare, which the next
 //! such `reserve` takes instead of reallocating.
 
-use std::time::Duration;
-
 use heapscape_pool::stats::DiscardReason;
 use heapscape_pool::{Pool, PoolConfig, PooledBuf};
 
@@ -85,13 +83,25 @@ fn the_miss_capacity_is_the_largest_step_at_or_below_the_initial_capacity() {
 /// A pool with the speech service's max and initial capacity, idle caps roomy enough for the
 /// spare.
 fn speech_pool() -> Pool {
+    idle_bytes_pool(8 * MAX)
+}
+
+/// The same with `max_idle_bytes` idle bytes at most.
+fn idle_bytes_pool(max_idle_bytes: usize) -> Pool {
     Pool::builder("growth")
         .initial_capacity(INITIAL)
         .max_buffer_size(MAX)
         .max_idle_buffers(4)
-        .max_idle_bytes(8 * MAX)
+        .max_idle_bytes(max_idle_bytes)
         .build()
         .unwrap()
+}
+
+/// Streams one byte past the max into a buffer of `pool` and returns it.
+fn return_one_past_the_max(pool: &Pool) {
+    let mut buf = pool.get();
+    stream_into(&mut buf, MAX + 1);
+    drop(buf);
 }
 
 /// Streams `len` bytes into `buf` in 4 KiB chunks, each made room for with the guard's
@@ -219,17 +229,8 @@ fn without_reserve_past_the_max_returns_over_it_are_shrunk_as_before() {
 
 #[test]
 fn the_spare_counts_against_the_idle_caps_and_leaves_with_them() {
-    let pool = Pool::builder("growth")
-        .initial_capacity(INITIAL)
-        .max_buffer_size(MAX)
-        .max_idle_buffers(4)
-        .max_idle_bytes(2 * MAX)
-        .idle_timeout(Duration::from_secs(3600))
-        .build()
-        .unwrap();
-    let mut buf = pool.get();
-    stream_into(&mut buf, MAX + 1);
-    drop(buf);
+    let pool = idle_bytes_pool(2 * MAX);
+    return_one_past_the_max(&pool);
     let stats = pool.stats();
     assert_eq!((stats.idle_buffers, stats.idle_bytes), (1, 2 * MAX as u64));
     // A lowered max releases a spare over twice the new max.
@@ -242,16 +243,8 @@ fn the_spare_counts_against_the_idle_caps_and_leaves_with_them() {
 
 #[test]
 fn a_spare_the_caps_have_no_room_for_is_shrunk_instead() {
-    let pool = Pool::builder("growth")
-        .initial_capacity(INITIAL)
-        .max_buffer_size(MAX)
-        .max_idle_buffers(4)
-        .max_idle_bytes(MAX + MAX / 2)
-        .build()
-        .unwrap();
-    let mut buf = pool.get();
-    stream_into(&mut buf, MAX + 1);
-    drop(buf);
+    let pool = idle_bytes_pool(MAX + MAX / 2);
+    return_one_past_the_max(&pool);
     let stats = pool.stats();
     assert_eq!(
         (stats.shrinks, stats.idle_buffers, stats.idle_bytes),
@@ -261,13 +254,7 @@ fn a_spare_the_caps_have_no_room_for_is_shrunk_instead() {
 
 #[test]
 fn the_spare_makes_room_for_buffers_within_the_max() {
-    let pool = Pool::builder("growth")
-        .initial_capacity(INITIAL)
-        .max_buffer_size(MAX)
-        .max_idle_buffers(4)
-        .max_idle_bytes(3 * MAX)
-        .build()
-        .unwrap();
+    let pool = idle_bytes_pool(3 * MAX);
     let (mut a, mut b, mut c) = (pool.get(), pool.get(), pool.get());
     stream_into(&mut c, MAX + 1);
     drop(c);

@@ -64,9 +64,81 @@ pub fn describe() {
     }
 }
 
+/// `value` as the Go Prometheus client writes a float in the text format (`writeFloat` in
+/// prometheus/common's expfmt, Go's `strconv.FormatFloat(value, 'g', -1, 64)`): the shortest
+/// digits that read back as `value`, in exponent form when the decimal exponent is below -4 or
+/// at least 6, the exponent with its sign and at least two digits; `+Inf`, `-Inf`, `NaN`.
+///
+/// This is how the agent spells `le` (its Prometheus exposition, and the `le` attribute of
+/// `heapscape::otel::BucketCounters`, feature `otel`) and how statsd_exporter spells the StatsD
+/// path's. An `le` value is a label string: `1048576` on one path and `1.048576e+06` on
+/// another would be two series for one bound wherever both meet in a query, so a tool writing
+/// or matching heapscape's `le` values spells them with this.
+///
+/// ```
+/// use heapscape::metrics::go_float;
+///
+/// assert_eq!(go_float(524_288.0), "524288");
+/// assert_eq!(go_float(1_048_576.0), "1.048576e+06");
+/// assert_eq!(go_float(0.000_01), "1e-05");
+/// assert_eq!(go_float(f64::INFINITY), "+Inf");
+/// ```
+pub fn go_float(value: f64) -> String {
+    if value.is_nan() {
+        return "NaN".to_owned();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
+    }
+    if value == 0.0 {
+        return "0".to_owned();
+    }
+    // Rust's `{:e}` writes the same shortest round-trip digits, as `1.048576e6`.
+    let scientific = format!("{value:e}");
+    let Some((mantissa, exponent)) = scientific.split_once('e') else {
+        return scientific;
+    };
+    let exponent: i32 = exponent.parse().unwrap_or_default();
+    if (-4..6).contains(&exponent) {
+        // Rust's `{}` never uses an exponent and keeps the shortest digits.
+        format!("{value}")
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_are_spelled_as_go_spells_them() {
+        // What Go's strconv.FormatFloat(f, 'g', -1, 64) returns for these values.
+        for (value, go) in [
+            (0.0, "0"),
+            (64.0, "64"),
+            (524_288.0, "524288"),
+            (999_999.0, "999999"),
+            (1e6, "1e+06"),
+            (1_048_576.0, "1.048576e+06"),
+            (1_073_741_824.0, "1.073741824e+09"),
+            (1.0, "1"),
+            (0.1, "0.1"),
+            (0.0001, "0.0001"),
+            (0.000_25, "0.00025"),
+            (0.000_01, "1e-05"),
+            (0.000_025, "2.5e-05"),
+            (1e100, "1e+100"),
+            (1e-100, "1e-100"),
+            (-1_048_576.0, "-1.048576e+06"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(go_float(value), go, "{value}");
+        }
+    }
 
     /// A histogram added to a catalog without its bounds here would reach exporters with their
     /// default bounds.

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use heapscape::metrics::go_float;
 use heapscape_cli::exit;
 use heapscape_demo::server::{READY_PREFIX, ReadyLine};
 use heapscape_pool::metrics::{
@@ -550,20 +551,6 @@ const STATSD_SERVICES: [(&str, f64, f64, u64); 2] =
 /// The bucket bound the pools' rule rounds a length up to.
 fn bound(length: f64) -> f64 {
     LENGTH_BUCKETS[bucket(length)]
-}
-
-/// A bucket bound as statsd_exporter writes it (the Go client's shortest `%g`): `311296`,
-/// `1.048576e+06`.
-fn go_float(value: f64) -> String {
-    if value.is_infinite() {
-        return "+Inf".to_owned();
-    }
-    if value < 1e6 {
-        return value.to_string();
-    }
-    let scientific = format!("{value:e}");
-    let (mantissa, exponent) = scientific.split_once('e').expect("an exponent");
-    format!("{mantissa}e+{exponent:0>2}")
 }
 
 /// What statsd_exporter serves `seconds` after the services started: their pool's settings,

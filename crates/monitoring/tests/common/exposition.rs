@@ -10,6 +10,8 @@
 //! So 524288 is `524288`, 1048576 is `1.048576e+06`, 0.0001 is `0.0001`, 0.00001 is `1e-05`;
 //! 1 is `1` and infinity `+Inf`.
 
+use heapscape::metrics::go_float;
+
 use super::yaml_file;
 
 /// The bucket bounds statsd_exporter/mapping.yml gives the histogram `metric`.
@@ -39,33 +41,6 @@ pub fn statsd_path_histogram(metric: &str, labels: &str, observations: &[f64]) -
         observations,
         go_float,
     )
-}
-
-/// `value` as the Go client writes a float in the text format (`writeFloat` in
-/// prometheus/common's expfmt).
-pub fn go_float(value: f64) -> String {
-    if value.is_nan() {
-        return "NaN".to_owned();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
-    }
-    if value == 0.0 {
-        return "0".to_owned();
-    }
-    // Rust's `{:e}` gives the same shortest round-trip digits, as `1.048576e6`.
-    let scientific = format!("{value:e}");
-    let (mantissa, exponent) = scientific
-        .split_once('e')
-        .expect("`{:e}` always writes an exponent");
-    let exponent: i32 = exponent.parse().expect("a decimal exponent");
-    if (-4..6).contains(&exponent) {
-        // Rust's `{}` never uses an exponent and keeps the shortest digits.
-        format!("{value}")
-    } else {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exponent.abs())
-    }
 }
 
 /// `value` as Rust's `Display` writes it: how the agent's Prometheus path

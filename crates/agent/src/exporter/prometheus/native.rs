@@ -31,6 +31,7 @@ use metrics_exporter_prometheus::formatting::{
     write_type_line,
 };
 
+use crate::metrics::go_float;
 use crate::sync::lock;
 
 /// How long a removed pool's late publications are ignored. A heartbeat tick takes the pool
@@ -421,38 +422,6 @@ impl HistogramFn for Series {
     }
 }
 
-/// `value` as Go's `strconv.FormatFloat(value, 'g', -1, 64)` writes it, which is how the Go
-/// client (and so statsd_exporter) spells `le`: the shortest digits that round-trip, in
-/// exponent form when the decimal exponent is below -4 or at least 6, the exponent with its
-/// sign and at least two digits (`524288`, `1.048576e+06`, `0.0001`, `1e-05`); `+Inf`.
-///
-/// An `le` value is a label string, so `1048576` here and `1.048576e+06` there would be two
-/// series for one bound wherever both paths meet in a query.
-pub(super) fn go_float(value: f64) -> String {
-    if value.is_nan() {
-        return "NaN".to_owned();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
-    }
-    if value == 0.0 {
-        return "0".to_owned();
-    }
-    // Rust's `{:e}` writes the same shortest round-trip digits, as `1.048576e6`.
-    let scientific = format!("{value:e}");
-    let Some((mantissa, exponent)) = scientific.split_once('e') else {
-        return scientific;
-    };
-    let exponent: i32 = exponent.parse().unwrap_or_default();
-    if (-4..6).contains(&exponent) {
-        // Rust's `{}` never uses an exponent and keeps the shortest digits.
-        format!("{value}")
-    } else {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use metrics::Label;
@@ -515,34 +484,6 @@ mod tests {
             text.contains(&format!("{HITS}{{pool=\"gone\"}} 1\n")),
             "{text}"
         );
-    }
-
-    #[test]
-    fn bounds_are_spelled_as_go_spells_them() {
-        // What Go's strconv.FormatFloat(f, 'g', -1, 64) returns for these values.
-        for (value, go) in [
-            (0.0, "0"),
-            (64.0, "64"),
-            (524_288.0, "524288"),
-            (999_999.0, "999999"),
-            (1e6, "1e+06"),
-            (1_048_576.0, "1.048576e+06"),
-            (1_073_741_824.0, "1.073741824e+09"),
-            (1.0, "1"),
-            (0.1, "0.1"),
-            (0.0001, "0.0001"),
-            (0.000_25, "0.00025"),
-            (0.000_01, "1e-05"),
-            (0.000_025, "2.5e-05"),
-            (1e100, "1e+100"),
-            (1e-100, "1e-100"),
-            (-1_048_576.0, "-1.048576e+06"),
-            (f64::INFINITY, "+Inf"),
-            (f64::NEG_INFINITY, "-Inf"),
-            (f64::NAN, "NaN"),
-        ] {
-            assert_eq!(go_float(value), go, "{value}");
-        }
     }
 
     #[test]

@@ -295,7 +295,7 @@ mod tests {
         };
         let (bound, after) = rest.split_once('"').expect("a closed le value");
         let spelled = match bound.parse::<f64>() {
-            Ok(value) if value.is_finite() => super::super::native::go_float(value),
+            Ok(value) if value.is_finite() => crate::metrics::go_float(value),
             _ => bound.to_owned(),
         };
         format!("{before}le=\"{spelled}\"{after}")

@@ -10,12 +10,14 @@ use crate::workspace_root;
 /// process.
 ///
 /// `env!("CARGO_BIN_EXE_...")` exists only for a package's own binaries, and Cargo does not
-/// build binaries of dependencies, so this runs `cargo build -p <package>` into the target
-/// directory and profile this test was built with (derived from the test executable's path:
-/// `<target>/<profile>/deps/<test>`). Cargo releases its build lock before running tests, so
-/// the inner build does not wait on the outer one; when the binary is up to date the build is a
-/// no-op. The environment variable `override_var`, when set, names the binary to use instead
-/// (no build).
+/// build binaries of dependencies, so this runs `cargo build -p <package> --features
+/// workspace-hack` into the target directory and profile this test was built with (derived
+/// from the test executable's path: `<target>/<profile>/deps/<test>`). The package's feature
+/// `workspace-hack` turns on the dependencies' features that the test builds share, so that
+/// this build reuses their dependencies. Cargo releases its build lock before running tests,
+/// so the inner build does not wait on the outer one; when the binary is up to date the build
+/// is a no-op. The environment variable `override_var`, when set, names the binary to use
+/// instead (no build).
 pub fn workspace_binary(package: &str, override_var: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
     let built = BUILT.get_or_init(Mutex::default);
@@ -48,6 +50,7 @@ fn build(package: &str) -> PathBuf {
     let mut command = Command::new(&cargo);
     command
         .args(["build", "-p", package, "--bin", package])
+        .args(["--features", "workspace-hack"])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(workspace_root());

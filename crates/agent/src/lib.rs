@@ -21,7 +21,8 @@
 //! recorder the service installed (the config then needs no `exporter:`), and
 //! [`prometheus::Recorder`] keeps heapscape's histograms bucketed in a service's own
 //! metrics-exporter-prometheus. With OpenTelemetry (feature `otel`), `otel::set_histogram_bounds`
-//! gives metrics-exporter-otel's recorder heapscape's bucket bounds. No tokio runtime is needed: outside one the agent uses threads
+//! gives metrics-exporter-otel's recorder heapscape's bucket bounds, or `otel::BucketCounters`
+//! counts heapscape's histograms per bucket itself, at a cost that does not grow with traffic. No tokio runtime is needed: outside one the agent uses threads
 //! of its own; without the default feature `tokio` neither tokio nor hyper is built, and the
 //! agent runs StatsD or the service's own recorder on threads (the Prometheus listener,
 //! [`prometheus`] and [`connection`] need the feature). The crate README's "Add heapscape to your service" compares the modes.

@@ -25,18 +25,24 @@
 //!
 //! OpenTelemetry's histograms take one measurement at a time: a pool's publication of `n`
 //! returns in one bucket costs `n` measurements on the heartbeat thread (the crate README's
-//! "OpenTelemetry" says how much).
+//! "OpenTelemetry" says how much). For a busy pool, [`BucketCounters`] wraps the recorder and
+//! counts heapscape's histograms per bucket itself, exported as counters: a publication then
+//! costs the same whatever the traffic.
 //!
 //! [`HISTOGRAMS`]: crate::metrics::HISTOGRAMS
+
+mod bucket_counters;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use metrics::KeyName;
 use metrics_exporter_otel::OpenTelemetryRecorder;
 
-/// Set once heapscape's bounds reached an OpenTelemetry recorder: the agent then knows the
-/// recorder it publishes through was set up for heapscape, and does not warn that it is not
-/// heapscape's Prometheus recorder.
+pub use bucket_counters::BucketCounters;
+
+/// Set once heapscape's bounds reached an OpenTelemetry recorder, or a [`BucketCounters`] was
+/// built: the agent then knows the recorder it publishes through was set up for heapscape, and
+/// does not warn that it is not heapscape's Prometheus recorder.
 static BOUNDS_SET: AtomicBool = AtomicBool::new(false);
 
 /// Sets the bucket bounds of every heapscape histogram ([`HISTOGRAMS`]) on `recorder`.

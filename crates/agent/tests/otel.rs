@@ -3,18 +3,28 @@
 //! exporter, the pool's counters, the heap gauges and the histograms are right, the histograms
 //! with heapscape's bucket bounds (not OpenTelemetry's defaults, where nearly every size is in
 //! the overflow bucket); the example's OTLP exporter delivers the same to a collector on
-//! loopback.
+//! loopback. With `heapscape::otel::BucketCounters`, a publication after a million returns
+//! makes no more calls into metrics-exporter-otel's recorder than after a thousand, and the
+//! exported bucket counters are exact.
 
 #[path = "../examples/otel/telemetry.rs"]
 mod telemetry;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use heapscape::{Agent, Config};
+use heapscape::otel::BucketCounters;
+use heapscape::{Agent, Config, Pool};
 use heapscape_testkit::{WAIT, wait_for};
+use metrics::{
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
+};
+use metrics_exporter_otel::OpenTelemetryRecorder;
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
@@ -90,7 +100,10 @@ fn heapscape_exports_through_opentelemetry_with_its_bucket_bounds() {
 
     let lengths = histogram(&exported, LENGTH, "pcm").expect("length histogram");
     assert_eq!(lengths.bounds, heapscape::pool::metrics::LENGTH_BUCKETS);
-    assert_eq!(lengths.counts, expected_counts(&lengths.bounds, length));
+    assert_eq!(
+        lengths.counts,
+        expected_counts(&lengths.bounds, length, RETURNS)
+    );
     assert_eq!(
         lengths.counts.last(),
         Some(&0),
@@ -143,6 +156,263 @@ fn heapscape_exports_through_opentelemetry_with_its_bucket_bounds() {
     provider.shutdown().expect("provider shutdown");
 }
 
+/// Returns of the busy pool: at one measurement per return, its publication into
+/// metrics-exporter-otel's recorder takes about 0.2 s (release build).
+const MANY_RETURNS: usize = 1_000_000;
+
+/// The busy pool's `n`th return's length: 1 B to 4 KB (short, so that a million returns fill
+/// their buffers quickly in a debug build), over the fine buckets up to 4,096.
+fn short_length(n: usize) -> usize {
+    1 + (n * 7919) % 4096
+}
+
+#[test]
+fn bucket_counters_count_a_busy_pool_exactly_with_calls_that_do_not_grow_with_it() {
+    let in_memory = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(
+            PeriodicReader::builder(in_memory.clone())
+                .with_interval(Duration::from_secs(3600))
+                .build(),
+        )
+        .build();
+    let meter = provider.meter("greeter");
+    let recorder = BucketCounters::new(
+        CallCounting::new(OpenTelemetryRecorder::new(meter.clone())),
+        &meter,
+    );
+    let pcm = Pool::builder("pcm")
+        .initial_capacity(1024)
+        .max_buffer_size(POOL_MAX as usize)
+        .build()
+        .expect("pool");
+    let zeros = vec![0; 4096];
+    let mut returned = 0;
+    let mut publish_after = |returns: usize| {
+        for n in returned..returned + returns {
+            pcm.get().extend_from_slice(&zeros[..short_length(n)]);
+        }
+        returned += returns;
+        let before = recorder.inner().calls();
+        metrics::with_local_recorder(&recorder, || pcm.publish());
+        recorder.inner().calls() - before
+    };
+    let calls_after_a_thousand = publish_after(1_000);
+    let calls_after_a_million = publish_after(MANY_RETURNS - 1_000);
+    assert_eq!(calls_after_a_million, calls_after_a_thousand);
+    assert_eq!(
+        recorder.inner().histogram_calls(),
+        0,
+        "heapscape's histograms never reach the recorder's one-measurement-per-call path"
+    );
+
+    provider.force_flush().expect("export");
+    let exported = in_memory
+        .get_finished_metrics()
+        .expect("in-memory metrics")
+        .pop()
+        .expect("an export");
+    let bounds = heapscape::pool::metrics::LENGTH_BUCKETS;
+    let le: Vec<String> = bounds
+        .iter()
+        .chain([&f64::INFINITY])
+        .map(|&bound| heapscape::metrics::go_float(bound))
+        .collect();
+    let buckets = counter_points(&exported, &format!("{LENGTH}_bucket"), "pcm");
+    assert_eq!(
+        buckets.len(),
+        bounds.len() + 1,
+        "one counter per bucket, whatever the traffic: {buckets:?}"
+    );
+    let mut expected = 0;
+    for (le, count) in le
+        .iter()
+        .zip(expected_counts(&bounds, short_length, MANY_RETURNS))
+    {
+        expected += count;
+        assert_eq!(buckets.get(le), Some(&expected), "le={le}");
+    }
+    assert_eq!(
+        counter_points(&exported, &format!("{LENGTH}_count"), "pcm").get(""),
+        Some(&(MANY_RETURNS as u64))
+    );
+    assert_eq!(
+        counter_points(&exported, &format!("{CAPACITY}_count"), "pcm").get(""),
+        Some(&(MANY_RETURNS as u64))
+    );
+    // The pool records each return at its fine bucket's upper bound (finer than the exported
+    // buckets below 64 B).
+    let sum: f64 = pcm
+        .stats()
+        .lengths
+        .buckets()
+        .map(|(bound, count)| (bound * count) as f64)
+        .sum();
+    assert_eq!(
+        sum_point(&exported, &format!("{LENGTH}_sum"), "pcm"),
+        Some((sum, "By".to_owned()))
+    );
+    provider.shutdown().expect("provider shutdown");
+}
+
+/// Each point of the `u64` counter `name` of `pool`, by its `le` ("" without one).
+fn counter_points(
+    exported: &ResourceMetrics,
+    name: &str,
+    pool: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    find(exported, name)
+        .flat_map(|metric| match metric.data() {
+            AggregatedMetrics::U64(MetricData::Sum(sum)) => sum
+                .data_points()
+                .filter(|point| pool_of(point.attributes()) == pool)
+                .map(|point| {
+                    let le = point
+                        .attributes()
+                        .find(|kv| kv.key.as_str() == "le")
+                        .map_or_else(String::new, |kv| kv.value.as_str().into_owned());
+                    (le, point.value())
+                })
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// The value and unit of the `f64` counter `name` of `pool`.
+fn sum_point(exported: &ResourceMetrics, name: &str, pool: &str) -> Option<(f64, String)> {
+    find(exported, name).find_map(|metric| match metric.data() {
+        AggregatedMetrics::F64(MetricData::Sum(sum)) => sum
+            .data_points()
+            .find(|point| pool_of(point.attributes()) == pool)
+            .map(|point| (point.value(), metric.unit().to_owned())),
+        _ => None,
+    })
+}
+
+/// A recorder that counts the calls made into it (registrations and every call on the handles
+/// it returns), passing each on to `inner`.
+#[derive(Debug)]
+struct CallCounting<R> {
+    inner: R,
+    calls: Arc<AtomicUsize>,
+    histogram_calls: Arc<AtomicUsize>,
+}
+
+impl<R> CallCounting<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            calls: Arc::default(),
+            histogram_calls: Arc::default(),
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn histogram_calls(&self) -> usize {
+        self.histogram_calls.load(Ordering::SeqCst)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A handle of the inner recorder's, counting each call made on it.
+struct Counted<H> {
+    inner: H,
+    calls: Arc<AtomicUsize>,
+}
+
+impl<H> Counted<H> {
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl CounterFn for Counted<Counter> {
+    fn increment(&self, value: u64) {
+        self.count();
+        self.inner.increment(value);
+    }
+
+    fn absolute(&self, value: u64) {
+        self.count();
+        self.inner.absolute(value);
+    }
+}
+
+impl GaugeFn for Counted<Gauge> {
+    fn increment(&self, value: f64) {
+        self.count();
+        self.inner.increment(value);
+    }
+
+    fn decrement(&self, value: f64) {
+        self.count();
+        self.inner.decrement(value);
+    }
+
+    fn set(&self, value: f64) {
+        self.count();
+        self.inner.set(value);
+    }
+}
+
+impl HistogramFn for Counted<Histogram> {
+    fn record(&self, value: f64) {
+        self.count();
+        self.inner.record(value);
+    }
+
+    fn record_many(&self, value: f64, count: usize) {
+        self.count();
+        self.inner.record_many(value, count);
+    }
+}
+
+impl<R: Recorder> Recorder for CallCounting<R> {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_counter(key, unit, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_gauge(key, unit, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_histogram(key, unit, description);
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.count();
+        Counter::from_arc(Arc::new(Counted {
+            inner: self.inner.register_counter(key, metadata),
+            calls: Arc::clone(&self.calls),
+        }))
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.count();
+        Gauge::from_arc(Arc::new(Counted {
+            inner: self.inner.register_gauge(key, metadata),
+            calls: Arc::clone(&self.calls),
+        }))
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        self.count();
+        self.histogram_calls.fetch_add(1, Ordering::SeqCst);
+        Histogram::from_arc(Arc::new(Counted {
+            inner: self.inner.register_histogram(key, metadata),
+            calls: Arc::clone(&self.histogram_calls),
+        }))
+    }
+}
+
 /// One histogram data point, copied out of the SDK's types.
 #[derive(Debug)]
 struct Exported {
@@ -152,11 +422,11 @@ struct Exported {
     unit: String,
 }
 
-/// Each bucket's count when every `length(n)` is counted in the first bucket whose bound is at
-/// least the length: the pool's fine buckets, which these bounds are.
-fn expected_counts(bounds: &[f64], length: fn(usize) -> usize) -> Vec<u64> {
+/// Each bucket's count when every `length(n)` of `0..returns` is counted in the first bucket
+/// whose bound is at least the length: the pool's fine buckets, which these bounds are.
+fn expected_counts(bounds: &[f64], length: fn(usize) -> usize, returns: usize) -> Vec<u64> {
     let mut counts = vec![0; bounds.len() + 1];
-    for n in 0..RETURNS {
+    for n in 0..returns {
         counts[bounds.partition_point(|&bound| bound < length(n) as f64)] += 1;
     }
     counts

@@ -19,9 +19,9 @@ use crate::sync::lock;
 ///
 /// OpenTelemetry's histograms take one measurement per call, so through metrics-exporter-otel's
 /// recorder a pool's `record_many(bound, n)` is `n` measurements: a publication's cost grows
-/// with the returns since the last one. Here it is one atomic addition to the bucket's count,
-/// whatever `n`; the meter reads the counts when it exports, at a cost set by the number of
-/// buckets and series, not by traffic. The counts are exact.
+/// with the returns since the last one. Here it is one atomic addition to the bucket's count
+/// and one to the sum, whatever `n`; the meter reads the counts when it exports, at a cost set
+/// by the number of buckets and series, not by traffic. The counts are exact.
 ///
 /// For each histogram `<name>` (and each label set, e.g. each pool), the meter exports three
 /// monotonic counters, as a Prometheus histogram's series:

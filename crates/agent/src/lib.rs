@@ -158,3 +158,4 @@ pub use heapscape_heartbeat::{Allocator, HeapStats};
 /// ```
 pub use heapscape_pool as pool;
 pub use heapscape_pool::{Pool, PoolConfig, PoolStats, PooledBuf};
+pub use units::parse_size;

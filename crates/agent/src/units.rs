@@ -28,8 +28,22 @@ fn split_number(text: &str) -> Option<(u64, &str)> {
     Some((number, text[digits_end..].trim()))
 }
 
-/// Parses a human size such as `4MiB`, `256KiB` or `4096`.
-pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+/// Parses a size as the config file writes it: a whole number of bytes, or a whole number with
+/// a unit, `B`, `KB`/`MB`/`GB` (powers of 1000) or `KiB`/`MiB`/`GiB` (powers of 1024), as in
+/// `4096`, `256KiB` or `4MiB`. For a service's own flags that take sizes, so that they read
+/// as its heapscape config does.
+///
+/// ```
+/// assert_eq!(heapscape::parse_size("256KiB"), Ok(256 << 10));
+/// assert_eq!(heapscape::parse_size("4 MB"), Ok(4_000_000));
+/// assert!(heapscape::parse_size("4mb").unwrap_err().contains("KiB"));
+/// ```
+///
+/// # Errors
+///
+/// A message that names the text and the accepted spellings when it is not a size (case
+/// matters: `Mb` would be megabits), or that says it is too large for 64 bits.
+pub fn parse_size(text: &str) -> Result<u64, String> {
     let invalid = || format!("`{text}` is not a size: {SIZE_HINT}");
     let (number, unit) = split_number(text).ok_or_else(invalid)?;
     // Case matters: `Mb` reads as megabits, `mb` as millibytes; only the standard spellings pass.

@@ -182,26 +182,11 @@ fn start_agent(options: &ServeOptions) -> Result<heapscape::Agent, Error> {
     agent.map_err(|e| Error::Agent(Box::new(e)))
 }
 
-/// Reads a byte count for a flag: a number with an optional unit `B`, `KiB`, `MiB` or `GiB`
-/// (`256MiB`, `65536`).
+/// Reads a byte count for a flag, spelled as in the heapscape config (`256MiB`, `65536`).
 fn parse_bytes(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let shift = match unit.trim() {
-        "" | "B" => 0,
-        "KiB" => 10,
-        "MiB" => 20,
-        "GiB" => 30,
-        other => return Err(format!("unknown unit {other:?}; use B, KiB, MiB or GiB")),
-    };
-    number
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| format!("{text:?} is not a byte count that fits in memory"))
+    let bytes = heapscape::parse_size(text)?;
+    usize::try_from(bytes)
+        .map_err(|_| format!("`{text}` is more bytes than this machine addresses"))
 }
 
 /// The `pcm` pool when the config names none: sized for the story's clips (median 256 KiB,

@@ -10,14 +10,16 @@ use crate::workspace_root;
 /// process.
 ///
 /// `env!("CARGO_BIN_EXE_...")` exists only for a package's own binaries, and Cargo does not
-/// build binaries of dependencies, so this runs `cargo build -p <package> --features
-/// workspace-hack` into the target directory and profile this test was built with (derived
-/// from the test executable's path: `<target>/<profile>/deps/<test>`). The package's feature
-/// `workspace-hack` turns on the dependencies' features that the test builds share, so that
-/// this build reuses their dependencies. Cargo releases its build lock before running tests,
-/// so the inner build does not wait on the outer one; when the binary is up to date the build
-/// is a no-op. The environment variable `override_var`, when set, names the binary to use
-/// instead (no build).
+/// build binaries of dependencies. The workspace's test build does build them, for the
+/// integration tests of their own packages: this runs that build, `cargo test --workspace
+/// --no-run`, into the target directory and profile this test was built with (derived from the
+/// test executable's path: `<target>/<profile>/deps/<test>`), and takes the binary from it.
+/// Within a run of the workspace's tests the build is up to date and only checked; a binary
+/// built on its own (`cargo build -p <package>`) would have other features than the test build
+/// (its package's alone, without the dev-dependencies that unify them), so it was compiled
+/// again, with its dependents, while the tests waited. Cargo releases its build lock before
+/// running tests, so the inner build does not wait on the outer one. The environment variable
+/// `override_var`, when set, names the binary to use instead (no build).
 pub fn workspace_binary(package: &str, override_var: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
     let built = BUILT.get_or_init(Mutex::default);
@@ -49,8 +51,7 @@ fn build(package: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(&cargo);
     command
-        .args(["build", "-p", package, "--bin", package])
-        .args(["--features", "workspace-hack"])
+        .args(["test", "--workspace", "--no-run"])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(workspace_root());
@@ -68,7 +69,7 @@ fn build(package: &str) -> PathBuf {
         .unwrap_or_else(|e| panic!("cannot run {cargo} to build {package}: {e}"));
     assert!(
         output.status.success(),
-        "cargo build -p {package} failed:\n{}",
+        "cargo test --workspace --no-run (for {package}'s binary) failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let binary = profile_dir.join(package);

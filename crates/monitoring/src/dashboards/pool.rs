@@ -146,9 +146,11 @@ pub(super) fn pool(config: &Config) -> Dashboard {
             "Discards by reason",
             "Buffers released instead of kept, per second, by reason. When returned: over_max \
              (larger than the max buffer size, with over_max: drop), idle_buffers_cap, \
-             idle_bytes_cap. Later: idle_timeout (trimmed after staying idle) and reconfigure \
-             (released when a reload lowered a cap). And buffers shrunk to the max (over_max: \
-             shrink).",
+             idle_bytes_cap. Later: idle_timeout (trimmed after staying idle), reconfigure \
+             (released when a reload lowered a cap) and spare (the one buffer kept over the \
+             max, released for one within it). And buffers shrunk to the max (over_max: \
+             shrink), and returns that grew while on loan (regrew: each growth a reallocation \
+             and a copy).",
             "ops",
         )
         .width(6)
@@ -163,6 +165,10 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         .query(
             s.pool_rate("heapscape_pool_shrinks_total", ""),
             "{{instance}} {{pool}} shrunk",
+        )
+        .query(
+            s.pool_rate("heapscape_pool_regrows_total", ""),
+            "{{instance}} {{pool}} regrew",
         ),
     );
     b.add(

@@ -11,6 +11,7 @@
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::service_metrics;
@@ -97,5 +98,35 @@ mod tests {
         assert!(line.write_all(b"rest").is_ok());
         assert!(line.flush().is_ok());
         assert_eq!(LINES_DROPPED.load(Ordering::Relaxed), before);
+    }
+}
+
+/// What is logged: `RUST_LOG` as tracing-subscriber's `Targets` (`debug`, or
+/// `info,heapscape_demo=debug,hyper=warn`), else `info`.
+///
+/// `Targets` rather than `EnvFilter`: the same level and target directives, without span and
+/// field filters, which the demo has no use for, and without the regex engine `EnvFilter`
+/// compiles in (a sixth of the release build's dependencies' time before `compare` runs).
+/// A `RUST_LOG` that does not parse is reported on standard error and `info` used.
+pub fn filter_from_env() -> Targets {
+    let info = Targets::new().with_default(LevelFilter::INFO);
+    let Some(text) = std::env::var_os("RUST_LOG").filter(|text| !text.is_empty()) else {
+        return info;
+    };
+    match text.to_str().map(str::parse::<Targets>) {
+        Some(Ok(targets)) => targets,
+        failed => {
+            let reason = match failed {
+                Some(Err(error)) => error.to_string(),
+                _ => "not UTF-8".to_owned(),
+            };
+            // Not `eprintln!`: it panics when standard error is closed.
+            let _ = writeln!(
+                io::stderr(),
+                "heapscape-demo: RUST_LOG={text:?} is not a log filter ({reason}); logging at \
+                 info. It takes a level (debug) or directives (info,heapscape_demo=debug)."
+            );
+            info
+        }
     }
 }

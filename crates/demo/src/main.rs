@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use heapscape_demo::{Error, compare, load, logging, server, soak};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 // Counting jemalloc: the heartbeat reads jemalloc's heap statistics and publishes the
 // allocation rate (`heapscape_alloc_*_total`) that `compare` reports per request.
@@ -46,12 +48,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
         .with_writer(logging::LossyStderr)
         .log_internal_errors(false)
+        .finish()
+        .with(logging::filter_from_env())
         .init();
     match run(cli) {
         Ok(code) => code,

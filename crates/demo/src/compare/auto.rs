@@ -30,7 +30,7 @@ const COOLDOWN: Duration = Duration::from_secs(3);
 /// The auto service's `recommendation_window` (the pool's default is 1 h). The recommendations
 /// read the interval in progress, so a short window is not what makes auto converge; it must
 /// hold the warm-up's returns through the cooldown after the load stops, and one slice's
-/// returns through the other modes' slices until auto's next (a round of five 4 s slices, 10 s
+/// returns through the other modes' slices until auto's next (a round of five 5 s slices, 10 s
 /// with `--quick`): a window that emptied there would make the tuner forget targets waiting
 /// out their cooldown. A minute does both, and within a run of a few minutes auto follows
 /// recent traffic rather than everything since it started, as a service would.

@@ -78,22 +78,24 @@ use crate::server::Pooling;
 use crate::sync::lock;
 
 /// Load time per mode of a default run, all slices together.
-pub const DEFAULT_DURATION: Duration = Duration::from_secs(40);
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(32);
 
 /// Load time per mode with `--quick`.
 pub const QUICK_DURATION: Duration = Duration::from_secs(6);
 
-/// Slice length of a default run. Not shorter: the tuned service's allocation rate comes from
-/// its few returns above the max (a handful per slice), and at 4 s slices its ratio to
-/// unpooled's spread too wide to decide within 8 rounds.
-pub const DEFAULT_SLICE: Duration = Duration::from_secs(5);
+/// Slice length of a default run: four heartbeat publications, three once the first after the
+/// idle gap is left out. Some 3,000 requests on a 2-core machine: the tuned service's
+/// allocation rate comes from its returns above the max, about 1 % of them, and with a few
+/// hundred requests a slice (a slower speech engine) its ratio to unpooled's spread too wide
+/// to decide within 8 rounds.
+pub const DEFAULT_SLICE: Duration = Duration::from_secs(4);
 
 /// Slice length with `--quick`: two heartbeat publications, so that a slice has a sample
 /// once the first after its idle gap is left out, and a rate between two of its own.
 pub const QUICK_SLICE: Duration = Duration::from_secs(2);
 
 /// Warm-up load per mode of a default run.
-pub const DEFAULT_WARMUP: Duration = Duration::from_secs(6);
+pub const DEFAULT_WARMUP: Duration = Duration::from_secs(3);
 
 /// Warm-up load per mode with `--quick`.
 pub const QUICK_WARMUP: Duration = Duration::from_secs(1);
@@ -192,7 +194,7 @@ pub struct CompareOptions {
     /// from 20 returns rather than the pool's default 400).
     #[arg(long)]
     pub quick: bool,
-    /// Load time per mode, all slices together, instead of 40 s (or 6 s with --quick): the
+    /// Load time per mode, all slices together, instead of 32 s (or 6 s with --quick): the
     /// most a run takes, since it stops after 4 rounds or more once every target's verdict is
     /// decided.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -200,10 +202,10 @@ pub struct CompareOptions {
     /// Run every round of --duration, even once every verdict is decided.
     #[arg(long)]
     pub all_rounds: bool,
-    /// Length of one slice, instead of 5 s (or 2 s with --quick).
+    /// Length of one slice, instead of 4 s (or 2 s with --quick).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub slice: Option<Duration>,
-    /// Warm-up load per mode before the recommendation is read, instead of 6 s (or 1 s with
+    /// Warm-up load per mode before the recommendation is read, instead of 3 s (or 1 s with
     /// --quick); repeated, up to 8 rounds, until the pooled service recommends.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub warmup: Option<Duration>,

@@ -22,15 +22,15 @@ use crate::scrape::{
 /// Auto-tuning's cooldown in `compare` (the pool's default is 10 min, longer than a whole run).
 /// At compare's 1 s heartbeat a target must be seen outside the band on four ticks in a row
 /// before it moves the pool, so the first ticks' reading of a handful of returns does not move
-/// it alone; and 3 s is short enough that the move lands within a default 6 s warm-up, or
-/// (with `--quick`'s 1 s warm-up) in the settle time after it, where the warm-up's returns are
+/// it alone; and 3 s is short enough that the move lands within or soon after a default 3 s
+/// warm-up (or `--quick`'s 1 s one), in the settle time after it, where the warm-up's returns are
 /// still in the window.
 const COOLDOWN: Duration = Duration::from_secs(3);
 
 /// The auto service's `recommendation_window` (the pool's default is 1 h). The recommendations
 /// read the interval in progress, so a short window is not what makes auto converge; it must
 /// hold the warm-up's returns through the cooldown after the load stops, and one slice's
-/// returns through the other modes' slices until auto's next (a round of five 5 s slices, 10 s
+/// returns through the other modes' slices until auto's next (a round of five 4 s slices, 10 s
 /// with `--quick`): a window that emptied there would make the tuner forget targets waiting
 /// out their cooldown. A minute does both, and within a run of a few minutes auto follows
 /// recent traffic rather than everything since it started, as a service would.

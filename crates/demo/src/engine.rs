@@ -330,9 +330,8 @@ impl Tone {
             let t = (at - self.start) as f64;
             let left = (self.end - at) as f64;
             let envelope = (t * per_fade).min(left * per_fade).min(1.0);
-            let value = sin
-                + self.second * 2.0 * sin * cos
-                + self.third * sin * (3.0 - 4.0 * sin * sin);
+            let value =
+                sin + self.second * 2.0 * sin * cos + self.third * sin * (3.0 - 4.0 * sin * sin);
             sample.copy_from_slice(&((scale * envelope * value) as i16).to_le_bytes());
             (sin, cos) = (
                 sin * turn_cos + cos * turn_sin,

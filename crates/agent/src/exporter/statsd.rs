@@ -245,8 +245,15 @@ impl GaugeFn for SignedGauge {
     }
 
     fn set(&self, value: f64) {
+        // A StatsD line has no way to say "no value": NaN (a pool's recommendation before its
+        // window holds enough returns, which Prometheus shows as a gap) or an infinity is a
+        // bad line to the daemon (Etsy statsd counts it in `statsd.bad_lines_seen`). Nothing
+        // is sent; the daemon keeps the series' last value, or has none yet.
+        if !value.is_finite() {
+            return;
+        }
         // -0.0 too: it is written `-0`, a relative change of nothing.
-        if value.is_sign_negative() && !value.is_nan() {
+        if value.is_sign_negative() {
             let (name, tags) = (&self.name, &self.tags);
             // A full queue drops the lines, as it would any metric.
             let _ = self
@@ -404,6 +411,52 @@ mod tests {
                 "{count}: {got:?}"
             );
         }
+    }
+
+    /// A gauge set to NaN or an infinity sends nothing; the values around it go out as they
+    /// are, negative ones as a reset and a change.
+    #[test]
+    fn a_gauge_without_a_value_sends_no_line() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind the receiver");
+        receiver
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("read timeout");
+        let udp = BufferedUdpMetricSink::with_capacity(
+            receiver.local_addr().expect("receiver address"),
+            UdpSocket::bind("127.0.0.1:0").expect("bind the sender"),
+            1432,
+        )
+        .expect("sink");
+        let sink = Arc::new(QueuingMetricSink::with_capacity(udp, 1_000));
+        let recorder =
+            StatsdRecorder::new(&StatsdConfig::default(), Arc::clone(&sink), BTreeMap::new())
+                .expect("recorder");
+        let gauge = recorder.register_gauge(&Key::from_name("g"), &METADATA);
+        for value in [
+            f64::NAN,
+            7.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -2.0,
+            f64::NAN,
+            3.0,
+        ] {
+            gauge.set(value);
+        }
+
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        let mut datagram = vec![0; 65_536];
+        while !lines.last().is_some_and(|line: &String| line == "g:3|g") {
+            assert!(Instant::now() < deadline, "lines missing: {lines:?}");
+            let Ok(length) = receiver.recv(&mut datagram) else {
+                let _ = sink.flush();
+                continue;
+            };
+            let text = std::str::from_utf8(&datagram[..length]).expect("UTF-8 lines");
+            lines.extend(text.lines().map(str::to_owned));
+        }
+        assert_eq!(lines, ["g:7|g", "g:0|g", "g:-2|g", "g:3|g"]);
     }
 
     /// Every count up to a million gets a rate that survives being written and read back, and

@@ -32,15 +32,17 @@ fn config(exporter: &str) -> Config {
              labels: {{ pooling: \"on\" }}\n\
              exporter: {exporter}\n\
              heartbeat: {{ interval: 200ms }}\n\
-             pools: {{ pcm: {{ max_buffer_size: 64KiB }} }}\n"
+             pools: {{ pcm: {{ max_buffer_size: 64KiB, recommendation_min_returns: 100 }} }}\n"
         ),
         "same_names.yaml",
     )
     .expect("config")
 }
 
-/// The same activity on both sides: hits, a miss, returns of several sizes, one over the max.
-/// Then waits for three heartbeat ticks, so every metric has been published.
+/// The same activity on both sides: hits, a miss, returns of several sizes, one over the max,
+/// more than the recommendations rest on (`recommendation_min_returns: 100`): without them the
+/// recommendation and candidate gauges read NaN, which StatsD has no line for. Then waits for
+/// three heartbeat ticks, so every metric has been published.
 fn run(agent: &Agent) {
     let pcm = agent.pool("pcm").expect("pool");
     for round in 0..200usize {

@@ -447,7 +447,7 @@ mod tests {
         let mut lines = Vec::new();
         let deadline = Instant::now() + WAIT;
         let mut datagram = vec![0; 65_536];
-        while !lines.last().is_some_and(|line: &String| line == "g:3|g") {
+        while lines.last().is_none_or(|line: &String| line != "g:3|g") {
             assert!(Instant::now() < deadline, "lines missing: {lines:?}");
             let Ok(length) = receiver.recv(&mut datagram) else {
                 let _ = sink.flush();

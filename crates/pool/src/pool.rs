@@ -185,6 +185,78 @@ mod tests {
         }
     }
 
+    /// Four streams at a time, each chunk reserved through the guard as a service does; one
+    /// stream in twenty is longer than the rest. Returns the pool's stats after `rounds`.
+    fn streams(pool: &Pool, rounds: usize) -> crate::PoolStats {
+        for round in 0..rounds {
+            let mut guards: Vec<_> = (0..4).map(|_| pool.get()).collect();
+            for (i, guard) in guards.iter_mut().enumerate() {
+                let long = (round * 4 + i) % 20 == 0;
+                let length = if long {
+                    200_000
+                } else {
+                    100_000 + 1_000 * (i + round % 7)
+                };
+                while guard.len() < length {
+                    guard.reserve(4096);
+                    guard.extend_from_slice(&[1; 4096]);
+                }
+            }
+        }
+        pool.stats()
+    }
+
+    #[test]
+    fn the_recommended_idle_caps_leave_room_for_the_spare() {
+        let pool = Pool::builder("spare")
+            .recommendation_min_returns(1)
+            .build()
+            .unwrap();
+        let stats = streams(&pool, 50);
+        let max = stats.recommended_max_buffer_size().unwrap() as usize;
+        // Below the long streams, which the spare (up to twice the max) holds.
+        assert!(max < 200_000 && 200_000 <= 2 * max, "{stats:?}");
+        assert!(stats.recommends_spare());
+        assert_eq!(stats.peak_held, 4);
+        let buffers = stats.recommended_max_idle_buffers().unwrap() as usize;
+        let bytes = stats.recommended_max_idle_bytes().unwrap() as usize;
+        assert_eq!(
+            (buffers, bytes),
+            (6, 7 * max),
+            "4, one of headroom, the spare"
+        );
+
+        // Applied as ops (or auto-tuning) would: the long streams take the spare and give it
+        // back, and no return pushes it out of the idle caps.
+        let mut config = pool.config();
+        (
+            config.max_buffer_size,
+            config.max_idle_buffers,
+            config.max_idle_bytes,
+        ) = (max, buffers, bytes);
+        pool.reconfigure(config).unwrap();
+        let before = pool.stats();
+        let after = streams(&pool, 200);
+        let regrows = after.regrows - before.regrows;
+        assert_eq!(after.discards.spare - before.discards.spare, 0, "{after:?}");
+        // The first long stream after the change regrows past the max; the spare serves the
+        // 39 after it.
+        assert!(regrows <= 2, "{regrows} regrows: {after:?}");
+
+        // With the caps the rule gave before the spare (peak plus an eighth, times the max),
+        // a full set of returned buffers pushes the spare out and the long streams regrow.
+        let mut config = pool.config();
+        (config.max_idle_buffers, config.max_idle_bytes) = (buffers - 1, (buffers - 1) * max);
+        pool.reconfigure(config).unwrap();
+        let before = pool.stats();
+        let after = streams(&pool, 200);
+        assert!(
+            after.discards.spare - before.discards.spare >= 30,
+            "{after:?}"
+        );
+        assert!(after.regrows - before.regrows >= 30, "{after:?}");
+    }
+
     #[test]
     fn a_shift_in_sizes_and_concurrency_shows_within_one_window() {
         let pool = Pool::builder("shift")
@@ -228,7 +300,9 @@ mod tests {
             "one window after the shift: recommended {recommended}, exact p95 {exact_p95}"
         );
         assert_eq!(stats.peak_held, 2);
-        assert_eq!(stats.recommended_max_idle_buffers(), Some(3));
+        // Two and one of headroom, and one for the spare: the longest returns are above the p95.
+        assert!(stats.recommends_spare());
+        assert_eq!(stats.recommended_max_idle_buffers(), Some(4));
         assert_eq!(stats.over_max_ratio(1 << 20), 0.0);
         // The lifetime histogram and counters still hold everything.
         assert_eq!(stats.returns, 30 * 8 + 60 * 2 + 20);

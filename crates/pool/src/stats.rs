@@ -367,15 +367,17 @@ impl PoolStats {
     ///
     /// # Definition
     /// [`PoolStats::peak_held`] over the window plus an eighth (rounded up, at least one) of
-    /// headroom; when an idle cap discarded returns within the window
-    /// ([`PoolStats::recent_idle_cap_discards`]), at least twice the max idle buffers in
-    /// force. `None` without enough returns in the window.
+    /// headroom, plus one for the spare when some of the window's returns are longer than
+    /// the recommended max ([`PoolStats::recommends_spare`]); when an idle cap discarded
+    /// returns within the window ([`PoolStats::recent_idle_cap_discards`]), at least twice
+    /// the max idle buffers in force. `None` without enough returns in the window.
     ///
     /// # Interpretation
     /// Enough idle buffers to serve the window's peak from the pool once its buffers have
-    /// come back; more only hold memory. A cap that discards a burst also hides it (the
-    /// buffers it dropped are never seen held), so the recommendation then grows by more than
-    /// auto-tuning's band, until the held peak shows the burst.
+    /// come back, and to keep the spare beside them; more only hold memory. A cap that
+    /// discards a burst also hides it (the buffers it dropped are never seen held), so the
+    /// recommendation then grows by more than auto-tuning's band, until the held peak shows
+    /// the burst.
     ///
     /// ```
     /// let mut stats = heapscape_pool::PoolStats::default();
@@ -389,7 +391,8 @@ impl PoolStats {
         if !self.has_enough_returns() {
             return None;
         }
-        let from_peak = self.peak_held + self.peak_held.div_ceil(8).max(1);
+        let spare = u64::from(self.recommends_spare());
+        let from_peak = self.peak_held + self.peak_held.div_ceil(8).max(1) + spare;
         if self.recent_idle_cap_discards > 0 {
             return Some(from_peak.max(self.max_idle_buffers.saturating_mul(2)));
         }
@@ -400,11 +403,13 @@ impl PoolStats {
     ///
     /// # Definition
     /// [`PoolStats::recommended_max_idle_buffers`] times
-    /// [`PoolStats::recommended_max_buffer_size`].
+    /// [`PoolStats::recommended_max_buffer_size`], plus one max more when the recommendation
+    /// keeps a spare ([`PoolStats::recommends_spare`]).
     ///
     /// # Interpretation
-    /// Room for the recommended number of idle buffers of the recommended max size, so that
-    /// neither idle cap discards what the other allows.
+    /// Room for the recommended number of idle buffers of the recommended max size, the spare
+    /// (up to twice the max) among them, so that neither idle cap discards what the other
+    /// allows.
     ///
     /// ```
     /// let mut stats = heapscape_pool::PoolStats::default();
@@ -415,6 +420,43 @@ impl PoolStats {
     /// ```
     pub fn recommended_max_idle_bytes(&self) -> Option<u64> {
         let buffers = self.recommended_max_idle_buffers()?;
-        Some(buffers.saturating_mul(self.recommended_max_buffer_size()?))
+        let spare = u64::from(self.recommends_spare());
+        Some(
+            buffers
+                .saturating_add(spare)
+                .saturating_mul(self.recommended_max_buffer_size()?),
+        )
+    }
+
+    /// Whether the recommended settings leave room for the spare: some of the window's
+    /// returns are longer than the recommended max.
+    ///
+    /// # Definition
+    /// [`PoolStats::over_max_ratio`] of [`PoolStats::recommended_max_buffer_size`] above 0;
+    /// `false` without a recommendation.
+    ///
+    /// # Interpretation
+    /// A max below the longest returns (the p95 leaves about 5 % above it) has streams grow
+    /// past it: the pool then keeps one buffer returned over the max whole, the spare (up to
+    /// twice the max), for the next such stream to take instead of regrowing. Idle caps
+    /// sized for the held peak alone have no room for it beside a full set of idle buffers,
+    /// so the pool would let it go whenever its buffers came back, and the next stream past
+    /// the max would regrow and allocate again.
+    ///
+    /// ```
+    /// let mut stats = heapscape_pool::PoolStats::default();
+    /// for len in 1..=100 { stats.recent_lengths.record(len * 1000); }
+    /// stats.peak_held = 8;
+    /// let max = stats.recommended_max_buffer_size().unwrap();
+    /// assert!(stats.recommends_spare());
+    /// assert_eq!(stats.recommended_max_idle_buffers(), Some(8 + 1 + 1));
+    /// assert_eq!(stats.recommended_max_idle_bytes(), Some((10 + 1) * max));
+    /// stats.recommend_percentile = 1.0;
+    /// assert!(!stats.recommends_spare());
+    /// assert_eq!(stats.recommended_max_idle_buffers(), Some(9));
+    /// ```
+    pub fn recommends_spare(&self) -> bool {
+        self.recommended_max_buffer_size()
+            .is_some_and(|max| self.over_max_ratio(max) > 0.0)
     }
 }

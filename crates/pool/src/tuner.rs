@@ -104,7 +104,9 @@ impl Tuner {
             base,
             now,
         );
-        let target = buffers
+        // Room for the spare too, as the recommendation leaves it (`recommends_spare`): up to
+        // twice the max, so one max more than the buffer slot it takes.
+        let target = (buffers + usize::from(stats.recommends_spare()))
             .saturating_mul(new_max)
             .clamp(new_max, base.max_idle_bytes);
         self.follow(

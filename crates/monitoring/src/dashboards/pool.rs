@@ -226,7 +226,9 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         timeseries(
             "Max idle buffers",
             "The max_idle_buffers in force against the one the pool recommends: the peak of \
-             buffers in use over its recommendation_window plus an eighth. A cap far above \
+             buffers in use over its recommendation_window plus an eighth, and one for the spare (a \
+             buffer returned over the max, kept whole) when returns are longer than the \
+             recommended max. A cap far above \
              lets the pool keep buffers no request of the window needed.",
             "short",
         )
@@ -245,8 +247,8 @@ pub(super) fn pool(config: &Config) -> Dashboard {
         timeseries(
             "Max idle bytes",
             "The max_idle_bytes in force against the one the pool recommends: the recommended \
-             max idle buffers times the recommended max buffer size, so that neither cap \
-             discards what the other allows.",
+             max idle buffers times the recommended max buffer size, one max more for the spare, \
+             so that neither cap discards what the other allows.",
             "bytes",
         )
         .width(8)
@@ -630,7 +632,8 @@ fn auto_tuning_row(s: &Selectors<'_>, b: &mut Board) {
         timeseries(
             "Max idle buffers: in force and target",
             "The max_idle_buffers in force against auto-tuning's target: the recommended one \
-             (the peak of buffers held over the recommendation_window plus an eighth), at \
+             (the peak of buffers held over the recommendation_window plus an eighth, and one \
+             for the spare), at \
              most the configured value, a ceiling auto-tuning never exceeds. A target pinned \
              at the ceiling while \"Idle caps: configured against recommended\" shows a \
              higher recommendation: the configured max_idle_buffers is too low for the \

@@ -340,8 +340,12 @@ mod tests {
     /// `record_many` through the real recorder and queue, read off a UDP socket on loopback:
     /// every count arrives as one line that stands for exactly that many observations, as
     /// both receivers read it.
-    #[test]
-    fn record_many_sends_one_line_that_stands_for_the_count() {
+    /// The real recorder and queue (`queue` lines long, with `tags`), sending to a UDP socket
+    /// on loopback that the test reads.
+    fn recorder_to_socket(
+        queue: usize,
+        tags: BTreeMap<String, String>,
+    ) -> (UdpSocket, Arc<QueuingMetricSink>, StatsdRecorder) {
         let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind the receiver");
         receiver
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -352,10 +356,16 @@ mod tests {
             1432,
         )
         .expect("sink");
-        let sink = Arc::new(QueuingMetricSink::with_capacity(udp, 100_000));
-        let tags = BTreeMap::from([("service".to_owned(), "unit".to_owned())]);
+        let sink = Arc::new(QueuingMetricSink::with_capacity(udp, queue));
         let recorder = StatsdRecorder::new(&StatsdConfig::default(), Arc::clone(&sink), tags)
             .expect("recorder");
+        (receiver, sink, recorder)
+    }
+
+    #[test]
+    fn record_many_sends_one_line_that_stands_for_the_count() {
+        let tags = BTreeMap::from([("service".to_owned(), "unit".to_owned())]);
+        let (receiver, sink, recorder) = recorder_to_socket(100_000, tags);
 
         let counts: Vec<usize> = (1..=300)
             .chain([
@@ -417,20 +427,7 @@ mod tests {
     /// are, negative ones as a reset and a change.
     #[test]
     fn a_gauge_without_a_value_sends_no_line() {
-        let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind the receiver");
-        receiver
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("read timeout");
-        let udp = BufferedUdpMetricSink::with_capacity(
-            receiver.local_addr().expect("receiver address"),
-            UdpSocket::bind("127.0.0.1:0").expect("bind the sender"),
-            1432,
-        )
-        .expect("sink");
-        let sink = Arc::new(QueuingMetricSink::with_capacity(udp, 1_000));
-        let recorder =
-            StatsdRecorder::new(&StatsdConfig::default(), Arc::clone(&sink), BTreeMap::new())
-                .expect("recorder");
+        let (receiver, sink, recorder) = recorder_to_socket(1_000, BTreeMap::new());
         let gauge = recorder.register_gauge(&Key::from_name("g"), &METADATA);
         for value in [
             f64::NAN,

@@ -27,38 +27,33 @@
 // reads its services' /metrics pages with it, without building the CLI's HTTP client).
 pub mod exposition;
 
-#[cfg(feature = "cli")]
-mod app;
-#[cfg(feature = "cli")]
-mod change;
-#[cfg(feature = "cli")]
-mod config_edit;
-#[cfg(feature = "cli")]
-mod error;
-#[cfg(feature = "cli")]
-mod fleet;
-#[cfg(feature = "cli")]
-mod http;
-#[cfg(feature = "cli")]
-mod instance;
-#[cfg(feature = "cli")]
-mod prometheus;
-#[cfg(feature = "cli")]
-mod recommend;
-#[cfg(feature = "cli")]
-mod report;
-#[cfg(feature = "cli")]
-mod since_change;
+/// The CLI's modules and what the crate exports from them, each under the `cli` feature: the
+/// attribute written once, as tokio's `cfg_*!` macros do.
+macro_rules! with_cli {
+    ($($item:item)*) => {
+        $(
+            #[cfg(feature = "cli")]
+            $item
+        )*
+    };
+}
 
-#[cfg(feature = "cli")]
-pub use app::{Cli, Outcome, RecommendArgs, run};
-#[cfg(feature = "cli")]
-pub use error::{Error, exit};
-#[cfg(feature = "cli")]
-pub use fleet::Settings;
-#[cfg(feature = "cli")]
-pub use recommend::{CandidateCost, Confidence, Recommendation};
-#[cfg(feature = "cli")]
-pub use report::{Format, Report};
-#[cfg(feature = "cli")]
-pub use since_change::{Observed, Predicted, SinceChange};
+with_cli! {
+    mod app;
+    mod change;
+    mod config_edit;
+    mod error;
+    mod fleet;
+    mod http;
+    mod instance;
+    mod prometheus;
+    mod recommend;
+    mod report;
+    mod since_change;
+    pub use app::{Cli, Outcome, RecommendArgs, run};
+    pub use error::{Error, exit};
+    pub use fleet::Settings;
+    pub use recommend::{CandidateCost, Confidence, Recommendation};
+    pub use report::{Format, Report};
+    pub use since_change::{Observed, Predicted, SinceChange};
+}
